@@ -1,0 +1,167 @@
+"""The user-facing embedder: any embedding family behind one ``encode``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.embedding_types import (
+    EmbeddingType,
+    check_embedding_type,
+    convert_embeddings,
+    to_json_values,
+    truncate_dimensions,
+)
+from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.inputs import parse_inputs
+from omniretrieve.models.base import DTYPES, EmbeddingModel, LoadOptions, check_task
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, Registry, default_registry
+from omniretrieve.runtime.progress import progress_bar
+
+PROGRESS_THRESHOLD = 256
+"""Inputs above this count show a progress bar when ``show_progress`` is left as None."""
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    model: str
+    embedding_type: str
+    embeddings: np.ndarray | list[str]
+    """(n, d) array: float32 for ``float``, int8/uint8 codes for the quantised types, packed
+    bits for ``binary``/``ubinary``; a list of base64 strings for ``base64``."""
+    truncated: list[bool]
+    """Per input: True when the text was cut at the model's maximum length."""
+    token_counts: list[int]
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
+
+    def __len__(self) -> int:
+        return len(self.truncated)
+
+    def to_json(self) -> dict[str, Any]:
+        values = to_json_values(self.embeddings)
+        return {
+            "model": self.model,
+            "embedding_type": self.embedding_type,
+            "data": [
+                {"index": i, "embedding": values[i], "truncated": self.truncated[i]}
+                for i in range(len(values))
+            ],
+            "usage": {"total_tokens": self.total_tokens},
+        }
+
+
+class Embedder:
+    """Embed texts (and, with image-capable families, images and mixed inputs).
+
+    >>> embedder = Embedder()                       # the bundled all-MiniLM-L6-v2
+    >>> result = embedder.encode(["a query"], task="retrieval.query")
+    >>> result.embeddings.shape
+    (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_EMBEDDER,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        token_budget: int = 8192,
+        max_batch_size: int = 128,
+        allow_download: bool = True,
+        registry: Registry | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise InputError(
+                f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}", field="dtype"
+            )
+        registry = registry or default_registry()
+        source = registry.resolve(model, allow_download=allow_download)
+        if source.family.kind != "embedder":
+            raise OmniRetrieveError(
+                f"model {source.model_id!r} is a {source.family.kind} ({source.family.name}), "
+                "not an embedder",
+                field="model",
+            )
+        options = LoadOptions(
+            device=device,
+            dtype=dtype,
+            token_budget=token_budget,
+            max_batch_size=max_batch_size,  # type: ignore[arg-type]
+        )
+        self.source = source
+        self.model: EmbeddingModel = source.family.loader().load(source, options)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the weights change; keys on-disk embedding caches."""
+        return f"{self.model_id.replace('/', '--')}-{self.source.fingerprint()}"
+
+    @property
+    def dimension(self) -> int:
+        return self.model.dimension
+
+    @property
+    def max_length(self) -> int:
+        return self.model.max_length
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.model.modalities
+
+    def encode(
+        self,
+        inputs: Any,
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool = True,
+        embedding_type: EmbeddingType | str = "float",
+        show_progress: bool | None = None,
+    ) -> EmbeddingResult:
+        """Embed ``inputs`` (a string, a list of strings, or ``{"text"|"image"}`` items).
+
+        Texts longer than the model's maximum length are truncated and flagged in
+        ``result.truncated``. ``dimensions`` truncates (Matryoshka) and re-normalises when
+        ``normalize`` is true. The quantised types (int8, uint8) need normalised output.
+        """
+        check_task(task)
+        check_embedding_type(embedding_type)
+        if embedding_type in ("int8", "uint8") and not normalize:
+            raise InputError(
+                f"embedding_type {embedding_type} quantises normalised vectors; "
+                "use normalize=True or a float type",
+                field="embedding_type",
+            )
+        parsed = parse_inputs(inputs)
+        if show_progress is None:
+            show_progress = len(parsed) > PROGRESS_THRESHOLD
+        with progress_bar(len(parsed), f"embedding ({self.model_id})", enabled=show_progress) as cb:
+            output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
+        vectors = truncate_dimensions(
+            output.vectors, dimensions, model_dimension=self.dimension, normalize=normalize
+        )
+        return EmbeddingResult(
+            model=self.model_id,
+            embedding_type=embedding_type,
+            embeddings=convert_embeddings(vectors, embedding_type),
+            truncated=output.truncated,
+            token_counts=output.token_counts,
+        )
+
+    def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        """Shorthand: float32 (n, d) normalised vectors of plain texts."""
+        result = self.encode(list(texts), **kwargs)
+        assert isinstance(result.embeddings, np.ndarray)
+        return result.embeddings

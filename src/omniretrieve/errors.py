@@ -1,0 +1,61 @@
+"""Errors that carry what the CLI and the HTTP server need to report them.
+
+Every error names the offending field where there is one, so that the server can answer
+``{"error": {"type", "message", "field"}}`` and the CLI can print one readable line.
+"""
+
+from __future__ import annotations
+
+
+class OmniRetrieveError(Exception):
+    """Base class: a problem the caller can act on (never a bug in omniretrieve)."""
+
+    status_code: int = 400
+    error_type: str = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"type": self.error_type, "message": self.message, "field": self.field}
+
+
+class InputError(OmniRetrieveError):
+    """The request's content is invalid (empty list, empty text, wrong type, ...)."""
+
+    status_code = 422
+    error_type = "invalid_input"
+
+
+class LimitExceededError(InputError):
+    """An input is over a configured limit (count, bytes, pixels, tokens)."""
+
+    status_code = 413
+    error_type = "limit_exceeded"
+
+
+class ModelNotFoundError(OmniRetrieveError):
+    """No model of that name exists locally (or on the hub)."""
+
+    status_code = 404
+    error_type = "model_not_found"
+
+
+class ModelUnavailableError(ModelNotFoundError):
+    """The model is not cached locally and the hub cannot be reached."""
+
+
+class UnsupportedModelError(OmniRetrieveError):
+    """The checkpoint exists but no family implemented here can run it."""
+
+    status_code = 422
+    error_type = "unsupported_model"
+
+
+class ModelIntegrityError(OmniRetrieveError):
+    """A bundled checkpoint's files do not match their recorded checksums."""
+
+    status_code = 500
+    error_type = "model_integrity"

@@ -1,0 +1,1 @@
+"""Evaluation: dataset loaders, metrics (pytrec_eval) and runs."""

@@ -1,0 +1,130 @@
+"""Dataset loaders. BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+
+Malformed files raise :class:`DatasetError` naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omniretrieve.errors import InputError
+
+
+class DatasetError(InputError):
+    error_type = "invalid_dataset"
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """Title and body as one text, the usual BEIR input to BM25 and embedders."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    name: str
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    split: str
+
+    def judged_queries(self) -> dict[str, str]:
+        """The queries that have at least one judgment in this split."""
+        return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist", field=str(path))
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise DatasetError(
+                    f"{path}:{number}: not valid JSON ({exc})", field=str(path)
+                ) from exc
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path}:{number}: expected a JSON object", field=str(path))
+            yield number, record
+
+
+def _require(record: dict[str, Any], key: str, path: Path, number: int) -> str:
+    value = record.get(key)
+    if value is None:
+        raise DatasetError(f"{path}:{number}: missing field {key!r}", field=key)
+    return str(value)
+
+
+def load_corpus(path: Path) -> dict[str, Document]:
+    corpus: dict[str, Document] = {}
+    for number, record in _read_jsonl(path):
+        doc_id = _require(record, "_id", path, number)
+        corpus[doc_id] = Document(
+            doc_id, str(record.get("text") or ""), str(record.get("title") or "")
+        )
+    return corpus
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    return {
+        _require(record, "_id", path, number): _require(record, "text", path, number)
+        for number, record in _read_jsonl(path)
+    }
+
+
+def load_qrels(path: Path) -> dict[str, dict[str, int]]:
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist", field=str(path))
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or (number == 1 and row[0] == "query-id"):
+                continue
+            if len(row) < 3:
+                raise DatasetError(
+                    f"{path}:{number}: expected query-id, corpus-id, score", field=str(path)
+                )
+            try:
+                score = int(float(row[2]))
+            except ValueError as exc:
+                raise DatasetError(f"{path}:{number}: score {row[2]!r} is not a number") from exc
+            qrels.setdefault(row[0], {})[row[1]] = score
+    return qrels
+
+
+def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist", field="dataset")
+    return BeirDataset(
+        name=root.name,
+        corpus=load_corpus(root / "corpus.jsonl"),
+        queries=load_queries(root / "queries.jsonl"),
+        qrels=load_qrels(root / "qrels" / f"{split}.tsv"),
+        split=split,
+    )
+
+
+def content_hash(texts: list[str]) -> str:
+    """sha256 over texts (length-prefixed so that boundaries count)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()

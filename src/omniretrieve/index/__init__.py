@@ -1,0 +1,1 @@
+"""Retrieval indexes: BM25 (sparse), dense vectors and their fusion."""

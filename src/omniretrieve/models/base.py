@@ -1,0 +1,115 @@
+"""What every model family provides: embedding models and rerank models.
+
+A family turns a checkpoint into an :class:`EmbeddingModel` or a :class:`RerankModel`. The
+user-facing :class:`omniretrieve.Embedder` and :class:`omniretrieve.Reranker` add the parts that
+are the same for every family (input parsing, dimensions, output types, top-n, progress).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from omniretrieve.errors import InputError
+from omniretrieve.inputs import Input
+
+if TYPE_CHECKING:
+    from omniretrieve.models.registry import ModelSource
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of items just finished."""
+
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+
+TASKS: tuple[str, ...] = (
+    "retrieval.query",
+    "retrieval.passage",
+    "text-matching",
+    "classification",
+    "separation",
+)
+"""Task names accepted everywhere (the Jina API's). Families map them to their own prompts."""
+
+
+def check_task(task: str | None) -> str | None:
+    if task is not None and task not in TASKS:
+        raise InputError(f"task must be one of {', '.join(TASKS)}; got {task!r}", field="task")
+    return task
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    device: str = "cpu"
+    dtype: Dtype = "auto"
+    token_budget: int = 8192
+    max_batch_size: int = 128
+    embedding_model: EmbeddingModel | None = None
+    """For scorers built on an embedder (the hybrid reranker): the one to share, if loaded."""
+
+
+@dataclass(frozen=True)
+class EncodeOutput:
+    vectors: np.ndarray
+    """(n, dimension) float32, as the model pools them (not re-normalised)."""
+    truncated: list[bool]
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class ScoreOutput:
+    scores: np.ndarray
+    """(n,) float32 relevance scores in [0, 1], in document order."""
+    truncated: list[bool]
+    total_tokens: int
+
+
+class EmbeddingModel(ABC):
+    model_id: str
+    family: str
+    dimension: int
+    max_length: int
+    modalities: frozenset[str]
+    normalized: bool
+    """Whether the checkpoint's own pipeline L2-normalises its output."""
+
+    @abstractmethod
+    def encode(
+        self,
+        inputs: Sequence[Input],
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> EncodeOutput: ...
+
+    @abstractmethod
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text costs after truncation, special tokens included."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, source: ModelSource, options: LoadOptions) -> EmbeddingModel: ...
+
+
+class RerankModel(ABC):
+    model_id: str
+    family: str
+    modalities: frozenset[str]
+
+    @abstractmethod
+    def score(
+        self,
+        query: Input,
+        documents: Sequence[Input],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreOutput: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, source: ModelSource, options: LoadOptions) -> RerankModel: ...

@@ -1,0 +1,135 @@
+"""``omniretrieve-hybrid-reranker``: the reranker that works with bundled weights only.
+
+No cross-encoder ships on PyPI, so the default reranker combines two kinds of evidence about
+each (query, document) pair:
+
+- lexical: BM25 of the document among the candidate set (bm25s, English stemming and
+  stopwords; IDF from the candidates themselves), divided by the best candidate's BM25, and
+  its z-score within the set;
+- dense: cosine similarity of the bundled all-MiniLM-L6-v2 embeddings, and its z-score within
+  the set.
+
+A logistic regression over these four features turns them into a probability of relevance in
+[0, 1]. Its weights live in ``hybrid_reranker.json`` beside this module and were fitted on
+SciFact's *train* queries by ``benchmarks/train_hybrid_reranker.py`` (BM25 top-100 candidates,
+qrels as labels); the test queries it is judged on were never used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from omniretrieve.inputs import Input, TextInput, texts_of
+from omniretrieve.models.base import (
+    EmbeddingModel,
+    LoadOptions,
+    ProgressCallback,
+    RerankModel,
+    ScoreOutput,
+)
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, Family, ModelSource
+
+PARAMS_FILE = Path(__file__).with_name("hybrid_reranker.json")
+FEATURES = ("dense_cosine", "bm25_over_max", "dense_z", "bm25_z")
+
+
+@dataclass(frozen=True)
+class HybridParams:
+    weights: tuple[float, ...]
+    bias: float
+
+    @classmethod
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        logits = features.astype(np.float64) @ np.asarray(self.weights) + self.bias
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+    @classmethod
+    def read(cls, path: Path = PARAMS_FILE) -> HybridParams:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if tuple(data["features"]) != FEATURES:
+            raise ValueError(f"{path} was fitted on features {data['features']}, not {FEATURES}")
+        return cls(weights=tuple(float(w) for w in data["weights"]), bias=float(data["bias"]))
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    if values.size < 2:
+        return np.zeros_like(values)
+    std = float(values.std())
+    if std < 1e-6:
+        return np.zeros_like(values)
+    return (values - values.mean()) / std
+
+
+def candidate_bm25(query: str, documents: Sequence[str]) -> np.ndarray:
+    """BM25 of each document for ``query``, with IDF taken from the candidate set itself."""
+    from omniretrieve.index.sparse import BM25Index
+
+    return BM25Index(documents).scores(query)
+
+
+def combine_features(cosine: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+    """(n, 4) features in :data:`FEATURES` order from raw cosine and BM25 scores."""
+    best = float(bm25.max()) if bm25.size else 0.0
+    bm25_over_max = bm25 / best if best > 0 else np.zeros_like(bm25)
+    features = np.stack([cosine, bm25_over_max, _zscore(cosine), _zscore(bm25)], axis=1)
+    return features.astype(np.float32)
+
+
+class HybridReranker(RerankModel):
+    family = "hybrid-reranker"
+    modalities = frozenset({"text"})
+
+    def __init__(self, model_id: str, embedder: EmbeddingModel, params: HybridParams) -> None:
+        self.model_id = model_id
+        self.embedder = embedder
+        self.params = params
+
+    @classmethod
+    def load(cls, source: ModelSource, options: LoadOptions) -> HybridReranker:
+        embedder = options.embedding_model
+        if embedder is None or embedder.model_id != DEFAULT_EMBEDDER:
+            from omniretrieve.models.registry import default_registry
+
+            embedder_source = default_registry().resolve(DEFAULT_EMBEDDER)
+            embedder = embedder_source.family.loader().load(embedder_source, options)
+        return cls(source.model_id, embedder, HybridParams.read())
+
+    def score(
+        self,
+        query: Input,
+        documents: Sequence[Input],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreOutput:
+        query_text = texts_of([query], model_id=self.model_id, field="query")[0]
+        texts = texts_of(documents, model_id=self.model_id, field="documents")
+        query_out = self.embedder.encode([TextInput(query_text)], task="retrieval.query")
+        docs_out = self.embedder.encode(
+            [TextInput(t) for t in texts], task="retrieval.passage", progress=progress
+        )
+        cosine = _unit(docs_out.vectors) @ _unit(query_out.vectors)[0]
+        features = combine_features(cosine, candidate_bm25(query_text, texts))
+        tokens = len(texts) * query_out.token_counts[0] + sum(docs_out.token_counts)
+        return ScoreOutput(
+            scores=self.params.probability(features),
+            truncated=docs_out.truncated,
+            total_tokens=tokens,
+        )
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+FAMILY = Family(
+    name="hybrid-reranker",
+    kind="reranker",
+    modalities=frozenset({"text"}),
+    matches=lambda info: False,  # weight-free: reached only through its bundled id
+    loader=lambda: HybridReranker,
+)

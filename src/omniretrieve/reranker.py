@@ -1,0 +1,146 @@
+"""The user-facing reranker: any rerank family behind one ``rerank``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput, parse_input, parse_inputs
+from omniretrieve.models.base import DTYPES, EmbeddingModel, LoadOptions, RerankModel
+from omniretrieve.models.registry import DEFAULT_RERANKER, Registry, default_registry
+from omniretrieve.runtime.progress import progress_bar
+
+PROGRESS_THRESHOLD = 256
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    index: int
+    """Position of the document in the list that was sent."""
+    relevance_score: float
+    """In [0, 1]; higher is more relevant."""
+    document: Input | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class RerankResponse:
+    model: str
+    results: list[RerankResult]
+    total_tokens: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "usage": {"total_tokens": self.total_tokens},
+            "results": [
+                {
+                    "index": r.index,
+                    "relevance_score": r.relevance_score,
+                    **({"document": document_json(r.document)} if r.document is not None else {}),
+                    "truncated": r.truncated,
+                }
+                for r in self.results
+            ],
+        }
+
+
+def document_json(document: Input) -> dict[str, Any]:
+    if isinstance(document, TextInput):
+        return {"text": document.text}
+    if isinstance(document, MixedInput):
+        return {"text": document.text, "image": _image_ref(document.image)}
+    return {"image": _image_ref(document)}
+
+
+def _image_ref(image: ImageInput) -> str:
+    return image.source if isinstance(image.source, str) else f"<{len(image.source)} bytes>"
+
+
+class Reranker:
+    """Score documents against a query and return them best first.
+
+    With no model configured this is ``omniretrieve-hybrid-reranker``, which needs only the
+    bundled weights; pass a cross-encoder or VLM reranker id/directory to replace it.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_RERANKER,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        token_budget: int = 8192,
+        max_batch_size: int = 128,
+        allow_download: bool = True,
+        embedding_model: EmbeddingModel | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise InputError(
+                f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}", field="dtype"
+            )
+        registry = registry or default_registry()
+        source = registry.resolve(model, allow_download=allow_download)
+        if source.family.kind != "reranker":
+            raise OmniRetrieveError(
+                f"model {source.model_id!r} is an {source.family.kind} ({source.family.name}), "
+                "not a reranker",
+                field="model",
+            )
+        options = LoadOptions(
+            device=device,
+            dtype=dtype,  # type: ignore[arg-type]
+            token_budget=token_budget,
+            max_batch_size=max_batch_size,
+            embedding_model=embedding_model,
+        )
+        self.source = source
+        self.model: RerankModel = source.family.loader().load(source, options)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def rerank(
+        self,
+        query: Any,
+        documents: Any,
+        *,
+        top_n: int | None = None,
+        return_documents: bool = True,
+        show_progress: bool | None = None,
+    ) -> RerankResponse:
+        """Rank ``documents`` for ``query``; ``top_n`` keeps the best n (all when None)."""
+        parsed_query = parse_input(query, field="query")
+        parsed_docs = parse_inputs(documents, field="documents")
+        if top_n is not None:
+            if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
+                raise InputError(f"top_n must be a positive integer; got {top_n!r}", field="top_n")
+        if show_progress is None:
+            show_progress = len(parsed_docs) > PROGRESS_THRESHOLD
+        with progress_bar(
+            len(parsed_docs), f"reranking ({self.model_id})", enabled=show_progress
+        ) as cb:
+            output = self.model.score(parsed_query, parsed_docs, progress=cb)
+        scores = np.asarray(output.scores, dtype=np.float64)
+        order = np.argsort(-scores, kind="stable")
+        if top_n is not None:
+            order = order[:top_n]
+        results = [
+            RerankResult(
+                index=int(i),
+                relevance_score=float(scores[i]),
+                document=parsed_docs[i] if return_documents else None,
+                truncated=bool(output.truncated[i]),
+            )
+            for i in order
+        ]
+        return RerankResponse(
+            model=self.model_id, results=results, total_tokens=output.total_tokens
+        )

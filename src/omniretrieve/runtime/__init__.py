@@ -1,0 +1,1 @@
+"""Execution helpers shared by every model family: batching, caches, backends."""

@@ -1,0 +1,43 @@
+"""Small torch helpers shared by the transformer families (imported only when a model loads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from omniretrieve.errors import InputError
+
+
+def torch_dtype(name: str, device: str) -> Any:
+    """The torch dtype for a dtype name; ``auto`` is float32 on CPU and float16 on GPU."""
+    import torch
+
+    if name == "auto":
+        return torch.float32 if device == "cpu" else torch.float16
+    mapping = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in mapping:
+        raise InputError(f"dtype must be one of auto, {', '.join(mapping)}; got {name!r}")
+    return mapping[name]
+
+
+def check_device(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for, but torch sees no CUDA device")
+    return device
+
+
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' per-tensor "Loading weights" bar (local loads are quick)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
