@@ -43,7 +43,6 @@ class HybridParams:
     weights: tuple[float, ...]
     bias: float
 
-    @classmethod
     def probability(self, features: np.ndarray) -> np.ndarray:
         logits = features.astype(np.float64) @ np.asarray(self.weights) + self.bias
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)

@@ -1,0 +1,41 @@
+"""Shared fixtures: the bundled models are loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("OMNIRETRIEVE_DATASETS", ROOT.parent / "shared" / "datasets"))
+CACHE_DIR = ROOT / ".cache"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    if not DATASETS.is_dir():
+        pytest.skip(f"shared datasets not found at {DATASETS}")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from omniretrieve import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def hybrid_reranker(minilm):
+    from omniretrieve import Reranker
+
+    return Reranker(embedding_model=minilm.model)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.builders.tiny_bert import build_tiny_bert
+
+    # The directory name suggests another family: the registry must read the config instead.
+    return build_tiny_bert(tmp_path_factory.mktemp("ckpt") / "qwen2-vl-reranker-looking-name")
