@@ -1,6 +1,6 @@
 """Fit omniretrieve-hybrid-reranker's logistic regression on SciFact *train* queries.
 
-    python benchmarks/train_hybrid_reranker.py          # writes src/omniretrieve/models/hybrid_reranker.json
+    python benchmarks/train_hybrid_reranker.py   # writes models/hybrid_reranker.json
 
 Candidates are BM25's top 100 per train query; labels are the train qrels. The test split is
 never read here. scikit-learn's LogisticRegression does the fitting; the regularisation strength

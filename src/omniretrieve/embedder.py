@@ -72,7 +72,7 @@ class Embedder:
         *,
         device: str = "cpu",
         dtype: str = "auto",
-        token_budget: int = 8192,
+        token_budget: int = 4096,
         max_batch_size: int = 128,
         allow_download: bool = True,
         registry: Registry | None = None,

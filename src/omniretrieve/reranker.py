@@ -75,7 +75,7 @@ class Reranker:
         *,
         device: str = "cpu",
         dtype: str = "auto",
-        token_budget: int = 8192,
+        token_budget: int = 4096,
         max_batch_size: int = 128,
         allow_download: bool = True,
         embedding_model: EmbeddingModel | None = None,

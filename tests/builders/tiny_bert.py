@@ -29,9 +29,9 @@ def build_tiny_bert(
     target.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *string.ascii_lowercase]
     vocab += [f"##{c}" for c in string.ascii_lowercase] + list(string.digits + ".,?!")
-    vocab_file = target / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tokenizer = BertTokenizerFast(
+        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True
+    )
     tokenizer.save_pretrained(target)
 
     torch.manual_seed(seed)

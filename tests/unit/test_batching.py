@@ -15,7 +15,9 @@ def test_every_index_once_and_budget_respected() -> None:
     assert flat == list(range(1000))
     for batch in batches:
         assert len(batch) <= 64
-        assert len(batch) * max(lengths[i] for i in batch) <= 4096
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) * longest <= 4096
+        assert all(lengths[i] * 2 >= longest for i in batch)
 
 
 def test_many_short_and_few_long_texts() -> None:

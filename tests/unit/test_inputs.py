@@ -93,7 +93,7 @@ def test_urls_and_garbage_are_refused_here() -> None:
 def test_decompression_bomb_is_refused_from_the_header() -> None:
     bomb = png_claiming_size(20_000, 20_000)
     assert len(bomb) < 1_000
-    with pytest.raises(LimitExceededError, match="20000x20000 pixels"):
+    with pytest.raises(LimitExceededError, match="400000000 pixels"):
         open_image(bomb)
 
 

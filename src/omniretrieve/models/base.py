@@ -46,7 +46,7 @@ def check_task(task: str | None) -> str | None:
 class LoadOptions:
     device: str = "cpu"
     dtype: Dtype = "auto"
-    token_budget: int = 8192
+    token_budget: int = 4096
     max_batch_size: int = 128
     embedding_model: EmbeddingModel | None = None
     """For scorers built on an embedder (the hybrid reranker): the one to share, if loaded."""

@@ -2,14 +2,16 @@
 
 Sorting makes each batch hold texts of similar length, so padding is small; the budget bounds
 ``batch_size * longest_sequence`` so that 10,000 short texts go in large batches and long texts
-in small ones, with memory bounded in both cases.
+in small ones, with memory bounded in both cases. A text less than half as long as its batch's
+longest starts a new batch even when it would fit, so short texts never ride (and pay for) a
+long batch's padding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-DEFAULT_TOKEN_BUDGET = 8192
+DEFAULT_TOKEN_BUDGET = 4096
 DEFAULT_MAX_BATCH_SIZE = 128
 
 
@@ -22,8 +24,9 @@ def plan_batches(
     """Group item indices into batches, longest first.
 
     Each batch's padded size ``len(batch) * max(length in batch)`` stays within
-    ``token_budget`` (a single item longer than the budget gets a batch of its own) and holds at
-    most ``max_batch_size`` items. Every index appears exactly once.
+    ``token_budget`` (a single item longer than the budget gets a batch of its own), holds at
+    most ``max_batch_size`` items, and no item in it is shorter than half its longest. Every
+    index appears exactly once.
     """
     if token_budget < 1 or max_batch_size < 1:
         raise ValueError("token_budget and max_batch_size must be positive")
@@ -34,7 +37,10 @@ def plan_batches(
     for index in order:
         length = max(int(lengths[index]), 1)
         padded_if_added = max(longest, length) * (len(current) + 1)
-        if current and (padded_if_added > token_budget or len(current) >= max_batch_size):
+        too_short = length * 2 < longest
+        if current and (
+            padded_if_added > token_budget or len(current) >= max_batch_size or too_short
+        ):
             batches.append(current)
             current, longest = [], 0
         current.append(index)

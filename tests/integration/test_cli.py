@@ -1,0 +1,176 @@
+"""The CLI as a user runs it: JSON on stdout, one-line errors and non-zero exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from omniretrieve import __version__
+from omniretrieve.cli import app
+from omniretrieve.models.registry import UNREACHABLE
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run_ok(runner: CliRunner, args: list[str], stdin: str | None = None) -> dict:
+    result = runner.invoke(app, args, input=stdin)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"omniretrieve {__version__}"
+
+
+def test_embed_arguments(runner: CliRunner) -> None:
+    payload = run_ok(runner, ["embed", "hello world", "second text", "--dimensions", "64"])
+    assert payload["model"] == "all-MiniLM-L6-v2"
+    assert [row["index"] for row in payload["data"]] == [0, 1]
+    assert len(payload["data"][0]["embedding"]) == 64
+    assert payload["usage"]["total_tokens"] > 0
+
+
+def test_embed_file_stdin_and_jsonl(runner: CliRunner, tmp_path: Path) -> None:
+    source = tmp_path / "texts.txt"
+    source.write_text("first line\n\nsecond line\n", encoding="utf-8")
+    from_file = run_ok(runner, ["embed", "--file", str(source), "--embedding-type", "ubinary"])
+    assert len(from_file["data"]) == 2 and len(from_file["data"][0]["embedding"]) == 48
+    from_stdin = run_ok(runner, ["embed", "--file", "-"], stdin="one\ntwo\nthree\n")
+    assert len(from_stdin["data"]) == 3
+    result = runner.invoke(app, ["embed", "a", "b", "--jsonl"])
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["index"] for line in lines] == [0, 1]
+
+
+def test_long_text_is_truncated_and_said(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["embed", "word " * 20_000])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["data"][0]["truncated"] is True
+    assert "truncated to 256 tokens" in result.stderr
+
+
+def test_rerank(runner: CliRunner) -> None:
+    payload = run_ok(
+        runner,
+        ["rerank", "what do cats eat", "stocks fell", "cats eat fish", "--top-n", "1"],
+    )
+    assert payload["results"][0]["index"] == 1
+    assert payload["results"][0]["document"] == {"text": "cats eat fish"}
+    assert 0.0 <= payload["results"][0]["relevance_score"] <= 1.0
+
+
+def test_models_list_json(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    ids = {row["model_id"]: row for row in json.loads(result.stdout)}
+    assert ids["all-MiniLM-L6-v2"]["dimension"] == 384
+    assert ids["omniretrieve-hybrid-reranker"]["kind"] == "reranker"
+    table = runner.invoke(app, ["models"])
+    assert "all-MiniLM-L6-v2" in table.stdout and "sentence-encoder" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["embed", ""], "input[0] is an empty text", 2),
+        (["embed", "x", "--dimensions", "999"], "model's dimension 384", 2),
+        (["embed", "x", "--embedding-type", "float16"], "embedding_type must be one of", 2),
+        (["embed", "x", "--model", "no such model!"], "is neither a bundled model", 1),
+        (["embed", "x", "--task", "nope"], "task must be one of", 2),
+        (["rerank", "q", "--file", "/does/not/exist"], "no such file", 2),
+        (["embed", "x", "-m", "omniretrieve-hybrid-reranker"], "not an embedder", 1),
+    ],
+)
+def test_errors_are_one_line(runner: CliRunner, args: list[str], message: str, code: int) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == code
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_non_utf8_file(runner: CliRunner, tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
+    result = runner.invoke(app, ["embed", "--file", str(latin1)])
+    assert result.exit_code == 2
+    assert "not valid UTF-8 (byte 0xe9 at offset 3)" in result.stderr
+
+
+def test_empty_stdin(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["embed", "--file", "-"], input="\n\n")
+    assert result.exit_code == 2 and "no input" in result.stderr
+
+
+def closed_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_uncached_hub_model_without_network(tmp_path: Path, offline: bool) -> None:
+    """Offline mode, or a hub endpoint that refuses connections: one clear line, exit 1."""
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1" if offline else "0",
+        "HF_ENDPOINT": f"http://127.0.0.1:{closed_local_port()}",
+        "HF_HUB_ETAG_TIMEOUT": "2",
+        "HF_HUB_DOWNLOAD_TIMEOUT": "2",
+    }
+    for args in (["embed", "x", "--model", "BAAI/bge-code-v1"], ["models", "pull", "org/model"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "omniretrieve.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        model = args[-1]
+        assert done.returncode == 1
+        assert done.stderr.strip() == f"error: {UNREACHABLE.format(model=model)}"
+
+
+def test_models_lists_the_hugging_face_cache(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """A checkpoint in the HF cache layout is listed with its family (read from its config)."""
+    import shutil
+
+    repo = tmp_path / "hub" / "models--someone--tiny-encoder"
+    snapshot = repo / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_bert_dir, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "omniretrieve.cli", "models", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {row["model_id"]: row for row in json.loads(done.stdout)}
+    assert rows["someone/tiny-encoder"]["family"] == "sentence-encoder"
+    assert rows["someone/tiny-encoder"]["dimension"] == 32
+    assert rows["someone/tiny-encoder"]["source"] == "hf-cache"
+    embedded = subprocess.run(
+        [sys.executable, "-m", "omniretrieve.cli", "embed", "cat", "-m", "someone/tiny-encoder"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert embedded.returncode == 0, embedded.stderr
+    assert len(json.loads(embedded.stdout)["data"][0]["embedding"]) == 32
