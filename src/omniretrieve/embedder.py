@@ -18,7 +18,7 @@ from omniretrieve.embedding_types import (
 )
 from omniretrieve.errors import InputError, OmniRetrieveError
 from omniretrieve.inputs import parse_inputs
-from omniretrieve.models.base import DTYPES, EmbeddingModel, LoadOptions, check_task
+from omniretrieve.models.base import DTYPES, EmbeddingModel, EncodeOutput, LoadOptions, check_task
 from omniretrieve.models.registry import DEFAULT_EMBEDDER, Registry, default_registry
 from omniretrieve.runtime.progress import progress_bar
 
@@ -55,6 +55,39 @@ class EmbeddingResult:
             ],
             "usage": {"total_tokens": self.total_tokens},
         }
+
+
+def check_encode_options(task: str | None, embedding_type: str, normalize: bool) -> None:
+    """Validate the options of an encode call before any model work."""
+    check_task(task)
+    check_embedding_type(embedding_type)
+    if embedding_type in ("int8", "uint8") and not normalize:
+        raise InputError(
+            f"embedding_type {embedding_type} quantises normalised vectors; "
+            "use normalize=True or a float type",
+            field="embedding_type",
+        )
+
+
+def finish_embeddings(
+    model: EmbeddingModel,
+    output: EncodeOutput,
+    *,
+    dimensions: int | None,
+    normalize: bool,
+    embedding_type: str,
+) -> EmbeddingResult:
+    """Pooled vectors -> Matryoshka truncation, normalisation and the output type."""
+    vectors = truncate_dimensions(
+        output.vectors, dimensions, model_dimension=model.dimension, normalize=normalize
+    )
+    return EmbeddingResult(
+        model=model.model_id,
+        embedding_type=embedding_type,
+        embeddings=convert_embeddings(vectors, embedding_type),
+        truncated=output.truncated,
+        token_counts=output.token_counts,
+    )
 
 
 class Embedder:
@@ -136,28 +169,18 @@ class Embedder:
         ``result.truncated``. ``dimensions`` truncates (Matryoshka) and re-normalises when
         ``normalize`` is true. The quantised types (int8, uint8) need normalised output.
         """
-        check_task(task)
-        check_embedding_type(embedding_type)
-        if embedding_type in ("int8", "uint8") and not normalize:
-            raise InputError(
-                f"embedding_type {embedding_type} quantises normalised vectors; "
-                "use normalize=True or a float type",
-                field="embedding_type",
-            )
+        check_encode_options(task, embedding_type, normalize)
         parsed = parse_inputs(inputs)
         if show_progress is None:
             show_progress = len(parsed) > PROGRESS_THRESHOLD
         with progress_bar(len(parsed), f"embedding ({self.model_id})", enabled=show_progress) as cb:
             output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
-        vectors = truncate_dimensions(
-            output.vectors, dimensions, model_dimension=self.dimension, normalize=normalize
-        )
-        return EmbeddingResult(
-            model=self.model_id,
+        return finish_embeddings(
+            self.model,
+            output,
+            dimensions=dimensions,
+            normalize=normalize,
             embedding_type=embedding_type,
-            embeddings=convert_embeddings(vectors, embedding_type),
-            truncated=output.truncated,
-            token_counts=output.token_counts,
         )
 
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:

@@ -10,7 +10,13 @@ import numpy as np
 
 from omniretrieve.errors import InputError, OmniRetrieveError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput, parse_input, parse_inputs
-from omniretrieve.models.base import DTYPES, EmbeddingModel, LoadOptions, RerankModel
+from omniretrieve.models.base import (
+    DTYPES,
+    EmbeddingModel,
+    LoadOptions,
+    RerankModel,
+    ScoreOutput,
+)
 from omniretrieve.models.registry import DEFAULT_RERANKER, Registry, default_registry
 from omniretrieve.runtime.progress import progress_bar
 
@@ -48,6 +54,36 @@ class RerankResponse:
                 for r in self.results
             ],
         }
+
+
+def check_top_n(top_n: int | None) -> None:
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise InputError(f"top_n must be a positive integer; got {top_n!r}", field="top_n")
+
+
+def build_rerank_response(
+    model_id: str,
+    output: ScoreOutput,
+    documents: list[Input],
+    *,
+    top_n: int | None,
+    return_documents: bool,
+) -> RerankResponse:
+    """Scores in document order -> results best first (stable for ties), cut to ``top_n``."""
+    scores = np.asarray(output.scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    if top_n is not None:
+        order = order[:top_n]
+    results = [
+        RerankResult(
+            index=int(i),
+            relevance_score=float(scores[i]),
+            document=documents[i] if return_documents else None,
+            truncated=bool(output.truncated[i]),
+        )
+        for i in order
+    ]
+    return RerankResponse(model=model_id, results=results, total_tokens=output.total_tokens)
 
 
 def document_json(document: Input) -> dict[str, Any]:
@@ -119,28 +155,13 @@ class Reranker:
         """Rank ``documents`` for ``query``; ``top_n`` keeps the best n (all when None)."""
         parsed_query = parse_input(query, field="query")
         parsed_docs = parse_inputs(documents, field="documents")
-        if top_n is not None:
-            if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
-                raise InputError(f"top_n must be a positive integer; got {top_n!r}", field="top_n")
+        check_top_n(top_n)
         if show_progress is None:
             show_progress = len(parsed_docs) > PROGRESS_THRESHOLD
         with progress_bar(
             len(parsed_docs), f"reranking ({self.model_id})", enabled=show_progress
         ) as cb:
             output = self.model.score(parsed_query, parsed_docs, progress=cb)
-        scores = np.asarray(output.scores, dtype=np.float64)
-        order = np.argsort(-scores, kind="stable")
-        if top_n is not None:
-            order = order[:top_n]
-        results = [
-            RerankResult(
-                index=int(i),
-                relevance_score=float(scores[i]),
-                document=parsed_docs[i] if return_documents else None,
-                truncated=bool(output.truncated[i]),
-            )
-            for i in order
-        ]
-        return RerankResponse(
-            model=self.model_id, results=results, total_tokens=output.total_tokens
+        return build_rerank_response(
+            self.model_id, output, parsed_docs, top_n=top_n, return_documents=return_documents
         )

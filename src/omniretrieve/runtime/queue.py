@@ -1,0 +1,161 @@
+"""Dynamic batching for concurrent requests, off the event loop and bounded.
+
+Requests are submitted as jobs with a *cost* (inputs or documents) and a *merge key*. One worker
+thread per queue takes the oldest job, waits up to ``max_wait_s`` for more jobs with the same
+key, and runs them as one batch while their total cost stays within ``max_batch_cost``. Jobs
+with other keys wait for the next round. When the pending cost would exceed
+``max_pending_cost`` a submission is refused with :class:`QueueFullError` (the server answers
+429 with Retry-After) instead of letting the queue grow without limit. ``close()`` stops new
+submissions and finishes what was already accepted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from omniretrieve.errors import OmniRetrieveError
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class QueueFullError(OmniRetrieveError):
+    status_code = 429
+    error_type = "queue_full"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueClosedError(OmniRetrieveError):
+    status_code = 503
+    error_type = "shutting_down"
+
+
+@dataclass
+class _Job(Generic[P, R]):
+    payload: P
+    cost: int
+    key: Hashable
+    future: Future[R] = field(default_factory=Future)
+
+
+class BatchingQueue(Generic[P, R]):
+    def __init__(
+        self,
+        name: str,
+        process: Callable[[Sequence[P]], Sequence[R]],
+        *,
+        max_wait_s: float = 0.005,
+        max_batch_cost: int = 256,
+        max_pending_cost: int = 8192,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """``process`` maps payloads to results, one each, in order. ``on_batch(jobs, cost)``
+        is called after each batch (for metrics)."""
+        self.name = name
+        self._process = process
+        self._max_wait_s = max_wait_s
+        self._max_batch_cost = max_batch_cost
+        self._max_pending_cost = max_pending_cost
+        self._on_batch = on_batch
+        self._jobs: deque[_Job[P, R]] = deque()
+        self._pending_cost = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._worker = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._worker.start()
+
+    @property
+    def pending_cost(self) -> int:
+        return self._pending_cost
+
+    def submit(self, payload: P, *, cost: int, key: Hashable = None) -> Future[R]:
+        job: _Job[P, R] = _Job(payload, max(cost, 1), key)
+        with self._cond:
+            if self._closed:
+                raise QueueClosedError(f"{self.name}: the server is shutting down")
+            if self._pending_cost > 0 and self._pending_cost + job.cost > self._max_pending_cost:
+                raise QueueFullError(
+                    f"{self.name}: {self._pending_cost} items are waiting (limit "
+                    f"{self._max_pending_cost}); retry shortly",
+                    retry_after_s=1,
+                )
+            self._jobs.append(job)
+            self._pending_cost += job.cost
+            self._cond.notify()
+        return job.future
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(timeout)
+
+    # -- worker -------------------------------------------------------------------------
+    def _take_batch(self) -> list[_Job[P, R]] | None:
+        with self._cond:
+            while not self._jobs and not self._closed:
+                self._cond.wait()
+            if not self._jobs:
+                return None
+            deadline = time.monotonic() + self._max_wait_s
+            while True:
+                batch, cost = self._select()
+                remaining = deadline - time.monotonic()
+                if cost >= self._max_batch_cost or remaining <= 0 or self._closed:
+                    break
+                if len(batch) == sum(1 for j in self._jobs if j.key == batch[0].key):
+                    self._cond.wait(remaining)  # wait for more jobs of this key
+                else:
+                    break
+            for job in batch:
+                self._jobs.remove(job)
+            return batch
+
+    def _select(self) -> tuple[list[_Job[P, R]], int]:
+        first = self._jobs[0]
+        batch, cost = [first], first.cost
+        for job in list(self._jobs)[1:]:
+            if job.key == first.key and cost + job.cost <= self._max_batch_cost:
+                batch.append(job)
+                cost += job.cost
+        return batch, cost
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            cost = sum(job.cost for job in batch)
+            try:
+                self._deliver(batch)
+            finally:
+                with self._cond:
+                    self._pending_cost -= cost
+                if self._on_batch is not None:
+                    self._on_batch(len(batch), cost)
+
+    def _deliver(self, batch: list[_Job[P, R]]) -> None:
+        try:
+            results = self._process([job.payload for job in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            # one bad job must not fail its neighbours: retry them one by one
+            for job in batch:
+                self._deliver([job])
+            return
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
+
+    def __enter__(self) -> BatchingQueue[P, R]:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""The HTTP server: Jina / OpenAI / Cohere compatible embeddings and rerank endpoints."""

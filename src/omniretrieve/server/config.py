@@ -1,0 +1,56 @@
+"""Server settings: which models, which limits, which keys. Passed to the app factory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omniretrieve.errors import InputError
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+
+API_KEYS_ENV = "OMNIRETRIEVE_API_KEYS"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits; each is reported in the error that it triggers."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_inputs: int = 2048
+    max_documents: int = 1000
+    max_tokens_per_request: int = 1_000_000
+    max_text_chars: int = 1_000_000
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_pending_items: int = 16_384
+    """Inputs + documents waiting per model before new requests get 429."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    models: tuple[str, ...] = (DEFAULT_EMBEDDER, DEFAULT_RERANKER)
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    device: str = "cpu"
+    dtype: str = "auto"
+    batch_wait_ms: float = 5.0
+    max_batch_items: int = 256
+    ocr_fallback: bool = True
+    """Reserved for OCR of images sent to text models; until OCR lands such images are a 422."""
+    load_in_background: bool = True
+
+
+def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[str, ...]:
+    """Keys from the command line, ``$OMNIRETRIEVE_API_KEYS`` (comma-separated) and a file
+    (one per line, ``#`` comments). Empty strings are dropped."""
+    keys: list[str] = list(cli_keys or [])
+    keys += [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",")]
+    if key_file is not None:
+        try:
+            lines = key_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InputError(f"cannot read the API key file {key_file}: {exc.strerror}") from exc
+        keys += [line.strip() for line in lines if not line.lstrip().startswith("#")]
+    return tuple(dict.fromkeys(k for k in keys if k))

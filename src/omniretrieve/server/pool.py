@@ -1,0 +1,183 @@
+"""The models a server has loaded, each behind its own batching queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError
+from omniretrieve.inputs import Input
+from omniretrieve.models.base import (
+    EmbeddingModel,
+    EncodeOutput,
+    LoadOptions,
+    RerankModel,
+    ScoreOutput,
+)
+from omniretrieve.models.registry import Registry, default_registry
+from omniretrieve.runtime.queue import BatchingQueue
+from omniretrieve.server.config import ServerConfig
+from omniretrieve.server.metrics import ServerMetrics
+
+log = logging.getLogger("omniretrieve.server")
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    inputs: list[Input]
+    task: str | None
+    instruction: str | None
+
+
+@dataclass(frozen=True)
+class RerankJob:
+    query: Input
+    documents: list[Input]
+
+
+@dataclass
+class LoadedEmbedder:
+    model: EmbeddingModel
+    queue: BatchingQueue[EncodeJob, EncodeOutput]
+
+
+@dataclass
+class LoadedReranker:
+    model: RerankModel
+    queue: BatchingQueue[RerankJob, ScoreOutput]
+
+
+def encode_merged(model: EmbeddingModel, jobs: Sequence[EncodeJob]) -> list[EncodeOutput]:
+    """Run jobs that share task and instruction as one model call, then split the output."""
+    merged = [item for job in jobs for item in job.inputs]
+    output = model.encode(merged, task=jobs[0].task, instruction=jobs[0].instruction)
+    results, start = [], 0
+    for job in jobs:
+        end = start + len(job.inputs)
+        results.append(
+            EncodeOutput(
+                vectors=output.vectors[start:end],
+                truncated=output.truncated[start:end],
+                token_counts=output.token_counts[start:end],
+            )
+        )
+        start = end
+    return results
+
+
+class ModelPool:
+    def __init__(
+        self, config: ServerConfig, metrics: ServerMetrics, registry: Registry | None = None
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.registry = registry or default_registry()
+        self.embedders: dict[str, LoadedEmbedder] = {}
+        self.rerankers: dict[str, LoadedReranker] = {}
+        self.aliases: dict[str, str] = {}
+        self.ready = threading.Event()
+        self.load_error: str | None = None
+        self._closed = False
+
+    # -- loading ------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load every configured model (embedders first, so scorers can share them)."""
+        try:
+            sources = [(spec, self.registry.resolve(spec)) for spec in self.config.models]
+            sources.sort(key=lambda pair: pair[1].family.kind != "embedder")
+            options = LoadOptions(device=self.config.device, dtype=self.config.dtype)  # type: ignore[arg-type]
+            for spec, source in sources:
+                if self._closed:
+                    return
+                if source.family.kind == "embedder":
+                    self._add_embedder(spec, source.family.loader().load(source, options))
+                else:
+                    shared = next(iter(self.embedders.values()), None)
+                    rerank_options = LoadOptions(
+                        device=options.device,
+                        dtype=options.dtype,
+                        embedding_model=shared.model if shared else None,
+                    )
+                    self._add_reranker(spec, source.family.loader().load(source, rerank_options))
+                log.info("loaded %s (%s)", source.model_id, source.family.name)
+            self.ready.set()
+        except OmniRetrieveError as exc:
+            self.load_error = exc.message
+            log.error("model loading failed: %s", exc.message)
+            raise
+
+    def _on_batch(self, model_id: str) -> Any:
+        def record(jobs: int, cost: int) -> None:
+            self.metrics.batch_requests.labels(model_id).observe(jobs)
+            self.metrics.batch_items.labels(model_id).observe(cost)
+
+        return record
+
+    def _add_embedder(self, spec: str, model: EmbeddingModel) -> None:
+        queue: BatchingQueue[EncodeJob, EncodeOutput] = BatchingQueue(
+            model.model_id,
+            lambda jobs: encode_merged(model, jobs),
+            max_wait_s=self.config.batch_wait_ms / 1000,
+            max_batch_cost=self.config.max_batch_items,
+            max_pending_cost=self.config.limits.max_pending_items,
+            on_batch=self._on_batch(model.model_id),
+        )
+        self.embedders[model.model_id] = LoadedEmbedder(model, queue)
+        self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
+
+    def _add_reranker(self, spec: str, model: RerankModel) -> None:
+        queue: BatchingQueue[RerankJob, ScoreOutput] = BatchingQueue(
+            model.model_id,
+            lambda jobs: [model.score(job.query, job.documents) for job in jobs],
+            max_wait_s=0.0,
+            max_batch_cost=1,  # each rerank request is one model call
+            max_pending_cost=self.config.limits.max_pending_items,
+            on_batch=self._on_batch(model.model_id),
+        )
+        self.rerankers[model.model_id] = LoadedReranker(model, queue)
+        self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
+
+    # -- lookup -------------------------------------------------------------------------
+    def model_ids(self) -> list[str]:
+        return [*self.embedders, *self.rerankers]
+
+    def _unknown(self, requested: str, kind: str, available: list[str]) -> ModelNotFoundError:
+        return ModelNotFoundError(
+            f"model {requested!r} is not a loaded {kind}; loaded {kind}s: "
+            f"{', '.join(available) or 'none'}",
+            field="model",
+        )
+
+    def embedder(self, requested: str | None) -> LoadedEmbedder:
+        if requested is None:
+            if not self.embedders:
+                raise self._unknown("(default)", "embedder", [])
+            return next(iter(self.embedders.values()))
+        found = self.embedders.get(self.aliases.get(requested, requested))
+        if found is None:
+            raise self._unknown(requested, "embedder", list(self.embedders))
+        return found
+
+    def reranker(self, requested: str | None) -> LoadedReranker:
+        if requested is None:
+            if not self.rerankers:
+                raise self._unknown("(default)", "reranker", [])
+            return next(iter(self.rerankers.values()))
+        found = self.rerankers.get(self.aliases.get(requested, requested))
+        if found is None:
+            raise self._unknown(requested, "reranker", list(self.rerankers))
+        return found
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {k: v.queue.pending_cost for k, v in self.embedders.items()}
+        depths.update({k: v.queue.pending_cost for k, v in self.rerankers.items()})
+        return depths
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop taking work and finish what was accepted."""
+        self._closed = True
+        for loaded in [*self.embedders.values(), *self.rerankers.values()]:
+            loaded.queue.close(timeout)

@@ -1,0 +1,129 @@
+"""Request and response bodies of the Jina, OpenAI and Cohere shapes (pydantic)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from omniretrieve.embedding_types import EmbeddingType
+
+# Items are validated by omniretrieve.inputs (errors name the item: "documents[3]"); the
+# schemas below document their shape for clients and the OpenAPI page.
+_ITEM_OBJECT = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string"},
+        "image": {"type": "string", "description": "http(s) URL, data URI or raw base64"},
+    },
+    "additionalProperties": False,
+}
+_ITEM = {"anyOf": [{"type": "string"}, _ITEM_OBJECT]}
+ItemField = Annotated[Any, WithJsonSchema(_ITEM)]
+ItemList = Annotated[list[Any], WithJsonSchema({"type": "array", "items": _ITEM})]
+EmbeddingInput = Annotated[
+    str | list[Any],
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"type": "string"},
+                            _ITEM_OBJECT,
+                            {"type": "integer"},
+                            {"type": "array", "items": {"type": "integer"}},
+                        ]
+                    },
+                },
+            ]
+        }
+    ),
+]
+
+
+class EmbeddingsRequest(BaseModel):
+    """Jina's and OpenAI's embeddings request in one body."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = Field(None, description="Loaded model id; the default embedder if omitted")
+    input: EmbeddingInput = Field(
+        description="Texts, {text}/{image}/{text,image} objects, or OpenAI token-id arrays"
+    )
+    task: str | None = Field(None, description="retrieval.query, retrieval.passage, ...")
+    instruction: str | None = Field(
+        None, description="Instruction for instruction-following models"
+    )
+    dimensions: int | None = Field(None, ge=1, description="Matryoshka truncation")
+    embedding_type: EmbeddingType | None = Field(None, description="Jina/Cohere output type")
+    encoding_format: Literal["float", "base64"] | None = Field(
+        None, description="OpenAI output type"
+    )
+    normalized: bool = True
+    truncate: bool = Field(True, description="False: texts over the model's length are an error")
+    user: str | None = None
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | list[int] | str
+    truncated: bool = False
+
+
+class EmbeddingsUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EmbeddingData]
+    usage: EmbeddingsUsage
+
+
+class RerankRequest(BaseModel):
+    """Jina's rerank request (also Cohere's v1 shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    query: ItemField
+    documents: ItemList
+    top_n: int | None = Field(None, ge=1)
+    return_documents: bool = True
+
+
+class CohereRerankRequest(BaseModel):
+    """Cohere's v2 rerank request."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    query: str
+    documents: Annotated[
+        list[Any],
+        WithJsonSchema({"type": "array", "items": {"anyOf": [{"type": "string"}, _ITEM_OBJECT]}}),
+    ]
+    top_n: int | None = Field(None, ge=1)
+    max_tokens_per_doc: int | None = Field(
+        None, ge=1, description="Accepted; documents are cut at the model's own maximum length"
+    )
+    return_documents: bool = False
+
+
+class RerankResultBody(BaseModel):
+    index: int
+    relevance_score: float
+    document: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
