@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install serve demo test lint format bench clean
 
@@ -19,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/omniretrieve demo
+	$(BIN)/omniretrieve serve --host $(HOST) --port $(PORT)
 
 demo: $(STAMP)
 	$(BIN)/omniretrieve demo
@@ -39,6 +41,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rerank_scifact.py
 	$(BIN)/python benchmarks/embed_throughput.py
+	$(BIN)/python benchmarks/server_load.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

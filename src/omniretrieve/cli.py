@@ -311,6 +311,9 @@ def serve(
         batch_wait_ms=batch_wait_ms,
         ocr_fallback=not no_ocr_fallback,
     )
+    import logging
+
+    logging.basicConfig(format="%(levelname)s:     %(message)s", level=log_level.upper())
     keys = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key"
     typer.echo(
         f"omniretrieve {__version__}: serving {', '.join(models)} on http://{host}:{port} ({keys})",

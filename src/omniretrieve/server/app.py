@@ -72,9 +72,12 @@ def field_name(location: tuple[Any, ...]) -> str:
 
 
 def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = None) -> FastAPI:
+    """The app for ``config``. It creates, loads and (at shutdown) closes its own model pool,
+    unless ``pool`` is given: then the caller owns it (tests, embedding the app elsewhere)."""
     config = config or ServerConfig()
-    metrics = ServerMetrics.create()
-    pool = pool or ModelPool(config, metrics)
+    owns_pool = pool is None
+    pool = pool or ModelPool(config, ServerMetrics.create())
+    metrics = pool.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,7 +91,8 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         try:
             yield
         finally:
-            await asyncio.to_thread(pool.close)
+            if owns_pool:  # a pool handed in belongs to the caller, who closes it
+                await asyncio.to_thread(pool.close)
 
     app = FastAPI(
         title="omniretrieve",

@@ -1,0 +1,69 @@
+"""Starting the app in-process (TestClient) or as a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from omniretrieve.server.app import create_app
+from omniretrieve.server.config import ServerConfig
+from omniretrieve.server.metrics import ServerMetrics
+from omniretrieve.server.pool import ModelPool
+
+
+def loaded_pool(config: ServerConfig) -> ModelPool:
+    pool = ModelPool(config, ServerMetrics.create())
+    pool.load()
+    return pool
+
+
+def png_data_uri(
+    width: int = 64, height: int = 48, color: tuple[int, int, int] = (10, 120, 200)
+) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(config: ServerConfig) -> Iterator[str]:
+    """A real uvicorn server in a thread on 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("server did not become ready")
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(30)

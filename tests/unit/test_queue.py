@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from omniretrieve.runtime.queue import BatchingQueue, QueueClosedError, QueueFullError
+
+
+def test_concurrent_jobs_are_merged_and_results_split() -> None:
+    batches: list[list[int]] = []
+
+    def process(payloads: Sequence[int]) -> list[int]:
+        batches.append(list(payloads))
+        return [p * 10 for p in payloads]
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=0.2, max_batch_cost=100)
+    futures = [queue.submit(i, cost=1) for i in range(8)]
+    assert [f.result(timeout=5) for f in futures] == [i * 10 for i in range(8)]
+    assert max(len(b) for b in batches) > 1
+    queue.close()
+
+
+def test_jobs_with_different_keys_are_not_merged() -> None:
+    batches: list[list[str]] = []
+
+    def process(payloads: Sequence[str]) -> list[str]:
+        batches.append(list(payloads))
+        return list(payloads)
+
+    queue: BatchingQueue[str, str] = BatchingQueue("t", process, max_wait_s=0.1)
+    futures = [queue.submit(f"{key}{i}", cost=1, key=key) for i in range(3) for key in "ab"]
+    for future in futures:
+        future.result(timeout=5)
+    for batch in batches:
+        assert len({item[0] for item in batch}) == 1
+    queue.close()
+
+
+def test_batch_cost_is_bounded() -> None:
+    sizes: list[int] = []
+
+    def process(payloads: Sequence[int]) -> list[int]:
+        sizes.append(sum(payloads))
+        return list(payloads)
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=0.1, max_batch_cost=10)
+    futures = [queue.submit(4, cost=4) for _ in range(6)]
+    for future in futures:
+        future.result(timeout=5)
+    assert max(sizes) <= 10
+    queue.close()
+
+
+def test_full_queue_refuses_instead_of_growing() -> None:
+    release = threading.Event()
+
+    def process(payloads: Sequence[int]) -> list[int]:
+        release.wait(5)
+        return list(payloads)
+
+    queue: BatchingQueue[int, int] = BatchingQueue(
+        "t", process, max_wait_s=0.0, max_batch_cost=1, max_pending_cost=3
+    )
+    accepted = [queue.submit(1, cost=1) for _ in range(3)]
+    with pytest.raises(QueueFullError) as info:
+        queue.submit(1, cost=1)
+    assert info.value.status_code == 429 and info.value.retry_after_s >= 1
+    release.set()
+    assert [f.result(timeout=5) for f in accepted] == [1, 1, 1]
+    queue.submit(1, cost=1).result(timeout=5)  # room again
+    queue.close()
+
+
+def test_one_failing_job_does_not_fail_its_neighbours() -> None:
+    def process(payloads: Sequence[int]) -> list[int]:
+        if -1 in payloads:
+            raise ValueError("bad payload")
+        return list(payloads)
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=0.2, max_batch_cost=100)
+    good, bad, other = (queue.submit(v, cost=1) for v in (1, -1, 2))
+    assert good.result(timeout=5) == 1 and other.result(timeout=5) == 2
+    with pytest.raises(ValueError, match="bad payload"):
+        bad.result(timeout=5)
+    queue.close()
+
+
+def test_close_finishes_accepted_work_then_refuses() -> None:
+    def process(payloads: Sequence[int]) -> list[int]:
+        time.sleep(0.05)
+        return list(payloads)
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=0.0, max_batch_cost=1)
+    futures = [queue.submit(i, cost=1) for i in range(5)]
+    queue.close(timeout=10)
+    assert [f.result(timeout=0) for f in futures] == list(range(5))
+    with pytest.raises(QueueClosedError):
+        queue.submit(9, cost=1)
