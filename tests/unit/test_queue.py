@@ -16,10 +16,17 @@ def test_concurrent_jobs_are_merged_and_results_split() -> None:
         batches.append(list(payloads))
         return [p * 10 for p in payloads]
 
-    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=0.2, max_batch_cost=100)
-    futures = [queue.submit(i, cost=1) for i in range(8)]
-    assert [f.result(timeout=5) for f in futures] == [i * 10 for i in range(8)]
-    assert max(len(b) for b in batches) > 1
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=5, max_batch_cost=100)
+    with queue.expecting():  # a request on its way: the first batch waits for it
+        futures = [queue.submit(i, cost=1) for i in range(8)]
+    assert [f.result(timeout=10) for f in futures] == [i * 10 for i in range(8)]
+    assert batches[0] == list(range(8))
+    queue.close()
+
+
+def test_a_lone_job_does_not_wait_for_the_window() -> None:
+    queue: BatchingQueue[int, int] = BatchingQueue("t", lambda p: list(p), max_wait_s=60)
+    assert queue.submit(7, cost=1).result(timeout=10) == 7  # far sooner than the 60 s window
     queue.close()
 
 

@@ -1,9 +1,12 @@
 """Dynamic batching for concurrent requests, off the event loop and bounded.
 
 Requests are submitted as jobs with a *cost* (inputs or documents) and a *merge key*. One worker
-thread per queue takes the oldest job, waits up to ``max_wait_s`` for more jobs with the same
-key, and runs them as one batch while their total cost stays within ``max_batch_cost``. Jobs
-with other keys wait for the next round. When the pending cost would exceed
+thread per queue takes the oldest job and runs it together with the queued jobs of the same key
+while their total cost stays within ``max_batch_cost``; jobs with other keys wait for the next
+round. Under load the queue fills while the model runs, so batches form by themselves. Callers
+announce a request that is on its way (parsing, validating) with ``expecting()``; while any is
+announced the worker waits up to ``max_wait_s`` for it to join the batch. A lone request never
+waits. When the pending cost would exceed
 ``max_pending_cost`` a submission is refused with :class:`QueueFullError` (the server answers
 429 with Retry-After) instead of letting the queue grow without limit. ``close()`` stops new
 submissions and finishes what was already accepted.
@@ -14,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -68,6 +72,7 @@ class BatchingQueue(Generic[P, R]):
         self._on_batch = on_batch
         self._jobs: deque[_Job[P, R]] = deque()
         self._pending_cost = 0
+        self._expected = 0
         self._closed = False
         self._cond = threading.Condition()
         self._worker = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
@@ -93,6 +98,18 @@ class BatchingQueue(Generic[P, R]):
             self._cond.notify()
         return job.future
 
+    @contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Announce a request that will be submitted shortly (so a batch may wait for it)."""
+        with self._cond:
+            self._expected += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._expected -= 1
+                self._cond.notify_all()
+
     def close(self, timeout: float | None = None) -> None:
         with self._cond:
             self._closed = True
@@ -110,12 +127,14 @@ class BatchingQueue(Generic[P, R]):
             while True:
                 batch, cost = self._select()
                 remaining = deadline - time.monotonic()
-                if cost >= self._max_batch_cost or remaining <= 0 or self._closed:
+                if (
+                    cost >= self._max_batch_cost
+                    or remaining <= 0
+                    or self._closed
+                    or self._expected == 0
+                ):
                     break
-                if len(batch) == sum(1 for j in self._jobs if j.key == batch[0].key):
-                    self._cond.wait(remaining)  # wait for more jobs of this key
-                else:
-                    break
+                self._cond.wait(remaining)  # an announced request is about to arrive
             for job in batch:
                 self._jobs.remove(job)
             return batch

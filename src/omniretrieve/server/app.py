@@ -206,7 +206,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         response_model=EmbeddingsResponse,
         responses=ERROR_RESPONSES,
     )
-    async def embeddings(body: EmbeddingsRequest) -> dict[str, Any]:
+    async def embeddings(body: EmbeddingsRequest) -> JSONResponse:
         loaded = ready_pool().embedder(body.model)
         model = loaded.model
         embedding_type = resolve_embedding_type(body)
@@ -221,22 +221,23 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
                 "check_embedding_ctx_length=False)",
                 field="input",
             )
-        inputs = parse_inputs(
-            raw if isinstance(raw, list) else [raw],
-            field="input",
-            max_items=config.limits.max_inputs,
-        )
-        named = [(f"input[{i}]", item) for i, item in enumerate(inputs)]
-        validate_text_lengths(named, limits=config.limits)
-        validate_images(
-            named, limits=config.limits, model_id=model.model_id, modalities=model.modalities
-        )
-        await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
-        future = loaded.queue.submit(
-            EncodeJob(inputs, body.task, body.instruction),
-            cost=len(inputs),
-            key=(body.task, body.instruction),
-        )
+        with loaded.queue.expecting():
+            inputs = parse_inputs(
+                raw if isinstance(raw, list) else [raw],
+                field="input",
+                max_items=config.limits.max_inputs,
+            )
+            named = [(f"input[{i}]", item) for i, item in enumerate(inputs)]
+            validate_text_lengths(named, limits=config.limits)
+            validate_images(
+                named, limits=config.limits, model_id=model.model_id, modalities=model.modalities
+            )
+            await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
+            future = loaded.queue.submit(
+                EncodeJob(inputs, body.task, body.instruction),
+                cost=len(inputs),
+                key=(body.task, body.instruction),
+            )
         output = await asyncio.wrap_future(future)
         if not body.truncate and any(output.truncated):
             first = output.truncated.index(True)
@@ -254,20 +255,25 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         )
         metrics.tokens.labels(model.model_id).inc(result.total_tokens)
         values = to_json_values(result.embeddings)
-        return {
-            "object": "list",
-            "model": model.model_id,
-            "data": [
-                {
-                    "object": "embedding",
-                    "index": i,
-                    "embedding": values[i],
-                    "truncated": result.truncated[i],
-                }
-                for i in range(len(values))
-            ],
-            "usage": {"prompt_tokens": result.total_tokens, "total_tokens": result.total_tokens},
-        }
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": model.model_id,
+                "data": [
+                    {
+                        "object": "embedding",
+                        "index": i,
+                        "embedding": values[i],
+                        "truncated": result.truncated[i],
+                    }
+                    for i in range(len(values))
+                ],
+                "usage": {
+                    "prompt_tokens": result.total_tokens,
+                    "total_tokens": result.total_tokens,
+                },
+            }
+        )
 
     # -- rerank ---------------------------------------------------------------------------
     async def run_rerank(

@@ -1,0 +1,179 @@
+"""Load benchmark and soak: omniretrieve serve vs sentence-transformers behind FastAPI.
+
+    python benchmarks/server_load.py [--requests 64] [--soak-seconds 300]
+
+Both servers run as separate processes on 127.0.0.1 with the bundled all-MiniLM-L6-v2; this
+script is the load generator (a second process). For each endpoint and concurrency 1, 8 and 32
+it sends a bounded number of requests (and stops a level after --level-seconds), then prints
+throughput, p50/p99 latency and the omniretrieve / peer throughput ratio. The soak keeps
+concurrency 8 on /v1/embeddings for --soak-seconds and reports omniretrieve's RSS at start and
+end. infinity-emb is the first-choice peer but its install pulls a second torch build, so the
+hand-written sentence-transformers server stands in for it.
+
+Requests: /v1/embeddings carries 8 short texts (SciFact queries); /v1/rerank carries a query and
+50 SciFact passages cut to their first 300 characters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SCIFACT = (
+    Path(os.environ.get("OMNIRETRIEVE_DATASETS", ROOT.parent / "shared" / "datasets")) / "scifact"
+)
+CONCURRENCY = (1, 8, 32)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: list[str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"{command} did not become ready")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run_level(
+    url: str, payloads: list[dict], concurrency: int, total: int, max_seconds: float
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    started = time.perf_counter()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal sent, errors
+        while sent < total and time.perf_counter() - started < max_seconds:
+            payload = payloads[sent % len(payloads)]
+            sent += 1
+            t0 = time.perf_counter()
+            response = await client.post(url, json=payload)
+            latencies.append(time.perf_counter() - t0)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+def load_payloads() -> dict[str, list[dict]]:
+    queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").open()]
+    passages = [json.loads(line)["text"][:300] for line in (SCIFACT / "corpus.jsonl").open()]
+    embeddings = [{"input": queries[i : i + 8]} for i in range(0, 800, 8)]
+    rerank = [
+        {"query": queries[i], "documents": passages[i * 50 : i * 50 + 50], "top_n": 10}
+        for i in range(40)
+    ]
+    return {"/v1/embeddings": embeddings, "/v1/rerank": rerank}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=64, help="per endpoint and level")
+    parser.add_argument("--level-seconds", type=float, default=60)
+    parser.add_argument("--soak-seconds", type=float, default=300)
+    args = parser.parse_args()
+    payloads = load_payloads()
+    python = sys.executable
+    servers = {}
+    ours_port, peer_port = free_port(), free_port()
+    servers["omniretrieve"] = (
+        start([python, "-m", "omniretrieve.cli", "serve", "--port", str(ours_port)], ours_port),
+        ours_port,
+    )
+    servers["st+fastapi"] = (
+        start([python, str(ROOT / "benchmarks" / "peer_st_server.py"), str(peer_port)], peer_port),
+        peer_port,
+    )
+    try:
+        results: dict[tuple[str, str, int], dict[str, float]] = {}
+        for endpoint, bodies in payloads.items():
+            for concurrency in CONCURRENCY:
+                for name, (_, port) in servers.items():
+                    url = f"http://127.0.0.1:{port}{endpoint}"
+                    await run_level(url, bodies[:2], 1, 2, 30)  # warm-up
+                    total = args.requests if endpoint == "/v1/embeddings" else args.requests // 4
+                    stats = await run_level(url, bodies, concurrency, total, args.level_seconds)
+                    results[(endpoint, name, concurrency)] = stats
+                    print(
+                        f"{endpoint:<15} c={concurrency:<3} {name:<13} {stats['rps']:7.2f} req/s  "
+                        f"p50 {stats['p50_ms']:8.1f} ms  p99 {stats['p99_ms']:8.1f} ms  "
+                        f"({int(stats['requests'])} requests, {int(stats['errors'])} errors)",
+                        flush=True,
+                    )
+        print(
+            "\n| endpoint | concurrency | omniretrieve req/s | p50 / p99 ms | peer req/s | p50 / p99 ms | ratio |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for endpoint in payloads:
+            for concurrency in CONCURRENCY:
+                ours = results[(endpoint, "omniretrieve", concurrency)]
+                peer = results[(endpoint, "st+fastapi", concurrency)]
+                print(
+                    f"| {endpoint} | {concurrency} | {ours['rps']:.2f} | {ours['p50_ms']:.0f} / "
+                    f"{ours['p99_ms']:.0f} | {peer['rps']:.2f} | {peer['p50_ms']:.0f} / "
+                    f"{peer['p99_ms']:.0f} | {ours['rps'] / peer['rps']:.2f}x |"
+                )
+        if args.soak_seconds > 0:
+            process, port = servers["omniretrieve"]
+            start_rss = rss_mib(process.pid)
+            stats = await run_level(
+                f"http://127.0.0.1:{port}/v1/embeddings",
+                payloads["/v1/embeddings"],
+                8,
+                10**9,
+                args.soak_seconds,
+            )
+            end_rss = rss_mib(process.pid)
+            print(
+                f"\nsoak: {args.soak_seconds:.0f}s at concurrency 8, {int(stats['requests'])} "
+                f"requests, {int(stats['errors'])} errors; omniretrieve RSS {start_rss:.0f} MiB -> "
+                f"{end_rss:.0f} MiB ({end_rss - start_rss:+.0f} MiB)"
+            )
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
