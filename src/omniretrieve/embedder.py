@@ -16,10 +16,15 @@ from omniretrieve.embedding_types import (
     to_json_values,
     truncate_dimensions,
 )
-from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.errors import InputError
 from omniretrieve.inputs import parse_inputs
-from omniretrieve.models.base import DTYPES, EmbeddingModel, EncodeOutput, LoadOptions, check_task
-from omniretrieve.models.registry import DEFAULT_EMBEDDER, Registry, default_registry
+from omniretrieve.models.base import EmbeddingModel, EncodeOutput, LoadOptions, check_task
+from omniretrieve.models.registry import (
+    DEFAULT_EMBEDDER,
+    ModelSource,
+    Registry,
+    default_registry,
+)
 from omniretrieve.runtime.progress import progress_bar
 
 PROGRESS_THRESHOLD = 256
@@ -99,6 +104,9 @@ class Embedder:
     (1, 384)
     """
 
+    model: EmbeddingModel
+    source: ModelSource
+
     def __init__(
         self,
         model: str | Path = DEFAULT_EMBEDDER,
@@ -110,26 +118,15 @@ class Embedder:
         allow_download: bool = True,
         registry: Registry | None = None,
     ) -> None:
-        if dtype not in DTYPES:
-            raise InputError(
-                f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}", field="dtype"
-            )
-        registry = registry or default_registry()
-        source = registry.resolve(model, allow_download=allow_download)
-        if source.family.kind != "embedder":
-            raise OmniRetrieveError(
-                f"model {source.model_id!r} is a {source.family.kind} ({source.family.name}), "
-                "not an embedder",
-                field="model",
-            )
         options = LoadOptions(
             device=device,
-            dtype=dtype,
+            dtype=dtype,  # type: ignore[arg-type]
             token_budget=token_budget,
-            max_batch_size=max_batch_size,  # type: ignore[arg-type]
+            max_batch_size=max_batch_size,
         )
-        self.source = source
-        self.model: EmbeddingModel = source.family.loader().load(source, options)
+        self.source, self.model = (registry or default_registry()).load(
+            model, "embedder", options, allow_download=allow_download
+        )
 
     @property
     def model_id(self) -> str:

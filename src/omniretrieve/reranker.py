@@ -8,16 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput, parse_input, parse_inputs
 from omniretrieve.models.base import (
-    DTYPES,
     EmbeddingModel,
     LoadOptions,
     RerankModel,
     ScoreOutput,
 )
-from omniretrieve.models.registry import DEFAULT_RERANKER, Registry, default_registry
+from omniretrieve.models.registry import (
+    DEFAULT_RERANKER,
+    ModelSource,
+    Registry,
+    default_registry,
+)
 from omniretrieve.runtime.progress import progress_bar
 
 PROGRESS_THRESHOLD = 256
@@ -105,6 +109,9 @@ class Reranker:
     bundled weights; pass a cross-encoder or VLM reranker id/directory to replace it.
     """
 
+    model: RerankModel
+    source: ModelSource
+
     def __init__(
         self,
         model: str | Path = DEFAULT_RERANKER,
@@ -117,18 +124,6 @@ class Reranker:
         embedding_model: EmbeddingModel | None = None,
         registry: Registry | None = None,
     ) -> None:
-        if dtype not in DTYPES:
-            raise InputError(
-                f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}", field="dtype"
-            )
-        registry = registry or default_registry()
-        source = registry.resolve(model, allow_download=allow_download)
-        if source.family.kind != "reranker":
-            raise OmniRetrieveError(
-                f"model {source.model_id!r} is an {source.family.kind} ({source.family.name}), "
-                "not a reranker",
-                field="model",
-            )
         options = LoadOptions(
             device=device,
             dtype=dtype,  # type: ignore[arg-type]
@@ -136,8 +131,9 @@ class Reranker:
             max_batch_size=max_batch_size,
             embedding_model=embedding_model,
         )
-        self.source = source
-        self.model: RerankModel = source.family.loader().load(source, options)
+        self.source, self.model = (registry or default_registry()).load(
+            model, "reranker", options, allow_download=allow_download
+        )
 
     @property
     def model_id(self) -> str:

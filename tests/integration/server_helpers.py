@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +39,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ready(base: str, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    """Poll /readyz until 200; fail early if ``process`` exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(
+                f"server exited early: {process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
 @contextmanager
 def running_server(config: ServerConfig) -> Iterator[str]:
     """A real uvicorn server in a thread on 127.0.0.1; yields its base URL."""
@@ -50,18 +70,7 @@ def running_server(config: ServerConfig) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
-        raise RuntimeError("server did not become ready")
+    wait_ready(base)
     try:
         yield base
     finally:

@@ -11,21 +11,7 @@ import time
 
 import httpx
 
-from tests.integration.server_helpers import free_port
-
-
-def wait_ready(base: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early: {process.stderr.read()}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("server did not become ready")
+from tests.integration.server_helpers import free_port, wait_ready
 
 
 def test_serve_defaults_keys_and_graceful_shutdown(tmp_path) -> None:

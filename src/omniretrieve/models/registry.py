@@ -240,6 +240,31 @@ class Registry:
         info = CheckpointInfo.read(snapshot)
         return ModelSource(name, self.detect(info), snapshot, None, info)
 
+    def load(
+        self,
+        model: str | Path,
+        kind: Literal["embedder", "reranker"],
+        options: Any,
+        *,
+        allow_download: bool = True,
+    ) -> tuple[ModelSource, Any]:
+        """Resolve ``model``, check that it is of ``kind``, and load it with ``options``."""
+        from omniretrieve.errors import InputError, OmniRetrieveError
+        from omniretrieve.models.base import DTYPES
+
+        if options.dtype not in DTYPES:
+            raise InputError(
+                f"dtype must be one of {', '.join(DTYPES)}; got {options.dtype!r}", field="dtype"
+            )
+        source = self.resolve(model, allow_download=allow_download)
+        if source.family.kind != kind:
+            raise OmniRetrieveError(
+                f"model {source.model_id!r} is a {source.family.kind} ({source.family.name}), "
+                f"not {'an' if kind == 'embedder' else 'a'} {kind}",
+                field="model",
+            )
+        return source, source.family.loader().load(source, options)
+
     def bundled_ids(self) -> str:
         return ", ".join(entry.model_id for entry in self.bundled)
 

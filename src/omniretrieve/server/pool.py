@@ -151,25 +151,22 @@ class ModelPool:
             field="model",
         )
 
-    def embedder(self, requested: str | None) -> LoadedEmbedder:
+    def _lookup(self, loaded: dict[str, Any], requested: str | None, kind: str) -> Any:
         if requested is None:
-            if not self.embedders:
-                raise self._unknown("(default)", "embedder", [])
-            return next(iter(self.embedders.values()))
-        found = self.embedders.get(self.aliases.get(requested, requested))
+            if not loaded:
+                raise self._unknown("(default)", kind, [])
+            return next(iter(loaded.values()))
+        found = loaded.get(self.aliases.get(requested, requested))
         if found is None:
-            raise self._unknown(requested, "embedder", list(self.embedders))
+            raise self._unknown(requested, kind, list(loaded))
         return found
 
+    def embedder(self, requested: str | None) -> LoadedEmbedder:
+        """The embedder of that id (or alias), the first loaded one for None, or a 404."""
+        return self._lookup(self.embedders, requested, "embedder")
+
     def reranker(self, requested: str | None) -> LoadedReranker:
-        if requested is None:
-            if not self.rerankers:
-                raise self._unknown("(default)", "reranker", [])
-            return next(iter(self.rerankers.values()))
-        found = self.rerankers.get(self.aliases.get(requested, requested))
-        if found is None:
-            raise self._unknown(requested, "reranker", list(self.rerankers))
-        return found
+        return self._lookup(self.rerankers, requested, "reranker")
 
     def queue_depths(self) -> dict[str, int]:
         depths = {k: v.queue.pending_cost for k, v in self.embedders.items()}

@@ -1,0 +1,109 @@
+"""POST /v1/embeddings: Jina's and OpenAI's shapes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from omniretrieve.embedder import check_encode_options, finish_embeddings
+from omniretrieve.embedding_types import to_json_values
+from omniretrieve.errors import InputError, LimitExceededError
+from omniretrieve.inputs import Input, parse_inputs
+from omniretrieve.server.errors import ERROR_RESPONSES
+from omniretrieve.server.images import validate_images, validate_text_lengths
+from omniretrieve.server.pool import EncodeJob
+from omniretrieve.server.routes import app_config, app_metrics, ready_pool
+from omniretrieve.server.schemas import EmbeddingsRequest, EmbeddingsResponse
+
+router = APIRouter()
+
+TOKEN_IDS_REFUSED = (
+    "input holds token ids; omniretrieve needs text (the ids of another tokenizer cannot be read "
+    "back reliably). LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False)"
+)
+
+
+def resolve_embedding_type(body: EmbeddingsRequest) -> str:
+    if body.embedding_type and body.encoding_format and body.embedding_type != body.encoding_format:
+        raise InputError(
+            f"embedding_type {body.embedding_type!r} and encoding_format "
+            f"{body.encoding_format!r} disagree; send one",
+            field="embedding_type",
+        )
+    return body.embedding_type or body.encoding_format or "float"
+
+
+def holds_token_ids(raw: Any) -> bool:
+    return isinstance(raw, list) and any(
+        isinstance(x, list) or (isinstance(x, int) and not isinstance(x, bool)) for x in raw
+    )
+
+
+async def check_token_budget(model: Any, inputs: list[Input], limit: int) -> None:
+    texts = [item.text for item in inputs if isinstance(getattr(item, "text", None), str)]
+    if not texts:
+        return
+    total = sum(await asyncio.to_thread(model.count_tokens, texts))
+    if total > limit:
+        raise LimitExceededError(
+            f"input holds {total} tokens; the limit per request is {limit}", field="input"
+        )
+
+
+@router.post(
+    "/v1/embeddings",
+    tags=["embeddings"],
+    response_model=EmbeddingsResponse,
+    responses=ERROR_RESPONSES,
+)
+async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+    config = app_config(request)
+    loaded = ready_pool(request).embedder(body.model)
+    model = loaded.model
+    embedding_type = resolve_embedding_type(body)
+    check_encode_options(body.task, embedding_type, body.normalized)
+    if holds_token_ids(body.input):
+        raise InputError(TOKEN_IDS_REFUSED, field="input")
+    with loaded.queue.expecting():  # lets a batch in progress wait for this request
+        inputs = parse_inputs(
+            body.input if isinstance(body.input, list) else [body.input],
+            field="input",
+            max_items=config.limits.max_inputs,
+        )
+        named = [(f"input[{i}]", item) for i, item in enumerate(inputs)]
+        validate_text_lengths(named, limits=config.limits)
+        validate_images(
+            named, limits=config.limits, model_id=model.model_id, modalities=model.modalities
+        )
+        await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
+        future = loaded.queue.submit(
+            EncodeJob(inputs, body.task, body.instruction),
+            cost=len(inputs),
+            key=(body.task, body.instruction),
+        )
+    output = await asyncio.wrap_future(future)
+    if not body.truncate and any(output.truncated):
+        first = output.truncated.index(True)
+        raise InputError(
+            f"input[{first}] is longer than the model's {model.max_length} tokens and "
+            "truncate is false",
+            field=f"input[{first}]",
+        )
+    result = finish_embeddings(
+        model,
+        output,
+        dimensions=body.dimensions,
+        normalize=body.normalized,
+        embedding_type=embedding_type,
+    )
+    app_metrics(request).tokens.labels(model.model_id).inc(result.total_tokens)
+    values = to_json_values(result.embeddings)
+    data = [
+        {"object": "embedding", "index": i, "embedding": value, "truncated": truncated}
+        for i, (value, truncated) in enumerate(zip(values, result.truncated, strict=True))
+    ]
+    usage = {"prompt_tokens": result.total_tokens, "total_tokens": result.total_tokens}
+    return JSONResponse({"object": "list", "model": model.model_id, "data": data, "usage": usage})

@@ -1,0 +1,89 @@
+"""POST /v1/rerank (Jina, with Cohere v1's fields) and POST /v2/rerank (Cohere v2)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from omniretrieve.inputs import parse_input, parse_inputs
+from omniretrieve.reranker import RerankResponse, build_rerank_response, document_json
+from omniretrieve.server.errors import ERROR_RESPONSES
+from omniretrieve.server.images import validate_images, validate_text_lengths
+from omniretrieve.server.pool import RerankJob
+from omniretrieve.server.routes import app_config, app_metrics, ready_pool
+from omniretrieve.server.schemas import CohereRerankRequest, RerankRequest
+
+router = APIRouter()
+
+
+async def run_rerank(
+    request: Request,
+    model_name: str | None,
+    query_raw: Any,
+    documents_raw: list[Any],
+    top_n: int | None,
+    return_documents: bool,
+) -> RerankResponse:
+    config = app_config(request)
+    loaded = ready_pool(request).reranker(model_name)
+    model = loaded.model
+    query = parse_input(query_raw, field="query")
+    documents = parse_inputs(
+        documents_raw, field="documents", max_items=config.limits.max_documents
+    )
+    named = [("query", query)] + [(f"documents[{i}]", d) for i, d in enumerate(documents)]
+    validate_text_lengths(named, limits=config.limits)
+    validate_images(
+        named, limits=config.limits, model_id=model.model_id, modalities=model.modalities
+    )
+    future = loaded.queue.submit(RerankJob(query, documents), cost=len(documents), key=object())
+    output = await asyncio.wrap_future(future)
+    app_metrics(request).tokens.labels(model.model_id).inc(output.total_tokens)
+    return build_rerank_response(
+        model.model_id, output, documents, top_n=top_n, return_documents=return_documents
+    )
+
+
+def result_rows(response: RerankResponse) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": r.index,
+            "relevance_score": r.relevance_score,
+            **({"document": document_json(r.document)} if r.document is not None else {}),
+        }
+        for r in response.results
+    ]
+
+
+@router.post("/v1/rerank", tags=["rerank"], responses=ERROR_RESPONSES)
+async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
+    """Jina's rerank; the response also carries Cohere v1's ``id`` and ``meta``."""
+    response = await run_rerank(
+        request, body.model, body.query, body.documents, body.top_n, body.return_documents
+    )
+    return {
+        "id": str(uuid.uuid4()),
+        "model": response.model,
+        "usage": {"total_tokens": response.total_tokens},
+        "results": result_rows(response),
+        "meta": {"billed_units": {"search_units": 1}},
+    }
+
+
+@router.post("/v2/rerank", tags=["rerank"], responses=ERROR_RESPONSES)
+async def rerank_cohere(body: CohereRerankRequest, request: Request) -> dict[str, Any]:
+    """Cohere's v2 rerank."""
+    response = await run_rerank(
+        request, body.model, body.query, body.documents, body.top_n, body.return_documents
+    )
+    return {
+        "id": str(uuid.uuid4()),
+        "results": result_rows(response),
+        "meta": {
+            "api_version": {"version": "2"},
+            "billed_units": {"search_units": 1, "input_tokens": response.total_tokens},
+        },
+    }
