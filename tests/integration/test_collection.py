@@ -1,0 +1,210 @@
+"""Collections end to end on a tiny encoder (fast) and on MiniLM where meaning matters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omniretrieve import Embedder
+from omniretrieve.errors import CollectionNotFoundError, InputError
+from omniretrieve.index.collection import Collection, CollectionSettings
+from omniretrieve.index.store import CollectionFormatError, CollectionLockedError
+
+DOCS = [
+    {"id": "cats", "text": "Cats eat fish and mice.", "metadata": {"lang": "en", "year": 2020}},
+    {
+        "id": "stocks",
+        "text": "The stock market fell on Monday.",
+        "metadata": {"lang": "en", "year": 2021},
+    },
+    {
+        "id": "paris",
+        "text": "Paris is the capital of France.",
+        "metadata": {"lang": "fr", "year": 2022},
+    },
+    {
+        "id": "dogs/bones ünïcode",
+        "text": "Dogs chew bones.",
+        "metadata": {"lang": "de", "year": 2020},
+    },
+]
+
+
+@pytest.fixture()
+def tiny_collection(tmp_path: Path, tiny_bert_dir: Path):
+    model = str(tiny_bert_dir)
+    settings = CollectionSettings(embedders=(model,))
+    embedders = {model: Embedder(tiny_bert_dir)}
+    collection = Collection.create("tiny", root=tmp_path, settings=settings, embedders=embedders)
+    yield collection, tmp_path, embedders
+    collection.close()
+
+
+def minilm_collection(tmp_path: Path, minilm, hybrid_reranker, name: str = "m") -> Collection:
+    return Collection.create(
+        name,
+        root=tmp_path,
+        embedders={"all-MiniLM-L6-v2": minilm},
+        rerankers={"omniretrieve-hybrid-reranker": hybrid_reranker},
+    )
+
+
+def test_upsert_get_delete_and_reupsert(tiny_collection) -> None:
+    collection, _, _ = tiny_collection
+    report = collection.upsert(DOCS)
+    assert (report.added, report.updated, report.unchanged) == (4, 0, 0)
+    assert len(collection) == 4
+    assert collection.get("dogs/bones ünïcode").text == "Dogs chew bones."
+    again = collection.upsert(DOCS)
+    assert (again.unchanged, again.embedded_passages) == (4, 0)
+    changed_meta = collection.upsert([{**DOCS[0], "metadata": {"lang": "en", "year": 1999}}])
+    assert (changed_meta.updated, changed_meta.embedded_passages) == (1, 0)
+    assert collection.get("cats").metadata["year"] == 1999
+    changed_text = collection.upsert([{**DOCS[0], "text": "Cats eat tuna."}])
+    assert changed_text.updated == 1 and changed_text.embedded_passages == 1
+    assert collection.delete(["cats", "missing"]) == 1
+    assert collection.get("cats") is None and len(collection) == 3
+
+
+@pytest.mark.parametrize(
+    ("documents", "message"),
+    [
+        ([DOCS[0], DOCS[0]], "appears twice"),
+        ([{"id": "x"}], "neither text nor image"),
+        ([{"text": "no id"}], "needs a non-empty string 'id'"),
+        ([{"id": "", "text": "t"}], "needs a non-empty string 'id'"),
+        (["just a string"], "must be an object"),
+        ([{"id": "m", "text": "t", "metadata": [1]}], "metadata must be an object"),
+    ],
+)
+def test_bad_documents(tiny_collection, documents, message) -> None:
+    collection, _, _ = tiny_collection
+    with pytest.raises(InputError, match=message):
+        collection.upsert(documents)
+    assert len(collection) == 0  # nothing half-written
+
+
+def test_persistence_wal_replay_and_snapshot(tiny_collection) -> None:
+    collection, root, embedders = tiny_collection
+    collection.upsert(DOCS)
+    before = collection.vectors("paris")
+    collection.close()
+    reopened = Collection.open("tiny", root=root, embedders=embedders)  # WAL replay
+    assert len(reopened) == 4
+    np.testing.assert_array_equal(reopened.vectors("paris"), before)
+    reopened.flush()  # snapshot + empty WAL
+    assert (root / "tiny" / "wal.jsonl").stat().st_size == 0
+    stocks = reopened.vectors("stocks")
+    reopened.delete(["paris"])
+    reopened.close()
+    third = Collection.open("tiny", root=root, embedders=embedders)  # snapshot + WAL delete
+    assert len(third) == 3 and third.get("paris") is None
+    np.testing.assert_array_equal(third.vectors("stocks"), stocks)
+    third.close()
+
+
+def test_torn_wal_tail_is_dropped(tiny_collection) -> None:
+    collection, root, embedders = tiny_collection
+    collection.upsert(DOCS[:2])
+    collection.close()
+    with open(root / "tiny" / "wal.jsonl", "ab") as wal:
+        wal.write(b'{"op":"upsert","documents":[{"document":{"id":"half')  # died mid-write
+    reopened = Collection.open("tiny", root=root, embedders=embedders)
+    assert sorted(reopened._state.documents) == ["cats", "stocks"]
+    reopened.close()
+
+
+def test_corrupted_and_incompatible_collections(tiny_collection) -> None:
+    collection, root, embedders = tiny_collection
+    collection.upsert(DOCS[:1])
+    collection.close()
+    settings_file = root / "tiny" / "collection.json"
+    original = settings_file.read_text()
+    settings_file.write_text(original.replace('"format_version": 1', '"format_version": 99'))
+    with pytest.raises(CollectionFormatError, match="format version 99"):
+        Collection.open("tiny", root=root, embedders=embedders)
+    settings_file.write_text("{broken")
+    with pytest.raises(CollectionFormatError, match="unreadable"):
+        Collection.open("tiny", root=root, embedders=embedders)
+    assert settings_file.read_text() == "{broken"  # nothing overwritten
+    settings_file.write_text(original)
+    wal = root / "tiny" / "wal.jsonl"
+    wal.write_bytes(b"garbage line\n" + wal.read_bytes())
+    with pytest.raises(CollectionFormatError, match="line 1 is damaged"):
+        Collection.open("tiny", root=root, embedders=embedders)
+
+
+def test_management_and_names(tmp_path: Path, tiny_collection) -> None:
+    collection, root, embedders = tiny_collection
+    with pytest.raises(CollectionLockedError):
+        Collection.open("tiny", root=root, embedders=embedders)
+    assert Collection.list(root) == ["tiny"]
+    with pytest.raises(InputError, match="already exists"):
+        Collection.create("tiny", root=root, embedders=embedders)
+    with pytest.raises(CollectionNotFoundError):
+        Collection.open("nope", root=root)
+    for bad in ("../escape", "a/b", "", ".hidden"):
+        with pytest.raises(InputError, match="collection name"):
+            Collection.create(bad, root=root)
+    collection.close()
+    Collection.drop("tiny", root=root)
+    assert Collection.list(root) == []
+    with pytest.raises(CollectionNotFoundError):
+        Collection.drop("tiny", root=root)
+
+
+def test_search_modes_filters_and_rerank(tmp_path: Path, minilm, hybrid_reranker) -> None:
+    with minilm_collection(tmp_path, minilm, hybrid_reranker) as collection:
+        collection.upsert(DOCS)
+        for mode in ("sparse", "dense", "hybrid"):
+            hits = collection.search("what do cats eat", mode=mode, top_k=2)
+            assert hits[0].doc_id == "cats", mode
+        hits = collection.search("what do cats eat", top_k=3, rerank=True)
+        assert hits[0].doc_id == "cats" and "rerank" in hits[0].scores
+        assert 0.0 <= hits[0].score <= 1.0
+        filtered = collection.search("animals", top_k=5, filter={"year": 2020})
+        assert {h.doc_id for h in filtered} <= {"cats", "dogs/bones ünïcode"}
+        in_filter = collection.search("city", filter={"lang": {"in": ["fr", "de"]}}, mode="dense")
+        assert {h.doc_id for h in in_filter} <= {"paris", "dogs/bones ünïcode"}
+        assert collection.search("x", filter={"lang": "zz"}) == []
+        for kwargs, message in (
+            ({"mode": "fuzzy"}, "mode must be one of"),
+            ({"top_k": 0}, "top_k"),
+            ({"filter": {"lang": {"like": "f"}}}, "filter condition"),
+        ):
+            with pytest.raises(InputError, match=message):
+                collection.search("cats", **kwargs)
+        with pytest.raises(InputError, match="empty text"):
+            collection.search("  ")
+
+
+def test_text_past_the_model_limit_is_searchable(tmp_path: Path, minilm, hybrid_reranker) -> None:
+    """The answer sits after 600 words: passages make it visible to dense search."""
+    filler = " ".join(["The committee reviewed the quarterly budget figures in detail."] * 60)
+    documents = [
+        {"id": "long", "text": filler + " The secret ingredient of the soup is saffron."},
+        {"id": "other", "text": filler + " The meeting ended early."},
+    ]
+    with minilm_collection(tmp_path, minilm, hybrid_reranker, "long") as collection:
+        report = collection.upsert(documents)
+        assert report.embedded_passages > 2
+        hits = collection.search("secret soup ingredient saffron", mode="dense", top_k=1)
+        assert hits[0].doc_id == "long"
+
+
+def test_ingest_helpers(tmp_path: Path) -> None:
+    from omniretrieve.index.collection import iter_folder_documents, iter_jsonl_documents
+
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "docs" / "a.md").write_text("# Title\nBody")
+    (tmp_path / "docs" / "sub" / "b.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "docs" / "image.png").write_bytes(b"\x89PNG")
+    found = {d["id"]: d for d in iter_folder_documents(tmp_path / "docs")}
+    assert set(found) == {"a.md", "sub/b.py"}
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"_id": "1", "title": "T", "text": "x"}) + "\n\n{bad\n")
+    with pytest.raises(InputError, match=r"corpus.jsonl:3"):
+        list(iter_jsonl_documents(corpus))

@@ -1,0 +1,94 @@
+"""Kill an ingesting process with SIGKILL at random moments: nothing acknowledged is lost.
+
+`make test` runs a reduced version (6 kills, 400 documents, tiny encoder);
+benchmarks/crash_test.py runs the full one (20+ kills over SciFact with MiniLM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omniretrieve import Embedder
+from omniretrieve.index.collection import Collection, iter_jsonl_documents
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_and_kill(root: Path, model_dir: str, corpus: Path, delay: float, limit: int) -> set[str]:
+    """Start the child, SIGKILL it after ``delay`` seconds; return the ids it acknowledged."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.crash_child",
+            str(root),
+            model_dir,
+            str(corpus),
+            "16",
+            str(limit),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    acknowledged: set[str] = set()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.startswith("ACK "):
+                acknowledged.update(json.loads(line[4:]))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(delay)
+    if child.poll() is None:
+        child.send_signal(signal.SIGKILL)
+    child.wait()
+    reader.join()
+    if child.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(child.stderr.read() if child.stderr else "child failed")
+    return acknowledged
+
+
+@pytest.mark.slow
+def test_sigkill_during_ingest_loses_nothing_acknowledged(
+    tmp_path: Path, tiny_bert_dir: Path, datasets_dir: Path
+) -> None:
+    corpus = datasets_dir / "scifact" / "corpus.jsonl"
+    limit = 400
+    texts = {}
+    for number, record in enumerate(iter_jsonl_documents(corpus)):
+        if number >= limit:
+            break
+        texts[str(record["_id"])] = f"{record.get('title', '')} {record['text']}".strip()
+    model_dir = str(tiny_bert_dir)
+    embedder = Embedder(tiny_bert_dir)
+    rng = random.Random(7)
+    acknowledged: set[str] = set()
+    for _ in range(6):
+        acknowledged |= run_and_kill(tmp_path, model_dir, corpus, rng.uniform(1.5, 5.0), limit)
+        with Collection.open("crash", root=tmp_path, embedders={model_dir: embedder}) as opened:
+            missing = acknowledged - set(opened._state.documents)
+            assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
+            for doc_id in rng.sample(sorted(acknowledged), min(5, len(acknowledged))):
+                document = opened.get(doc_id)
+                assert document is not None and document.text == texts[doc_id]
+                spans = opened._state.passages[next(iter(opened._state.passages))][doc_id][0]
+                expected = embedder.encode_texts([document.text[a:b] for a, b in spans])
+                np.testing.assert_allclose(opened.vectors(doc_id, model_dir), expected, atol=1e-5)
+            if len(opened):
+                assert opened.search("cell biology", top_k=3, mode="hybrid")
+    assert len(acknowledged) > 0
