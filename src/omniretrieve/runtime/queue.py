@@ -61,15 +61,17 @@ class BatchingQueue(Generic[P, R]):
         max_batch_cost: int = 256,
         max_pending_cost: int = 8192,
         on_batch: Callable[[int, int], None] | None = None,
+        on_idle: Callable[[], object] | None = None,
     ) -> None:
         """``process`` maps payloads to results, one each, in order. ``on_batch(jobs, cost)``
-        is called after each batch (for metrics)."""
+        is called after each batch (for metrics); ``on_idle()`` when the queue runs empty."""
         self.name = name
         self._process = process
         self._max_wait_s = max_wait_s
         self._max_batch_cost = max_batch_cost
         self._max_pending_cost = max_pending_cost
         self._on_batch = on_batch
+        self._on_idle = on_idle
         self._jobs: deque[_Job[P, R]] = deque()
         self._pending_cost = 0
         self._expected = 0
@@ -156,8 +158,11 @@ class BatchingQueue(Generic[P, R]):
             finally:
                 with self._cond:
                     self._pending_cost -= cost
+                    idle = not self._jobs
                 if self._on_batch is not None:
                     self._on_batch(len(batch), cost)
+                if idle and self._on_idle is not None:
+                    self._on_idle()
 
     def _deliver(self, batch: list[_Job[P, R]]) -> None:
         try:

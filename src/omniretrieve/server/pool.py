@@ -18,6 +18,7 @@ from omniretrieve.models.base import (
     ScoreOutput,
 )
 from omniretrieve.models.registry import Registry, default_registry
+from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.metrics import ServerMetrics
@@ -124,6 +125,7 @@ class ModelPool:
             max_batch_cost=self.config.max_batch_items,
             max_pending_cost=self.config.limits.max_pending_items,
             on_batch=self._on_batch(model.model_id),
+            on_idle=release_free_memory,
         )
         self.embedders[model.model_id] = LoadedEmbedder(model, queue)
         self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
@@ -136,6 +138,7 @@ class ModelPool:
             max_batch_cost=1,  # each rerank request is one model call
             max_pending_cost=self.config.limits.max_pending_items,
             on_batch=self._on_batch(model.model_id),
+            on_idle=release_free_memory,
         )
         self.rerankers[model.model_id] = LoadedReranker(model, queue)
         self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
