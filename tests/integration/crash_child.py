@@ -22,6 +22,7 @@ def main() -> None:
     else:
         settings = CollectionSettings(embedders=(model_dir,))
         collection = Collection.create("crash", root=root, settings=settings, embedders=embedders)
+    print("READY", flush=True)
     documents = []
     for number, record in enumerate(iter_jsonl_documents(corpus)):
         if number >= limit:

@@ -208,3 +208,22 @@ def test_ingest_helpers(tmp_path: Path) -> None:
     corpus.write_text(json.dumps({"_id": "1", "title": "T", "text": "x"}) + "\n\n{bad\n")
     with pytest.raises(InputError, match=r"corpus.jsonl:3"):
         list(iter_jsonl_documents(corpus))
+
+
+def test_rerank_from_stored_vectors_equals_the_reranker_api(
+    tmp_path: Path, minilm, hybrid_reranker
+) -> None:
+    """The collection's fast rerank path gives the scores Reranker.rerank computes."""
+    filler = " ".join(["Budgets were reviewed by the committee in great detail."] * 50)
+    documents = [
+        {"id": "long", "text": filler + " Saffron is the secret ingredient."},
+        *DOCS,
+    ]
+    with minilm_collection(tmp_path, minilm, hybrid_reranker, "rr") as collection:
+        collection.upsert(documents)
+        hits = collection.search("what do cats eat", top_k=5, rerank=True)
+        texts = [collection.get(h.doc_id).text for h in hits]
+        api = hybrid_reranker.rerank("what do cats eat", texts, return_documents=False)
+        expected = {hits[r.index].doc_id: r.relevance_score for r in api.results}
+        for hit in hits:
+            assert hit.scores["rerank"] == pytest.approx(expected[hit.doc_id], abs=1e-4)

@@ -166,9 +166,12 @@ class Collection:
         directory = (root or default_root()) / name
         if directory.exists():
             raise InputError(f"collection {name!r} already exists at {directory}", field="name")
-        CollectionStore(directory).create(
-            {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
-        )
+        try:
+            CollectionStore(directory).create(
+                {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+            )
+        except FileExistsError as exc:
+            raise InputError(f"collection {name!r} already exists", field="name") from exc
         return cls(directory, settings, embedders=embedders, rerankers=rerankers)
 
     @classmethod
@@ -338,7 +341,7 @@ class Collection:
             )
             spans_by_doc[document.doc_id] = spans
             texts.extend(document.text[a:b] for a, b in spans)
-        vectors = embedder.encode_texts(texts, task="retrieval.passage")
+        vectors = embedder.encode_texts(texts, task="retrieval.passage", show_progress=False)
         return spans_by_doc, vectors
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -507,11 +510,12 @@ class Collection:
         fast = getattr(reranker.model, "score_with_similarities", None)
         embedder_id = reranker.model.embedder.model_id if fast else None
         if fast is not None and embedder_id in self._embedder_ids():
-            # the reranker's dense evidence is this collection's embedder: reuse stored vectors
+            # The reranker embeds each document as its model sees it, cut at the model's
+            # length: that is exactly the stored first passage, so reuse it instead.
             query_vector = self.embedder(embedder_id).encode_texts([query], task="retrieval.query")
             per_doc = self._state.passages[field_name(self._embedder_key(embedder_id))]
             cosine = np.array(
-                [float((per_doc[doc_id][1] @ query_vector[0]).max()) for doc_id, _ in candidates],
+                [float(per_doc[doc_id][1][0] @ query_vector[0]) for doc_id, _ in candidates],
                 dtype=np.float32,
             )
             scores = fast(query, texts, cosine)

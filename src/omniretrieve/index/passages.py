@@ -17,7 +17,9 @@ def passage_spans(
     """Character spans of the passages of ``text`` (one span covering all of it if it fits)."""
     window = max(8, max_tokens - special_tokens)
     overlap = min(max(0, overlap), window // 2)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    encoded = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+    )
     offsets = [span for span in encoded["offset_mapping"] if span[1] > span[0]]
     if len(offsets) <= window:
         return [(0, len(text))]

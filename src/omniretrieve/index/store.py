@@ -121,9 +121,19 @@ class CollectionStore:
         return self.directory / "collection.json"
 
     def create(self, settings: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=False)
+        """Make the directory with its settings in one rename: never a half-made collection."""
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.directory.with_name(f".{self.directory.name}.creating-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
         payload = {"format_version": FORMAT_VERSION, **settings}
-        write_atomic(self.settings_path, json.dumps(payload, indent=2).encode())
+        write_atomic(staging / "collection.json", json.dumps(payload, indent=2).encode())
+        try:
+            os.rename(staging, self.directory)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise FileExistsError(f"{self.directory} already exists") from exc
+        fsync_dir(self.directory.parent)
 
     def read_settings(self) -> dict[str, Any]:
         try:
