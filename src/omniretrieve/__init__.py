@@ -17,9 +17,12 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 if TYPE_CHECKING:
     from omniretrieve.embedder import Embedder, EmbeddingResult
     from omniretrieve.errors import OmniRetrieveError
+    from omniretrieve.index.collection import Collection, CollectionSettings
     from omniretrieve.reranker import Reranker, RerankResponse, RerankResult
 
 __all__ = [
+    "Collection",
+    "CollectionSettings",
     "Embedder",
     "EmbeddingResult",
     "OmniRetrieveError",
@@ -36,6 +39,8 @@ _LAZY = {
     "RerankResponse": "omniretrieve.reranker",
     "RerankResult": "omniretrieve.reranker",
     "OmniRetrieveError": "omniretrieve.errors",
+    "Collection": "omniretrieve.index.collection",
+    "CollectionSettings": "omniretrieve.index.collection",
 }
 
 
