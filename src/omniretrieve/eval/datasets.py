@@ -45,7 +45,7 @@ class BeirDataset:
         return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise DatasetError(f"{path} does not exist", field=str(path))
     with path.open(encoding="utf-8") as handle:
@@ -72,7 +72,7 @@ def _require(record: dict[str, Any], key: str, path: Path, number: int) -> str:
 
 def load_corpus(path: Path) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
-    for number, record in _read_jsonl(path):
+    for number, record in read_jsonl(path):
         doc_id = _require(record, "_id", path, number)
         corpus[doc_id] = Document(
             doc_id, str(record.get("text") or ""), str(record.get("title") or "")
@@ -83,7 +83,7 @@ def load_corpus(path: Path) -> dict[str, Document]:
 def load_queries(path: Path) -> dict[str, str]:
     return {
         _require(record, "_id", path, number): _require(record, "text", path, number)
-        for number, record in _read_jsonl(path)
+        for number, record in read_jsonl(path)
     }
 
 

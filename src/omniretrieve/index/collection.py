@@ -583,18 +583,12 @@ def parse_document(value: Any, index: int) -> StoredDocument:
 
 
 def iter_jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
-    """BEIR corpus lines (``_id``, ``title``, ``text``, optional ``metadata``)."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InputError(f"{path}:{number}: not valid JSON ({exc})", field="file") from exc
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object", field="file")
-            yield record
+    """BEIR corpus lines (``_id``, ``title``, ``text``, optional ``metadata``); a malformed
+    line is an error naming the file and line."""
+    from omniretrieve.eval.datasets import read_jsonl
+
+    for _, record in read_jsonl(path):
+        yield record
 
 
 TEXT_SUFFIXES = frozenset(
