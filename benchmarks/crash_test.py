@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from omniretrieve import Embedder  # noqa: E402
-from omniretrieve.index.collection import Collection, iter_jsonl_documents  # noqa: E402
+from omniretrieve.index.collection import Collection  # noqa: E402
+from omniretrieve.index.documents import iter_jsonl_documents  # noqa: E402
 from tests.integration.test_collection_crash import run_and_kill  # noqa: E402
 
 

@@ -276,12 +276,8 @@ def index(
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped)."""
-    from omniretrieve.index.collection import (
-        Collection,
-        CollectionSettings,
-        iter_folder_documents,
-        iter_jsonl_documents,
-    )
+    from omniretrieve.index.collection import Collection, CollectionSettings
+    from omniretrieve.index.documents import iter_folder_documents, iter_jsonl_documents
 
     if source.is_dir():
         documents = list(iter_folder_documents(source))

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from omniretrieve import Embedder
-from omniretrieve.index.collection import Collection, CollectionSettings, iter_jsonl_documents
+from omniretrieve.index.collection import Collection, CollectionSettings
+from omniretrieve.index.documents import iter_jsonl_documents
 
 
 def main() -> None:

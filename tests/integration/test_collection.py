@@ -196,7 +196,7 @@ def test_text_past_the_model_limit_is_searchable(tmp_path: Path, minilm, hybrid_
 
 
 def test_ingest_helpers(tmp_path: Path) -> None:
-    from omniretrieve.index.collection import iter_folder_documents, iter_jsonl_documents
+    from omniretrieve.index.documents import iter_folder_documents, iter_jsonl_documents
 
     (tmp_path / "docs" / "sub").mkdir(parents=True)
     (tmp_path / "docs" / "a.md").write_text("# Title\nBody")

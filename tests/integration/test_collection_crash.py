@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from omniretrieve import Embedder
-from omniretrieve.index.collection import Collection, iter_jsonl_documents
+from omniretrieve.index.collection import Collection
+from omniretrieve.index.documents import iter_jsonl_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 

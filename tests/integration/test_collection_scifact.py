@@ -11,7 +11,8 @@ import pytest
 
 from omniretrieve.eval.datasets import load_beir
 from omniretrieve.eval.metrics import evaluate_run
-from omniretrieve.index.collection import Collection, iter_jsonl_documents
+from omniretrieve.index.collection import Collection
+from omniretrieve.index.documents import iter_jsonl_documents
 from tests.conftest import CACHE_DIR
 
 pytestmark = pytest.mark.slow

@@ -8,12 +8,10 @@ default) or reciprocal rank; an optional rerank re-orders the first stage's top 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +20,7 @@ import numpy as np
 
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
 from omniretrieve.index.dense import QUANTIZATIONS, DenseConfig, DenseIndex
+from omniretrieve.index.documents import check_name, parse_document
 from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
 from omniretrieve.index.passages import passage_spans
 from omniretrieve.index.sparse import Analyzer, BM25Index
@@ -36,7 +35,7 @@ from omniretrieve.runtime.progress import progress_bar
 
 Mode = Literal["dense", "sparse", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
 COMPACT_WAL_BYTES = 64 * 1024 * 1024
 UPSERT_BATCH = 256
 FIRST_STAGE = 100
@@ -112,12 +111,6 @@ class UpsertReport:
     updated: int
     unchanged: int
     embedded_passages: int
-
-
-def content_hash(text: str, image: str | None) -> str:
-    digest = hashlib.sha256(text.encode("utf-8"))
-    digest.update(b"\0" + (image or "").encode("utf-8"))
-    return digest.hexdigest()
 
 
 def field_name(model_id: str) -> str:
@@ -534,108 +527,6 @@ def matches(value: Any, condition: Any) -> bool:
             raise InputError('a filter condition is a value or {"in": [values]}', field="filter")
         return value in condition["in"]
     return value == condition
-
-
-def check_name(name: str) -> None:
-    if not isinstance(name, str) or not NAME.match(name):
-        raise InputError(
-            f"collection name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-            field="name",
-        )
-
-
-def parse_document(value: Any, index: int) -> StoredDocument:
-    field = f"documents[{index}]"
-    if isinstance(value, StoredDocument):
-        value = value.to_json()
-    if not isinstance(value, Mapping):
-        raise InputError(f"{field} must be an object with 'id' and 'text'", field=field)
-    doc_id = value.get("id", value.get("_id"))
-    if not isinstance(doc_id, str | int) or isinstance(doc_id, bool) or str(doc_id) == "":
-        raise InputError(f"{field} needs a non-empty string 'id'", field=f"{field}.id")
-    text = value.get("text") or ""
-    title = value.get("title") or ""
-    if not isinstance(text, str) or not isinstance(title, str):
-        raise InputError(f"{field}.text must be a string", field=f"{field}.text")
-    image = value.get("image")
-    if image is not None and not isinstance(image, str):
-        raise InputError(f"{field}.image must be a string", field=f"{field}.image")
-    full_text = f"{title} {text}".strip() if title else text
-    if not full_text.strip() and not image:
-        raise InputError(f"{field} has neither text nor image", field=field)
-    metadata = value.get("metadata") or {}
-    if not isinstance(metadata, Mapping):
-        raise InputError(f"{field}.metadata must be an object", field=f"{field}.metadata")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"{field}.metadata must be JSON values", field=f"{field}.metadata"
-        ) from exc
-    return StoredDocument(
-        doc_id=str(doc_id),
-        text=full_text,
-        metadata=dict(metadata),
-        image=image,
-        content_hash=content_hash(full_text, image),
-    )
-
-
-def iter_jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
-    """BEIR corpus lines (``_id``, ``title``, ``text``, optional ``metadata``); a malformed
-    line is an error naming the file and line."""
-    from omniretrieve.eval.datasets import read_jsonl
-
-    for _, record in read_jsonl(path):
-        yield record
-
-
-TEXT_SUFFIXES = frozenset(
-    {
-        ".txt",
-        ".md",
-        ".rst",
-        ".py",
-        ".js",
-        ".ts",
-        ".go",
-        ".rs",
-        ".java",
-        ".c",
-        ".h",
-        ".cpp",
-        ".hpp",
-        ".rb",
-        ".php",
-        ".sh",
-        ".sql",
-        ".json",
-        ".yaml",
-        ".yml",
-        ".toml",
-        ".html",
-        ".css",
-    }
-)
-
-
-def iter_folder_documents(folder: Path) -> Iterator[dict[str, Any]]:
-    """Text, Markdown and code files under ``folder``; the id is the relative path."""
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix.lower() not in TEXT_SUFFIXES:
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not valid UTF-8", field="file") from exc
-        if text.strip():
-            relative = str(path.relative_to(folder))
-            yield {
-                "id": relative,
-                "text": text,
-                "metadata": {"path": relative, "suffix": path.suffix.lower()},
-            }
 
 
 __all__ = ["Collection", "CollectionSettings", "OmniRetrieveError", "SearchHit", "UpsertReport"]
