@@ -385,6 +385,9 @@ def serve(
     no_ocr_fallback: bool = typer.Option(
         False, "--no-ocr-fallback", help="Images sent to text models are a 422 (no OCR)."
     ),
+    collections_root: Path = typer.Option(
+        None, "--collections-root", help="Where served collections live (default: data dir)."
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""
@@ -422,6 +425,7 @@ def serve(
         dtype=dtype,
         batch_wait_ms=batch_wait_ms,
         max_batch_items=max_batch_items,
+        collections_root=collections_root,
         ocr_fallback=not no_ocr_fallback,
     )
     import logging

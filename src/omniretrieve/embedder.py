@@ -128,6 +128,14 @@ class Embedder:
             model, "embedder", options, allow_download=allow_download
         )
 
+    @classmethod
+    def wrap(cls, model: EmbeddingModel, source: ModelSource | None = None) -> Embedder:
+        """An Embedder around an already loaded model (the server shares its models)."""
+        embedder = cls.__new__(cls)
+        embedder.model = model
+        embedder.source = source  # type: ignore[assignment]
+        return embedder
+
     @property
     def model_id(self) -> str:
         return self.model.model_id
@@ -135,7 +143,8 @@ class Embedder:
     @property
     def fingerprint(self) -> str:
         """Changes when the weights change; keys on-disk embedding caches."""
-        return f"{self.model_id.replace('/', '--')}-{self.source.fingerprint()}"
+        weights = self.source.fingerprint() if self.source is not None else "unverified"
+        return f"{self.model_id.replace('/', '--')}-{weights}"
 
     @property
     def dimension(self) -> int:

@@ -135,6 +135,14 @@ class Reranker:
             model, "reranker", options, allow_download=allow_download
         )
 
+    @classmethod
+    def wrap(cls, model: RerankModel, source: ModelSource | None = None) -> Reranker:
+        """A Reranker around an already loaded model (the server shares its models)."""
+        reranker = cls.__new__(cls)
+        reranker.model = model
+        reranker.source = source  # type: ignore[assignment]
+        return reranker
+
     @property
     def model_id(self) -> str:
         return self.model.model_id

@@ -114,6 +114,24 @@ def test_torn_wal_tail_is_dropped(tiny_collection) -> None:
         wal.write(b'{"op":"upsert","documents":[{"document":{"id":"half')  # died mid-write
     reopened = Collection.open("tiny", root=root, embedders=embedders)
     assert sorted(reopened._state.documents) == ["cats", "stocks"]
+    reopened.upsert(DOCS[2:3])  # appends after the cut, on a clean line
+    reopened.close()
+    third = Collection.open("tiny", root=root, embedders=embedders)
+    assert sorted(third._state.documents) == ["cats", "paris", "stocks"]
+    third.close()
+
+
+def test_a_snapshot_left_by_a_crash_before_the_switch_is_replaced(tiny_collection) -> None:
+    collection, root, embedders = tiny_collection
+    collection.upsert(DOCS[:2])
+    collection.flush()  # snap-1 is live
+    (root / "tiny" / "snap-2").mkdir()  # a crash after renaming snap-2 into place
+    (root / "tiny" / "snap-2" / "documents.jsonl").write_text("stale")
+    collection.upsert(DOCS[2:3])
+    collection.flush()  # must not fail on the leftover
+    collection.close()
+    reopened = Collection.open("tiny", root=root, embedders=embedders)
+    assert len(reopened) == 3
     reopened.close()
 
 

@@ -217,22 +217,39 @@ class CollectionStore:
             ) from exc
 
     def _wal_records(self) -> Iterator[dict[str, Any]]:
+        """The WAL's operations. A torn last line (the writer died mid-line: never
+        acknowledged) is cut off the file, so the next append starts on a clean line."""
         path = self.directory / "wal.jsonl"
         if not path.exists():
             return
-        with open(path, "rb") as handle:
-            lines = handle.read().split(b"\n")
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        offset = 0
         for number, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except ValueError as exc:
-                if number >= len(lines) - 2:  # a torn last line: never acknowledged
+            is_last = number == len(lines) - 1  # no newline after it: possibly torn
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    if is_last:
+                        self._cut_wal(path, offset)
+                        return
+                    raise CollectionFormatError(
+                        f"{path}: line {number + 1} is damaged; nothing was overwritten"
+                    ) from exc
+                if is_last:  # complete JSON but no newline: the fsync may not have happened
+                    self._cut_wal(path, offset)
                     return
-                raise CollectionFormatError(
-                    f"{path}: line {number + 1} is damaged; nothing was overwritten"
-                ) from exc
+                yield record
+            offset += len(line) + 1
+
+    def _cut_wal(self, path: Path, length: int) -> None:
+        if self._lock_handle is None:
+            return  # a reader never changes files
+        with open(path, "r+b") as handle:
+            handle.truncate(length)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     # -- writing ------------------------------------------------------------------------
     def append(self, operation: dict[str, Any]) -> None:
@@ -274,6 +291,8 @@ class CollectionStore:
                 os.fsync(handle.fileno())
         write_atomic(staging / "passages.json", json.dumps(manifest).encode())
         fsync_dir(staging)
+        if target.exists():  # left by a crash before CURRENT was switched: not live, replace it
+            shutil.rmtree(target)
         os.replace(staging, target)
         fsync_dir(self.directory)
         write_atomic(self.directory / "CURRENT", target.name.encode())

@@ -16,11 +16,12 @@ from fastapi.responses import Response
 
 from omniretrieve import __version__
 from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.errors import install_error_handlers
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.server.pool import ModelPool
-from omniretrieve.server.routes import embeddings, rerank, service
+from omniretrieve.server.routes import collections, embeddings, rerank, service
 from omniretrieve.server.security import ApiKeyMiddleware, BodySizeLimitMiddleware
 
 log = logging.getLogger("omniretrieve.server")
@@ -44,6 +45,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.collections.close)
             if owns_pool:  # a pool handed in belongs to the caller, who closes it
                 await asyncio.to_thread(pool.close)
 
@@ -56,6 +58,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
     app.state.config = config
     app.state.pool = pool
     app.state.metrics = metrics
+    app.state.collections = CollectionManager(pool, config.collections_root)
 
     if config.cors_origins:
         app.add_middleware(
@@ -77,7 +80,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         return response
 
     install_error_handlers(app)
-    for module in (service, embeddings, rerank):
+    for module in (service, embeddings, rerank, collections):
         app.include_router(module.router)
     return app
 

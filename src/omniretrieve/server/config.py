@@ -40,6 +40,8 @@ class ServerConfig:
     ocr_fallback: bool = True
     """Reserved for OCR of images sent to text models; until OCR lands such images are a 422."""
     load_in_background: bool = True
+    collections_root: Path | None = None
+    """Where the server's collections live (default: the user's data directory)."""
 
 
 def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[str, ...]:

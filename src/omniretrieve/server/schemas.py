@@ -127,3 +127,44 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class CreateCollectionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    embedders: list[str] | None = Field(None, description="Loaded embedder ids; default: the first")
+    quantization: Literal["float", "int8", "binary"] = "float"
+    language: str = Field("english", description="BM25 stemmer language")
+    fusion: Literal["zscore", "rrf"] = "zscore"
+
+
+class UpsertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    documents: Annotated[
+        list[Any],
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "text": {"type": "string"},
+                        "title": {"type": "string"},
+                        "image": {"type": "string"},
+                        "metadata": {"type": "object"},
+                    },
+                    "required": ["id"],
+                },
+            }
+        ),
+    ]
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str
+    top_k: int = Field(10, ge=1, le=1000)
+    mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    rerank: bool | str = False
+    filter: dict[str, Any] | None = None

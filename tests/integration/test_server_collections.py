@@ -1,0 +1,87 @@
+"""Collection endpoints over HTTP (in-process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from omniretrieve.server.app import create_app
+from omniretrieve.server.config import ServerConfig
+from tests.integration.server_helpers import loaded_pool
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory):
+    config = ServerConfig(collections_root=Path(tmp_path_factory.mktemp("collections")))
+    pool = loaded_pool(config)
+    with TestClient(create_app(config, pool=pool)) as test_client:
+        yield test_client
+
+
+DOCS = [
+    {"id": "cats", "text": "Cats eat fish and mice.", "metadata": {"lang": "en"}},
+    {
+        "id": "papers/2024/ünï",
+        "text": "Paris is the capital of France.",
+        "metadata": {"lang": "fr"},
+    },
+    {"id": "stocks", "text": "The stock market fell on Monday.", "metadata": {"lang": "en"}},
+]
+
+
+def test_collection_lifecycle(client: TestClient) -> None:
+    created = client.post("/v1/collections", json={"name": "docs", "quantization": "int8"})
+    assert created.status_code == 201, created.text
+    assert created.json()["settings"]["embedders"] == ["all-MiniLM-L6-v2"]
+    assert "docs" in client.get("/v1/collections").json()["collections"]
+    upserted = client.put("/v1/collections/docs/documents", json={"documents": DOCS}).json()
+    assert upserted["added"] == 3
+    fetched = client.get("/v1/collections/docs/documents/papers/2024/ünï")
+    assert fetched.status_code == 200 and fetched.json()["metadata"] == {"lang": "fr"}
+    search = client.post(
+        "/v1/collections/docs/search",
+        json={"query": "what do cats eat", "top_k": 2, "mode": "hybrid", "rerank": True},
+    ).json()
+    assert search["hits"][0]["doc_id"] == "cats" and "rerank" in search["hits"][0]["scores"]
+    filtered = client.post(
+        "/v1/collections/docs/search",
+        json={"query": "capital city", "filter": {"lang": {"in": ["fr"]}}, "mode": "dense"},
+    ).json()
+    assert [h["doc_id"] for h in filtered["hits"]] == ["papers/2024/ünï"]
+    deleted = client.delete("/v1/collections/docs/documents/stocks")
+    assert deleted.status_code == 200
+    assert client.get("/v1/collections/docs/documents/stocks").status_code == 404
+    assert client.delete("/v1/collections/docs").status_code == 200
+    assert client.post("/v1/collections/docs/search", json={"query": "x"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("post", "/v1/collections/nope/search", {"query": "x"}, 404, "name"),
+        ("put", "/v1/collections/nope/documents", {"documents": DOCS}, 404, "name"),
+        ("delete", "/v1/collections/nope", None, 404, "name"),
+        ("post", "/v1/collections", {"name": "../x"}, 422, "name"),
+        ("post", "/v1/collections", {"name": "a", "embedders": ["unknown"]}, 422, "embedders"),
+        ("post", "/v1/collections", {"name": "a", "quantization": "int4"}, 422, "quantization"),
+    ],
+)
+def test_collection_errors(client: TestClient, method, path, body, status, field) -> None:
+    response = getattr(client, method)(path, **({"json": body} if body is not None else {}))
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_bad_documents_and_searches(client: TestClient) -> None:
+    client.post("/v1/collections", json={"name": "bad"})
+    for documents, field in (
+        ([DOCS[0], DOCS[0]], "documents[1].id"),
+        ([{"id": "x"}], "documents[0]"),
+        ([{"id": "y", "text": 5}], "documents[0].text"),
+    ):
+        response = client.put("/v1/collections/bad/documents", json={"documents": documents})
+        assert response.status_code == 422 and response.json()["error"]["field"] == field
+    response = client.post("/v1/collections/bad/search", json={"query": "x", "mode": "fuzzy"})
+    assert response.status_code == 422 and response.json()["error"]["field"] == "mode"
