@@ -141,7 +141,7 @@ class Collection:
         self._embedders: dict[str, Any] = dict(embedders or {})
         self._rerankers: dict[str, Any] = dict(rerankers or {})
         self._sparse: tuple[BM25Index, list[str]] | None = None
-        self._dense: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
+        self._dense: dict[str, tuple[DenseIndex, list[str]]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -376,7 +376,8 @@ class Collection:
             self._sparse = (BM25Index(texts, analyzer=analyzer), ids)
         return self._sparse
 
-    def _dense_index(self, model_id: str) -> tuple[DenseIndex, np.ndarray, list[str]]:
+    def _dense_index(self, model_id: str) -> tuple[DenseIndex, list[str]]:
+        """The faiss index of a vector field and, per row, the id of the passage's document."""
         name = field_name(model_id)
         if name not in self._dense:
             per_doc = self._state.passages.get(name, {})
@@ -391,11 +392,7 @@ class Collection:
                 quantization=self.settings.quantization,  # type: ignore[arg-type]
                 hnsw_threshold=self.settings.hnsw_threshold,
             )
-            self._dense[name] = (
-                DenseIndex(matrix, config),
-                np.asarray(owners, dtype=object),
-                owners,
-            )
+            self._dense[name] = (DenseIndex(matrix, config), owners)
         return self._dense[name]
 
     # -- searching ------------------------------------------------------------------------
@@ -417,12 +414,13 @@ class Collection:
         allowed = self._filter(filter) if filter else None
         want = max(top_k, self.settings.rerank_candidates if rerank else top_k)
         stage_scores: dict[str, dict[str, float]] = {}
+        query_vectors: dict[str, np.ndarray] = {}
         if mode in ("sparse", "hybrid"):
             stage_scores["sparse"] = self._sparse_search(query, max(want, FIRST_STAGE), allowed)
         if mode in ("dense", "hybrid"):
             for model_id in self.settings.embedders:
                 stage_scores[f"dense:{model_id}"] = self._dense_search(
-                    model_id, query, max(want, FIRST_STAGE), allowed
+                    model_id, query, max(want, FIRST_STAGE), allowed, query_vectors
                 )
         if mode == "hybrid":
             runs = list(stage_scores.values())
@@ -434,7 +432,7 @@ class Collection:
         ranked = top(first, want)
         if rerank:
             model_id = self.settings.reranker if rerank is True else str(rerank)
-            ranked = self._rerank(model_id, query, ranked, stage_scores)
+            ranked = self._rerank(model_id, query, ranked, stage_scores, query_vectors)
         hits = []
         for doc_id, score in ranked[:top_k]:
             document = self._state.documents[doc_id]
@@ -463,20 +461,31 @@ class Collection:
         best = np.argpartition(-scores, k - 1)[:k]
         return {ids[i]: float(scores[i]) for i in best if np.isfinite(scores[i]) and scores[i] > 0}
 
+    def _query_vector(self, key: str, query: str, cache: dict[str, np.ndarray]) -> np.ndarray:
+        """The query's vector from embedder ``key``, computed once per search."""
+        if key not in cache:
+            cache[key] = self.embedder(key).encode_texts([query], task="retrieval.query")[0]
+        return cache[key]
+
     def _dense_search(
-        self, model_id: str, query: str, k: int, allowed: set[str] | None
+        self,
+        model_id: str,
+        query: str,
+        k: int,
+        allowed: set[str] | None,
+        query_vectors: dict[str, np.ndarray],
     ) -> dict[str, float]:
-        index, owners, owner_list = self._dense_index(model_id)
+        index, owners = self._dense_index(model_id)
         if index.size == 0:
             return {}
-        query_vector = self.embedder(model_id).encode_texts([query], task="retrieval.query")
+        query_vector = self._query_vector(model_id, query, query_vectors)
         rows = None
         if allowed is not None:
-            rows = np.flatnonzero(np.fromiter((o in allowed for o in owner_list), dtype=bool))
+            rows = np.flatnonzero(np.fromiter((o in allowed for o in owners), dtype=bool))
             if rows.size == 0:
                 return {}
         # passages, then documents: fetch extra passages so k documents survive aggregation
-        scores, found = index.search(query_vector, k * 3, allowed=rows)
+        scores, found = index.search(query_vector[None, :], k * 3, allowed=rows)
         per_doc: dict[str, float] = {}
         for score, row in zip(scores[0], found[0], strict=True):
             if row < 0:
@@ -494,6 +503,7 @@ class Collection:
         query: str,
         ranked: list[tuple[str, float]],
         stage_scores: dict[str, dict[str, float]],
+        query_vectors: dict[str, np.ndarray],
     ) -> list[tuple[str, float]]:
         candidates = ranked[: self.settings.rerank_candidates]
         if not candidates:
@@ -505,10 +515,11 @@ class Collection:
         if fast is not None and embedder_id in self._embedder_ids():
             # The reranker embeds each document as its model sees it, cut at the model's
             # length: that is exactly the stored first passage, so reuse it instead.
-            query_vector = self.embedder(embedder_id).encode_texts([query], task="retrieval.query")
-            per_doc = self._state.passages[field_name(self._embedder_key(embedder_id))]
+            key = self._embedder_key(embedder_id)
+            query_vector = self._query_vector(key, query, query_vectors)
+            per_doc = self._state.passages[field_name(key)]
             cosine = np.array(
-                [float(per_doc[doc_id][1][0] @ query_vector[0]) for doc_id, _ in candidates],
+                [float(per_doc[doc_id][1][0] @ query_vector) for doc_id, _ in candidates],
                 dtype=np.float32,
             )
             scores = fast(query, texts, cosine)

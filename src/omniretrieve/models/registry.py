@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omniretrieve.errors import (
+    InputError,
     ModelIntegrityError,
     ModelNotFoundError,
     ModelUnavailableError,
+    OmniRetrieveError,
     UnsupportedModelError,
 )
 
@@ -249,7 +251,6 @@ class Registry:
         allow_download: bool = True,
     ) -> tuple[ModelSource, Any]:
         """Resolve ``model``, check that it is of ``kind``, and load it with ``options``."""
-        from omniretrieve.errors import InputError, OmniRetrieveError
         from omniretrieve.models.base import DTYPES
 
         if options.dtype not in DTYPES:
