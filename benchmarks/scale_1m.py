@@ -182,7 +182,11 @@ def main() -> None:
         semantic = {int(r): float(s) for s, r in zip(scores[0], rows[0], strict=True) if r >= 0}
         top(zscore_fusion([lexical, semantic]), TOP_K)
         hybrid_times.append(time.perf_counter() - t)
-    results["hybrid"] = {"fusion": "zscore", "first_stage": FIRST_STAGE, **percentiles(hybrid_times)}
+    results["hybrid"] = {
+        "fusion": "zscore",
+        "first_stage": FIRST_STAGE,
+        **percentiles(hybrid_times),
+    }
     results["peak_rss_mib"] = rss_mib()
 
     print(json.dumps(results, indent=2))

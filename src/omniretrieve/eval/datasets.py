@@ -9,7 +9,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,19 @@ class Document:
     doc_id: str
     text: str
     title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    image: str | None = None
+    """Path of the document's image (page screenshots, photos), resolved against the dataset."""
 
     @property
     def full_text(self) -> str:
         """Title and body as one text, the usual BEIR input to BM25 and embedders."""
         return f"{self.title} {self.text}".strip() if self.title else self.text
+
+    @property
+    def empty(self) -> bool:
+        """No text and no image: nothing a search could match (real corpora have a few)."""
+        return not self.full_text.strip() and self.image is None
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,19 @@ def load_corpus(path: Path) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
     for number, record in read_jsonl(path):
         doc_id = _require(record, "_id", path, number)
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise DatasetError(f"{path}:{number}: metadata must be an object", field="metadata")
+        image = record.get("image")
+        if image is not None and not isinstance(image, str):
+            raise DatasetError(f"{path}:{number}: image must be a path", field="image")
+        text = str(record.get("text") or "")
         corpus[doc_id] = Document(
-            doc_id, str(record.get("text") or ""), str(record.get("title") or "")
+            doc_id,
+            text,
+            str(record.get("title") or ""),
+            metadata,
+            str(path.parent / image) if image is not None else None,
         )
     return corpus
 

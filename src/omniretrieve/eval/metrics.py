@@ -31,8 +31,10 @@ def _trec_name(metric: str) -> tuple[str, str]:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(MEASURES)} (with @k)")
     trec = MEASURES[name]
     if name == "mrr":
+        if cutoff and not cutoff.isdigit():
+            raise ValueError(f"metric {metric!r}: the cutoff is a number")
         return trec, "recip_rank"
-    if not cutoff:
+    if not cutoff.isdigit():
         raise ValueError(f"metric {metric!r} needs a cutoff, e.g. {name}@10")
     return trec, f"{trec}_{cutoff}"
 
@@ -40,8 +42,6 @@ def _trec_name(metric: str) -> tuple[str, str]:
 def evaluate_run(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) -> MetricResult:
     """Score ``run`` against ``qrels``. Queries without judgments are ignored; judged queries
     missing from the run count as 0 (trec_eval's default is to skip them, which flatters)."""
-    import pytrec_eval
-
     metrics = list(metrics)
     trec_names = {m: _trec_name(m) for m in metrics}
     cutoffs: dict[str, set[str]] = {}
@@ -52,11 +52,38 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) 
         for trec, cuts in cutoffs.items()
     }
     judged = {qid: {d: int(s) for d, s in docs.items()} for qid, docs in qrels.items() if docs}
-    evaluator = pytrec_eval.RelevanceEvaluator(judged, measures)
     scored_run = {qid: {d: float(s) for d, s in run.get(qid, {}).items()} for qid in judged}
-    results = evaluator.evaluate({q: r for q, r in scored_run.items() if r})
+    results = _evaluate(judged, scored_run, measures - {"recip_rank"})
     per_query: dict[str, dict[str, float]] = {}
-    for metric, (_, key) in trec_names.items():
-        per_query[metric] = {qid: float(results.get(qid, {}).get(key, 0.0)) for qid in judged}
+    for metric, (trec, key) in trec_names.items():
+        if trec == "recip_rank":
+            # trec_eval's reciprocal rank has no cutoff: MRR@k scores the top k only
+            cutoff = metric.partition("@")[2]
+            depth = int(cutoff) if cutoff else None
+            ranks = _evaluate(judged, truncate(scored_run, depth), {"recip_rank"})
+            per_query[metric] = {qid: float(ranks.get(qid, {}).get(key, 0.0)) for qid in judged}
+        else:
+            per_query[metric] = {qid: float(results.get(qid, {}).get(key, 0.0)) for qid in judged}
     mean = {m: sum(v.values()) / len(v) if v else 0.0 for m, v in per_query.items()}
     return MetricResult(mean=mean, per_query=per_query)
+
+
+def _evaluate(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], measures: set[str]
+) -> dict[str, dict[str, float]]:
+    import pytrec_eval
+
+    if not measures:
+        return {}
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, measures)
+    return evaluator.evaluate({q: r for q, r in run.items() if r})
+
+
+def truncate(run: Run, depth: int | None) -> dict[str, dict[str, float]]:
+    """Each query's best ``depth`` documents (ties broken by document id, as trec_eval does)."""
+    if depth is None:
+        return {q: dict(docs) for q, docs in run.items()}
+    return {
+        q: dict(sorted(docs.items(), key=lambda item: (-item[1], item[0]))[:depth])
+        for q, docs in run.items()
+    }

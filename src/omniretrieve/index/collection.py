@@ -65,8 +65,6 @@ class CollectionSettings:
     reranker: str = "omniretrieve-hybrid-reranker"
 
     def validate(self) -> CollectionSettings:
-        if not self.embedders:
-            raise InputError("a collection needs at least one embedder", field="embedders")
         if self.quantization not in QUANTIZATIONS:
             raise InputError(
                 f"quantization must be one of {', '.join(QUANTIZATIONS)}", field="quantization"
@@ -142,6 +140,7 @@ class Collection:
         self._rerankers: dict[str, Any] = dict(rerankers or {})
         self._sparse: tuple[BM25Index, list[str]] | None = None
         self._dense: dict[str, tuple[DenseIndex, list[str]]] = {}
+        self._mask_cache: tuple[set[str], np.ndarray] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -365,6 +364,7 @@ class Collection:
 
     def _invalidate(self) -> None:
         self._sparse = None
+        self._mask_cache = None
         self._dense.clear()
 
     # -- indexes --------------------------------------------------------------------------
@@ -404,37 +404,105 @@ class Collection:
         mode: str = "hybrid",
         rerank: bool | str = False,
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("query is an empty text", field="query")
+        return self.search_many(
+            [query], top_k=top_k, mode=mode, rerank=rerank, filter=filter, embedders=embedders
+        )[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        *,
+        top_k: int = 10,
+        mode: str = "hybrid",
+        rerank: bool | str = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> list[list[SearchHit]]:
+        """Search several queries with the same settings: their vectors are computed in one
+        batch and the dense index is searched once for all of them.
+
+        ``embedders`` picks which of the collection's vector fields dense and hybrid search
+        use (all of them by default)."""
+        for position, query in enumerate(queries):
+            if not isinstance(query, str) or not query.strip():
+                field_path = "query" if len(queries) == 1 else f"queries[{position}]"
+                raise InputError(f"{field_path} is an empty text", field=field_path)
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
+        fields = self._vector_fields(embedders)
+        if mode == "dense" and not fields:
+            raise InputError(
+                f"collection {self.name!r} holds no vectors (BM25 only): use mode 'sparse'",
+                field="mode",
+            )
         allowed = self._filter(filter) if filter else None
         want = max(top_k, self.settings.rerank_candidates if rerank else top_k)
-        stage_scores: dict[str, dict[str, float]] = {}
+        depth = max(want, FIRST_STAGE)
+        stages: list[dict[str, dict[str, float]]] = [{} for _ in queries]
         query_vectors: dict[str, np.ndarray] = {}
-        if mode in ("sparse", "hybrid"):
-            stage_scores["sparse"] = self._sparse_search(query, max(want, FIRST_STAGE), allowed)
         if mode in ("dense", "hybrid"):
-            for model_id in self.settings.embedders:
-                stage_scores[f"dense:{model_id}"] = self._dense_search(
-                    model_id, query, max(want, FIRST_STAGE), allowed, query_vectors
+            for model_id in fields:
+                query_vectors[model_id] = self.embedder(model_id).encode_texts(
+                    list(queries), task="retrieval.query", show_progress=show_progress
                 )
-        if mode == "hybrid":
-            runs = list(stage_scores.values())
-            fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
-            first = fuse(runs, self.settings.fusion_weights)
-            stage_scores["fused"] = first
-        else:
-            first = next(iter(stage_scores.values()))
-        ranked = top(first, want)
-        if rerank:
-            model_id = self.settings.reranker if rerank is True else str(rerank)
-            ranked = self._rerank(model_id, query, ranked, stage_scores, query_vectors)
+                runs = self._dense_search(model_id, query_vectors[model_id], depth, allowed)
+                for stage, run in zip(stages, runs, strict=True):
+                    stage[f"dense:{model_id}"] = run
+        weights = self._fusion_weights(fields)
+        results: list[list[SearchHit]] = []
+        with progress_bar(len(queries), "searching", enabled=show_progress) as advance:
+            for position, query in enumerate(queries):
+                stage_scores = stages[position]
+                if mode in ("sparse", "hybrid"):
+                    stage_scores["sparse"] = self._sparse_search(query, depth, allowed)
+                    stage_scores = {"sparse": stage_scores.pop("sparse"), **stage_scores}
+                if mode == "hybrid":
+                    fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
+                    first = fuse(list(stage_scores.values()), weights)
+                    stage_scores["fused"] = first
+                else:
+                    first = next(iter(stage_scores.values()))
+                ranked = top(first, want)
+                if rerank:
+                    model_id = self.settings.reranker if rerank is True else str(rerank)
+                    vectors = {k: v[position] for k, v in query_vectors.items()}
+                    ranked = self._rerank(model_id, query, ranked, stage_scores, vectors)
+                results.append(self._hits(ranked[:top_k], stage_scores))
+                advance(1)
+        return results
+
+    def _vector_fields(self, embedders: Sequence[str] | None) -> tuple[str, ...]:
+        if embedders is None:
+            return self.settings.embedders
+        unknown = [e for e in embedders if e not in self.settings.embedders]
+        if unknown or not embedders:
+            raise InputError(
+                f"embedders must name this collection's embedders "
+                f"({', '.join(self.settings.embedders)}); got {', '.join(unknown) or 'none'}",
+                field="embedders",
+            )
+        return tuple(embedders)
+
+    def _fusion_weights(self, fields: tuple[str, ...]) -> list[float] | None:
+        """BM25's weight and the weights of the vector fields in use."""
+        weights = self.settings.fusion_weights
+        if weights is None:
+            return None
+        chosen = [weights[0]]
+        for model_id in fields:
+            chosen.append(weights[1 + self.settings.embedders.index(model_id)])
+        return chosen
+
+    def _hits(
+        self, ranked: Sequence[tuple[str, float]], stage_scores: dict[str, dict[str, float]]
+    ) -> list[SearchHit]:
         hits = []
-        for doc_id, score in ranked[:top_k]:
+        for doc_id, score in ranked:
             document = self._state.documents[doc_id]
             scores = {
                 stage: values[doc_id] for stage, values in stage_scores.items() if doc_id in values
@@ -455,11 +523,19 @@ class Collection:
             return {}
         scores = index.scores(query)
         if allowed is not None:
-            mask = np.fromiter((i in allowed for i in ids), dtype=bool, count=len(ids))
-            scores = np.where(mask, scores, -np.inf)
+            scores = np.where(self._sparse_mask(ids, allowed), scores, -np.inf)
         k = min(k, len(ids))
         best = np.argpartition(-scores, k - 1)[:k]
         return {ids[i]: float(scores[i]) for i in best if np.isfinite(scores[i]) and scores[i] > 0}
+
+    def _sparse_mask(self, ids: list[str], allowed: set[str]) -> np.ndarray:
+        """Which BM25 rows a filter lets through (kept while the same filter repeats)."""
+        cached = self._mask_cache
+        if cached is not None and cached[0] is allowed:
+            return cached[1]
+        mask = np.fromiter((i in allowed for i in ids), dtype=bool, count=len(ids))
+        self._mask_cache = (allowed, mask)
+        return mask
 
     def _query_vector(self, key: str, query: str, cache: dict[str, np.ndarray]) -> np.ndarray:
         """The query's vector from embedder ``key``, computed once per search."""
@@ -470,32 +546,34 @@ class Collection:
     def _dense_search(
         self,
         model_id: str,
-        query: str,
+        query_vectors: np.ndarray,
         k: int,
         allowed: set[str] | None,
-        query_vectors: dict[str, np.ndarray],
-    ) -> dict[str, float]:
+    ) -> list[dict[str, float]]:
+        """Per query: document id -> aggregated passage score, best ``k`` documents."""
         index, owners = self._dense_index(model_id)
         if index.size == 0:
-            return {}
-        query_vector = self._query_vector(model_id, query, query_vectors)
+            return [{} for _ in query_vectors]
         rows = None
         if allowed is not None:
             rows = np.flatnonzero(np.fromiter((o in allowed for o in owners), dtype=bool))
             if rows.size == 0:
-                return {}
+                return [{} for _ in query_vectors]
         # passages, then documents: fetch extra passages so k documents survive aggregation
-        scores, found = index.search(query_vector[None, :], k * 3, allowed=rows)
-        per_doc: dict[str, float] = {}
-        for score, row in zip(scores[0], found[0], strict=True):
-            if row < 0:
-                continue
-            doc_id = owners[row]
-            if self.settings.aggregate == "max":
-                per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), float(score))
-            else:
-                per_doc[doc_id] = per_doc.get(doc_id, 0.0) + float(score)
-        return dict(top(per_doc, k))
+        scores, found = index.search(query_vectors, k * 3, allowed=rows)
+        runs = []
+        for query_scores, query_rows in zip(scores, found, strict=True):
+            per_doc: dict[str, float] = {}
+            for score, row in zip(query_scores, query_rows, strict=True):
+                if row < 0:
+                    continue
+                doc_id = owners[row]
+                if self.settings.aggregate == "max":
+                    per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), float(score))
+                else:
+                    per_doc[doc_id] = per_doc.get(doc_id, 0.0) + float(score)
+            runs.append(dict(top(per_doc, k)))
+        return runs
 
     def _rerank(
         self,

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,3 +50,43 @@ class EmbeddingCache:
             np.save(tmp, vectors)
         os.replace(tmp.name, target)
         return vectors
+
+
+class CachingEmbedder:
+    """An :class:`~omniretrieve.embedder.Embedder` whose ``encode_texts`` goes through an
+    :class:`EmbeddingCache`; the model is loaded only when something is not cached."""
+
+    def __init__(
+        self, model_id: str, cache: EmbeddingCache, factory: Callable[[str], Any] | None = None
+    ) -> None:
+        self._model_id = model_id
+        self._cache = cache
+        self._factory = factory
+        self._embedder: Any = None
+
+    @property
+    def wrapped(self) -> Any:
+        if self._embedder is None:
+            if self._factory is not None:
+                self._embedder = self._factory(self._model_id)
+            else:
+                from omniretrieve.embedder import Embedder
+
+                self._embedder = Embedder(self._model_id)
+        return self._embedder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def cache_key(self) -> str:
+        """The model's identity for the cache: its fingerprint (changes with the weights)."""
+        return str(self.wrapped.fingerprint)
+
+    def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+        task = kwargs.get("task")
+        return self._cache.get_or_compute(
+            self.cache_key(),
+            f"{task}-{kwargs.get('dimensions')}" if kwargs.get("dimensions") else task,
+            texts,
+            lambda items: self.wrapped.encode_texts(list(items), **kwargs),
+        )

@@ -1,0 +1,5 @@
+"""``python -m omniretrieve.cli``."""
+
+from omniretrieve.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""The typer application and its sub-command groups (commands register themselves)."""
+
+from __future__ import annotations
+
+import typer
+
+from omniretrieve import __version__
+
+app = typer.Typer(
+    name="omniretrieve",
+    help="Self-hosted embeddings, reranking, search and retrieval evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List local models or pull one from the hub.", no_args_is_help=False)
+app.add_typer(models_app, name="models")
+collections_app = typer.Typer(help="List or drop collections.", no_args_is_help=False)
+app.add_typer(collections_app, name="collections")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"omniretrieve {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """omniretrieve: embeddings, reranking and retrieval evaluation, offline by default."""

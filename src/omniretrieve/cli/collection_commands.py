@@ -1,0 +1,105 @@
+"""index, search, collections."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from omniretrieve.cli.app import app, collections_app
+from omniretrieve.cli.common import handle_errors, parse_filters, write_json
+from omniretrieve.errors import InputError
+
+
+@app.command()
+@handle_errors
+def index(
+    name: str = typer.Argument(..., help="Collection name (created if missing)."),
+    source: Path = typer.Option(..., "--from", help="A BEIR corpus .jsonl or a folder of files."),
+    embedder: list[str] = typer.Option(
+        None, "--embedder", "-e", help="Embedder(s) of a new collection (default MiniLM)."
+    ),
+    quantization: str = typer.Option("float", help="float, int8 or binary (new collection)."),
+    language: str = typer.Option("english", help="BM25 stemmer language (new collection)."),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """Index documents into a collection (upsert by id; unchanged documents are skipped)."""
+    from omniretrieve.index.collection import Collection, CollectionSettings
+    from omniretrieve.index.documents import iter_folder_documents, iter_jsonl_documents
+
+    if source.is_dir():
+        documents = list(iter_folder_documents(source))
+    elif source.is_file():
+        documents = list(iter_jsonl_documents(source))
+    else:
+        raise InputError(f"{source}: no such file or folder", field="from")
+    if name in Collection.list(root):
+        collection = Collection.open(name, root=root)
+    else:
+        settings = CollectionSettings(
+            embedders=tuple(embedder or ("all-MiniLM-L6-v2",)),
+            quantization=quantization,
+            language=language,
+        )
+        collection = Collection.create(name, root=root, settings=settings)
+    with collection:
+        report = collection.upsert(documents, show_progress=True)
+        collection.flush()
+        payload = {"collection": name, "documents": len(collection), **report.__dict__}
+    sys.stdout.write(json.dumps(payload) + "\n")
+
+
+@app.command()
+@handle_errors
+def search(
+    name: str = typer.Argument(..., help="Collection name."),
+    query: str = typer.Argument(..., help="The query."),
+    top_k: int = typer.Option(10, "--top-k", "-k"),
+    mode: str = typer.Option("hybrid", help="dense, sparse or hybrid."),
+    rerank: bool = typer.Option(False, "--rerank", help="Rerank the first stage's candidates."),
+    reranker: str = typer.Option(None, help="Reranker id (default: the collection's)."),
+    filters: list[str] = typer.Option(None, "--filter", help='key=value, or key=["a","b"].'),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per hit."),
+) -> None:
+    """Search a collection; JSON hits best first with per-stage scores."""
+    from omniretrieve.index.collection import Collection
+
+    with Collection.open(name, root=root) as collection:
+        hits = collection.search(
+            query,
+            top_k=top_k,
+            mode=mode,
+            rerank=reranker or rerank,
+            filter=parse_filters(filters),
+        )
+    payload = {"collection": name, "query": query, "hits": [h.to_json() for h in hits]}
+    write_json(payload, "hits", jsonl)
+
+
+@collections_app.callback(invoke_without_command=True)
+def collections_list(
+    ctx: typer.Context,
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """List collections."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from omniretrieve.index.collection import Collection
+
+    sys.stdout.write(json.dumps(Collection.list(root)) + "\n")
+
+
+@collections_app.command("drop")
+@handle_errors
+def collections_drop(
+    name: str = typer.Argument(...),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """Delete a collection and its files."""
+    from omniretrieve.index.collection import Collection
+
+    Collection.drop(name, root=root)
+    typer.echo(f"dropped {name}", err=True)

@@ -1,0 +1,100 @@
+"""eval: pipelines x datasets -> a markdown table, a JSON file and plots."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from omniretrieve.cli.app import app
+from omniretrieve.cli.common import handle_errors
+
+DEFAULT_PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank")
+
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    dataset: list[Path] = typer.Option(
+        ..., "--dataset", "-d", help="Dataset folder (BEIR, XQuAD-R, COCO, Winoground, own)."
+    ),
+    pipeline: list[str] = typer.Option(
+        None,
+        "--pipeline",
+        "-p",
+        help="bm25 | dense[:model] | hybrid[:model,...] with +rerank[:model], ocr+ prefix "
+        f"(default: {', '.join(DEFAULT_PIPELINES)}).",
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Write report.md, results.json, plots."),
+    split: str = typer.Option(None, help="qrels split (default: test, else dev, else the only)."),
+    collection: str = typer.Option(
+        None, "--collection", help="Search this existing collection instead of building one."
+    ),
+    root: Path = typer.Option(None, help="Where --collection lives (default: user data dir)."),
+    cache_dir: Path = typer.Option(None, help="Embedding and eval-collection cache."),
+    max_queries: int = typer.Option(None, help="Only the first N queries of each task."),
+    compare: list[str] = typer.Option(
+        None,
+        "--compare",
+        help="A:B pipelines to test (paired t-test and randomisation test per task).",
+    ),
+) -> None:
+    """Evaluate retrieval pipelines; prints the markdown table, writes files with --out."""
+    from omniretrieve.eval.report import markdown
+    from omniretrieve.eval.runner import evaluate
+    from omniretrieve.eval.significance import compare as paired_test
+
+    pipelines = list(pipeline or DEFAULT_PIPELINES)
+    pairs = [_pair(item, pipelines) for item in compare or []]
+    report = evaluate(
+        dataset,
+        pipelines,
+        split=split,
+        cache_dir=cache_dir,
+        collection=collection,
+        collections_root=root,
+        max_queries=max_queries,
+        out_dir=out,
+    )
+    sys.stdout.write(markdown(report))
+    for first, second in pairs:
+        for dataset_ in report.datasets:
+            metric = dataset_.metrics[0]
+            for task in dataset_.tasks:
+                a = report.result(dataset_.name, task.name, first)
+                b = report.result(dataset_.name, task.name, second)
+                if a.skipped or b.skipped or a.queries < 2:
+                    continue
+                test = paired_test(a.per_query[metric], b.per_query[metric])
+                row = {
+                    "dataset": dataset_.name,
+                    "task": task.name,
+                    "metric": metric,
+                    "a": first,
+                    "b": second,
+                    "mean_a": round(test.mean_a, 4),
+                    "mean_b": round(test.mean_b, 4),
+                    "t_test_p": test.t_test_p,
+                    "randomisation_p": test.randomisation_p,
+                }
+                sys.stdout.write(json.dumps(row) + "\n")
+    if out is not None:
+        typer.echo(f"wrote {out}/report.md, results.json and plots", err=True)
+
+
+def _pair(item: str, pipelines: list[str]) -> tuple[str, str]:
+    from omniretrieve.errors import InputError
+
+    first, sep, second = item.partition(":")
+    # a pipeline may contain ':' itself (dense:model); split at the ':' that leaves two
+    # known pipelines
+    for index, char in enumerate(item):
+        if char == ":" and item[:index] in pipelines and item[index + 1 :] in pipelines:
+            return item[:index], item[index + 1 :]
+    if not sep or first not in pipelines or second not in pipelines:
+        raise InputError(
+            f"--compare {item!r}: name two of the evaluated pipelines as A:B", field="compare"
+        )
+    return first, second

@@ -1,0 +1,102 @@
+"""serve: the HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from omniretrieve import __version__
+from omniretrieve.cli.app import app
+from omniretrieve.cli.common import handle_errors
+from omniretrieve.errors import InputError
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; 0.0.0.0 exposes the server."),
+    port: int = typer.Option(8000, help="TCP port."),
+    model: list[str] = typer.Option(
+        None, "--model", "-m", help="Model id or directory to load (repeat for several)."
+    ),
+    no_bundled: bool = typer.Option(
+        False, "--no-bundled", help="Do not load the bundled models beside --model ones."
+    ),
+    api_key: list[str] = typer.Option(
+        None, "--api-key", help="Accepted API key (visible in ps: prefer the env var or a file)."
+    ),
+    api_key_file: Path = typer.Option(None, "--api-key-file", help="File of API keys, one a line."),
+    cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allowed CORS origin."),
+    device: str = typer.Option("cpu"),
+    dtype: str = typer.Option("auto"),
+    max_body_bytes: int = typer.Option(32 * 1024 * 1024, help="Largest request body."),
+    max_inputs: int = typer.Option(2048, help="Inputs per embeddings request."),
+    max_documents: int = typer.Option(1000, help="Documents per rerank request."),
+    max_tokens: int = typer.Option(1_000_000, help="Tokens per embeddings request."),
+    max_image_bytes: int = typer.Option(20 * 1024 * 1024, help="Bytes per image."),
+    max_image_pixels: int = typer.Option(40_000_000, help="Pixels per image."),
+    max_pending: int = typer.Option(16_384, help="Queued inputs per model before 429."),
+    batch_wait_ms: float = typer.Option(5.0, help="How long a batch waits for more requests."),
+    max_batch_items: int = typer.Option(64, help="Inputs merged into one model call at most."),
+    no_ocr_fallback: bool = typer.Option(
+        False, "--no-ocr-fallback", help="Images sent to text models are a 422 (no OCR)."
+    ),
+    collections_root: Path = typer.Option(
+        None, "--collections-root", help="Where served collections live (default: data dir)."
+    ),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""
+    import uvicorn
+
+    from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+    from omniretrieve.server.app import create_app
+    from omniretrieve.server.config import API_KEYS_ENV, Limits, ServerConfig, read_api_keys
+
+    if api_key:
+        typer.echo(
+            f"warning: --api-key shows in the process list; prefer ${API_KEYS_ENV} or "
+            "--api-key-file",
+            err=True,
+        )
+    models = list(model or [])
+    if not no_bundled:
+        models += [m for m in (DEFAULT_EMBEDDER, DEFAULT_RERANKER) if m not in models]
+    if not models:
+        raise InputError("no model to serve: pass --model or drop --no-bundled")
+    config = ServerConfig(
+        models=tuple(models),
+        api_keys=read_api_keys(api_key, api_key_file),
+        cors_origins=tuple(cors_origin or ()),
+        limits=Limits(
+            max_body_bytes=max_body_bytes,
+            max_inputs=max_inputs,
+            max_documents=max_documents,
+            max_tokens_per_request=max_tokens,
+            max_image_bytes=max_image_bytes,
+            max_image_pixels=max_image_pixels,
+            max_pending_items=max_pending,
+        ),
+        device=device,
+        dtype=dtype,
+        batch_wait_ms=batch_wait_ms,
+        max_batch_items=max_batch_items,
+        collections_root=collections_root,
+        ocr_fallback=not no_ocr_fallback,
+    )
+    import logging
+
+    logging.basicConfig(format="%(levelname)s:     %(message)s", level=log_level.upper())
+    keys = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key"
+    typer.echo(
+        f"omniretrieve {__version__}: serving {', '.join(models)} on http://{host}:{port} ({keys})",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,70 @@
+"""The pipeline grammar of ``omniretrieve eval``.
+
+    pipeline   := ["ocr+"] first-stage ["+rerank" [":" reranker]]
+    first-stage:= "bm25" | "dense" [":" model] | "hybrid" [":" model ("," model)*]
+
+``dense`` and ``hybrid`` without a model use the bundled default embedder; ``hybrid`` fuses BM25
+with every named embedder (z-score fusion unless the collection says otherwise); ``+rerank``
+re-orders the first stage's top 100 with the default reranker, ``+rerank:<model>`` with that
+one; ``ocr+`` reads image documents (and image queries) through OCR first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omniretrieve.errors import InputError
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+
+FIRST_STAGES = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    spec: str
+    mode: str
+    """Collection search mode: sparse, dense or hybrid."""
+    embedders: tuple[str, ...]
+    reranker: str | None = None
+    ocr: bool = False
+
+    @property
+    def needs_vectors(self) -> bool:
+        return self.mode in ("dense", "hybrid")
+
+
+def parse_pipeline(spec: str) -> Pipeline:
+    text = spec.strip()
+    if not text:
+        raise InputError("a pipeline is an empty text", field="pipeline")
+    ocr = False
+    if text.startswith("ocr+"):
+        ocr, text = True, text[len("ocr+") :]
+    reranker: str | None = None
+    stage, plus, rest = text.partition("+")
+    if plus:
+        name, colon, model = rest.partition(":")
+        if name != "rerank" or (colon and not model.strip()):
+            raise InputError(
+                f"pipeline {spec!r}: after '+' comes 'rerank' or 'rerank:<model>'",
+                field="pipeline",
+            )
+        reranker = model.strip() if colon else DEFAULT_RERANKER
+    kind, colon, models = stage.partition(":")
+    if kind not in FIRST_STAGES:
+        raise InputError(
+            f"pipeline {spec!r}: the first stage is one of {', '.join(FIRST_STAGES)}",
+            field="pipeline",
+        )
+    embedders: tuple[str, ...] = ()
+    if kind == "bm25":
+        if colon:
+            raise InputError(f"pipeline {spec!r}: bm25 takes no model", field="pipeline")
+        mode = "sparse"
+    else:
+        mode = kind
+        names = [m.strip() for m in models.split(",")] if colon else [DEFAULT_EMBEDDER]
+        if not all(names):
+            raise InputError(f"pipeline {spec!r}: an empty model name", field="pipeline")
+        embedders = tuple(names)
+    return Pipeline(spec.strip(), mode, embedders, reranker, ocr)

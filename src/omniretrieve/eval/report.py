@@ -1,0 +1,241 @@
+"""Eval reports: a markdown table, a JSON file with every number, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omniretrieve.eval.significance import compare
+
+if TYPE_CHECKING:
+    from omniretrieve.eval.runner import EvalReport, TaskResult
+
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
+    """Write ``report.md``, ``results.json`` and the plots; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": out_dir / "report.md",
+        "json": out_dir / "results.json",
+    }
+    paths["markdown"].write_text(markdown(report), encoding="utf-8")
+    paths["json"].write_text(json.dumps(to_json(report), indent=1), encoding="utf-8")
+    paths.update(write_plots(report, out_dir))
+    return paths
+
+
+def to_json(report: EvalReport) -> dict[str, Any]:
+    return {
+        "config": report.config,
+        "results": [
+            {
+                "dataset": r.dataset,
+                "task": r.task,
+                "pipeline": r.pipeline,
+                "queries": r.queries,
+                "seconds": round(r.seconds, 3),
+                "skipped": r.skipped,
+                "metrics": r.metrics,
+                "per_query": r.per_query,
+            }
+            for r in report.results
+        ],
+    }
+
+
+def _cell(result: TaskResult | None, metric: str) -> str:
+    if result is None or result.skipped:
+        return "n/a"
+    return f"{result.metrics.get(metric, float('nan')):.4f}"
+
+
+def summary_rows(report: EvalReport) -> list[tuple[str, list[tuple[str, float | None]]]]:
+    """Per pipeline: (column, value) for each dataset's primary metrics; multi-task datasets
+    give the mean over their per-language tasks and the cross-lingual task separately."""
+    rows = []
+    for pipeline in report.pipelines:
+        cells: list[tuple[str, float | None]] = []
+        for dataset in report.datasets:
+            groups = _task_groups(dataset)
+            for label, tasks in groups:
+                for metric in dataset.metrics:
+                    values = []
+                    for task in tasks:
+                        result = report.result(dataset.name, task, pipeline.spec)
+                        if result.skipped or metric not in result.metrics:
+                            values = []
+                            break
+                        values.append(result.metrics[metric])
+                    column = f"{dataset.name}{label} {metric}"
+                    cells.append((column, sum(values) / len(values) if values else None))
+        rows.append((pipeline.spec, cells))
+    return rows
+
+
+def _task_groups(dataset: Any) -> list[tuple[str, list[str]]]:
+    names = [t.name for t in dataset.tasks] or ["examples"]
+    if dataset.kind == "multilingual":
+        mono = [n for n in names if n.startswith("mono-")]
+        groups = [(" mono (mean)", mono)] if mono else []
+        return groups + [(f" {n}", [n]) for n in names if not n.startswith("mono-")]
+    if len(names) == 1:
+        return [("", names)]
+    return [(f" {n}", [n]) for n in names]
+
+
+def markdown(report: EvalReport) -> str:
+    lines = ["# omniretrieve eval", ""]
+    rows = summary_rows(report)
+    if rows and rows[0][1]:
+        columns = [c for c, _ in rows[0][1]]
+        lines += ["| pipeline | " + " | ".join(columns) + " |"]
+        lines += ["|---" * (len(columns) + 1) + "|"]
+        for spec, cells in rows:
+            values = ["n/a" if v is None else f"{v:.4f}" for _, v in cells]
+            lines.append(f"| {spec} | " + " | ".join(values) + " |")
+        lines.append("")
+    for dataset in report.datasets:
+        lines += _dataset_section(report, dataset)
+    skipped = [r for r in report.results if r.skipped]
+    if skipped:
+        lines += ["## Not run", ""]
+        seen = set()
+        for r in skipped:
+            if (r.dataset, r.pipeline) not in seen:
+                seen.add((r.dataset, r.pipeline))
+                lines.append(f"- {r.dataset} / {r.pipeline}: {r.skipped}")
+        lines.append("")
+    config = report.config
+    lines += [
+        "## Configuration",
+        "",
+        f"omniretrieve {config['omniretrieve']}, Python {config['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in config["packages"].items()),
+        "",
+    ]
+    lines += [
+        f"- {d['name']}: {d['documents']} documents, sha256 {d['checksum'][:16]}…"
+        for d in config["datasets"]
+    ]
+    lines += [f"- model {m}: {f}" for m, f in config["models"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _dataset_section(report: EvalReport, dataset: Any) -> list[str]:
+    tasks = [t.name for t in dataset.tasks]
+    if not tasks:
+        return []
+    metrics = dataset.metrics
+    baseline = report.pipelines[0].spec
+    lines = [f"## {dataset.name} ({dataset.kind})", ""]
+    header = ["task", "queries"] + [f"{p.spec} {m}" for p in report.pipelines for m in metrics]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---" * len(header) + "|")
+    for task in tasks:
+        cells = [task]
+        first = report.result(dataset.name, task, baseline)
+        cells.append(
+            str(
+                max(
+                    r.queries
+                    for r in report.results
+                    if r.dataset == dataset.name and r.task == task
+                )
+            )
+        )
+        for pipeline in report.pipelines:
+            result = report.result(dataset.name, task, pipeline.spec)
+            for metric in metrics:
+                text = _cell(result, metric)
+                if (
+                    pipeline.spec != baseline
+                    and not result.skipped
+                    and not first.skipped
+                    and result.queries >= 2
+                ):
+                    test = compare(first.per_query[metric], result.per_query[metric])
+                    if test.randomisation_p < SIGNIFICANCE_LEVEL:
+                        text += "†"
+                cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"† differs from {baseline} with p < {SIGNIFICANCE_LEVEL} (paired randomisation test, "
+        "10,000 sign flips, over the task's queries).",
+        "",
+    ]
+    return lines
+
+
+def write_plots(report: EvalReport, out_dir: Path) -> dict[str, Path]:
+    """Box plots of per-task scores per pipeline (one per dataset with several tasks, and one
+    across datasets)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths: dict[str, Path] = {}
+    runnable = [p.spec for p in report.pipelines]
+    across: dict[str, list[float]] = {spec: [] for spec in runnable}
+    for dataset in report.datasets:
+        metric = dataset.metrics[0]
+        per_pipeline: dict[str, list[float]] = {}
+        for pipeline in runnable:
+            values = [
+                r.metrics[metric]
+                for r in report.results
+                if r.dataset == dataset.name and r.pipeline == pipeline and not r.skipped
+            ]
+            if values:
+                per_pipeline[pipeline] = values
+                across[pipeline].extend(values)
+        if len(dataset.tasks) > 2 and per_pipeline:
+            path = out_dir / f"{dataset.name}-{metric.replace('@', '_at_')}-boxplot.png"
+            _boxplot(plt, per_pipeline, f"{dataset.name}: {metric} per task", metric, path)
+            paths[f"boxplot:{dataset.name}"] = path
+    across = {k: v for k, v in across.items() if v}
+    if across:
+        path = out_dir / "scores-boxplot.png"
+        _boxplot(plt, across, "primary metric per dataset task", "score", path)
+        paths["boxplot"] = path
+    return paths
+
+
+def _boxplot(plt: Any, data: dict[str, list[float]], title: str, ylabel: str, path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.6 * len(data)), 4.0))
+    axes.boxplot(list(data.values()), tick_labels=list(data.keys()), showmeans=True)
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, 1)
+    axes.tick_params(axis="x", rotation=20)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def modality_gap_plot(
+    text_scores: list[float], image_scores: list[float], model: str, path: Path
+) -> Path:
+    """Histogram of a model's scores for text->text and text->image pairs: how far apart the
+    two modalities sit on one scale (the jina-reranker-m0 announcement's chart)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.0, 4.0))
+    bins = 40
+    axes.hist(text_scores, bins=bins, alpha=0.6, label=f"text->text ({len(text_scores)})")
+    axes.hist(image_scores, bins=bins, alpha=0.6, label=f"text->image ({len(image_scores)})")
+    axes.set_title(f"modality gap: {model}")
+    axes.set_xlabel("score")
+    axes.set_ylabel("pairs")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

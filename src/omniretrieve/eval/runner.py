@@ -1,0 +1,281 @@
+"""``evaluate``: datasets x pipelines -> metrics, through the same ``Collection`` search users get.
+
+Each dataset is indexed once into a collection kept in the cache directory (named by the
+dataset's checksum and the embedders), so a second run re-uses it; query vectors are cached on
+disk by (model fingerprint, content hash). Every pipeline is a ``Collection.search_many`` call
+with the pipeline's mode, vector fields and reranker, so an eval number is a number users get.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omniretrieve import __version__
+from omniretrieve.errors import InputError
+from omniretrieve.eval.loaders import ALL_METRICS, EvalDataset, EvalTask, load_eval_dataset
+from omniretrieve.eval.metrics import evaluate_run
+from omniretrieve.eval.pipelines import Pipeline, parse_pipeline
+from omniretrieve.runtime.cache import CachingEmbedder, EmbeddingCache, default_cache_dir
+
+SEARCH_DEPTH = 100
+"""Documents kept per query: enough for Recall@100 and MAP@100."""
+COLLECTION_FORMAT = "eval-1"
+"""Bump when the way eval builds its collections changes, so old ones are not re-used."""
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    dataset: str
+    task: str
+    pipeline: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict)
+    queries: int = 0
+    seconds: float = 0.0
+    skipped: str | None = None
+    """Why this pipeline could not run on this dataset (then there are no metrics)."""
+
+
+@dataclass
+class EvalReport:
+    datasets: list[EvalDataset]
+    pipelines: list[Pipeline]
+    results: list[TaskResult]
+    config: dict[str, Any]
+
+    def result(self, dataset: str, task: str, pipeline: str) -> TaskResult:
+        for item in self.results:
+            if (item.dataset, item.task, item.pipeline) == (dataset, task, pipeline):
+                return item
+        raise KeyError((dataset, task, pipeline))
+
+
+def evaluate(
+    datasets: Sequence[str | Path | EvalDataset],
+    pipelines: Sequence[str | Pipeline],
+    *,
+    split: str | None = None,
+    cache_dir: Path | None = None,
+    collection: str | None = None,
+    collections_root: Path | None = None,
+    max_queries: int | None = None,
+    show_progress: bool = True,
+    out_dir: Path | None = None,
+    embedders: Mapping[str, Any] | None = None,
+) -> EvalReport:
+    """Score every pipeline on every dataset (and each of its tasks).
+
+    ``collection`` searches an existing collection (made with ``omniretrieve index``) instead of
+    building one; ``max_queries`` keeps the first N judged queries of each task (for quick
+    checks); ``out_dir`` writes the report, JSON and plots there."""
+    if not datasets:
+        raise InputError("name at least one dataset", field="dataset")
+    if not pipelines:
+        raise InputError("name at least one pipeline", field="pipeline")
+    parsed = [p if isinstance(p, Pipeline) else parse_pipeline(p) for p in pipelines]
+    if len({p.spec for p in parsed}) != len(parsed):
+        raise InputError("a pipeline is named twice", field="pipeline")
+    loaded = [
+        d if isinstance(d, EvalDataset) else load_eval_dataset(d, split=split) for d in datasets
+    ]
+    if collection is not None and len(loaded) != 1:
+        raise InputError("--collection evaluates exactly one dataset", field="collection")
+    cache = EmbeddingCache(cache_dir)
+    shared: dict[str, Any] = dict(embedders or {})
+    results: list[TaskResult] = []
+    for dataset in loaded:
+        results.extend(
+            _evaluate_dataset(
+                dataset,
+                parsed,
+                cache=cache,
+                cache_dir=cache_dir or default_cache_dir(),
+                shared=shared,
+                collection_name=collection,
+                collections_root=collections_root,
+                max_queries=max_queries,
+                show_progress=show_progress,
+            )
+        )
+    report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
+    if out_dir is not None:
+        from omniretrieve.eval.report import write_report
+
+        write_report(report, out_dir)
+    return report
+
+
+def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
+    if dataset.kind == "winoground":
+        return "Winoground needs an image-capable model (CLIP, BGE-VL, m0 families)"
+    if pipeline.ocr:
+        return "the ocr+ pipelines need the OCR engine, which is not built yet"
+    if dataset.kind == "image-caption":
+        return "image-caption retrieval needs an image-capable model or ocr+"
+    if dataset.doc_modality == "image":
+        return "the documents are images: use an ocr+ pipeline or an image-capable model"
+    return None
+
+
+def _evaluate_dataset(
+    dataset: EvalDataset,
+    pipelines: list[Pipeline],
+    *,
+    cache: EmbeddingCache,
+    cache_dir: Path,
+    shared: dict[str, Any],
+    collection_name: str | None,
+    collections_root: Path | None,
+    max_queries: int | None,
+    show_progress: bool,
+) -> list[TaskResult]:
+    from omniretrieve.index.collection import Collection
+
+    runnable = [p for p in pipelines if _skip_reason(dataset, p) is None]
+    results = [
+        TaskResult(dataset.name, task.name, p.spec, skipped=_skip_reason(dataset, p))
+        for p in pipelines
+        if p not in runnable
+        for task in (dataset.tasks or [EvalTask("examples", {}, {})])
+    ]
+    if not runnable:
+        return results
+    needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
+    for model_id in needed:
+        shared.setdefault(model_id, CachingEmbedder(model_id, cache))
+    if collection_name is not None:
+        opened = Collection.open(collection_name, root=collections_root, embedders=shared)
+        missing = [m for m in needed if m not in opened.settings.embedders]
+        if missing:
+            opened.close()
+            raise InputError(
+                f"collection {collection_name!r} has no vectors from {', '.join(missing)}",
+                field="pipeline",
+            )
+    else:
+        opened = _dataset_collection(dataset, needed, cache_dir, shared, show_progress)
+    with opened:
+        for task in dataset.tasks:
+            queries = dict(list(task.queries.items())[:max_queries])
+            qrels = {q: task.qrels[q] for q in queries}
+            for pipeline in runnable:
+                results.append(
+                    _run_task(opened, dataset, task, pipeline, queries, qrels, show_progress)
+                )
+    return results
+
+
+def _run_task(
+    collection: Any,
+    dataset: EvalDataset,
+    task: EvalTask,
+    pipeline: Pipeline,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    show_progress: bool,
+) -> TaskResult:
+    if show_progress:
+        import sys
+
+        print(f"{dataset.name}/{task.name}: {pipeline.spec}", file=sys.stderr)
+    started = time.perf_counter()
+    hits = collection.search_many(
+        list(queries.values()),
+        top_k=SEARCH_DEPTH,
+        mode=pipeline.mode,
+        rerank=pipeline.reranker or False,
+        filter=task.filter,
+        embedders=pipeline.embedders or None,
+        show_progress=show_progress,
+    )
+    seconds = time.perf_counter() - started
+    run = {
+        qid: {hit.doc_id: hit.score for hit in found}
+        for qid, found in zip(queries, hits, strict=True)
+    }
+    scored = evaluate_run(qrels, run, ALL_METRICS)
+    return TaskResult(
+        dataset.name,
+        task.name,
+        pipeline.spec,
+        scored.mean,
+        scored.per_query,
+        len(queries),
+        seconds,
+    )
+
+
+def _dataset_collection(
+    dataset: EvalDataset,
+    embedders: tuple[str, ...],
+    cache_dir: Path,
+    shared: dict[str, Any],
+    show_progress: bool,
+) -> Any:
+    """The dataset's collection in the cache, created or completed as needed (an interrupted
+    build resumes: upsert skips documents already stored with the same content)."""
+    from omniretrieve.index.collection import Collection, CollectionSettings
+
+    vector_fields = embedders
+    identity = "\n".join([COLLECTION_FORMAT, dataset.checksum, *vector_fields])
+    name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    root = cache_dir / "eval-collections"
+    settings = CollectionSettings(embedders=vector_fields)
+    if (root / name / "collection.json").is_file():
+        opened = Collection.open(name, root=root, embedders=shared)
+    else:
+        opened = Collection.create(name, root=root, settings=settings, embedders=shared)
+    documents = [
+        {"id": d.doc_id, "text": d.full_text, "metadata": d.metadata}
+        for d in dataset.corpus.values()
+        if not d.empty
+    ]
+    if len(opened) != len(documents):
+        opened.upsert(documents, show_progress=show_progress)
+        opened.flush()
+    return opened
+
+
+def _configuration(
+    datasets: list[EvalDataset], pipelines: list[Pipeline], embedders: Mapping[str, Any]
+) -> dict[str, Any]:
+    import importlib.metadata as metadata
+
+    versions = {}
+    for package in ("torch", "transformers", "faiss-cpu", "bm25s", "pytrec-eval-terrier"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    models = {}
+    for model_id, embedder in embedders.items():
+        try:
+            models[model_id] = str(embedder.fingerprint)
+        except Exception:  # a model that failed to load is reported as such
+            models[model_id] = "not loaded"
+    return {
+        "omniretrieve": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "packages": versions,
+        "models": models,
+        "pipelines": [p.spec for p in pipelines],
+        "datasets": [
+            {
+                "name": d.name,
+                "path": str(d.path),
+                "kind": d.kind,
+                "checksum": d.checksum,
+                "documents": len(d.corpus),
+                "tasks": {t.name: len(t.queries) for t in d.tasks},
+            }
+            for d in datasets
+        ],
+        "search_depth": SEARCH_DEPTH,
+    }
