@@ -105,3 +105,41 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(
             if len(opened):
                 assert opened.search("cell biology", top_k=3, mode="hybrid")
     assert acknowledged == set(texts)  # the last run was not killed: everything made it
+
+
+@pytest.mark.slow
+def test_readers_beside_a_writer(tmp_path: Path, tiny_bert_dir: Path, datasets_dir: Path) -> None:
+    """Read-only opens while another process ingests and compacts: each sees a consistent,
+    growing collection that searches; a long-lived reader catches up with refresh()."""
+    corpus = datasets_dir / "scifact" / "corpus.jsonl"
+    model_dir = str(tiny_bert_dir)
+    embedder = Embedder(tiny_bert_dir)
+    models = {"embedders": {model_dir: embedder}}
+    finished: list[set[str]] = []
+    writer = threading.Thread(
+        target=lambda: finished.append(run_and_kill(tmp_path, model_dir, corpus, None, 240))
+    )
+    writer.start()
+    while "crash" not in Collection.list(tmp_path):
+        time.sleep(0.05)
+    long_lived = Collection.open("crash", root=tmp_path, read_only=True, **models)
+    seen, opens, refreshed = 0, 0, 0
+    while writer.is_alive():
+        with Collection.open("crash", root=tmp_path, read_only=True, **models) as reader:
+            count = len(reader)
+            assert count >= seen, "a reader saw the collection shrink"
+            seen, opens = count, opens + 1
+            field = next(iter(reader._state.passages), None)
+            for doc_id in list(reader._state.documents)[-3:]:
+                assert field is not None and doc_id in reader._state.passages[field]
+            if count:
+                assert reader.search("cell biology", top_k=3, mode="hybrid")
+        refreshed += long_lived.refresh()
+        with pytest.raises(Exception, match="read-only"):
+            long_lived.delete(["x"])
+    writer.join()
+    long_lived.refresh()
+    assert len(long_lived) == 240 and finished[0] == set(long_lived._state.documents)
+    long_lived.close()
+    print(f"{opens} read-only opens, {refreshed} refreshes during ingest")
+    assert opens >= 3 and refreshed >= 1

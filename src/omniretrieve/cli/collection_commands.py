@@ -67,7 +67,7 @@ def search(
     """Search a collection; JSON hits best first with per-stage scores."""
     from omniretrieve.index.collection import Collection
 
-    with Collection.open(name, root=root) as collection:
+    with Collection.open(name, root=root, read_only=True) as collection:
         hits = collection.search(
             query,
             top_k=top_k,

@@ -162,6 +162,7 @@ def _evaluate_dataset(
             root=collections_root,
             embedders=shared,
             rerankers=models["rerankers"],
+            read_only=True,
         )
         missing = [m for m in needed if m not in opened.settings.embedders]
         if missing:

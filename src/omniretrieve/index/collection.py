@@ -121,7 +121,8 @@ def field_name(model_id: str) -> str:
 
 
 class Collection:
-    """One collection, opened for reading and writing by this process."""
+    """One collection, opened by this process for writing (one writer at a time, a lock file
+    says who) or read-only (any number of readers, beside a writer)."""
 
     def __init__(
         self,
@@ -130,17 +131,23 @@ class Collection:
         *,
         embedders: Mapping[str, Any] | None = None,
         rerankers: Mapping[str, Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.directory = directory
         self.name = directory.name
         self.settings = settings
+        self.read_only = read_only
         self._store = CollectionStore(directory)
-        self._store.lock()
-        try:
-            self._state: StoredState = self._store.load()
-        except Exception:
-            self._store.close()
-            raise
+        if read_only:
+            self._version = self._store.version()
+            self._state: StoredState = self._store.load_consistent()
+        else:
+            self._store.lock()
+            try:
+                self._state = self._store.load()
+            except Exception:
+                self._store.close()
+                raise
         self._embedders: dict[str, Any] = dict(embedders or {})
         self._rerankers: dict[str, Any] = dict(rerankers or {})
         self._sparse: tuple[BM25Index, list[str]] | None = None
@@ -179,13 +186,34 @@ class Collection:
         root: Path | None = None,
         embedders: Mapping[str, Any] | None = None,
         rerankers: Mapping[str, Any] | None = None,
+        read_only: bool = False,
     ) -> Collection:
+        """Open an existing collection; ``read_only`` opens it beside a writer, seeing the
+        acknowledged writes as of now (:meth:`refresh` catches up later)."""
         check_name(name)
         directory = (root or default_root()) / name
         if not directory.is_dir():
             raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
         settings = CollectionSettings.from_json(CollectionStore(directory).read_settings())
-        return cls(directory, settings, embedders=embedders, rerankers=rerankers)
+        return cls(
+            directory, settings, embedders=embedders, rerankers=rerankers, read_only=read_only
+        )
+
+    def refresh(self) -> bool:
+        """Read-only: reload if a writer acknowledged anything since; True when it did."""
+        if not self.read_only:
+            return False
+        version = self._store.version()
+        if version == self._version:
+            return False
+        self._state = self._store.load_consistent()
+        self._version = version
+        self._invalidate()
+        return True
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise InputError(f"collection {self.name!r} is open read-only", field="name")
 
     @staticmethod
     def list(root: Path | None = None) -> list[str]:
@@ -204,6 +232,7 @@ class Collection:
 
     def flush(self) -> None:
         """Write a snapshot and empty the write-ahead log."""
+        self._check_writable()
         self._store.compact(self._state)
 
     def close(self) -> None:
@@ -240,6 +269,7 @@ class Collection:
     def upsert(self, documents: Iterable[Any], *, show_progress: bool = False) -> UpsertReport:
         """Add or replace documents (``{"id", "text", "metadata", "image"}``); each batch of
         256 is acknowledged (durable) before the next is embedded."""
+        self._check_writable()
         items = [parse_document(d, i) for i, d in enumerate(documents)]
         seen: set[str] = set()
         for index, item in enumerate(items):
@@ -346,6 +376,7 @@ class Collection:
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed."""
+        self._check_writable()
         present = [doc_id for doc_id in ids if doc_id in self._state.documents]
         if present:
             record = {"op": "delete", "ids": present}

@@ -195,6 +195,34 @@ class CollectionStore:
             apply(state, operation)
         return state
 
+    def load_consistent(self, attempts: int = 50) -> StoredState:
+        """Load without the lock, while a writer may be appending or compacting: the WAL's
+        torn tail is ignored (not cut), and a compaction that switched ``CURRENT`` during the
+        read (its old snapshot may be gone, its WAL emptied) is answered by reading again."""
+        for _ in range(attempts):
+            before = self.current_name()
+            try:
+                state = self.load()
+            except CollectionFormatError:
+                if self.current_name() != before:
+                    continue
+                raise
+            if self.current_name() == before:
+                return state
+        raise CollectionFormatError(
+            f"{self.directory} kept changing while being read ({attempts} attempts)"
+        )
+
+    def current_name(self) -> str | None:
+        try:
+            return (self.directory / "CURRENT").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+
+    def version(self) -> tuple[str | None, int]:
+        """Changes whenever a write is acknowledged (WAL grows) or a compaction lands."""
+        return self.current_name(), self.wal_bytes()
+
     def _read_snapshot(self, snapshot: Path, state: StoredState) -> None:
         try:
             with open(snapshot / "documents.jsonl", encoding="utf-8") as handle:
@@ -261,8 +289,10 @@ class CollectionStore:
         os.fsync(self._wal.fileno())
 
     def wal_bytes(self) -> int:
-        path = self.directory / "wal.jsonl"
-        return path.stat().st_size if path.exists() else 0
+        try:
+            return (self.directory / "wal.jsonl").stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def compact(self, state: StoredState) -> None:
         """Write ``state`` as a new snapshot, switch to it, then empty the WAL."""
