@@ -245,3 +245,63 @@ def test_rerank_from_stored_vectors_equals_the_reranker_api(
         expected = {hits[r.index].doc_id: r.relevance_score for r in api.results}
         for hit in hits:
             assert hit.scores["rerank"] == pytest.approx(expected[hit.doc_id], abs=1e-4)
+
+
+def test_search_many_equals_search_and_weights_move_the_fusion(
+    tmp_path: Path, minilm, hybrid_reranker
+) -> None:
+    collection = minilm_collection(tmp_path, minilm, hybrid_reranker)
+    collection.upsert(DOCS)
+    queries = ["what do cats eat", "capital city of France", "bones"]
+    many = collection.search_many(queries, top_k=3, rerank=True)
+    for query, hits in zip(queries, many, strict=True):
+        single = collection.search(query, top_k=3, rerank=True)
+        assert [(h.doc_id, round(h.score, 5)) for h in hits] == [
+            (h.doc_id, round(h.score, 5)) for h in single
+        ]
+    # all weight on BM25 ranks as BM25 does
+    bm25_only = collection.search("cats fish", top_k=4, fusion_weights=(1.0, 0.0))
+    sparse = collection.search("cats fish", top_k=4, mode="sparse")
+    assert [h.doc_id for h in bm25_only][: len(sparse)] == [h.doc_id for h in sparse]
+    for bad in [(1.0,), (1.0, -1.0), (1.0, 1.0, 1.0)]:
+        with pytest.raises(InputError) as caught:
+            collection.search("cats", fusion_weights=bad)
+        assert caught.value.field == "fusion_weights"
+    with pytest.raises(InputError) as caught:
+        collection.search_many(["cats", " "])
+    assert caught.value.field == "queries[1]"
+    with pytest.raises(InputError, match="this collection's embedders"):
+        collection.search("cats", embedders=["other-model"])
+    collection.close()
+
+
+def test_update_settings_and_fit_fusion(tmp_path: Path, minilm, hybrid_reranker) -> None:
+    from omniretrieve.eval.tuning import fit_fusion_weights
+
+    collection = minilm_collection(tmp_path, minilm, hybrid_reranker)
+    collection.upsert(DOCS)
+    queries = {"q1": "cats eat fish", "q2": "capital of France", "q3": "stock market"}
+    qrels = {"q1": {"cats": 1}, "q2": {"paris": 1}, "q3": {"stocks": 1}}
+    fit = fit_fusion_weights(collection, queries, qrels)
+    assert fit.score == 1.0 and fit.weights == (0.5, 0.5)  # ties go to equal weights
+    assert set(fit.grid) == {0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
+    collection.update_settings(fusion_weights=(0.7, 0.3), rerank_candidates=50)
+    with pytest.raises(InputError, match="shape the stored data"):
+        collection.update_settings(quantization="int8")
+    with pytest.raises(InputError):
+        collection.update_settings(rerank_candidates=0)
+    collection.close()
+    with Collection.open("m", root=tmp_path, embedders={"all-MiniLM-L6-v2": minilm}) as opened:
+        assert opened.settings.fusion_weights == (0.7, 0.3)
+        assert opened.settings.rerank_candidates == 50
+
+
+def test_bm25_only_collection(tmp_path: Path) -> None:
+    settings = CollectionSettings(embedders=())
+    with Collection.create("bm25", root=tmp_path, settings=settings) as collection:
+        report = collection.upsert(DOCS)
+        assert report.embedded_passages == 0
+        assert collection.search("cats", mode="sparse")[0].doc_id == "cats"
+        assert collection.search("cats", mode="hybrid")[0].doc_id == "cats"
+        with pytest.raises(InputError, match="holds no vectors"):
+            collection.search("cats", mode="dense")

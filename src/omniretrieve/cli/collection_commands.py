@@ -103,3 +103,40 @@ def collections_drop(
 
     Collection.drop(name, root=root)
     typer.echo(f"dropped {name}", err=True)
+
+
+@collections_app.command("tune")
+@handle_errors
+def collections_tune(
+    name: str = typer.Argument(..., help="Collection name."),
+    dataset: Path = typer.Option(
+        ..., "--dataset", "-d", help="BEIR folder whose corpus this collection holds."
+    ),
+    split: str = typer.Option("train", help="The training split whose queries choose."),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """Choose hybrid fusion weights on training queries and save them in the collection."""
+    from omniretrieve.eval.loaders import load_eval_dataset
+    from omniretrieve.eval.tuning import fit_fusion_weights
+    from omniretrieve.index.collection import Collection
+
+    task = load_eval_dataset(dataset, split=split).tasks[0]
+    with Collection.open(name, root=root) as collection:
+        unknown = [d for q in task.qrels.values() for d in q if collection.get(d) is None]
+        if unknown:
+            raise InputError(
+                f"{len(unknown)} judged documents are not in collection {name!r} "
+                f"(e.g. {unknown[0]!r}): index the dataset's corpus first",
+                field="dataset",
+            )
+        fit = fit_fusion_weights(collection, task.queries, task.qrels, show_progress=True)
+        collection.update_settings(fusion_weights=fit.weights)
+    payload = {
+        "collection": name,
+        "fusion_weights": list(fit.weights),
+        "metric": fit.metric,
+        "train_score": fit.score,
+        "grid": {str(k): v for k, v in fit.grid.items()},
+        "queries": fit.queries,
+    }
+    sys.stdout.write(json.dumps(payload) + "\n")

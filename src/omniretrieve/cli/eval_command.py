@@ -35,6 +35,12 @@ def eval_command(
     root: Path = typer.Option(None, help="Where --collection lives (default: user data dir)."),
     cache_dir: Path = typer.Option(None, help="Embedding and eval-collection cache."),
     max_queries: int = typer.Option(None, help="Only the first N queries of each task."),
+    fit_fusion: str = typer.Option(
+        None, "--fit-fusion", help="Choose hybrid fusion weights on this split (e.g. train)."
+    ),
+    passages: str = typer.Option(
+        "split", help="split: long documents as passages; first: one truncated vector each."
+    ),
     compare: list[str] = typer.Option(
         None,
         "--compare",
@@ -57,6 +63,8 @@ def eval_command(
         collections_root=root,
         max_queries=max_queries,
         out_dir=out,
+        fit_fusion=fit_fusion,
+        passages=passages,
     )
     sys.stdout.write(markdown(report))
     for first, second in pairs:

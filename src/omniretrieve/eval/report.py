@@ -121,6 +121,15 @@ def markdown(report: EvalReport) -> str:
         for d in config["datasets"]
     ]
     lines += [f"- model {m}: {f}" for m, f in config["models"].items()]
+    fusion = config.get("fusion_weights", {})
+    for dataset, fits in fusion.get("by_dataset", {}).items():
+        for pipeline, fit in fits.items():
+            weights = ", ".join(f"{w:.2f}" for w in fit["weights"])
+            lines.append(
+                f"- {dataset} / {pipeline}: fusion weights (BM25 first) {weights}, chosen on "
+                f"{fit['queries']} {fusion['fitted_on']} queries ({fit['metric']} "
+                f"{fit['train_score']:.4f})"
+            )
     return "\n".join(lines) + "\n"
 
 

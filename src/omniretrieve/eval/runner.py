@@ -70,6 +70,7 @@ def evaluate(
     embedders: Mapping[str, Any] | None = None,
     rerankers: Mapping[str, Any] | None = None,
     passages: str = "split",
+    fit_fusion: str | None = None,
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -77,7 +78,11 @@ def evaluate(
     building one; ``max_queries`` keeps the first N judged queries of each task (for quick
     checks); ``out_dir`` writes the report, JSON and plots there; ``passages="first"`` embeds
     each document once, truncated by the model (as sentence-transformers does) instead of
-    splitting long ones; ``embedders``/``rerankers`` pass already loaded models by id."""
+    splitting long ones; ``embedders``/``rerankers`` pass already loaded models by id;
+    ``fit_fusion`` names a split (e.g. ``train``) whose queries choose each hybrid pipeline's
+    fusion weights before the evaluated split is searched."""
+    if passages not in ("split", "first"):
+        raise InputError("passages must be split or first", field="passages")
     if not datasets:
         raise InputError("name at least one dataset", field="dataset")
     if not pipelines:
@@ -93,6 +98,7 @@ def evaluate(
     cache = EmbeddingCache(cache_dir)
     shared: dict[str, Any] = dict(embedders or {})
     models = {"embedders": shared, "rerankers": dict(rerankers or {}), "passages": passages}
+    fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
     for dataset in loaded:
         results.extend(
@@ -106,10 +112,16 @@ def evaluate(
                 collections_root=collections_root,
                 max_queries=max_queries,
                 show_progress=show_progress,
+                fit_fusion=fit_fusion,
+                fitted=fitted.setdefault(dataset.name, {}),
             )
         )
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
     report.config["passages"] = passages
+    report.config["fusion_weights"] = {
+        "fitted_on": fit_fusion,
+        "by_dataset": {name: fits for name, fits in fitted.items() if fits},
+    }
     if out_dir is not None:
         from omniretrieve.eval.report import write_report
 
@@ -140,6 +152,8 @@ def _evaluate_dataset(
     collections_root: Path | None,
     max_queries: int | None,
     show_progress: bool,
+    fit_fusion: str | None,
+    fitted: dict[str, Any],
 ) -> list[TaskResult]:
     from omniretrieve.index.collection import Collection
 
@@ -174,14 +188,74 @@ def _evaluate_dataset(
     else:
         opened = _dataset_collection(dataset, needed, cache_dir, models, show_progress)
     with opened:
+        weights = {}
+        if fit_fusion is not None:
+            weights = _fit_weights(opened, dataset, runnable, fit_fusion, fitted, show_progress)
         for task in dataset.tasks:
             queries = dict(list(task.queries.items())[:max_queries])
             qrels = {q: task.qrels[q] for q in queries}
             for pipeline in runnable:
                 results.append(
-                    _run_task(opened, dataset, task, pipeline, queries, qrels, show_progress)
+                    _run_task(
+                        opened,
+                        dataset,
+                        task,
+                        pipeline,
+                        queries,
+                        qrels,
+                        show_progress,
+                        weights.get(pipeline.spec),
+                    )
                 )
     return results
+
+
+def _fit_weights(
+    collection: Any,
+    dataset: EvalDataset,
+    pipelines: list[Pipeline],
+    split: str,
+    fitted: dict[str, Any],
+    show_progress: bool,
+) -> dict[str, tuple[float, ...]]:
+    """Per hybrid pipeline: weights chosen on ``split``'s queries of the same corpus."""
+    from omniretrieve.eval.tuning import fit_fusion_weights
+
+    if dataset.kind != "text":
+        raise InputError(
+            f"{dataset.name}: fusion weights can be fitted on BEIR-layout text sets only",
+            field="fit_fusion",
+        )
+    if split in {t.name for t in dataset.tasks}:
+        raise InputError(
+            f"{dataset.name}: --fit-fusion {split} is the split being evaluated; fit on another "
+            "(e.g. train)",
+            field="fit_fusion",
+        )
+    training = load_eval_dataset(dataset.path, split=split).tasks[0]
+    weights: dict[str, tuple[float, ...]] = {}
+    fits: dict[tuple[str, ...], Any] = {}
+    for pipeline in pipelines:
+        if pipeline.mode != "hybrid":
+            continue
+        if pipeline.embedders not in fits:  # the reranker does not change the first stage
+            fits[pipeline.embedders] = fit_fusion_weights(
+                collection,
+                training.queries,
+                training.qrels,
+                embedders=pipeline.embedders,
+                show_progress=show_progress,
+            )
+        fit = fits[pipeline.embedders]
+        weights[pipeline.spec] = fit.weights
+        fitted[pipeline.spec] = {
+            "weights": list(fit.weights),
+            "metric": fit.metric,
+            "train_score": fit.score,
+            "grid": {str(k): v for k, v in fit.grid.items()},
+            "queries": fit.queries,
+        }
+    return weights
 
 
 def _run_task(
@@ -192,6 +266,7 @@ def _run_task(
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
     show_progress: bool,
+    fusion_weights: tuple[float, ...] | None = None,
 ) -> TaskResult:
     if show_progress:
         import sys
@@ -205,6 +280,7 @@ def _run_task(
         rerank=pipeline.reranker or False,
         filter=task.filter,
         embedders=pipeline.embedders or None,
+        fusion_weights=fusion_weights,
         show_progress=show_progress,
     )
     seconds = time.perf_counter() - started

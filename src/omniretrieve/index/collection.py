@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,6 +78,16 @@ class CollectionSettings:
             raise InputError("aggregate must be max or sum", field="aggregate")
         if self.fusion not in ("zscore", "rrf"):
             raise InputError("fusion must be zscore or rrf", field="fusion")
+        if (
+            isinstance(self.rerank_candidates, bool)
+            or not isinstance(self.rerank_candidates, int)
+            or self.rerank_candidates < 1
+        ):
+            raise InputError(
+                "rerank_candidates must be a positive integer", field="rerank_candidates"
+            )
+        if self.fusion_weights is not None and any(w < 0 for w in self.fusion_weights):
+            raise InputError("fusion_weights must not be negative", field="fusion_weights")
         if self.fusion_weights is not None and len(self.fusion_weights) != 1 + len(self.embedders):
             raise InputError(
                 "fusion_weights needs one weight for BM25 and one per embedder",
@@ -114,6 +124,10 @@ class UpsertReport:
     updated: int
     unchanged: int
     embedded_passages: int
+
+
+def settings_json(settings: CollectionSettings) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
 
 
 def field_name(model_id: str) -> str:
@@ -171,9 +185,7 @@ class Collection:
         if directory.exists():
             raise InputError(f"collection {name!r} already exists at {directory}", field="name")
         try:
-            CollectionStore(directory).create(
-                {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
-            )
+            CollectionStore(directory).create(settings_json(settings))
         except FileExistsError as exc:
             raise InputError(f"collection {name!r} already exists", field="name") from exc
         return cls(directory, settings, embedders=embedders, rerankers=rerankers)
@@ -210,6 +222,25 @@ class Collection:
         self._version = version
         self._invalidate()
         return True
+
+    def update_settings(self, **changes: Any) -> CollectionSettings:
+        """Change search-time settings (fusion, fusion_weights, rerank_candidates, reranker),
+        saved atomically; settings that shape the stored data need a new collection."""
+        self._check_writable()
+        allowed = {"fusion", "fusion_weights", "rerank_candidates", "reranker"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InputError(
+                f"only {', '.join(sorted(allowed))} can change on an existing collection; "
+                f"{', '.join(sorted(unknown))} shape the stored data (create a new collection)",
+                field=sorted(unknown)[0],
+            )
+        if changes.get("fusion_weights") is not None:
+            changes["fusion_weights"] = tuple(float(w) for w in changes["fusion_weights"])
+        settings = replace(self.settings, **changes).validate()
+        self._store.write_settings(settings_json(settings))
+        self.settings = settings
+        return settings
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -444,9 +475,16 @@ class Collection:
         rerank: bool | str = False,
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
         embedders: Sequence[str] | None = None,
+        fusion_weights: Sequence[float] | None = None,
     ) -> list[SearchHit]:
         return self.search_many(
-            [query], top_k=top_k, mode=mode, rerank=rerank, filter=filter, embedders=embedders
+            [query],
+            top_k=top_k,
+            mode=mode,
+            rerank=rerank,
+            filter=filter,
+            embedders=embedders,
+            fusion_weights=fusion_weights,
         )[0]
 
     def search_many(
@@ -458,13 +496,15 @@ class Collection:
         rerank: bool | str = False,
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
         embedders: Sequence[str] | None = None,
+        fusion_weights: Sequence[float] | None = None,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
 
         ``embedders`` picks which of the collection's vector fields dense and hybrid search
-        use (all of them by default)."""
+        use (all of them by default); ``fusion_weights`` (BM25's first, then one per field in
+        use) overrides the collection's for this call."""
         for position, query in enumerate(queries):
             if not isinstance(query, str) or not query.strip():
                 field_path = "query" if len(queries) == 1 else f"queries[{position}]"
@@ -492,7 +532,7 @@ class Collection:
                 runs = self._dense_search(model_id, query_vectors[model_id], depth, allowed)
                 for stage, run in zip(stages, runs, strict=True):
                     stage[f"dense:{model_id}"] = run
-        weights = self._fusion_weights(fields)
+        weights = self._fusion_weights(fields, fusion_weights)
         results: list[list[SearchHit]] = []
         with progress_bar(len(queries), "searching", enabled=show_progress) as advance:
             for position, query in enumerate(queries):
@@ -527,8 +567,17 @@ class Collection:
             )
         return tuple(embedders)
 
-    def _fusion_weights(self, fields: tuple[str, ...]) -> list[float] | None:
+    def _fusion_weights(
+        self, fields: tuple[str, ...], override: Sequence[float] | None = None
+    ) -> list[float] | None:
         """BM25's weight and the weights of the vector fields in use."""
+        if override is not None:
+            if len(override) != 1 + len(fields) or any(w < 0 for w in override):
+                raise InputError(
+                    "fusion_weights needs one non-negative weight for BM25 and one per embedder",
+                    field="fusion_weights",
+                )
+            return [float(w) for w in override]
         weights = self.settings.fusion_weights
         if weights is None:
             return None

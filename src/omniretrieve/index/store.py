@@ -135,6 +135,11 @@ class CollectionStore:
             raise FileExistsError(f"{self.directory} already exists") from exc
         fsync_dir(self.directory.parent)
 
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        """Replace the settings (atomically: readers see the old or the new file)."""
+        payload = {"format_version": FORMAT_VERSION, **settings}
+        write_atomic(self.settings_path, json.dumps(payload, indent=2).encode())
+
     def read_settings(self) -> dict[str, Any]:
         try:
             settings = json.loads(self.settings_path.read_text(encoding="utf-8"))
