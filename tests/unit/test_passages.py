@@ -27,3 +27,77 @@ def test_long_text_is_covered_with_overlap(tokenizer) -> None:
     for start, end in spans:
         count = len(tokenizer(text[start:end], add_special_tokens=False)["input_ids"])
         assert count <= 126
+
+
+def _function(name: str, lines: int) -> str:
+    body = "".join(f"    value_{i} = compute_{name}({i}) + offset\n" for i in range(lines))
+    return f"def {name}(offset):\n{body}    return value_0\n\n\n"
+
+
+def test_python_is_split_at_function_boundaries(tokenizer) -> None:
+    from omniretrieve.index.code_units import definition_starts, language_of
+    from omniretrieve.index.passages import passage_spans
+
+    source = (
+        "import os\n\n\n"
+        + _function("alpha", 6)
+        + "@decorator\n"
+        + _function("beta", 6)
+        + "class Gamma:\n    def method(self):\n        return 1\n\n\n"
+        + _function("delta", 6)
+    )
+    language = language_of({"suffix": ".py"})
+    assert language == "python"
+    starts = definition_starts(source, language)
+    assert [source[s : s + 10] for s in starts] == [
+        "def alpha(",
+        "@decorator",
+        "class Gamm",
+        "def delta(",
+    ]
+    spans = passage_spans(source, tokenizer, max_tokens=120, overlap=0, boundaries=starts)
+    assert len(spans) > 1
+    for start, end in spans:
+        piece = source[start:end]
+        # every passage starts at a definition (or the file's start) and ends with a whole unit
+        assert start == 0 or start in starts, piece[:30]
+        assert piece.rstrip().endswith(("value_0", "return 1")), piece[-40:]
+    covered = "".join(source[a:b] for a, b in spans)
+    assert all(f"def {n}(" in covered for n in ("alpha", "beta", "delta"))
+    # without boundaries the same text is cut mid-function
+    plain = passage_spans(source, tokenizer, max_tokens=120, overlap=0)
+    assert any(not source[a:b].rstrip().endswith(("value_0", "return 1")) for a, b in plain)
+
+
+def test_a_function_longer_than_the_window_is_still_cut_inside(tokenizer) -> None:
+    from omniretrieve.index.code_units import definition_starts
+    from omniretrieve.index.passages import passage_spans
+
+    source = _function("small", 2) + _function("huge", 80) + _function("tail", 2)
+    starts = definition_starts(source, "python")
+    spans = passage_spans(source, tokenizer, max_tokens=128, overlap=16, boundaries=starts)
+    assert spans[0][0] == 0 and spans[-1][1] == len(source.rstrip())
+    for start, end in spans:
+        assert len(tokenizer(source[start:end], add_special_tokens=False)["input_ids"]) <= 126
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "expected"),
+    [
+        ("go", "package x\n\nfunc A() {}\n\ntype T struct {}\n", ["func A()", "type T s"]),
+        ("rust", "use x;\n\npub fn a() {}\nimpl T {}\n", ["pub fn a", "impl T {"]),
+        (
+            "javascript",
+            "'use strict';\nexport function a() {}\nconst b = (x) => x;\n",
+            ["export f", "const b "],
+        ),  # fmt: skip
+        ("ruby", "require 'x'\ndef a\nend\nclass B\nend\n", ["def a\nen", "class B\n"]),
+        ("python", "x = (\n", []),  # a syntax error falls back to line patterns
+        (None, "def a():\n    pass\n", []),
+    ],
+)
+def test_other_languages(language: str | None, source: str, expected: list[str]) -> None:
+    from omniretrieve.index.code_units import definition_starts
+
+    starts = definition_starts(source, language)
+    assert [source[s : s + 8] for s in starts] == expected

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
+from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.dense import QUANTIZATIONS, DenseConfig, DenseIndex
 from omniretrieve.index.documents import check_name, parse_document
 from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
@@ -399,6 +400,7 @@ class Collection:
                     tokenizer,
                     max_tokens=embedder.max_length,
                     overlap=self.settings.passage_overlap,
+                    boundaries=definition_starts(document.text, language_of(document.metadata)),
                 )
             spans_by_doc[document.doc_id] = spans
             texts.extend(document.text[a:b] for a, b in spans)
