@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch first, pinned, so that nothing pulls a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,milvus]'
 	touch $(STAMP)
 
 install: $(STAMP)

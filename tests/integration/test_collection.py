@@ -78,6 +78,8 @@ def test_upsert_get_delete_and_reupsert(tiny_collection) -> None:
         ([{"id": "", "text": "t"}], "needs a non-empty string 'id'"),
         (["just a string"], "must be an object"),
         ([{"id": "m", "text": "t", "metadata": [1]}], "metadata must be an object"),
+        ([{"id": "a\nb", "text": "t"}], "control characters"),
+        ([{"id": "x" * 1001, "text": "t"}], "longer than 1000 bytes"),
     ],
 )
 def test_bad_documents(tiny_collection, documents, message) -> None:

@@ -23,6 +23,12 @@ def index(
     ),
     quantization: str = typer.Option("float", help="float, int8 or binary (new collection)."),
     language: str = typer.Option("english", help="BM25 stemmer language (new collection)."),
+    vector_store: str = typer.Option(
+        "faiss", "--vector-store", help="faiss (in process) or milvus (new collection)."
+    ),
+    milvus_uri: str = typer.Option(
+        None, "--milvus-uri", help="Milvus server/cluster (default: Milvus Lite in the folder)."
+    ),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped)."""
@@ -42,7 +48,9 @@ def index(
             embedders=tuple(embedder or ("all-MiniLM-L6-v2",)),
             quantization=quantization,
             language=language,
-        )
+            vector_store=vector_store,  # type: ignore[arg-type]
+            milvus_uri=milvus_uri,
+        ).validate()
         collection = Collection.create(name, root=root, settings=settings)
     with collection:
         report = collection.upsert(documents, show_progress=True)

@@ -45,6 +45,9 @@ def serve(
     collections_root: Path = typer.Option(
         None, "--collections-root", help="Where served collections live (default: data dir)."
     ),
+    milvus_uri: str = typer.Option(
+        None, "--milvus-uri", help="Milvus for vector_store=milvus collections (default: Lite)."
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""
@@ -83,6 +86,7 @@ def serve(
         batch_wait_ms=batch_wait_ms,
         max_batch_items=max_batch_items,
         collections_root=collections_root,
+        milvus_uri=milvus_uri,
         ocr_fallback=not no_ocr_fallback,
     )
     import logging

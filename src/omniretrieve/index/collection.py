@@ -67,8 +67,14 @@ class CollectionSettings:
     hnsw_threshold: int = 50_000
     rerank_candidates: int = 100
     reranker: str = "omniretrieve-hybrid-reranker"
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    """Where dense search runs: faiss in this process, or Milvus (Lite file or a cluster)."""
+    milvus_uri: str | None = None
+    """Milvus address (``http://host:19530``); None: Milvus Lite in the collection's folder."""
 
     def validate(self) -> CollectionSettings:
+        if self.vector_store not in ("faiss", "milvus"):
+            raise InputError("vector_store must be faiss or milvus", field="vector_store")
         if self.quantization not in QUANTIZATIONS:
             raise InputError(
                 f"quantization must be one of {', '.join(QUANTIZATIONS)}", field="quantization"
@@ -163,6 +169,15 @@ class Collection:
             except Exception:
                 self._store.close()
                 raise
+        self._milvus: Any = None
+        if settings.vector_store == "milvus":
+            try:
+                self._milvus = self._open_milvus()
+                if not read_only:
+                    self._sync_milvus()
+            except Exception:
+                self.close()
+                raise
         self._embedders: dict[str, Any] = dict(embedders or {})
         self._rerankers: dict[str, Any] = dict(rerankers or {})
         self._sparse: tuple[BM25Index, list[str]] | None = None
@@ -243,6 +258,56 @@ class Collection:
         self.settings = settings
         return settings
 
+    # -- Milvus (the scale path) ----------------------------------------------------------
+    def _open_milvus(self) -> Any:
+        from omniretrieve.index.milvus_store import MilvusVectors
+
+        uri = self.settings.milvus_uri or str(self.directory / "milvus.db")
+        return MilvusVectors(uri, self.name)
+
+    def _push_milvus(self, doc_ids: Sequence[str], models: Sequence[str] | None = None) -> None:
+        """Copy these documents' stored vectors to Milvus (after the WAL acknowledged them)."""
+        if self._milvus is None or not doc_ids:
+            return
+        from omniretrieve.index.milvus_store import row_version
+
+        for model_id in models or self.settings.embedders:
+            per_doc = self._state.passages.get(field_name(model_id), {})
+            rows = []
+            dimension = 0
+            for doc_id in doc_ids:
+                if doc_id not in per_doc:
+                    continue
+                document = self._state.documents[doc_id]
+                vectors = per_doc[doc_id][1]
+                dimension = vectors.shape[1]
+                version = row_version(document.content_hash, document.metadata)
+                rows.append((doc_id, version, document.metadata, vectors))
+            if rows:
+                self._milvus.upsert(field_name(model_id), dimension, rows)
+
+    def _sync_milvus(self) -> None:
+        """Make Milvus hold exactly the directory's vectors (after a crash between a WAL
+        acknowledgement and its Milvus push, or after Milvus lost data)."""
+        from omniretrieve.index.milvus_store import row_version
+
+        for model_id in self.settings.embedders:
+            name = field_name(model_id)
+            local = {
+                doc_id: row_version(
+                    self._state.documents[doc_id].content_hash,
+                    self._state.documents[doc_id].metadata,
+                )
+                for doc_id in self._state.passages.get(name, {})
+            }
+            remote = self._milvus.hashes(name)
+            stale = [d for d in remote if d not in local]
+            if stale:
+                self._milvus.delete(stale, [name])
+            missing = [d for d, version in local.items() if remote.get(d) != version]
+            for start in range(0, len(missing), UPSERT_BATCH):
+                self._push_milvus(missing[start : start + UPSERT_BATCH], models=(model_id,))
+
     def _check_writable(self) -> None:
         if self.read_only:
             raise InputError(f"collection {self.name!r} is open read-only", field="name")
@@ -260,6 +325,18 @@ class Collection:
         directory = (root or default_root()) / name
         if not (directory / "collection.json").is_file():
             raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
+        store = CollectionStore(directory)
+        store.lock()  # never drop a collection another process is writing
+        try:
+            settings = CollectionSettings.from_json(store.read_settings())
+            if settings.vector_store == "milvus" and settings.milvus_uri:
+                from omniretrieve.index.milvus_store import MilvusVectors
+
+                remote = MilvusVectors(settings.milvus_uri, name)
+                remote.drop(field_name(m) for m in settings.embedders)
+                remote.close()
+        finally:
+            store.close()
         shutil.rmtree(directory)
 
     def flush(self) -> None:
@@ -268,6 +345,9 @@ class Collection:
         self._store.compact(self._state)
 
     def close(self) -> None:
+        if self._milvus is not None:
+            self._milvus.close()
+            self._milvus = None
         self._store.close()
 
     def __enter__(self) -> Collection:
@@ -320,6 +400,7 @@ class Collection:
                     self._store.append(record)
                     apply(self._state, record)
                     self._invalidate()
+                    self._push_milvus([e["document"]["id"] for e in record["documents"]])
                 added += counts[0]
                 updated += counts[1]
                 unchanged += counts[2]
@@ -416,6 +497,8 @@ class Collection:
             self._store.append(record)
             apply(self._state, record)
             self._invalidate()
+            if self._milvus is not None:
+                self._milvus.delete(present, (field_name(m) for m in self.settings.embedders))
         return len(present)
 
     def get(self, doc_id: str) -> StoredDocument | None:
@@ -531,7 +614,7 @@ class Collection:
                 query_vectors[model_id] = self.embedder(model_id).encode_texts(
                     list(queries), task="retrieval.query", show_progress=show_progress
                 )
-                runs = self._dense_search(model_id, query_vectors[model_id], depth, allowed)
+                runs = self._dense_search(model_id, query_vectors[model_id], depth, allowed, filter)
                 for stage, run in zip(stages, runs, strict=True):
                     stage[f"dense:{model_id}"] = run
         weights = self._fusion_weights(fields, fusion_weights)
@@ -639,8 +722,12 @@ class Collection:
         query_vectors: np.ndarray,
         k: int,
         allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None = None,
     ) -> list[dict[str, float]]:
         """Per query: document id -> aggregated passage score, best ``k`` documents."""
+        if self._milvus is not None:
+            found = self._milvus.search(field_name(model_id), query_vectors, k * 3, conditions)
+            return [self._aggregate(hits, k) for hits in found]
         index, owners = self._dense_index(model_id)
         if index.size == 0:
             return [{} for _ in query_vectors]
@@ -651,19 +738,23 @@ class Collection:
                 return [{} for _ in query_vectors]
         # passages, then documents: fetch extra passages so k documents survive aggregation
         scores, found = index.search(query_vectors, k * 3, allowed=rows)
-        runs = []
-        for query_scores, query_rows in zip(scores, found, strict=True):
-            per_doc: dict[str, float] = {}
-            for score, row in zip(query_scores, query_rows, strict=True):
-                if row < 0:
-                    continue
-                doc_id = owners[row]
-                if self.settings.aggregate == "max":
-                    per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), float(score))
-                else:
-                    per_doc[doc_id] = per_doc.get(doc_id, 0.0) + float(score)
-            runs.append(dict(top(per_doc, k)))
-        return runs
+        return [
+            self._aggregate(
+                [(owners[r], float(x)) for x, r in zip(row_scores, row_ids, strict=True) if r >= 0],
+                k,
+            )
+            for row_scores, row_ids in zip(scores, found, strict=True)
+        ]
+
+    def _aggregate(self, passages: Sequence[tuple[str, float]], k: int) -> dict[str, float]:
+        """Passage scores -> document scores (max or sum), best ``k`` documents."""
+        per_doc: dict[str, float] = {}
+        for doc_id, score in passages:
+            if self.settings.aggregate == "max":
+                per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), score)
+            else:
+                per_doc[doc_id] = per_doc.get(doc_id, 0.0) + score
+        return dict(top(per_doc, k))
 
     def _rerank(
         self,

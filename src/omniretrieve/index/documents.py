@@ -13,6 +13,7 @@ from typing import Any
 from omniretrieve.errors import InputError
 from omniretrieve.index.store import StoredDocument
 
+MAX_ID_BYTES = 1000
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -40,6 +41,13 @@ def parse_document(value: Any, index: int) -> StoredDocument:
     doc_id = value.get("id", value.get("_id"))
     if not isinstance(doc_id, str | int) or isinstance(doc_id, bool) or str(doc_id) == "":
         raise InputError(f"{field} needs a non-empty string 'id'", field=f"{field}.id")
+    doc_id = str(doc_id)
+    if any(ord(c) < 32 or ord(c) == 127 for c in doc_id):
+        raise InputError(f"{field}.id contains control characters", field=f"{field}.id")
+    if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
+        raise InputError(
+            f"{field}.id is longer than {MAX_ID_BYTES} bytes of UTF-8", field=f"{field}.id"
+        )
     text = value.get("text") or ""
     title = value.get("title") or ""
     if not isinstance(text, str) or not isinstance(title, str):
@@ -60,7 +68,7 @@ def parse_document(value: Any, index: int) -> StoredDocument:
             f"{field}.metadata must be JSON values", field=f"{field}.metadata"
         ) from exc
     return StoredDocument(
-        doc_id=str(doc_id),
+        doc_id=doc_id,
         text=full_text,
         metadata=dict(metadata),
         image=image,

@@ -59,6 +59,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
     app.state.pool = pool
     app.state.metrics = metrics
     app.state.collections = CollectionManager(pool, config.collections_root)
+    app.state.milvus_uri = config.milvus_uri
 
     if config.cors_origins:
         app.add_middleware(

@@ -41,6 +41,8 @@ class ServerConfig:
     """Reserved for OCR of images sent to text models; until OCR lands such images are a 422."""
     load_in_background: bool = True
     collections_root: Path | None = None
+    milvus_uri: str | None = None
+    """Milvus for collections created with vector_store=milvus (None: Milvus Lite files)."""
     """Where the server's collections live (default: the user's data directory)."""
 
 

@@ -136,6 +136,9 @@ class CreateCollectionRequest(BaseModel):
     quantization: Literal["float", "int8", "binary"] = "float"
     language: str = Field("english", description="BM25 stemmer language")
     fusion: Literal["zscore", "rrf"] = "zscore"
+    vector_store: Literal["faiss", "milvus"] = Field(
+        "faiss", description="milvus: dense search in the server's configured Milvus"
+    )
 
 
 class UpsertRequest(BaseModel):

@@ -49,6 +49,8 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
         quantization=body.quantization,
         language=body.language,
         fusion=body.fusion,
+        vector_store=body.vector_store,
+        milvus_uri=request.app.state.milvus_uri if body.vector_store == "milvus" else None,
     ).validate()
     collection = await asyncio.to_thread(collections.create, body.name, settings)
     return {"name": collection.name, "settings": collection.settings.__dict__}

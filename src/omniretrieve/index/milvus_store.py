@@ -1,0 +1,211 @@
+"""Dense search served by Milvus: the scale path of a collection.
+
+The collection directory stays the source of truth (documents, vectors and the WAL, crash-safe
+as always); Milvus holds a copy of the passage vectors and answers the dense searches. The same
+``MilvusClient`` code talks to Milvus Lite (a local file, the default: ``<collection>/milvus.db``)
+or to a Milvus server or cluster (``http://host:19530``; a token is read from
+``OMNIRETRIEVE_MILVUS_TOKEN`` and never written to disk). Opening a collection for writing
+re-synchronises Milvus with the directory: a write acknowledged locally whose Milvus push was
+cut off by a crash is pushed again, and rows of deleted documents are removed.
+
+One Milvus collection per vector field: ``<collection>__<field>``; a row per passage with its
+document id, the document's content hash, its metadata (a JSON field, for filters) and vector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.errors import InputError, OmniRetrieveError
+
+TOKEN_ENV = "OMNIRETRIEVE_MILVUS_TOKEN"
+SEPARATOR = "\x1f"
+MAX_ID_BYTES = 2048
+DELETE_CHUNK = 500
+
+
+class VectorStoreError(OmniRetrieveError):
+    status_code = 503
+    error_type = "vector_store_unavailable"
+
+
+def milvus_name(collection: str, field: str) -> str:
+    """Milvus names allow letters, digits and underscores only."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{collection}__{field}")
+    return name if name[0].isalpha() or name[0] == "_" else f"c_{name}"
+
+
+def literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    raise InputError(
+        "Milvus filters take strings, numbers and booleans; got "
+        f"{type(value).__name__} ({value!r})",
+        field="filter",
+    )
+
+
+def filter_expression(conditions: Mapping[str, Any] | None) -> str:
+    """A collection filter (``{"key": value}`` or ``{"key": {"in": [...]}}``) in Milvus syntax."""
+    if not conditions:
+        return ""
+    clauses = []
+    for key, condition in conditions.items():
+        target = f"meta[{json.dumps(str(key), ensure_ascii=False)}]"
+        if isinstance(condition, Mapping):
+            values = condition.get("in")
+            if set(condition) != {"in"} or not isinstance(values, list):
+                raise InputError(
+                    'a filter condition is a value or {"in": [values]}', field="filter"
+                )
+            if not values:
+                return 'pid == ""'  # matches nothing, as an empty "in" does locally
+            clauses.append("(" + " or ".join(f"{target} == {literal(v)}" for v in values) + ")")
+        else:
+            clauses.append(f"{target} == {literal(condition)}")
+    return " and ".join(clauses)
+
+
+class MilvusVectors:
+    """The vector fields of one collection in Milvus."""
+
+    def __init__(self, uri: str, collection: str) -> None:
+        try:
+            from pymilvus import MilvusClient
+        except ImportError as exc:  # an optional dependency
+            raise VectorStoreError(
+                "the Milvus vector store needs pymilvus and milvus-lite: "
+                "pip install 'omniretrieve[milvus]'"
+            ) from exc
+        self.uri = uri
+        self.collection = collection
+        try:
+            self._client = MilvusClient(uri=uri, token=os.environ.get(TOKEN_ENV, ""))
+        except Exception as exc:
+            raise VectorStoreError(f"cannot reach Milvus at {uri}: {exc}") from exc
+        self._ready: set[str] = set()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _ensure(self, field: str, dimension: int) -> str:
+        from pymilvus import DataType
+
+        name = milvus_name(self.collection, field)
+        if name in self._ready:
+            return name
+        if not self._client.has_collection(name):
+            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("pid", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+            schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
+            schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
+            schema.add_field("meta", DataType.JSON)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+            index = self._client.prepare_index_params()
+            index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
+            self._client.create_collection(name, schema=schema, index_params=index)
+        self._client.load_collection(name)
+        self._ready.add(name)
+        return name
+
+    def drop(self, fields: Iterable[str]) -> None:
+        for field in fields:
+            name = milvus_name(self.collection, field)
+            if self._client.has_collection(name):
+                self._client.drop_collection(name)
+
+    def upsert(
+        self,
+        field: str,
+        dimension: int,
+        documents: Iterable[tuple[str, str, Mapping[str, Any], np.ndarray]],
+    ) -> None:
+        """Replace each document's rows: (doc id, content hash, metadata, passage vectors)."""
+        name = self._ensure(field, dimension)
+        rows, ids = [], []
+        for doc_id, content_hash, metadata, vectors in documents:
+            ids.append(doc_id)
+            for number, vector in enumerate(np.asarray(vectors, dtype=np.float32)):
+                rows.append(
+                    {
+                        "pid": f"{doc_id}{SEPARATOR}{number}",
+                        "doc_id": doc_id,
+                        "content_hash": content_hash,
+                        "meta": dict(metadata),
+                        "vector": vector,
+                    }
+                )
+        self._delete_from(name, ids)
+        if rows:
+            self._client.insert(name, rows)
+
+    def delete(self, doc_ids: Sequence[str], fields: Iterable[str]) -> None:
+        for field in fields:
+            name = milvus_name(self.collection, field)
+            if self._client.has_collection(name):
+                self._delete_from(name, doc_ids)
+
+    def _delete_from(self, name: str, doc_ids: Sequence[str]) -> None:
+        for start in range(0, len(doc_ids), DELETE_CHUNK):
+            chunk = list(doc_ids[start : start + DELETE_CHUNK])
+            self._client.delete(name, filter=f"doc_id in {json.dumps(chunk, ensure_ascii=False)}")
+
+    def hashes(self, field: str) -> dict[str, str]:
+        """Document id -> content hash of the rows Milvus holds for ``field``."""
+        name = milvus_name(self.collection, field)
+        if not self._client.has_collection(name):
+            return {}
+        self._client.load_collection(name)
+        found: dict[str, str] = {}
+        iterator = self._client.query_iterator(
+            name, batch_size=4096, filter="", output_fields=["doc_id", "content_hash"]
+        )
+        while True:
+            batch = iterator.next()
+            if not batch:
+                iterator.close()
+                return found
+            for row in batch:
+                found[row["doc_id"]] = row["content_hash"]
+
+    def search(
+        self,
+        field: str,
+        queries: np.ndarray,
+        limit: int,
+        conditions: Mapping[str, Any] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Per query: (document id, inner product) of the best passages, best first."""
+        name = milvus_name(self.collection, field)
+        if not self._client.has_collection(name):
+            return [[] for _ in queries]
+        self._ensure(field, int(queries.shape[1]))
+        results = self._client.search(
+            name,
+            data=[q.astype(np.float32) for q in queries],
+            limit=min(limit, 16_384),
+            filter=filter_expression(conditions),
+            output_fields=["doc_id"],
+            search_params={"metric_type": "IP"},
+        )
+        return [
+            [(hit["entity"]["doc_id"], float(hit["distance"])) for hit in hits] for hits in results
+        ]
+
+
+def row_version(content_hash: str, metadata: Mapping[str, Any]) -> str:
+    """What a Milvus row must match: the document's content and its metadata (filters)."""
+    import hashlib
+
+    payload = content_hash + json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
