@@ -38,6 +38,9 @@ def eval_command(
     fit_fusion: str = typer.Option(
         None, "--fit-fusion", help="Choose hybrid fusion weights on this split (e.g. train)."
     ),
+    vector_store: str = typer.Option(
+        "faiss", "--vector-store", help="faiss, or milvus (Milvus Lite) for the dense searches."
+    ),
     passages: str = typer.Option(
         "split", help="split: long documents as passages; first: one truncated vector each."
     ),
@@ -65,6 +68,7 @@ def eval_command(
         out_dir=out,
         fit_fusion=fit_fusion,
         passages=passages,
+        vector_store=vector_store,
     )
     sys.stdout.write(markdown(report))
     for first, second in pairs:

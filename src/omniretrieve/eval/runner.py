@@ -71,6 +71,7 @@ def evaluate(
     rerankers: Mapping[str, Any] | None = None,
     passages: str = "split",
     fit_fusion: str | None = None,
+    vector_store: str = "faiss",
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -80,7 +81,8 @@ def evaluate(
     each document once, truncated by the model (as sentence-transformers does) instead of
     splitting long ones; ``embedders``/``rerankers`` pass already loaded models by id;
     ``fit_fusion`` names a split (e.g. ``train``) whose queries choose each hybrid pipeline's
-    fusion weights before the evaluated split is searched."""
+    fusion weights before the evaluated split is searched; ``vector_store="milvus"`` runs the
+    dense searches in Milvus Lite."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
     if not datasets:
@@ -97,7 +99,12 @@ def evaluate(
         raise InputError("--collection evaluates exactly one dataset", field="collection")
     cache = EmbeddingCache(cache_dir)
     shared: dict[str, Any] = dict(embedders or {})
-    models = {"embedders": shared, "rerankers": dict(rerankers or {}), "passages": passages}
+    models = {
+        "embedders": shared,
+        "rerankers": dict(rerankers or {}),
+        "passages": passages,
+        "vector_store": vector_store,
+    }
     fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
     for dataset in loaded:
@@ -118,6 +125,7 @@ def evaluate(
         )
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
     report.config["passages"] = passages
+    report.config["vector_store"] = vector_store
     report.config["fusion_weights"] = {
         "fitted_on": fit_fusion,
         "by_dataset": {name: fits for name, fits in fitted.items() if fits},
@@ -311,11 +319,16 @@ def _dataset_collection(
     build resumes: upsert skips documents already stored with the same content)."""
     from omniretrieve.index.collection import Collection, CollectionSettings
 
-    passages = models["passages"]
-    identity = "\n".join([COLLECTION_FORMAT, dataset.checksum, passages, *embedders])
+    passages, store = models["passages"], models["vector_store"]
+    parts = [COLLECTION_FORMAT, dataset.checksum, passages, *embedders]
+    identity = "\n".join(parts + ([f"store={store}"] if store != "faiss" else []))
     name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
     root = cache_dir / "eval-collections"
-    settings = CollectionSettings(embedders=embedders, passages=passages)  # type: ignore[arg-type]
+    settings = CollectionSettings(
+        embedders=embedders,
+        passages=passages,  # type: ignore[arg-type]
+        vector_store=store,  # type: ignore[arg-type]
+    ).validate()
     loaded = {"embedders": models["embedders"], "rerankers": models["rerankers"]}
     if (root / name / "collection.json").is_file():
         opened = Collection.open(name, root=root, **loaded)
