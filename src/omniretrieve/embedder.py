@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ from omniretrieve.embedding_types import (
     truncate_dimensions,
 )
 from omniretrieve.errors import InputError
-from omniretrieve.inputs import parse_inputs
+from omniretrieve.inputs import TextInput, parse_inputs
 from omniretrieve.models.base import EmbeddingModel, EncodeOutput, LoadOptions, check_task
 from omniretrieve.models.registry import (
     DEFAULT_EMBEDDER,
     ModelSource,
     Registry,
+    declared_languages,
     default_registry,
 )
 from omniretrieve.runtime.progress import progress_bar
@@ -41,6 +42,8 @@ class EmbeddingResult:
     truncated: list[bool]
     """Per input: True when the text was cut at the model's maximum length."""
     token_counts: list[int]
+    warnings: list[str] = field(default_factory=list)
+    """E.g. inputs in a language the model was not trained on (they are still embedded)."""
 
     @property
     def total_tokens(self) -> int:
@@ -59,6 +62,7 @@ class EmbeddingResult:
                 for i in range(len(values))
             ],
             "usage": {"total_tokens": self.total_tokens},
+            **({"warnings": self.warnings} if self.warnings else {}),
         }
 
 
@@ -168,12 +172,15 @@ class Embedder:
         normalize: bool = True,
         embedding_type: EmbeddingType | str = "float",
         show_progress: bool | None = None,
+        check_languages: bool = True,
     ) -> EmbeddingResult:
         """Embed ``inputs`` (a string, a list of strings, or ``{"text"|"image"}`` items).
 
         Texts longer than the model's maximum length are truncated and flagged in
         ``result.truncated``. ``dimensions`` truncates (Matryoshka) and re-normalises when
         ``normalize`` is true. The quantised types (int8, uint8) need normalised output.
+        ``check_languages`` warns (``result.warnings``) about texts in languages the model was
+        not trained on, when the model declares its languages.
         """
         check_encode_options(task, embedding_type, normalize)
         parsed = parse_inputs(inputs)
@@ -181,16 +188,31 @@ class Embedder:
             show_progress = len(parsed) > PROGRESS_THRESHOLD
         with progress_bar(len(parsed), f"embedding ({self.model_id})", enabled=show_progress) as cb:
             output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
-        return finish_embeddings(
+        result = finish_embeddings(
             self.model,
             output,
             dimensions=dimensions,
             normalize=normalize,
             embedding_type=embedding_type,
         )
+        if check_languages:
+            result.warnings.extend(self.language_warnings(parsed))
+        return result
+
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """Languages the model was trained on, when it declares them (None: not declared)."""
+        return declared_languages(self.model, self.source)
+
+    def language_warnings(self, inputs: Sequence[Any]) -> list[str]:
+        from omniretrieve.text.coverage import language_warnings
+
+        texts = [(i, item.text) for i, item in enumerate(inputs) if isinstance(item, TextInput)]
+        return language_warnings(self.model_id, self.languages, texts)
 
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        """Shorthand: float32 (n, d) normalised vectors of plain texts."""
+        """Shorthand: float32 (n, d) normalised vectors of plain texts (no language check)."""
+        kwargs.setdefault("check_languages", False)
         result = self.encode(list(texts), **kwargs)
         assert isinstance(result.embeddings, np.ndarray)
         return result.embeddings

@@ -43,6 +43,8 @@ def embed(
     )
     write_json(result.to_json(), "data", jsonl)
     note_truncation(result.truncated, embedder.max_length)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()

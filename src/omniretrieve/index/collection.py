@@ -55,7 +55,9 @@ def default_root() -> Path:
 class CollectionSettings:
     embedders: tuple[str, ...] = ("all-MiniLM-L6-v2",)
     quantization: str = "float"
-    language: str = "english"
+    language: str = "auto"
+    """BM25 analysis: ``auto`` (each document in its language: ``metadata.lang`` or detected;
+    each query in its detected language) or one language for all (``en``, ``german``...)."""
     passage_overlap: int = 32
     passages: Literal["split", "first"] = "split"
     """``split``: long documents become overlapping passages that each fit the embedder;
@@ -183,6 +185,7 @@ class Collection:
         self._sparse: tuple[BM25Index, list[str]] | None = None
         self._dense: dict[str, tuple[DenseIndex, list[str]]] = {}
         self._mask_cache: tuple[set[str], np.ndarray] | None = None
+        self._languages: frozenset[str] = frozenset()
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -527,9 +530,31 @@ class Collection:
         if self._sparse is None:
             ids = list(self._state.documents)
             texts = [self._state.documents[i].text for i in ids]
-            analyzer = Analyzer(stemmer_language=self.settings.language)
-            self._sparse = (BM25Index(texts, analyzer=analyzer), ids)
+            analyzer = Analyzer(self.settings.language)
+            languages = None
+            if analyzer.language == "auto":
+                languages = [self._document_language(i) for i in ids]
+                self._languages = frozenset(languages)
+            else:
+                self._languages = frozenset({analyzer.language})
+            self._sparse = (BM25Index(texts, analyzer=analyzer, languages=languages), ids)
         return self._sparse
+
+    def _document_language(self, doc_id: str) -> str:
+        from omniretrieve.text.language import detect, normalise
+
+        document = self._state.documents[doc_id]
+        given = document.metadata.get("lang")
+        if isinstance(given, str) and 2 <= len(given) <= 3:
+            return normalise(given)
+        return detect(document.text[:500])  # the opening is enough, and 3x faster
+
+    def query_language(self, query: str) -> str:
+        """The query's language, chosen among the languages of the collection's documents."""
+        from omniretrieve.text.language import detect
+
+        self._sparse_index()
+        return detect(query, among=self._languages or None)
 
     def _dense_index(self, model_id: str) -> tuple[DenseIndex, list[str]]:
         """The faiss index of a vector field and, per row, the id of the passage's document."""
@@ -694,7 +719,8 @@ class Collection:
         index, ids = self._sparse_index()
         if not ids:
             return {}
-        scores = index.scores(query)
+        language = None if index.analyzer.language != "auto" else self.query_language(query)
+        scores = index.scores(query, language)
         if allowed is not None:
             scores = np.where(self._sparse_mask(ids, allowed), scores, -np.inf)
         k = min(k, len(ids))

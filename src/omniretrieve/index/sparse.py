@@ -1,4 +1,4 @@
-"""BM25 over bm25s, with stemming and stopwords (English now; per-language analysers later).
+"""BM25 over bm25s, with per-language analysis (:mod:`omniretrieve.text.analyzers`).
 
 :class:`BM25Index` is the static in-memory index used by the offline reranker (over a candidate
 set) and by the benchmarks (over a whole corpus).
@@ -7,39 +7,13 @@ set) and by the benchmarks (over a whole corpus).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
 
 import numpy as np
 
+from omniretrieve.text.analyzers import Analyzer
+
 DEFAULT_K1 = 1.2
 DEFAULT_B = 0.75
-
-
-@dataclass(frozen=True)
-class Analyzer:
-    """Lower-casing, stopword removal and Snowball stemming for one language."""
-
-    stemmer_language: str = "english"
-    stopwords: str = "en"
-
-    @cached_property
-    def _stemmer(self) -> Any:
-        import Stemmer
-
-        return Stemmer.Stemmer(self.stemmer_language)
-
-    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        import bm25s
-
-        return bm25s.tokenize(
-            list(texts),
-            stopwords=self.stopwords,
-            stemmer=self._stemmer.stemWords,
-            return_ids=False,
-            show_progress=False,
-        )
 
 
 class BM25Index:
@@ -50,6 +24,7 @@ class BM25Index:
         texts: Sequence[str],
         *,
         analyzer: Analyzer | None = None,
+        languages: Sequence[str | None] | None = None,
         k1: float = DEFAULT_K1,
         b: float = DEFAULT_B,
         show_progress: bool = False,
@@ -59,15 +34,15 @@ class BM25Index:
         self.analyzer = analyzer or Analyzer()
         self.size = len(texts)
         self._bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
-        tokens = self.analyzer.tokenize(texts)
+        tokens = self.analyzer.tokenize(texts, languages)
         # bm25s cannot index an all-empty corpus; a placeholder token keeps shapes right.
         if not any(tokens):
             tokens = [["\x00"] for _ in tokens]
         self._bm25.index(tokens, show_progress=show_progress)
 
-    def scores(self, query: str) -> np.ndarray:
+    def scores(self, query: str, language: str | None = None) -> np.ndarray:
         """BM25 score of every indexed text for ``query`` (zeros when no term matches)."""
-        query_tokens = self.analyzer.tokenize([query])[0]
+        query_tokens = self.analyzer.tokenize([query], [language])[0]
         known = [t for t in query_tokens if t in self._bm25.vocab_dict]
         if not known:
             return np.zeros(self.size, dtype=np.float32)

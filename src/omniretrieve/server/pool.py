@@ -17,7 +17,7 @@ from omniretrieve.models.base import (
     RerankModel,
     ScoreOutput,
 )
-from omniretrieve.models.registry import Registry, default_registry
+from omniretrieve.models.registry import Registry, declared_languages, default_registry
 from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.config import ServerConfig
@@ -43,6 +43,14 @@ class RerankJob:
 class LoadedEmbedder:
     model: EmbeddingModel
     queue: BatchingQueue[EncodeJob, EncodeOutput]
+    languages: frozenset[str] | None = None
+
+    def language_warnings(self, inputs: Sequence[Any]) -> list[str]:
+        from omniretrieve.inputs import TextInput
+        from omniretrieve.text.coverage import language_warnings
+
+        texts = [(i, item.text) for i, item in enumerate(inputs) if isinstance(item, TextInput)]
+        return language_warnings(self.model.model_id, self.languages, texts)
 
 
 @dataclass
@@ -94,7 +102,8 @@ class ModelPool:
                 if self._closed:
                     return
                 if source.family.kind == "embedder":
-                    self._add_embedder(spec, source.family.loader().load(source, options))
+                    model = source.family.loader().load(source, options)
+                    self._add_embedder(spec, model, declared_languages(model, source))
                 else:
                     shared = next(iter(self.embedders.values()), None)
                     rerank_options = LoadOptions(
@@ -117,7 +126,9 @@ class ModelPool:
 
         return record
 
-    def _add_embedder(self, spec: str, model: EmbeddingModel) -> None:
+    def _add_embedder(
+        self, spec: str, model: EmbeddingModel, languages: frozenset[str] | None = None
+    ) -> None:
         queue: BatchingQueue[EncodeJob, EncodeOutput] = BatchingQueue(
             model.model_id,
             lambda jobs: encode_merged(model, jobs),
@@ -127,7 +138,7 @@ class ModelPool:
             on_batch=self._on_batch(model.model_id),
             on_idle=release_free_memory,
         )
-        self.embedders[model.model_id] = LoadedEmbedder(model, queue)
+        self.embedders[model.model_id] = LoadedEmbedder(model, queue, languages)
         self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
 
     def _add_reranker(self, spec: str, model: RerankModel) -> None:

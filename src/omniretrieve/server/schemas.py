@@ -83,6 +83,9 @@ class EmbeddingsResponse(BaseModel):
     model: str
     data: list[EmbeddingData]
     usage: EmbeddingsUsage
+    warnings: list[str] | None = Field(
+        None, description="E.g. inputs in a language the model was not trained on"
+    )
 
 
 class RerankRequest(BaseModel):

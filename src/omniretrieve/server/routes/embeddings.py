@@ -106,4 +106,9 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
         for i, (value, truncated) in enumerate(zip(values, result.truncated, strict=True))
     ]
     usage = {"prompt_tokens": result.total_tokens, "total_tokens": result.total_tokens}
-    return JSONResponse({"object": "list", "model": model.model_id, "data": data, "usage": usage})
+    payload: dict[str, Any] = {"object": "list", "model": model.model_id, "data": data}
+    payload["usage"] = usage
+    warnings = await asyncio.to_thread(loaded.language_warnings, inputs)
+    if warnings:
+        payload["warnings"] = warnings
+    return JSONResponse(payload)

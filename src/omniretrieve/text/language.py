@@ -1,0 +1,70 @@
+"""Language identification with py3langid (BSD-3, its model ships inside the package, numpy
+only): 98.3% right on 2,000 short XQuAD-R questions in 11 languages, ~2,000 texts/s on one core
+(measured here; see the closing note of the multilingual issue).
+
+Codes are ISO 639-1 where one exists; py3langid's regional variants are folded into their
+macro-language (``wuu``/``yue`` -> ``zh``, ``ary``/``arz`` -> ``ar``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+FOLDED = {"wuu": "zh", "yue": "zh", "cmn": "zh", "ary": "ar", "arz": "ar", "nb": "no", "nn": "no"}
+
+NAMES = {
+    "english": "en",
+    "german": "de",
+    "french": "fr",
+    "spanish": "es",
+    "italian": "it",
+    "portuguese": "pt",
+    "dutch": "nl",
+    "russian": "ru",
+    "arabic": "ar",
+    "greek": "el",
+    "turkish": "tr",
+    "hindi": "hi",
+    "chinese": "zh",
+    "japanese": "ja",
+    "korean": "ko",
+    "thai": "th",
+    "vietnamese": "vi",
+}
+"""Language names accepted where a code is expected (``--language german``)."""
+
+
+def normalise(language: str) -> str:
+    """A code or a name -> the ISO 639-1 code this package uses."""
+    lowered = language.strip().lower()
+    lowered = NAMES.get(lowered, lowered)
+    return FOLDED.get(lowered, lowered)
+
+
+@lru_cache(maxsize=16)
+def _identifier(languages: tuple[str, ...] | None) -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    if languages:
+        known = set(identifier.labels)
+        chosen = [code for code in languages if code in known]
+        if chosen:
+            identifier.set_languages(chosen)
+    return identifier
+
+
+def detect(text: str, among: Iterable[str] | None = None) -> str:
+    """The language of ``text``; ``among`` restricts the answer to those codes (e.g. the
+    languages a collection's documents are in, so a short query is not read as a neighbour)."""
+    restrict = tuple(sorted({normalise(code) for code in among})) if among else None
+    if restrict is not None and len(restrict) == 1:
+        return restrict[0]
+    code, _ = _identifier(restrict).classify(text)
+    return normalise(code)
+
+
+def detect_many(texts: Sequence[str], among: Iterable[str] | None = None) -> list[str]:
+    return [detect(text, among) for text in texts]
