@@ -3,10 +3,12 @@
     pipeline   := ["ocr+"] first-stage ["+rerank" [":" reranker]]
     first-stage:= "bm25" | "dense" [":" model] | "hybrid" [":" model ("," model)*]
 
-``dense`` and ``hybrid`` without a model use the bundled default embedder; ``hybrid`` fuses BM25
-with every named embedder (z-score fusion unless the collection says otherwise); ``+rerank``
-re-orders the first stage's top 100 with the default reranker, ``+rerank:<model>`` with that
-one; ``ocr+`` reads image documents (and image queries) through OCR first.
+``dense`` and ``hybrid`` without a model use the bundled default embedder. ``auto`` as the model
+means both bundled embedders (MiniLM, English; USE, 16 languages), each query routed to those
+trained on its language (to both when neither is). ``hybrid`` fuses BM25 with every named
+embedder (z-score fusion unless the collection says otherwise). ``+rerank`` re-orders the first
+stage's top 100 with the default reranker, ``+rerank:<model>`` with that one. ``ocr+`` reads
+image documents (and image queries) through OCR first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from omniretrieve.errors import InputError
 from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
+AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, "use-multilingual")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class Pipeline:
     embedders: tuple[str, ...]
     reranker: str | None = None
     ocr: bool = False
+    routing: bool = False
+    """``auto``: per query, the embedders trained on the query's language."""
 
     @property
     def needs_vectors(self) -> bool:
@@ -66,5 +71,9 @@ def parse_pipeline(spec: str) -> Pipeline:
         names = [m.strip() for m in models.split(",")] if colon else [DEFAULT_EMBEDDER]
         if not all(names):
             raise InputError(f"pipeline {spec!r}: an empty model name", field="pipeline")
+        if "auto" in names:
+            if names != ["auto"]:
+                raise InputError(f"pipeline {spec!r}: 'auto' stands alone", field="pipeline")
+            return Pipeline(spec.strip(), mode, AUTO_EMBEDDERS, reranker, ocr, routing=True)
         embedders = tuple(names)
     return Pipeline(spec.strip(), mode, embedders, reranker, ocr)

@@ -288,6 +288,7 @@ def _run_task(
         rerank=pipeline.reranker or False,
         filter=task.filter,
         embedders=pipeline.embedders or None,
+        route_by_language=pipeline.routing,
         fusion_weights=fusion_weights,
         show_progress=show_progress,
     )

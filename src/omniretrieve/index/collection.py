@@ -584,7 +584,7 @@ class Collection:
         mode: str = "hybrid",
         rerank: bool | str = False,
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
-        embedders: Sequence[str] | None = None,
+        embedders: Sequence[str] | Literal["auto"] | None = None,
         fusion_weights: Sequence[float] | None = None,
     ) -> list[SearchHit]:
         return self.search_many(
@@ -605,16 +605,19 @@ class Collection:
         mode: str = "hybrid",
         rerank: bool | str = False,
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
-        embedders: Sequence[str] | None = None,
+        embedders: Sequence[str] | Literal["auto"] | None = None,
         fusion_weights: Sequence[float] | None = None,
+        route_by_language: bool = False,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
 
         ``embedders`` picks which of the collection's vector fields dense and hybrid search
-        use (all of them by default); ``fusion_weights`` (BM25's first, then one per field in
-        use) overrides the collection's for this call."""
+        use: all of them by default; ``"auto"``: per query, the fields whose model covers the
+        query's language (all when none does). ``fusion_weights`` (BM25's first, then one per
+        field in use) overrides the collection's for this call. ``route_by_language`` routes
+        among the given ``embedders`` as ``"auto"`` does among all."""
         for position, query in enumerate(queries):
             if not isinstance(query, str) or not query.strip():
                 field_path = "query" if len(queries) == 1 else f"queries[{position}]"
@@ -623,7 +626,14 @@ class Collection:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
-        fields = self._vector_fields(embedders)
+        routing = route_by_language or embedders == "auto"
+        if routing and fusion_weights is not None:
+            raise InputError(
+                "fusion_weights cannot be combined with embedders='auto' (the fields vary per "
+                "query); set them on the collection",
+                field="fusion_weights",
+            )
+        fields = self._vector_fields(None if routing else embedders)  # type: ignore[arg-type]
         if mode == "dense" and not fields:
             raise InputError(
                 f"collection {self.name!r} holds no vectors (BM25 only): use mode 'sparse'",
@@ -643,16 +653,28 @@ class Collection:
                 for stage, run in zip(stages, runs, strict=True):
                     stage[f"dense:{model_id}"] = run
         weights = self._fusion_weights(fields, fusion_weights)
+        fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
         results: list[list[SearchHit]] = []
         with progress_bar(len(queries), "searching", enabled=show_progress) as advance:
             for position, query in enumerate(queries):
                 stage_scores = stages[position]
+                language = self.query_language(query) if routing or mode != "dense" else None
+                used = fields
+                if routing and mode != "sparse":
+                    used = self._covering(fields, language)
+                    for model_id in fields:
+                        if model_id not in used:
+                            stage_scores.pop(f"dense:{model_id}", None)
+                    weights = self._fusion_weights(used)
                 if mode in ("sparse", "hybrid"):
-                    stage_scores["sparse"] = self._sparse_search(query, depth, allowed)
-                    stage_scores = {"sparse": stage_scores.pop("sparse"), **stage_scores}
+                    sparse = self._sparse_search(query, depth, allowed, language)
+                    stage_scores = {"sparse": sparse, **stage_scores}
                 if mode == "hybrid":
-                    fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
                     first = fuse(list(stage_scores.values()), weights)
+                    stage_scores["fused"] = first
+                elif mode == "dense" and len(used) > 1:
+                    dense_weights = None if weights is None else weights[1:]
+                    first = fuse(list(stage_scores.values()), dense_weights)
                     stage_scores["fused"] = first
                 else:
                     first = next(iter(stage_scores.values()))
@@ -696,6 +718,18 @@ class Collection:
             chosen.append(weights[1 + self.settings.embedders.index(model_id)])
         return chosen
 
+    def _covering(self, fields: tuple[str, ...], language: str | None) -> tuple[str, ...]:
+        """The fields whose model was trained on ``language`` (all when none was)."""
+        from omniretrieve.models.registry import declared_languages
+
+        chosen = []
+        for model_id in fields:
+            embedder = self.embedder(model_id)
+            declared = declared_languages(embedder.model, getattr(embedder, "source", None))
+            if declared is None or language in declared:
+                chosen.append(model_id)
+        return tuple(chosen) or fields
+
     def _hits(
         self, ranked: Sequence[tuple[str, float]], stage_scores: dict[str, dict[str, float]]
     ) -> list[SearchHit]:
@@ -715,11 +749,16 @@ class Collection:
                 allowed.add(doc_id)
         return allowed
 
-    def _sparse_search(self, query: str, k: int, allowed: set[str] | None) -> dict[str, float]:
+    def _sparse_search(
+        self, query: str, k: int, allowed: set[str] | None, language: str | None = None
+    ) -> dict[str, float]:
         index, ids = self._sparse_index()
         if not ids:
             return {}
-        language = None if index.analyzer.language != "auto" else self.query_language(query)
+        if index.analyzer.language != "auto":
+            language = None
+        elif language is None:
+            language = self.query_language(query)
         scores = index.scores(query, language)
         if allowed is not None:
             scores = np.where(self._sparse_mask(ids, allowed), scores, -np.inf)
