@@ -53,7 +53,11 @@ def serve(
     """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""
     import uvicorn
 
-    from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+    from omniretrieve.models.registry import (
+        DEFAULT_EMBEDDER,
+        DEFAULT_RERANKER,
+        MULTILINGUAL_EMBEDDER,
+    )
     from omniretrieve.server.app import create_app
     from omniretrieve.server.config import API_KEYS_ENV, Limits, ServerConfig, read_api_keys
 
@@ -65,7 +69,8 @@ def serve(
         )
     models = list(model or [])
     if not no_bundled:
-        models += [m for m in (DEFAULT_EMBEDDER, DEFAULT_RERANKER) if m not in models]
+        bundled = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, DEFAULT_RERANKER)
+        models += [m for m in bundled if m not in models]
     if not models:
         raise InputError("no model to serve: pass --model or drop --no-bundled")
     config = ServerConfig(

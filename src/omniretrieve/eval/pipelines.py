@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omniretrieve.errors import InputError
-from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER, MULTILINGUAL_EMBEDDER
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
-AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, "use-multilingual")
+AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER)
 
 
 @dataclass(frozen=True)

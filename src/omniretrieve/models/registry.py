@@ -170,6 +170,7 @@ BUNDLED: tuple[BundledModel, ...] = (
 )
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_RERANKER = "omniretrieve-hybrid-reranker"
+MULTILINGUAL_EMBEDDER = "use-multilingual"
 
 
 @dataclass(frozen=True)
