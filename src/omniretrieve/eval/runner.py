@@ -333,6 +333,8 @@ def _dataset_collection(
     loaded = {"embedders": models["embedders"], "rerankers": models["rerankers"]}
     if (root / name / "collection.json").is_file():
         opened = Collection.open(name, root=root, **loaded)
+        if opened.settings.language != settings.language:  # BM25 analysis is not stored
+            opened.update_settings(language=settings.language)
     else:
         opened = Collection.create(name, root=root, settings=settings, **loaded)
     documents = [
@@ -360,7 +362,8 @@ def _configuration(
     models = {}
     for model_id, embedder in embedders.items():
         try:
-            models[model_id] = str(embedder.fingerprint)
+            cache_key = getattr(type(embedder), "cache_key", None)
+            models[model_id] = cache_key(embedder) if cache_key else str(embedder.fingerprint)
         except Exception:  # a model that failed to load is reported as such
             models[model_id] = "not loaded"
     return {

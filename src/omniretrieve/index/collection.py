@@ -243,10 +243,11 @@ class Collection:
         return True
 
     def update_settings(self, **changes: Any) -> CollectionSettings:
-        """Change search-time settings (fusion, fusion_weights, rerank_candidates, reranker),
-        saved atomically; settings that shape the stored data need a new collection."""
+        """Change search-time settings (BM25 language, fusion, fusion_weights,
+        rerank_candidates, reranker), saved atomically; settings that shape the stored data
+        need a new collection."""
         self._check_writable()
-        allowed = {"fusion", "fusion_weights", "rerank_candidates", "reranker"}
+        allowed = {"language", "fusion", "fusion_weights", "rerank_candidates", "reranker"}
         unknown = set(changes) - allowed
         if unknown:
             raise InputError(
@@ -259,6 +260,7 @@ class Collection:
         settings = replace(self.settings, **changes).validate()
         self._store.write_settings(settings_json(settings))
         self.settings = settings
+        self._invalidate()
         return settings
 
     # -- Milvus (the scale path) ----------------------------------------------------------
@@ -566,8 +568,10 @@ class Collection:
             for doc_id, (_, vectors) in per_doc.items():
                 owners.extend([doc_id] * len(vectors))
                 blocks.append(vectors)
-            dimension = self.embedder(model_id).dimension
-            matrix = np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
+            if blocks:
+                matrix = np.concatenate(blocks)
+            else:
+                matrix = np.zeros((0, self.embedder(model_id).dimension), np.float32)
             config = DenseConfig(
                 quantization=self.settings.quantization,  # type: ignore[arg-type]
                 hnsw_threshold=self.settings.hnsw_threshold,

@@ -25,6 +25,7 @@ class BM25Index:
         *,
         analyzer: Analyzer | None = None,
         languages: Sequence[str | None] | None = None,
+        tokens: Sequence[list[str]] | None = None,
         k1: float = DEFAULT_K1,
         b: float = DEFAULT_B,
         show_progress: bool = False,
@@ -34,7 +35,9 @@ class BM25Index:
         self.analyzer = analyzer or Analyzer()
         self.size = len(texts)
         self._bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
-        tokens = self.analyzer.tokenize(texts, languages)
+        if tokens is None:
+            tokens = self.analyzer.tokenize(texts, languages)
+        tokens = list(tokens)
         # bm25s cannot index an all-empty corpus; a placeholder token keeps shapes right.
         if not any(tokens):
             tokens = [["\x00"] for _ in tokens]

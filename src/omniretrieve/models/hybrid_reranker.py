@@ -18,6 +18,8 @@ qrels as labels); the test queries it is judged on were never used.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,11 +66,17 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / std
 
 
-def candidate_bm25(query: str, documents: Sequence[str]) -> np.ndarray:
+TOKEN_CACHE_SIZE = 200_000
+"""Documents whose BM25 terms a reranker remembers (the same candidates come back often)."""
+
+
+def candidate_bm25(
+    query: str, documents: Sequence[str], tokens: Sequence[list[str]] | None = None
+) -> np.ndarray:
     """BM25 of each document for ``query``, with IDF taken from the candidate set itself."""
     from omniretrieve.index.sparse import BM25Index
 
-    return BM25Index(documents).scores(query)
+    return BM25Index(documents, tokens=tokens).scores(query)
 
 
 def combine_features(cosine: np.ndarray, bm25: np.ndarray) -> np.ndarray:
@@ -87,6 +95,29 @@ class HybridReranker(RerankModel):
         self.model_id = model_id
         self.embedder = embedder
         self.params = params
+        self._tokens: OrderedDict[str, list[str]] = OrderedDict()
+        self._tokens_lock = threading.Lock()
+
+    def _terms(self, documents: Sequence[str]) -> list[list[str]]:
+        """BM25 terms of each document, analysed once and remembered (LRU)."""
+        from omniretrieve.text.analyzers import Analyzer
+
+        with self._tokens_lock:
+            cached = [self._tokens.get(d) for d in documents]
+        missing = [d for d, terms in zip(documents, cached, strict=True) if terms is None]
+        fresh = dict(zip(missing, Analyzer().tokenize(missing), strict=True)) if missing else {}
+        with self._tokens_lock:
+            for document, terms in fresh.items():
+                self._tokens[document] = terms
+            for document in documents:
+                if document in self._tokens:
+                    self._tokens.move_to_end(document)
+            while len(self._tokens) > TOKEN_CACHE_SIZE:
+                self._tokens.popitem(last=False)
+        return [
+            terms if terms is not None else fresh[d]
+            for d, terms in zip(documents, cached, strict=True)
+        ]
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> HybridReranker:
@@ -112,7 +143,7 @@ class HybridReranker(RerankModel):
             [TextInput(t) for t in texts], task="retrieval.passage", progress=progress
         )
         cosine = _unit(docs_out.vectors) @ _unit(query_out.vectors)[0]
-        features = combine_features(cosine, candidate_bm25(query_text, texts))
+        features = combine_features(cosine, candidate_bm25(query_text, texts, self._terms(texts)))
         tokens = len(texts) * query_out.token_counts[0] + sum(docs_out.token_counts)
         return ScoreOutput(
             scores=self.params.probability(features),
@@ -126,7 +157,8 @@ class HybridReranker(RerankModel):
         """Scores when the dense similarities are already known (a collection's stored passage
         vectors): only BM25 over the candidates is computed. ``cosine`` is one value per
         document, from the same embedder this reranker uses."""
-        return self.params.probability(combine_features(cosine, candidate_bm25(query, documents)))
+        bm25 = candidate_bm25(query, documents, self._terms(documents))
+        return self.params.probability(combine_features(cosine, bm25))
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

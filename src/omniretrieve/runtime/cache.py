@@ -63,6 +63,7 @@ class CachingEmbedder:
         self._cache = cache
         self._factory = factory
         self._embedder: Any = None
+        self._key: str | None = None
 
     @property
     def wrapped(self) -> Any:
@@ -79,8 +80,16 @@ class CachingEmbedder:
         return getattr(self.wrapped, name)
 
     def cache_key(self) -> str:
-        """The model's identity for the cache: its fingerprint (changes with the weights)."""
-        return str(self.wrapped.fingerprint)
+        """The model's identity for the cache: its fingerprint (changes with the weights),
+        read from the checkpoint's files without loading the model."""
+        if self._embedder is not None:
+            return str(self._embedder.fingerprint)
+        if self._key is None:
+            from omniretrieve.models.registry import default_registry
+
+            source = default_registry().resolve(self._model_id, allow_download=False)
+            self._key = f"{source.model_id.replace('/', '--')}-{source.fingerprint()}"
+        return self._key
 
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         task = kwargs.get("task")
