@@ -18,7 +18,13 @@ DEFAULT_PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank")
 @handle_errors
 def eval_command(
     dataset: list[Path] = typer.Option(
-        ..., "--dataset", "-d", help="Dataset folder (BEIR, XQuAD-R, COCO, Winoground, own)."
+        None, "--dataset", "-d", help="Dataset folder (BEIR, XQuAD-R, COCO, Winoground, own)."
+    ),
+    suite: Path = typer.Option(
+        None, "--suite", help="A TOML file of runs (datasets x pipelines), one merged report."
+    ),
+    datasets_root: Path = typer.Option(
+        None, "--datasets-root", help="Where a suite's dataset names live."
     ),
     pipeline: list[str] = typer.Option(
         None,
@@ -51,33 +57,49 @@ def eval_command(
     ),
 ) -> None:
     """Evaluate retrieval pipelines; prints the markdown table, writes files with --out."""
+    from omniretrieve.errors import InputError
     from omniretrieve.eval.report import markdown
-    from omniretrieve.eval.runner import evaluate
+    from omniretrieve.eval.runner import evaluate, evaluate_suite
     from omniretrieve.eval.significance import compare as paired_test
 
-    pipelines = list(pipeline or DEFAULT_PIPELINES)
+    options = {
+        "split": split,
+        "cache_dir": cache_dir,
+        "max_queries": max_queries,
+        "fit_fusion": fit_fusion,
+        "passages": passages,
+        "vector_store": vector_store,
+    }
+    if suite is not None:
+        if dataset or pipeline or collection:
+            raise InputError(
+                "--suite names its own datasets and pipelines (no --dataset, --pipeline, "
+                "--collection)",
+                field="suite",
+            )
+        report = evaluate_suite(suite, datasets_root=datasets_root, out_dir=out, **options)
+        pipelines = [p.spec for p in report.pipelines]
+    else:
+        if not dataset:
+            raise InputError("name a dataset (--dataset PATH) or a suite (--suite FILE)")
+        pipelines = list(pipeline or DEFAULT_PIPELINES)
+        report = evaluate(
+            dataset,
+            pipelines,
+            collection=collection,
+            collections_root=root,
+            out_dir=out,
+            **options,
+        )
     pairs = [_pair(item, pipelines) for item in compare or []]
-    report = evaluate(
-        dataset,
-        pipelines,
-        split=split,
-        cache_dir=cache_dir,
-        collection=collection,
-        collections_root=root,
-        max_queries=max_queries,
-        out_dir=out,
-        fit_fusion=fit_fusion,
-        passages=passages,
-        vector_store=vector_store,
-    )
     sys.stdout.write(markdown(report))
     for first, second in pairs:
         for dataset_ in report.datasets:
             metric = dataset_.metrics[0]
             for task in dataset_.tasks:
-                a = report.result(dataset_.name, task.name, first)
-                b = report.result(dataset_.name, task.name, second)
-                if a.skipped or b.skipped or a.queries < 2:
+                a = report.find(dataset_.name, task.name, first)
+                b = report.find(dataset_.name, task.name, second)
+                if a is None or b is None or a.skipped or b.skipped or a.queries < 2:
                     continue
                 test = paired_test(a.per_query[metric], b.per_query[metric])
                 row = {

@@ -64,8 +64,8 @@ def summary_rows(report: EvalReport) -> list[tuple[str, list[tuple[str, float | 
                 for metric in dataset.metrics:
                     values = []
                     for task in tasks:
-                        result = report.result(dataset.name, task, pipeline.spec)
-                        if result.skipped or metric not in result.metrics:
+                        result = report.find(dataset.name, task, pipeline.spec)
+                        if result is None or result.skipped or metric not in result.metrics:
                             values = []
                             break
                         values.append(result.metrics[metric])
@@ -138,9 +138,12 @@ def _dataset_section(report: EvalReport, dataset: Any) -> list[str]:
     if not tasks:
         return []
     metrics = dataset.metrics
-    baseline = report.pipelines[0].spec
+    specs = report.pipelines_of(dataset.name)
+    if not specs:
+        return []
+    baseline = specs[0]
     lines = [f"## {dataset.name} ({dataset.kind})", ""]
-    header = ["task", "queries"] + [f"{p.spec} {m}" for p in report.pipelines for m in metrics]
+    header = ["task", "queries"] + [f"{p} {m}" for p in specs for m in metrics]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|---" * len(header) + "|")
     for task in tasks:
@@ -155,12 +158,12 @@ def _dataset_section(report: EvalReport, dataset: Any) -> list[str]:
                 )
             )
         )
-        for pipeline in report.pipelines:
-            result = report.result(dataset.name, task, pipeline.spec)
+        for spec in specs:
+            result = report.result(dataset.name, task, spec)
             for metric in metrics:
                 text = _cell(result, metric)
                 if (
-                    pipeline.spec != baseline
+                    spec != baseline
                     and not result.skipped
                     and not first.skipped
                     and result.queries >= 2

@@ -50,10 +50,21 @@ class EvalReport:
     config: dict[str, Any]
 
     def result(self, dataset: str, task: str, pipeline: str) -> TaskResult:
+        found = self.find(dataset, task, pipeline)
+        if found is None:
+            raise KeyError((dataset, task, pipeline))
+        return found
+
+    def find(self, dataset: str, task: str, pipeline: str) -> TaskResult | None:
         for item in self.results:
             if (item.dataset, item.task, item.pipeline) == (dataset, task, pipeline):
                 return item
-        raise KeyError((dataset, task, pipeline))
+        return None
+
+    def pipelines_of(self, dataset: str) -> list[str]:
+        """The pipelines that were run on ``dataset``, in report order."""
+        ran = {r.pipeline for r in self.results if r.dataset == dataset}
+        return [p.spec for p in self.pipelines if p.spec in ran]
 
 
 def evaluate(
@@ -386,3 +397,80 @@ def _configuration(
         ],
         "search_depth": SEARCH_DEPTH,
     }
+
+
+def evaluate_suite(
+    suite: Path, *, datasets_root: Path | None = None, out_dir: Path | None = None, **options: Any
+) -> EvalReport:
+    """Run a suite file: several (datasets x pipelines) runs merged into one report.
+
+    The file is TOML::
+
+        datasets_root = "../../shared/datasets"    # relative to the file; optional
+        [[run]]
+        datasets = ["scifact", "cranfield"]
+        pipelines = ["bm25", "hybrid+rerank"]
+
+    ``datasets_root`` (argument, else ``$OMNIRETRIEVE_DATASETS``, else the file's) locates
+    dataset names that are not paths."""
+    import os
+    import tomllib
+
+    try:
+        spec = tomllib.loads(suite.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"suite file {suite} does not exist", field="suite") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{suite}: not a valid TOML suite ({exc})", field="suite") from exc
+    runs = spec.get("run")
+    if not isinstance(runs, list) or not runs:
+        raise InputError(f"{suite}: needs at least one [[run]] table", field="suite")
+    root = datasets_root
+    if root is None and os.environ.get("OMNIRETRIEVE_DATASETS"):
+        root = Path(os.environ["OMNIRETRIEVE_DATASETS"])
+    if root is None:
+        root = suite.parent / str(spec.get("datasets_root", "."))
+    reports = []
+    for number, run in enumerate(runs, start=1):
+        names, pipelines = run.get("datasets"), run.get("pipelines")
+        if not isinstance(names, list) or not isinstance(pipelines, list) or not names:
+            raise InputError(
+                f"{suite}: run {number} needs 'datasets' and 'pipelines' lists", field="suite"
+            )
+        paths = [Path(n) if Path(n).is_dir() else root / str(n) for n in names]
+        reports.append(evaluate(paths, [str(p) for p in pipelines], **options))
+    report = merge_reports(reports)
+    report.config["suite"] = str(suite)
+    if out_dir is not None:
+        from omniretrieve.eval.report import write_report
+
+        write_report(report, out_dir)
+    return report
+
+
+def merge_reports(reports: Sequence[EvalReport]) -> EvalReport:
+    datasets: dict[str, EvalDataset] = {}
+    pipelines: dict[str, Pipeline] = {}
+    results: list[TaskResult] = []
+    config: dict[str, Any] = dict(reports[0].config)
+    models: dict[str, str] = {}
+    described: dict[str, Any] = {}
+    for report in reports:
+        for dataset in report.datasets:
+            datasets.setdefault(dataset.name, dataset)
+        for pipeline in report.pipelines:
+            pipelines.setdefault(pipeline.spec, pipeline)
+        results.extend(report.results)
+        models.update(report.config.get("models", {}))
+        for entry in report.config.get("datasets", []):
+            described.setdefault(entry["name"], entry)
+    config.update(models=models, datasets=list(described.values()), pipelines=list(pipelines))
+    config["fusion_weights"] = {
+        "fitted_on": reports[0].config.get("fusion_weights", {}).get("fitted_on"),
+        "by_dataset": {
+            k: v
+            for r in reports
+            for k, v in r.config.get("fusion_weights", {}).get("by_dataset", {}).items()
+        },
+    }
+    return EvalReport(list(datasets.values()), list(pipelines.values()), results, config)
