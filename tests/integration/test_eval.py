@@ -186,3 +186,37 @@ def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, m
     print(ours["ndcg@10"], peer_metrics["ndcg@10"])
     assert ours["ndcg@10"] == pytest.approx(peer_metrics["ndcg@10"], abs=0.002)
     assert ours["recall@100"] == pytest.approx(peer_metrics["recall@100"], abs=0.002)
+
+
+def test_suite_runs_merge_into_one_report(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for name, text in [("one", "cats eat fish"), ("two", "paris is in france")]:
+        _write_beir(
+            root / name,
+            [{"_id": "d1", "text": text}, {"_id": "d2", "text": "unrelated words here"}],
+            [{"_id": "q1", "text": text}],
+            ["q1\td1\t1\n"],
+        )
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        'datasets_root = "data"\n'
+        '[[run]]\ndatasets = ["one"]\npipelines = ["bm25"]\n'
+        '[[run]]\ndatasets = ["two"]\npipelines = ["bm25", "bm25+rerank"]\n'
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["eval", "--suite", str(suite), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| bm25+rerank | n/a | n/a | 1.0000 | 1.0000 |" in result.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert {(r["dataset"], r["pipeline"]) for r in data["results"]} == {
+        ("one", "bm25"),
+        ("two", "bm25"),
+        ("two", "bm25+rerank"),
+    }
+    suite.write_text("[[run]]\ndatasets = 3\n")
+    bad = CliRunner().invoke(app, ["eval", "--suite", str(suite)])
+    assert bad.exit_code == 2 and "needs 'datasets' and 'pipelines'" in bad.output
+    bad = CliRunner().invoke(app, ["eval", "--suite", str(suite), "-p", "bm25"])
+    assert bad.exit_code == 2 and "--suite names its own" in bad.output
