@@ -12,8 +12,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch first, pinned, so that nothing pulls a multi-GB CUDA build.
+# torch first, pinned, so that nothing pulls a multi-GB CUDA build. tesseract (OCR of images
+# and scanned PDF pages) comes from the system: installed here when apt-get can.
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	@command -v tesseract >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq tesseract-ocr >/dev/null; } || \
+		echo "note: install tesseract-ocr for OCR of images and scanned PDFs"
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,milvus]'
 	touch $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -30,13 +31,24 @@ def index(
         None, "--milvus-uri", help="Milvus server/cluster (default: Milvus Lite in the folder)."
     ),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+    ocr: bool = typer.Option(True, "--ocr/--no-ocr", help="Read images and scanned PDF pages."),
+    ocr_engine: str = typer.Option("tesseract", help="tesseract or rapidocr."),
 ) -> None:
-    """Index documents into a collection (upsert by id; unchanged documents are skipped)."""
+    """Index documents into a collection (upsert by id; unchanged documents are skipped).
+
+    --from takes a BEIR corpus .jsonl, a folder (text, Markdown, code, images, PDFs), or one
+    image or PDF file. A file that cannot be read is reported and skipped (exit code 2 at the
+    end); everything else is indexed."""
     from omniretrieve.index.collection import Collection, CollectionSettings
     from omniretrieve.index.documents import iter_folder_documents, iter_jsonl_documents
+    from omniretrieve.ingest.visual import VISUAL_SUFFIXES, SkippedFile, visual_files
 
+    skipped: list[SkippedFile] = []
     if source.is_dir():
         documents = list(iter_folder_documents(source))
+        documents += _visual(visual_files(source), source, ocr, ocr_engine, skipped)
+    elif source.is_file() and source.suffix.lower() in VISUAL_SUFFIXES:
+        documents = _visual([source], source.parent, ocr, ocr_engine, skipped)
     elif source.is_file():
         documents = list(iter_jsonl_documents(source))
     else:
@@ -56,7 +68,31 @@ def index(
         report = collection.upsert(documents, show_progress=True)
         collection.flush()
         payload = {"collection": name, "documents": len(collection), **report.__dict__}
-    sys.stdout.write(json.dumps(payload) + "\n")
+    payload["skipped"] = [{"path": s.path, "error": s.error} for s in skipped]
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    for item in skipped:
+        typer.echo(f"error: {item.path}: {item.error}", err=True)
+    if skipped:
+        raise typer.Exit(2)
+
+
+def _visual(
+    files: list[Path], base: Path, ocr: bool, engine: str, skipped: list
+) -> list[dict[str, Any]]:
+    """Documents of image and PDF files (OCR where a page has no text layer)."""
+    from omniretrieve.ingest.visual import visual_documents
+    from omniretrieve.ocr.engines import OcrUnavailableError
+    from omniretrieve.ocr.reader import OcrReader
+
+    if not files:
+        return []
+    reader = None
+    if ocr:
+        try:
+            reader = OcrReader(engine)
+        except OcrUnavailableError as exc:
+            typer.echo(f"note: {exc.message}", err=True)
+    return visual_documents(files, base=base, reader=reader, skipped=skipped, show_progress=True)
 
 
 @app.command()

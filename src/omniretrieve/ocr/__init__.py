@@ -1,0 +1,1 @@
+"""Reading text out of images (page screenshots, scans, PDF pages without a text layer)."""

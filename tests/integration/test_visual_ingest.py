@@ -1,0 +1,146 @@
+"""Images and PDFs into collections on a CPU: text layer first, OCR where needed, page numbers
+kept, bad files reported while everything else is ingested."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from omniretrieve.cli import app
+from omniretrieve.errors import InputError, LimitExceededError
+from omniretrieve.ingest.images import image_pages
+from omniretrieve.ingest.pdf import pdf_pages
+from tests.builders.documents import pdf_with_pages, text_image
+
+needs_tesseract = pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="tesseract-ocr is not installed"
+)
+
+PAGE_ONE = "Photosynthesis converts light energy into chemical energy in chloroplasts."
+SCANNED = ["Volcanic eruptions release", "sulfur dioxide into the", "stratosphere every year."]
+PAGE_THREE = "Glaciers carve U-shaped valleys as they slowly move downhill over centuries."
+
+
+@pytest.fixture()
+def pdf_file(tmp_path: Path) -> Path:
+    return pdf_with_pages(tmp_path / "report.pdf", [PAGE_ONE, text_image(SCANNED), PAGE_THREE])
+
+
+def test_pdf_pages_text_layer_first(pdf_file: Path) -> None:
+    pages = pdf_pages(pdf_file.read_bytes())
+    assert [p.number for p in pages] == [1, 2, 3]
+    assert "Photosynthesis" in pages[0].text and pages[0].image is None
+    assert pages[1].text == "" and pages[1].image is not None  # a scan: pixels only
+    assert "Glaciers" in pages[2].text
+
+
+def test_bad_pdfs_are_clear_errors(tmp_path: Path, pdf_file: Path) -> None:
+    with pytest.raises(InputError, match="not a readable PDF"):
+        pdf_pages(b"%PDF-1.7 this is not really a pdf")
+    with pytest.raises(InputError, match="not a readable PDF"):
+        pdf_pages(pdf_file.read_bytes()[:300])  # truncated
+    with pytest.raises(InputError, match="encrypted"):
+        pdf_pages(_encrypted_pdf(pdf_file))
+    with pytest.raises(InputError, match="no pages"):
+        pdf_pages(_zero_page_pdf())
+
+
+def _encrypted_pdf(source: Path) -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(source).pages:
+        writer.add_page(page)
+    writer.encrypt("secret", algorithm="RC4-128")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _zero_page_pdf() -> bytes:
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
+    return out.getvalue()
+
+
+def test_image_limits(tmp_path: Path) -> None:
+    from PIL import Image
+
+    good = text_image(["hello"])
+    assert image_pages(good) == [good]
+    with pytest.raises(InputError, match="not a readable image"):
+        image_pages(good[: len(good) // 2])  # truncated
+    huge = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(huge, format="PNG")  # ~50 kB, 400 Mpx
+    with pytest.raises(LimitExceededError, match="decompression bomb|20000x20000"):
+        image_pages(huge.getvalue())
+    frames = [Image.new("L", (8, 8), i % 255) for i in range(500)]
+    tiff = io.BytesIO()
+    frames[0].save(tiff, format="TIFF", save_all=True, append_images=frames[1:])
+    with pytest.raises(LimitExceededError, match="500 frames"):
+        image_pages(tiff.getvalue())
+    three = io.BytesIO()
+    frames[0].save(three, format="TIFF", save_all=True, append_images=frames[1:3])
+    assert len(image_pages(three.getvalue())) == 3
+
+
+@needs_tesseract
+@pytest.mark.slow
+def test_folder_with_pdf_images_and_bad_files_round_trips(tmp_path: Path, pdf_file: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(pdf_file, folder / "report.pdf")
+    (folder / "note.md").write_text("Honeybees communicate with a waggle dance.")
+    (folder / "scan.png").write_bytes(text_image(["Penguins huddle together", "to keep warm."]))
+    webp = io.BytesIO()
+    Image.open(io.BytesIO(text_image(["Octopuses have three hearts."]))).save(webp, "WEBP")
+    (folder / "fact.webp").write_bytes(webp.getvalue())
+    (folder / "broken.png").write_bytes(text_image(["x"])[:200])
+    (folder / "empty.pdf").write_bytes(_zero_page_pdf())
+    root = tmp_path / "collections"
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", "visual", "--from", str(folder), "--root", str(root)])
+    assert result.exit_code == 2, result.output  # two bad files reported...
+    report = json.loads(result.stdout.splitlines()[0])
+    assert {s["path"] for s in report["skipped"]} == {"broken.png", "empty.pdf"}
+    assert report["documents"] == 6  # ...and everything else is indexed
+    assert "error: broken.png: " in result.stderr and "no pages" in result.stderr
+
+    def top(query: str) -> dict:
+        found = runner.invoke(
+            app,
+            ["search", "visual", query, "--root", str(root), "--top-k", "1", "--mode", "sparse"],
+        )
+        assert found.exit_code == 0, found.output
+        return json.loads(found.stdout)["hits"][0]
+
+    scanned = top("volcanic sulfur dioxide stratosphere")
+    assert scanned["doc_id"] == "report.pdf#page=2"
+    assert scanned["metadata"] == {
+        "path": "report.pdf", "page": 2, "suffix": ".pdf", "text_source": "ocr"
+    }  # fmt: skip
+    layer = top("glaciers valleys")
+    assert layer["doc_id"] == "report.pdf#page=3"
+    assert layer["metadata"]["text_source"] == "pdf-text"
+    assert top("penguins huddle")["doc_id"] == "scan.png"
+    assert top("octopuses hearts")["doc_id"] == "fact.webp"
+    assert top("honeybees waggle")["doc_id"] == "note.md"
