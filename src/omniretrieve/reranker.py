@@ -43,6 +43,8 @@ class RerankResponse:
     results: list[RerankResult]
     total_tokens: int
     notes: list[str] = field(default_factory=list)
+    ocr_positions: list[int] = field(default_factory=list)
+    """Inputs a text-only model read through OCR: 0 is the query, i + 1 is documents[i]."""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import threading
 
 import numpy as np
@@ -29,6 +30,17 @@ def pool() -> ModelPool:
 def client(pool: ModelPool):
     with TestClient(create_app(CONFIG, pool=pool)) as test_client:
         yield test_client
+
+
+needs_tesseract = pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="tesseract-ocr is not installed"
+)
+
+
+def text_page_uri(lines: list[str]) -> str:
+    from tests.builders.documents import text_image
+
+    return "data:image/png;base64," + base64.b64encode(text_image(lines)).decode()
 
 
 def error_of(response) -> dict:
@@ -135,11 +147,32 @@ def test_bad_embedding_requests(client: TestClient, payload, status, field, mess
     assert error["field"] == field and message in error["message"]
 
 
-def test_images_for_a_text_model_are_a_422_naming_the_field(client: TestClient) -> None:
-    response = client.post("/v1/embeddings", json={"input": ["text", {"image": png_data_uri()}]})
+def test_images_for_a_text_model_without_ocr_are_a_422_naming_the_field(pool) -> None:
+    config = ServerConfig(ocr_fallback=False)
+    with TestClient(create_app(config, pool=pool)) as no_ocr:
+        response = no_ocr.post(
+            "/v1/embeddings", json={"input": ["text", {"image": png_data_uri()}]}
+        )
     error = error_of(response)
     assert response.status_code == 422 and error["field"] == "input[1]"
-    assert "takes text only" in error["message"]
+    assert "takes text only" in error["message"] and "no OCR fallback" in error["message"]
+
+
+@needs_tesseract
+def test_images_for_a_text_model_are_read_by_ocr_and_marked(client: TestClient, minilm) -> None:
+    page = text_page_uri(["Tides are caused by the Moon"])
+    response = client.post(
+        "/v1/embeddings", json={"input": ["tides and the moon", {"image": page}]}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"][1]["ocr"] is True and "ocr" not in body["data"][0]
+    assert body["usage"]["ocr_images"] == 1
+    vectors = np.array([d["embedding"] for d in body["data"]])
+    assert float(vectors[0] @ vectors[1]) > 0.5  # the OCR text says what the query says
+    blank = client.post("/v1/embeddings", json={"input": [{"image": png_data_uri()}]})
+    assert blank.status_code == 422 and error_of(blank)["field"] == "input[0]"
+    assert "found no text" in error_of(blank)["message"]
 
 
 def test_decompression_bomb_and_garbage_images(client: TestClient) -> None:
@@ -210,16 +243,21 @@ def test_cohere_v2_rerank_shape(client: TestClient) -> None:
     assert body["results"][0]["index"] == 0 and "document" not in body["results"][0]
 
 
+@needs_tesseract
 def test_jina_announcement_request_with_images(client: TestClient) -> None:
-    """The mixed text + image request of jina-reranker-m0's announcement, images as data URIs.
-
-    The loaded reranker takes text only and no OCR exists yet: a 422 names the first image."""
+    """The mixed text + image request of jina-reranker-m0's announcement, images as data URIs
+    of pages rendered in the test (the announcement's URLs cannot be reached here). The loaded
+    reranker reads text only, so the images are read by OCR and marked in the response."""
     request = {
         "model": "omniretrieve-hybrid-reranker",
         "query": "small language model data extraction",
         "documents": [
-            {"image": png_data_uri(320, 200, (250, 250, 250))},
-            {"image": png_data_uri(200, 320, (20, 20, 20))},
+            {
+                "image": text_page_uri(
+                    ["ReaderLM-v2: a small language model", "for data extraction"]
+                )
+            },
+            {"image": text_page_uri(["Tax rates for the year 2021", "and filing deadlines"])},
             {
                 "text": "We present ReaderLM-v2, a compact 1.5 billion parameter language model "
                 "designed for efficient web content extraction."
@@ -234,12 +272,13 @@ def test_jina_announcement_request_with_images(client: TestClient) -> None:
         "top_n": 3,
     }
     response = client.post("/v1/rerank", json=request)
-    error = error_of(response)
-    assert response.status_code == 422 and error["field"] == "documents[0]"
-    assert "takes text only" in error["message"]
-    text_only = {**request, "documents": request["documents"][2:]}
-    body = client.post("/v1/rerank", json=text_only).json()
-    assert body["results"][0]["index"] == 0  # ReaderLM-v2 answers the query
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["results"]) == 3 and body["usage"]["ocr_images"] == 2
+    assert {r["index"] for r in body["results"][:2]} == {0, 2}  # the two ReaderLM documents
+    assert body["results"][0].get("ocr") is True or body["results"][1].get("ocr") is True
+    everything = client.post("/v1/rerank", json={**request, "top_n": None}).json()
+    assert sorted(r["index"] for r in everything["results"]) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,9 @@ def eval_command(
     vector_store: str = typer.Option(
         "faiss", "--vector-store", help="faiss, or milvus (Milvus Lite) for the dense searches."
     ),
+    ocr_engine: str = typer.Option(
+        "tesseract", help="OCR for ocr+ pipelines: tesseract, rapidocr."
+    ),
     passages: str = typer.Option(
         "split", help="split: long documents as passages; first: one truncated vector each."
     ),
@@ -69,6 +72,7 @@ def eval_command(
         "fit_fusion": fit_fusion,
         "passages": passages,
         "vector_store": vector_store,
+        "ocr_engine": ocr_engine,
     }
     if suite is not None:
         if dataset or pipeline or collection:

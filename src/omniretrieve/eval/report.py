@@ -121,6 +121,8 @@ def markdown(report: EvalReport) -> str:
         for d in config["datasets"]
     ]
     lines += [f"- model {m}: {f}" for m, f in config["models"].items()]
+    if config.get("ocr"):
+        lines.append(f"- OCR: {config['ocr']}")
     fusion = config.get("fusion_weights", {})
     for dataset, fits in fusion.get("by_dataset", {}).items():
         for pipeline, fit in fits.items():

@@ -83,6 +83,7 @@ def evaluate(
     passages: str = "split",
     fit_fusion: str | None = None,
     vector_store: str = "faiss",
+    ocr_engine: str = "tesseract",
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -115,6 +116,7 @@ def evaluate(
         "rerankers": dict(rerankers or {}),
         "passages": passages,
         "vector_store": vector_store,
+        "ocr_engine": ocr_engine,
     }
     fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
@@ -137,6 +139,9 @@ def evaluate(
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
+    reader = models.get("ocr_reader")
+    if reader is not None:
+        report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"
     report.config["fusion_weights"] = {
         "fitted_on": fit_fusion,
         "by_dataset": {name: fits for name, fits in fitted.items() if fits},
@@ -151,8 +156,10 @@ def evaluate(
 def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
     if dataset.kind == "winoground":
         return "Winoground needs an image-capable model (CLIP, BGE-VL, m0 families)"
+    if pipeline.ocr and dataset.doc_modality != "image":
+        return "ocr+ reads image documents; this dataset's documents are text"
     if pipeline.ocr:
-        return "the ocr+ pipelines need the OCR engine, which is not built yet"
+        return None
     if dataset.kind == "image-caption":
         return "image-caption retrieval needs an image-capable model or ocr+"
     if dataset.doc_modality == "image":
@@ -174,7 +181,6 @@ def _evaluate_dataset(
     fit_fusion: str | None,
     fitted: dict[str, Any],
 ) -> list[TaskResult]:
-    from omniretrieve.index.collection import Collection
 
     runnable = [p for p in pipelines if _skip_reason(dataset, p) is None]
     results = [
@@ -183,12 +189,52 @@ def _evaluate_dataset(
         if p not in runnable
         for task in (dataset.tasks or [EvalTask("examples", {}, {})])
     ]
-    if not runnable:
-        return results
+    groups = [[p for p in runnable if not p.ocr], [p for p in runnable if p.ocr]]
+    for group in groups:
+        if group:
+            results.extend(
+                _evaluate_group(
+                    dataset,
+                    group,
+                    cache=cache,
+                    cache_dir=cache_dir,
+                    models=models,
+                    collection_name=collection_name,
+                    collections_root=collections_root,
+                    max_queries=max_queries,
+                    show_progress=show_progress,
+                    fit_fusion=fit_fusion,
+                    fitted=fitted,
+                )
+            )
+    order = {(p.spec): i for i, p in enumerate(pipelines)}
+    tasks = {t.name: i for i, t in enumerate(dataset.tasks)}
+    return sorted(results, key=lambda r: (tasks.get(r.task, 0), order[r.pipeline]))
+
+
+def _evaluate_group(
+    dataset: EvalDataset,
+    runnable: list[Pipeline],
+    *,
+    cache: EmbeddingCache,
+    cache_dir: Path,
+    models: dict[str, Any],
+    collection_name: str | None,
+    collections_root: Path | None,
+    max_queries: int | None,
+    show_progress: bool,
+    fit_fusion: str | None,
+    fitted: dict[str, Any],
+) -> list[TaskResult]:
+    """Pipelines that share one collection (all read documents as text, or all through OCR)."""
+    from omniretrieve.index.collection import Collection
+
+    results: list[TaskResult] = []
     needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
     shared = models["embedders"]
     for model_id in needed:
         shared.setdefault(model_id, CachingEmbedder(model_id, cache))
+    ocr = runnable[0].ocr
     if collection_name is not None:
         opened = Collection.open(
             collection_name,
@@ -205,7 +251,7 @@ def _evaluate_dataset(
                 field="pipeline",
             )
     else:
-        opened = _dataset_collection(dataset, needed, cache_dir, models, show_progress)
+        opened = _dataset_collection(dataset, needed, cache_dir, models, show_progress, ocr)
     with opened:
         weights = {}
         if fit_fusion is not None:
@@ -326,6 +372,7 @@ def _dataset_collection(
     cache_dir: Path,
     models: dict[str, Any],
     show_progress: bool,
+    ocr: bool = False,
 ) -> Any:
     """The dataset's collection in the cache, created or completed as needed (an interrupted
     build resumes: upsert skips documents already stored with the same content)."""
@@ -333,7 +380,16 @@ def _dataset_collection(
 
     passages, store = models["passages"], models["vector_store"]
     parts = [COLLECTION_FORMAT, dataset.checksum, passages, *embedders]
-    identity = "\n".join(parts + ([f"store={store}"] if store != "faiss" else []))
+    if store != "faiss":
+        parts.append(f"store={store}")
+    reader = None
+    if ocr:
+        from omniretrieve.ocr.reader import OcrReader
+
+        reader = models.get("ocr_reader") or OcrReader(models.get("ocr_engine", "tesseract"))
+        models["ocr_reader"] = reader
+        parts.append(f"ocr={reader.engine.name}-{reader.engine.version}")
+    identity = "\n".join(parts)
     name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
     root = cache_dir / "eval-collections"
     settings = CollectionSettings(
@@ -348,12 +404,24 @@ def _dataset_collection(
             opened.update_settings(language=settings.language)
     else:
         opened = Collection.create(name, root=root, settings=settings, **loaded)
+    present = [d for d in dataset.corpus.values() if not d.empty]
+    texts = [d.full_text for d in present]
+    if reader is not None and len(opened) < len(present):
+        images = [Path(d.image).read_bytes() if d.image else b"" for d in present]
+        read = reader.read_many(
+            [i for i in images if i], show_progress=show_progress, description="OCR"
+        )
+        found = iter(read)
+        texts = [
+            f"{text}\n{next(found)}".strip() if image else text
+            for text, image in zip(texts, images, strict=True)
+        ]
     documents = [
-        {"id": d.doc_id, "text": d.full_text, "metadata": d.metadata}
-        for d in dataset.corpus.values()
-        if not d.empty
+        {"id": d.doc_id, "text": text, "metadata": d.metadata}
+        for d, text in zip(present, texts, strict=True)
+        if text.strip()
     ]
-    if len(opened) != len(documents):
+    if len(opened) < len(documents):
         opened.upsert(documents, show_progress=show_progress)
         opened.flush()
     return opened

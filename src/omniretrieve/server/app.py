@@ -20,6 +20,7 @@ from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.errors import install_error_handlers
 from omniretrieve.server.metrics import ServerMetrics
+from omniretrieve.server.ocr_fallback import create_reader
 from omniretrieve.server.pool import ModelPool
 from omniretrieve.server.routes import collections, embeddings, rerank, service
 from omniretrieve.server.security import ApiKeyMiddleware, BodySizeLimitMiddleware
@@ -60,6 +61,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
     app.state.metrics = metrics
     app.state.collections = CollectionManager(pool, config.collections_root)
     app.state.milvus_uri = config.milvus_uri
+    app.state.ocr_reader = create_reader(config.ocr_fallback)
 
     if config.cors_origins:
         app.add_middleware(

@@ -2,7 +2,8 @@
 
 Every image is validated the same way whatever the model: a URL must pass the SSRF policy
 (checked, not fetched, here), inline data must decode within the byte and pixel limits. Then a
-model that cannot take pixels gets a 422 naming the field: images are never dropped silently.
+model that cannot take pixels gets its OCR text (see ``ocr_fallback.py``) or, without OCR, a 422
+naming the field: images are never dropped silently.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def validate_images(
     limits: Limits,
     model_id: str,
     modalities: frozenset[str],
+    ocr_available: bool = False,
 ) -> None:
-    """``items`` are (field name, input); raises on the first bad one."""
+    """``items`` are (field name, input); raises on the first bad one. Images for a text-only
+    model pass only when the server can read them with OCR."""
     policy = FetchPolicy(max_bytes=limits.max_image_bytes)
     for field, item in items:
         image = image_of(item)
@@ -47,10 +50,11 @@ def validate_images(
                 max_bytes=limits.max_image_bytes,
                 max_pixels=limits.max_image_pixels,
             )
-        if "image" not in modalities:
+        if "image" not in modalities and not ocr_available:
             raise InputError(
-                f"{field} is an image, but model {model_id!r} takes text only; load an "
-                "image-capable model (CLIP, BGE-VL, jina-reranker-m0) or send text",
+                f"{field} is an image, but model {model_id!r} takes text only and this server "
+                "has no OCR fallback; load an image-capable model (CLIP, BGE-VL, "
+                "jina-reranker-m0), install tesseract-ocr, or send text",
                 field=field,
             )
 

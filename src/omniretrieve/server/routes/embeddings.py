@@ -14,6 +14,7 @@ from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import Input, parse_inputs
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
+from omniretrieve.server.ocr_fallback import read_images_as_text
 from omniretrieve.server.pool import EncodeJob
 from omniretrieve.server.routes import app_config, app_metrics, ready_pool
 from omniretrieve.server.schemas import EmbeddingsRequest, EmbeddingsResponse
@@ -75,9 +76,19 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
         )
         named = [(f"input[{i}]", item) for i, item in enumerate(inputs)]
         validate_text_lengths(named, limits=config.limits)
+        reader = request.app.state.ocr_reader
         validate_images(
-            named, limits=config.limits, model_id=model.model_id, modalities=model.modalities
+            named,
+            limits=config.limits,
+            model_id=model.model_id,
+            modalities=model.modalities,
+            ocr_available=reader is not None,
         )
+        read_by_ocr: list[int] = []
+        if "image" not in model.modalities and reader is not None:
+            inputs, read_by_ocr = await read_images_as_text(
+                named, reader=reader, limits=config.limits
+            )
         await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
         future = loaded.queue.submit(
             EncodeJob(inputs, body.task, body.instruction),
@@ -105,7 +116,14 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
         {"object": "embedding", "index": i, "embedding": value, "truncated": truncated}
         for i, (value, truncated) in enumerate(zip(values, result.truncated, strict=True))
     ]
-    usage = {"prompt_tokens": result.total_tokens, "total_tokens": result.total_tokens}
+    for position in read_by_ocr:
+        data[position]["ocr"] = True
+    usage: dict[str, Any] = {
+        "prompt_tokens": result.total_tokens,
+        "total_tokens": result.total_tokens,
+    }
+    if read_by_ocr:
+        usage["ocr_images"] = len(read_by_ocr)
     payload: dict[str, Any] = {"object": "list", "model": model.model_id, "data": data}
     payload["usage"] = usage
     warnings = await asyncio.to_thread(loaded.language_warnings, inputs)

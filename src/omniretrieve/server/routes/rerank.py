@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +13,7 @@ from omniretrieve.inputs import parse_input, parse_inputs
 from omniretrieve.reranker import RerankResponse, build_rerank_response, document_json
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
+from omniretrieve.server.ocr_fallback import read_images_as_text
 from omniretrieve.server.pool import RerankJob
 from omniretrieve.server.routes import app_config, app_metrics, ready_pool
 from omniretrieve.server.schemas import CohereRerankRequest, RerankRequest
@@ -36,26 +38,50 @@ async def run_rerank(
     )
     named = [("query", query)] + [(f"documents[{i}]", d) for i, d in enumerate(documents)]
     validate_text_lengths(named, limits=config.limits)
+    reader = request.app.state.ocr_reader
     validate_images(
-        named, limits=config.limits, model_id=model.model_id, modalities=model.modalities
+        named,
+        limits=config.limits,
+        model_id=model.model_id,
+        modalities=model.modalities,
+        ocr_available=reader is not None,
     )
+    originals = documents
+    read_by_ocr: list[int] = []
+    if "image" not in model.modalities and reader is not None:
+        converted, read_by_ocr = await read_images_as_text(
+            named, reader=reader, limits=config.limits
+        )
+        query, documents = converted[0], converted[1:]
     future = loaded.queue.submit(RerankJob(query, documents), cost=len(documents), key=object())
     output = await asyncio.wrap_future(future)
     app_metrics(request).tokens.labels(model.model_id).inc(output.total_tokens)
-    return build_rerank_response(
-        model.model_id, output, documents, top_n=top_n, return_documents=return_documents
+    response = build_rerank_response(
+        model.model_id, output, originals, top_n=top_n, return_documents=return_documents
     )
+    return replace(response, ocr_positions=read_by_ocr)
 
 
 def result_rows(response: RerankResponse) -> list[dict[str, Any]]:
+    ocr = set(response.ocr_positions)
     return [
         {
             "index": r.index,
             "relevance_score": r.relevance_score,
             **({"document": document_json(r.document)} if r.document is not None else {}),
+            **({"ocr": True} if r.index + 1 in ocr else {}),
         }
         for r in response.results
     ]
+
+
+def usage_of(response: RerankResponse) -> dict[str, Any]:
+    usage: dict[str, Any] = {"total_tokens": response.total_tokens}
+    ocr = response.ocr_positions
+    if ocr:
+        usage["ocr_images"] = len(ocr)
+        usage["ocr_query"] = 0 in ocr
+    return usage
 
 
 @router.post("/v1/rerank", tags=["rerank"], responses=ERROR_RESPONSES)
@@ -67,7 +93,7 @@ async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "model": response.model,
-        "usage": {"total_tokens": response.total_tokens},
+        "usage": usage_of(response),
         "results": result_rows(response),
         "meta": {"billed_units": {"search_units": 1}},
     }
