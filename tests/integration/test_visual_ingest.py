@@ -144,3 +144,38 @@ def test_folder_with_pdf_images_and_bad_files_round_trips(tmp_path: Path, pdf_fi
     assert top("penguins huddle")["doc_id"] == "scan.png"
     assert top("octopuses hearts")["doc_id"] == "fact.webp"
     assert top("honeybees waggle")["doc_id"] == "note.md"
+
+
+@needs_tesseract
+def test_eval_ocr_pipelines_on_a_page_image_set(tmp_path: Path) -> None:
+    """A ViDoRe-style set built here: each page is an image of a known sentence, each query
+    has one relevant page, so NDCG@5 = 1 when OCR reads the pages."""
+    from omniretrieve.eval.runner import evaluate
+
+    facts = {
+        "p1": ["Honeybees communicate by dancing."],
+        "p2": ["Volcanoes release sulfur dioxide."],
+        "p3": ["Penguins huddle to keep warm."],
+        "p4": ["Glaciers carve deep valleys."],
+    }
+    root = tmp_path / "pages_set"
+    (root / "pages").mkdir(parents=True)
+    (root / "qrels").mkdir()
+    corpus = []
+    for doc_id, lines in facts.items():
+        (root / "pages" / f"{doc_id}.png").write_bytes(text_image(lines))
+        corpus.append({"_id": doc_id, "image": f"pages/{doc_id}.png"})
+    (root / "corpus.jsonl").write_text("".join(json.dumps(c) + "\n" for c in corpus))
+    queries = {"q1": "how do bees communicate", "q2": "volcano gas", "q3": "penguins warm"}
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    )
+    (root / "qrels" / "test.tsv").write_text("q1\tp1\t1\nq2\tp2\t1\nq3\tp3\t1\n")
+    report = evaluate(
+        [root], ["bm25", "ocr+bm25", "ocr+hybrid"], cache_dir=tmp_path / "c", show_progress=False
+    )
+    assert report.datasets[0].kind == "page-image"
+    assert "ocr+" in report.result("pages_set", "test", "bm25").skipped
+    assert report.result("pages_set", "test", "ocr+bm25").metrics["ndcg@5"] == 1.0
+    assert report.result("pages_set", "test", "ocr+hybrid").metrics["ndcg@5"] == 1.0
+    assert report.config["ocr"].startswith("tesseract")
