@@ -125,15 +125,17 @@ def evaluate(
             _evaluate_dataset(
                 dataset,
                 parsed,
-                cache=cache,
-                cache_dir=cache_dir or default_cache_dir(),
-                models=models,
-                collection_name=collection,
-                collections_root=collections_root,
-                max_queries=max_queries,
-                show_progress=show_progress,
-                fit_fusion=fit_fusion,
-                fitted=fitted.setdefault(dataset.name, {}),
+                _Run(
+                    cache=cache,
+                    cache_dir=cache_dir or default_cache_dir(),
+                    models=models,
+                    collection_name=collection,
+                    collections_root=collections_root,
+                    max_queries=max_queries,
+                    show_progress=show_progress,
+                    fit_fusion=fit_fusion,
+                    fitted=fitted.setdefault(dataset.name, {}),
+                ),
             )
         )
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
@@ -153,6 +155,21 @@ def evaluate(
     return report
 
 
+@dataclass
+class _Run:
+    """What every dataset of one ``evaluate`` call shares."""
+
+    cache: EmbeddingCache
+    cache_dir: Path
+    models: dict[str, Any]
+    collection_name: str | None
+    collections_root: Path | None
+    max_queries: int | None
+    show_progress: bool
+    fit_fusion: str | None
+    fitted: dict[str, Any]
+
+
 def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
     if dataset.kind == "winoground":
         return "Winoground needs an image-capable model (CLIP, BGE-VL, m0 families)"
@@ -168,20 +185,8 @@ def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
 
 
 def _evaluate_dataset(
-    dataset: EvalDataset,
-    pipelines: list[Pipeline],
-    *,
-    cache: EmbeddingCache,
-    cache_dir: Path,
-    models: dict[str, Any],
-    collection_name: str | None,
-    collections_root: Path | None,
-    max_queries: int | None,
-    show_progress: bool,
-    fit_fusion: str | None,
-    fitted: dict[str, Any],
+    dataset: EvalDataset, pipelines: list[Pipeline], run: _Run
 ) -> list[TaskResult]:
-
     runnable = [p for p in pipelines if _skip_reason(dataset, p) is None]
     results = [
         TaskResult(dataset.name, task.name, p.spec, skipped=_skip_reason(dataset, p))
@@ -192,72 +197,49 @@ def _evaluate_dataset(
     groups = [[p for p in runnable if not p.ocr], [p for p in runnable if p.ocr]]
     for group in groups:
         if group:
-            results.extend(
-                _evaluate_group(
-                    dataset,
-                    group,
-                    cache=cache,
-                    cache_dir=cache_dir,
-                    models=models,
-                    collection_name=collection_name,
-                    collections_root=collections_root,
-                    max_queries=max_queries,
-                    show_progress=show_progress,
-                    fit_fusion=fit_fusion,
-                    fitted=fitted,
-                )
-            )
-    order = {(p.spec): i for i, p in enumerate(pipelines)}
+            results.extend(_evaluate_group(dataset, group, run))
+    order = {p.spec: i for i, p in enumerate(pipelines)}
     tasks = {t.name: i for i, t in enumerate(dataset.tasks)}
     return sorted(results, key=lambda r: (tasks.get(r.task, 0), order[r.pipeline]))
 
 
-def _evaluate_group(
-    dataset: EvalDataset,
-    runnable: list[Pipeline],
-    *,
-    cache: EmbeddingCache,
-    cache_dir: Path,
-    models: dict[str, Any],
-    collection_name: str | None,
-    collections_root: Path | None,
-    max_queries: int | None,
-    show_progress: bool,
-    fit_fusion: str | None,
-    fitted: dict[str, Any],
-) -> list[TaskResult]:
+def _evaluate_group(dataset: EvalDataset, runnable: list[Pipeline], run: _Run) -> list[TaskResult]:
     """Pipelines that share one collection (all read documents as text, or all through OCR)."""
     from omniretrieve.index.collection import Collection
 
     results: list[TaskResult] = []
     needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
-    shared = models["embedders"]
+    shared = run.models["embedders"]
     for model_id in needed:
-        shared.setdefault(model_id, CachingEmbedder(model_id, cache))
+        shared.setdefault(model_id, CachingEmbedder(model_id, run.cache))
     ocr = runnable[0].ocr
-    if collection_name is not None:
+    if run.collection_name is not None:
         opened = Collection.open(
-            collection_name,
-            root=collections_root,
+            run.collection_name,
+            root=run.collections_root,
             embedders=shared,
-            rerankers=models["rerankers"],
+            rerankers=run.models["rerankers"],
             read_only=True,
         )
         missing = [m for m in needed if m not in opened.settings.embedders]
         if missing:
             opened.close()
             raise InputError(
-                f"collection {collection_name!r} has no vectors from {', '.join(missing)}",
+                f"collection {run.collection_name!r} has no vectors from {', '.join(missing)}",
                 field="pipeline",
             )
     else:
-        opened = _dataset_collection(dataset, needed, cache_dir, models, show_progress, ocr)
+        opened = _dataset_collection(
+            dataset, needed, run.cache_dir, run.models, run.show_progress, ocr
+        )
     with opened:
         weights = {}
-        if fit_fusion is not None:
-            weights = _fit_weights(opened, dataset, runnable, fit_fusion, fitted, show_progress)
+        if run.fit_fusion is not None:
+            weights = _fit_weights(
+                opened, dataset, runnable, run.fit_fusion, run.fitted, run.show_progress
+            )
         for task in dataset.tasks:
-            queries = dict(list(task.queries.items())[:max_queries])
+            queries = dict(list(task.queries.items())[: run.max_queries])
             qrels = {q: task.qrels[q] for q in queries}
             for pipeline in runnable:
                 results.append(
@@ -268,7 +250,7 @@ def _evaluate_group(
                         pipeline,
                         queries,
                         qrels,
-                        show_progress,
+                        run.show_progress,
                         weights.get(pipeline.spec),
                     )
                 )
