@@ -96,7 +96,8 @@ def eval_command(
             **options,
         )
     pairs = [_pair(item, pipelines) for item in compare or []]
-    sys.stdout.write(markdown(report))
+    table = (out / "report.md").read_text(encoding="utf-8") if out else markdown(report)
+    sys.stdout.write(table)
     for first, second in pairs:
         for dataset_ in report.datasets:
             metric = dataset_.metrics[0]

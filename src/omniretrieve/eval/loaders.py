@@ -46,10 +46,9 @@ ALL_METRICS: tuple[str, ...] = (
     "ndcg@10",
     "mrr@10",
     "map@20",
-    "map@100",
     "recall@5",
     "recall@10",
-    "recall@100",
+    "recall@20",
 )
 
 

@@ -39,7 +39,10 @@ def to_json(report: EvalReport) -> dict[str, Any]:
                 "seconds": round(r.seconds, 3),
                 "skipped": r.skipped,
                 "metrics": r.metrics,
-                "per_query": r.per_query,
+                "per_query": {
+                    metric: {q: round(v, 5) for q, v in values.items()}
+                    for metric, values in r.per_query.items()
+                },
             }
             for r in report.results
         ],
@@ -170,15 +173,15 @@ def _dataset_section(report: EvalReport, dataset: Any) -> list[str]:
                     and not first.skipped
                     and result.queries >= 2
                 ):
-                    test = compare(first.per_query[metric], result.per_query[metric])
-                    if test.randomisation_p < SIGNIFICANCE_LEVEL:
+                    test = compare(first.per_query[metric], result.per_query[metric], resamples=0)
+                    if test.t_test_p < SIGNIFICANCE_LEVEL:
                         text += "†"
                 cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"† differs from {baseline} with p < {SIGNIFICANCE_LEVEL} (paired randomisation test, "
-        "10,000 sign flips, over the task's queries).",
+        f"† differs from {baseline} with p < {SIGNIFICANCE_LEVEL} (paired t-test over the task's "
+        "queries; `--compare A:B` adds a randomisation test).",
         "",
     ]
     return lines

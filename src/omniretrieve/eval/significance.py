@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from math import nan
 
 import numpy as np
+
+BATCH_CELLS = 4_000_000
+"""Resampled values held at once by the randomisation test (32 MB of float64)."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +20,8 @@ class Comparison:
     t_test_p: float
     """Two-sided paired t-test."""
     randomisation_p: float
-    """Two-sided paired randomisation (sign-flip permutation) test of the mean difference."""
+    """Two-sided paired randomisation (sign-flip permutation) test of the mean difference
+    (NaN when ``resamples`` is 0)."""
 
     @property
     def delta(self) -> float:
@@ -41,12 +46,15 @@ def compare(
     if np.allclose(a, b):
         return Comparison(float(a.mean()), float(b.mean()), len(shared), 1.0, 1.0)
     t_test = stats.ttest_rel(b, a)
+    if resamples == 0:
+        return Comparison(float(a.mean()), float(b.mean()), len(shared), float(t_test.pvalue), nan)
     permutation = stats.permutation_test(
         (b, a),
         lambda x, y, axis: np.mean(x - y, axis=axis),
         permutation_type="samples",
         vectorized=True,
         n_resamples=resamples,
+        batch=max(1, BATCH_CELLS // len(shared)),  # bounded memory on large query sets
         alternative="two-sided",
         rng=np.random.default_rng(seed),
     )

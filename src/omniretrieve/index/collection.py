@@ -39,6 +39,7 @@ MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 
 COMPACT_WAL_BYTES = 64 * 1024 * 1024
 UPSERT_BATCH = 256
+QUERY_LANGUAGE_CACHE = 100_000
 FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
 
@@ -186,6 +187,7 @@ class Collection:
         self._dense: dict[str, tuple[DenseIndex, list[str]]] = {}
         self._mask_cache: tuple[set[str], np.ndarray] | None = None
         self._languages: frozenset[str] = frozenset()
+        self._query_languages: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -524,6 +526,7 @@ class Collection:
 
     def _invalidate(self) -> None:
         self._sparse = None
+        self._query_languages = {}
         self._mask_cache = None
         self._dense.clear()
 
@@ -556,7 +559,13 @@ class Collection:
         from omniretrieve.text.language import detect
 
         self._sparse_index()
-        return detect(query, among=self._languages or None)
+        known = self._query_languages.get(query)
+        if known is None:
+            known = detect(query, among=self._languages or None)
+            if len(self._query_languages) >= QUERY_LANGUAGE_CACHE:
+                self._query_languages.clear()
+            self._query_languages[query] = known
+        return known
 
     def _dense_index(self, model_id: str) -> tuple[DenseIndex, list[str]]:
         """The faiss index of a vector field and, per row, the id of the passage's document."""
@@ -619,7 +628,8 @@ class Collection:
 
         ``embedders`` picks which of the collection's vector fields dense and hybrid search
         use: all of them by default; ``"auto"``: per query, the fields whose model covers the
-        query's language (all when none does). ``fusion_weights`` (BM25's first, then one per
+        query's language (for hybrid search, none when no model covers it: BM25 alone; for
+        dense search, all). ``fusion_weights`` (BM25's first, then one per
         field in use) overrides the collection's for this call. ``route_by_language`` routes
         among the given ``embedders`` as ``"auto"`` does among all."""
         for position, query in enumerate(queries):
@@ -666,6 +676,8 @@ class Collection:
                 used = fields
                 if routing and mode != "sparse":
                     used = self._covering(fields, language)
+                    if not used and mode == "dense":
+                        used = fields  # dense search must use some model: all of them
                     for model_id in fields:
                         if model_id not in used:
                             stage_scores.pop(f"dense:{model_id}", None)
@@ -723,7 +735,8 @@ class Collection:
         return chosen
 
     def _covering(self, fields: tuple[str, ...], language: str | None) -> tuple[str, ...]:
-        """The fields whose model was trained on ``language`` (all when none was)."""
+        """The fields whose model was trained on ``language`` (none: hybrid search then
+        relies on BM25 alone, which needs no training in the language)."""
         from omniretrieve.models.registry import declared_languages
 
         chosen = []
@@ -732,17 +745,20 @@ class Collection:
             declared = declared_languages(embedder.model, getattr(embedder, "source", None))
             if declared is None or language in declared:
                 chosen.append(model_id)
-        return tuple(chosen) or fields
+        return tuple(chosen)
 
     def _hits(
         self, ranked: Sequence[tuple[str, float]], stage_scores: dict[str, dict[str, float]]
     ) -> list[SearchHit]:
         hits = []
+        stages = list(stage_scores.items())
         for doc_id, score in ranked:
             document = self._state.documents[doc_id]
-            scores = {
-                stage: values[doc_id] for stage, values in stage_scores.items() if doc_id in values
-            }
+            scores = {}
+            for stage, values in stages:
+                value = values.get(doc_id)
+                if value is not None:
+                    scores[stage] = value
             hits.append(SearchHit(doc_id, float(score), document.text, document.metadata, scores))
         return hits
 
