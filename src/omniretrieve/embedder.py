@@ -110,6 +110,8 @@ class Embedder:
 
     model: EmbeddingModel
     source: ModelSource
+    _languages: frozenset[str] | None = None
+    """Set by :meth:`wrap` when the caller knows the languages (the server's pool)."""
 
     def __init__(
         self,
@@ -133,11 +135,17 @@ class Embedder:
         )
 
     @classmethod
-    def wrap(cls, model: EmbeddingModel, source: ModelSource | None = None) -> Embedder:
+    def wrap(
+        cls,
+        model: EmbeddingModel,
+        source: ModelSource | None = None,
+        languages: frozenset[str] | None = None,
+    ) -> Embedder:
         """An Embedder around an already loaded model (the server shares its models)."""
         embedder = cls.__new__(cls)
         embedder.model = model
         embedder.source = source  # type: ignore[assignment]
+        embedder._languages = languages
         return embedder
 
     @property
@@ -202,6 +210,8 @@ class Embedder:
     @property
     def languages(self) -> frozenset[str] | None:
         """Languages the model was trained on, when it declares them (None: not declared)."""
+        if self._languages is not None:
+            return self._languages
         return declared_languages(self.model, self.source)
 
     def language_warnings(self, inputs: Sequence[Any]) -> list[str]:

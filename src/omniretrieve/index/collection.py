@@ -737,12 +737,9 @@ class Collection:
     def _covering(self, fields: tuple[str, ...], language: str | None) -> tuple[str, ...]:
         """The fields whose model was trained on ``language`` (none: hybrid search then
         relies on BM25 alone, which needs no training in the language)."""
-        from omniretrieve.models.registry import declared_languages
-
         chosen = []
         for model_id in fields:
-            embedder = self.embedder(model_id)
-            declared = declared_languages(embedder.model, getattr(embedder, "source", None))
+            declared = self.embedder(model_id).languages
             if declared is None or language in declared:
                 chosen.append(model_id)
         return tuple(chosen)

@@ -91,6 +91,16 @@ class CachingEmbedder:
             self._key = f"{source.model_id.replace('/', '--')}-{source.fingerprint()}"
         return self._key
 
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """The model's declared training languages, read without loading it."""
+        if self._embedder is not None:
+            return self._embedder.languages
+        from omniretrieve.models.registry import declared_languages, default_registry
+
+        source = default_registry().resolve(self._model_id, allow_download=False)
+        return declared_languages(source.family.loader(), source)
+
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         task = kwargs.get("task")
         return self._cache.get_or_compute(

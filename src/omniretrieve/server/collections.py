@@ -25,7 +25,10 @@ class CollectionManager:
         self._guard = threading.Lock()
 
     def _models(self) -> dict[str, Any]:
-        embedders = {mid: Embedder.wrap(m.model) for mid, m in self.pool.embedders.items()}
+        embedders = {
+            mid: Embedder.wrap(m.model, languages=m.languages)
+            for mid, m in self.pool.embedders.items()
+        }
         rerankers = {mid: Reranker.wrap(m.model) for mid, m in self.pool.rerankers.items()}
         return {"embedders": embedders, "rerankers": rerankers}
 
