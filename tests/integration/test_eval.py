@@ -220,3 +220,38 @@ def test_suite_runs_merge_into_one_report(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "needs 'datasets' and 'pipelines'" in bad.output
     bad = CliRunner().invoke(app, ["eval", "--suite", str(suite), "-p", "bm25"])
     assert bad.exit_code == 2 and "--suite names its own" in bad.output
+
+
+def test_index_with_the_cli_then_eval_over_that_collection(tmp_path: Path) -> None:
+    """The issue's flow: `omniretrieve index` a corpus, then `eval --collection` searches it
+    (read-only, beside any writer) instead of building its own."""
+    data = _write_beir(
+        tmp_path / "tiny",
+        [
+            {"_id": "d1", "title": "Cats", "text": "Cats eat fish and sleep all day."},
+            {"_id": "d2", "title": "Paris", "text": "Paris is the capital of France."},
+            {"_id": "d3", "title": "Rust", "text": "Rust has ownership and borrowing."},
+        ],
+        [{"_id": "q1", "text": "what do cats eat"}, {"_id": "q2", "text": "French capital"}],
+        ["q1\td1\t1\n", "q2\td2\t1\n"],
+    )
+    root = tmp_path / "collections"
+    runner = CliRunner()
+    indexed = runner.invoke(
+        app, ["index", "tiny", "--from", str(data / "corpus.jsonl"), "--root", str(root)]
+    )
+    assert indexed.exit_code == 0, indexed.output
+    result = runner.invoke(
+        app,
+        [
+            "eval", "-d", str(data), "--collection", "tiny", "--root", str(root),
+            "-p", "bm25", "-p", "hybrid+rerank", "--cache-dir", str(tmp_path / "cache"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "| hybrid+rerank | 1.0000 | 1.0000 |" in result.stdout
+    assert not (tmp_path / "cache" / "eval-collections").exists()  # nothing built
+    missing = runner.invoke(
+        app, ["eval", "-d", str(data), "--collection", "nope", "--root", str(root), "-p", "bm25"]
+    )
+    assert missing.exit_code == 1 and "does not exist" in missing.output
