@@ -136,7 +136,7 @@ def test_folder_with_pdf_images_and_bad_files_round_trips(tmp_path: Path, pdf_fi
     scanned = top("volcanic sulfur dioxide stratosphere")
     assert scanned["doc_id"] == "report.pdf#page=2"
     assert scanned["metadata"] == {
-        "path": "report.pdf", "page": 2, "suffix": ".pdf", "text_source": "ocr"
+        "path": "report.pdf", "page": 2, "suffix": ".pdf", "text_source": "ocr", "ocr": True
     }  # fmt: skip
     layer = top("glaciers valleys")
     assert layer["doc_id"] == "report.pdf#page=3"
@@ -179,3 +179,40 @@ def test_eval_ocr_pipelines_on_a_page_image_set(tmp_path: Path) -> None:
     assert report.result("pages_set", "test", "ocr+bm25").metrics["ndcg@5"] == 1.0
     assert report.result("pages_set", "test", "ocr+hybrid").metrics["ndcg@5"] == 1.0
     assert report.config["ocr"].startswith("tesseract")
+
+
+@needs_tesseract
+def test_mixed_documents_index_text_and_image(tmp_path: Path, minilm, hybrid_reranker) -> None:
+    """A document with text and an image: both are searchable, the reranker sees both, and a
+    re-upsert keeps the OCR text without reading the image again."""
+    import base64
+
+    from omniretrieve.index.collection import Collection
+
+    image = (
+        "data:image/png;base64,"
+        + base64.b64encode(text_image(["Quarterly revenue grew", "by twelve percent"])).decode()
+    )
+    documents = [
+        {"id": "slide", "text": "Board meeting slides", "image": image, "metadata": {"n": 1}},
+        {"id": "other", "text": "Penguins huddle to keep warm in winter."},
+    ]
+    models = {
+        "embedders": {"all-MiniLM-L6-v2": minilm},
+        "rerankers": {"omniretrieve-hybrid-reranker": hybrid_reranker},
+    }
+    with Collection.create("mixed", root=tmp_path, **models) as collection:
+        collection.upsert(documents)
+        stored = collection.get("slide")
+        assert "Board meeting" in stored.text and "revenue" in stored.text.lower()
+        assert stored.metadata == {"n": 1, "ocr": True}
+        for mode in ("sparse", "dense", "hybrid"):
+            assert (
+                collection.search("revenue growth percent", mode=mode, top_k=1)[0].doc_id == "slide"
+            )
+        assert collection.search("board meeting", top_k=1, rerank=True)[0].doc_id == "slide"
+        again = collection.upsert(documents)
+        assert again.unchanged == 2 and collection.get("slide").text == stored.text
+        collection.image_paths = False  # as the server opens it: no local files
+        with pytest.raises(InputError, match="URL|base64"):
+            collection.upsert([{"id": "x", "text": "t", "image": "/etc/hostname"}])

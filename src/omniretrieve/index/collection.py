@@ -74,6 +74,9 @@ class CollectionSettings:
     """Where dense search runs: faiss in this process, or Milvus (Lite file or a cluster)."""
     milvus_uri: str | None = None
     """Milvus address (``http://host:19530``); None: Milvus Lite in the collection's folder."""
+    ocr_images: bool = True
+    """Documents with an image get the image's OCR text indexed too (text embedders)."""
+    ocr_engine: str = "tesseract"
 
     def validate(self) -> CollectionSettings:
         if self.vector_store not in ("faiss", "milvus"):
@@ -172,6 +175,9 @@ class Collection:
             except Exception:
                 self._store.close()
                 raise
+        self._ocr: Any = None
+        self.image_paths = True
+        """Whether ``image`` may name a local file (the server turns this off)."""
         self._milvus: Any = None
         if settings.vector_store == "milvus":
             try:
@@ -428,6 +434,13 @@ class Collection:
             if previous is None:
                 added += 1
             elif previous.content_hash == document.content_hash:
+                read_by_ocr = previous.metadata.get("ocr") is True
+                if read_by_ocr:  # keep the text OCR added, and say so
+                    document = replace(
+                        document,
+                        text=previous.text,
+                        metadata={**document.metadata, "ocr": True},
+                    )
                 if previous.metadata == document.metadata:
                     unchanged += 1
                     continue
@@ -446,6 +459,7 @@ class Collection:
                 updated += 1
             to_embed.append(document)
         embedded = 0
+        to_embed = self._read_images(to_embed)
         if to_embed:
             vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
             for model_id in self.settings.embedders:
@@ -465,6 +479,45 @@ class Collection:
                     {"document": document.to_json(), "vectors": vectors_by_doc[document.doc_id]}
                 )
         return {"op": "upsert", "documents": entries}, (added, updated, unchanged, embedded)
+
+    def _read_images(self, documents: list[StoredDocument]) -> list[StoredDocument]:
+        """Documents with an image, for a collection of text embedders: the text OCR reads in
+        the image is added to the document's text (``metadata.ocr`` says so), so both parts
+        are indexed and the reranker sees both. Images are inline (data URI or base64), or
+        local files when the collection allows paths (the library; never the server)."""
+        wanted = [d for d in documents if d.image and "ocr" not in d.metadata]
+        if not wanted or not self.settings.ocr_images:
+            return documents
+        from omniretrieve.inputs import decode_image_bytes
+
+        reader = self._ocr_reader()
+        images: dict[str, bytes] = {}
+        for document in wanted:
+            source = str(document.image)
+            path = Path(source.split("#page=")[0])
+            if self.image_paths and not source.startswith("data:") and path.is_file():
+                images[document.doc_id] = path.read_bytes()
+            else:
+                images[document.doc_id] = decode_image_bytes(
+                    source, field=f"{document.doc_id}.image"
+                )
+        texts = dict(zip(images, reader.read_many(list(images.values())), strict=True))
+        out = []
+        for document in documents:
+            if document.doc_id in texts:
+                combined = f"{document.text}\n{texts[document.doc_id]}".strip()
+                document = replace(
+                    document, text=combined, metadata={**document.metadata, "ocr": True}
+                )
+            out.append(document)
+        return out
+
+    def _ocr_reader(self) -> Any:
+        if self._ocr is None:
+            from omniretrieve.ocr.reader import OcrReader
+
+            self._ocr = OcrReader(self.settings.ocr_engine)
+        return self._ocr
 
     def _embed_passages(
         self, model_id: str, documents: Sequence[StoredDocument]

@@ -94,6 +94,7 @@ def _pages_of(path: Path, relative: str) -> list[_Page]:
                     "page": page.number,
                     "suffix": suffix,
                     "text_source": "ocr" if page.image is not None else "pdf-text",
+                    "ocr": page.image is not None,
                 },
                 f"{relative}#page={page.number}",
                 page.text,
@@ -106,7 +107,13 @@ def _pages_of(path: Path, relative: str) -> list[_Page]:
     return [
         _Page(
             relative if single else f"{relative}#page={number}",
-            {"path": relative, "page": number, "suffix": suffix, "text_source": "ocr"},
+            {
+                "path": relative,
+                "page": number,
+                "suffix": suffix,
+                "text_source": "ocr",
+                "ocr": True,
+            },
             relative if single else f"{relative}#page={number}",
             "",
             frame,

@@ -46,6 +46,7 @@ class CollectionManager:
             collection = Collection.create(
                 name, root=self.root, settings=settings, **self._models()
             )
+            collection.image_paths = False  # a client may not make the server read its files
             self._open[name] = (collection, threading.Lock())
         return collection
 
@@ -53,6 +54,7 @@ class CollectionManager:
         with self._guard:
             if name not in self._open:
                 collection = Collection.open(name, root=self.root, **self._models())
+                collection.image_paths = False
                 missing = [e for e in collection.settings.embedders if e not in self.pool.embedders]
                 if missing:
                     collection.close()
