@@ -3,9 +3,10 @@
 No cross-encoder ships on PyPI, so the default reranker combines two kinds of evidence about
 each (query, document) pair:
 
-- lexical: BM25 of the document among the candidate set (bm25s, English stemming and
-  stopwords; IDF from the candidates themselves), divided by the best candidate's BM25, and
-  its z-score within the set;
+- lexical: BM25 of the document among the candidate set (bm25s; each document analysed in its
+  own language, the query in its language among the candidates' (English stemming and
+  stopwords for English, as when the weights were fitted); IDF from the candidates
+  themselves), divided by the best candidate's BM25, and its z-score within the set;
 - dense: cosine similarity of the bundled all-MiniLM-L6-v2 embeddings, and its z-score within
   the set.
 
@@ -71,12 +72,25 @@ TOKEN_CACHE_SIZE = 200_000
 
 
 def candidate_bm25(
-    query: str, documents: Sequence[str], tokens: Sequence[list[str]] | None = None
+    query: str,
+    documents: Sequence[str],
+    tokens: Sequence[list[str]] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """BM25 of each document for ``query``, with IDF taken from the candidate set itself."""
-    from omniretrieve.index.sparse import BM25Index
+    """BM25 of each document for ``query``, with IDF taken from the candidate set itself.
 
-    return BM25Index(documents, tokens=tokens).scores(query)
+    With ``tokens`` and ``languages`` (each document's terms and language, see
+    :meth:`HybridReranker._terms`), the query is analysed in its language, chosen among the
+    candidates' languages; without them, everything is analysed as English."""
+    from omniretrieve.index.sparse import BM25Index
+    from omniretrieve.text.analyzers import Analyzer
+
+    if languages is None:
+        return BM25Index(documents, tokens=tokens).scores(query)
+    from omniretrieve.text.language import detect
+
+    index = BM25Index(documents, analyzer=Analyzer("auto"), tokens=tokens)
+    return index.scores(query, detect(query, among=set(languages)))
 
 
 def combine_features(cosine: np.ndarray, bm25: np.ndarray) -> np.ndarray:
@@ -95,17 +109,28 @@ class HybridReranker(RerankModel):
         self.model_id = model_id
         self.embedder = embedder
         self.params = params
-        self._tokens: OrderedDict[str, list[str]] = OrderedDict()
+        self._tokens: OrderedDict[str, tuple[list[str], str]] = OrderedDict()
         self._tokens_lock = threading.Lock()
 
-    def _terms(self, documents: Sequence[str]) -> list[list[str]]:
-        """BM25 terms of each document, analysed once and remembered (LRU)."""
-        from omniretrieve.text.analyzers import Analyzer
+    def _bm25(self, query: str, documents: Sequence[str]) -> np.ndarray:
+        analysed = self._terms(documents)
+        return candidate_bm25(
+            query, documents, [t for t, _ in analysed], [lang for _, lang in analysed]
+        )
+
+    def _terms(self, documents: Sequence[str]) -> list[tuple[list[str], str]]:
+        """BM25 terms and language of each document (analysed in its own language: English
+        documents exactly as the weights were fitted), computed once and remembered (LRU)."""
+        from omniretrieve.text.analyzers import tokenize_group
+        from omniretrieve.text.language import detect
 
         with self._tokens_lock:
             cached = [self._tokens.get(d) for d in documents]
         missing = [d for d, terms in zip(documents, cached, strict=True) if terms is None]
-        fresh = dict(zip(missing, Analyzer().tokenize(missing), strict=True)) if missing else {}
+        fresh = {}
+        for document in missing:
+            language = detect(document[:500])
+            fresh[document] = (tokenize_group([document], language)[0], language)
         with self._tokens_lock:
             for document, terms in fresh.items():
                 self._tokens[document] = terms
@@ -143,7 +168,7 @@ class HybridReranker(RerankModel):
             [TextInput(t) for t in texts], task="retrieval.passage", progress=progress
         )
         cosine = _unit(docs_out.vectors) @ _unit(query_out.vectors)[0]
-        features = combine_features(cosine, candidate_bm25(query_text, texts, self._terms(texts)))
+        features = combine_features(cosine, self._bm25(query_text, texts))
         tokens = len(texts) * query_out.token_counts[0] + sum(docs_out.token_counts)
         return ScoreOutput(
             scores=self.params.probability(features),
@@ -157,7 +182,7 @@ class HybridReranker(RerankModel):
         """Scores when the dense similarities are already known (a collection's stored passage
         vectors): only BM25 over the candidates is computed. ``cosine`` is one value per
         document, from the same embedder this reranker uses."""
-        bm25 = candidate_bm25(query, documents, self._terms(documents))
+        bm25 = self._bm25(query, documents)
         return self.params.probability(combine_features(cosine, bm25))
 
 
