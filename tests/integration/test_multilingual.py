@@ -95,6 +95,15 @@ def test_mixed_language_corpus_round_trip(tmp_path: Path, minilm, use_embedder) 
         reranked = c.search("Wann wurde der Eiffelturm gebaut?", embedders="auto", rerank=True)
         assert {h.doc_id for h in reranked[:3]} == {"en-1", "de-1", "zh-1"}
         assert all("rerank" in h.scores for h in reranked)
+        only_use = c.search_many(
+            ["When was the Eiffel Tower built?"],
+            embedders=["use-multilingual"],
+            route_by_language=True,
+        )[0]
+        assert "dense:all-MiniLM-L6-v2" not in only_use[0].scores  # routing among those given
+        assert "dense:use-multilingual" in only_use[0].scores
+        hindi = c.search("एफिल टॉवर कब बनाया गया था", embedders="auto", top_k=2)
+        assert all(set(h.scores) <= {"sparse", "fused"} for h in hindi)  # no model knows hi
         cats = c.search("猫睡觉", embedders="auto", top_k=3, mode="dense")
         assert {h.doc_id for h in cats} == {"en-2", "de-2", "zh-2"}
 

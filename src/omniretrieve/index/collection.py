@@ -700,7 +700,8 @@ class Collection:
                 "query); set them on the collection",
                 field="fusion_weights",
             )
-        fields = self._vector_fields(None if routing else embedders)  # type: ignore[arg-type]
+        chosen = None if embedders == "auto" else embedders
+        fields = self._vector_fields(chosen)  # type: ignore[arg-type]
         if mode == "dense" and not fields:
             raise InputError(
                 f"collection {self.name!r} holds no vectors (BM25 only): use mode 'sparse'",

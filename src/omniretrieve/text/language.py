@@ -47,7 +47,7 @@ def normalise(language: str) -> str:
 def _identifier(languages: tuple[str, ...] | None) -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=languages is None)
     if languages:
         known = set(identifier.labels)
         chosen = [code for code in languages if code in known]
@@ -56,14 +56,22 @@ def _identifier(languages: tuple[str, ...] | None) -> Any:
     return identifier
 
 
+CONFIDENT = 0.8
+"""A text detected outside ``among`` with at least this probability keeps its language."""
+
+
 def detect(text: str, among: Iterable[str] | None = None) -> str:
-    """The language of ``text``; ``among`` restricts the answer to those codes (e.g. the
-    languages a collection's documents are in, so a short query is not read as a neighbour)."""
+    """The language of ``text``. ``among`` (e.g. the languages of a collection's documents)
+    is preferred: a short query is not read as a neighbouring language; only a confident
+    detection (probability >= 0.8) of another language overrides it."""
     restrict = tuple(sorted({normalise(code) for code in among})) if among else None
     if restrict is not None and len(restrict) == 1:
         return restrict[0]
-    code, _ = _identifier(restrict).classify(text)
-    return normalise(code)
+    code, probability = _identifier(None).classify(text)
+    code = normalise(code)
+    if restrict is None or code in restrict or probability >= CONFIDENT:
+        return code
+    return normalise(_identifier(restrict).classify(text)[0])
 
 
 def detect_many(texts: Sequence[str], among: Iterable[str] | None = None) -> list[str]:
