@@ -122,14 +122,14 @@ class HybridReranker(RerankModel):
         """BM25 terms and language of each document (analysed in its own language: English
         documents exactly as the weights were fitted), computed once and remembered (LRU)."""
         from omniretrieve.text.analyzers import tokenize_group
-        from omniretrieve.text.language import detect
+        from omniretrieve.text.language import detect_or
 
         with self._tokens_lock:
             cached = [self._tokens.get(d) for d in documents]
         missing = [d for d, terms in zip(documents, cached, strict=True) if terms is None]
         fresh = {}
         for document in missing:
-            language = detect(document[:500])
+            language = detect_or(document[:500], "en")
             fresh[document] = (tokenize_group([document], language)[0], language)
         with self._tokens_lock:
             for document, terms in fresh.items():
