@@ -64,6 +64,7 @@ class CachingEmbedder:
         self._factory = factory
         self._embedder: Any = None
         self._key: str | None = None
+        self._languages: tuple[frozenset[str] | None] | None = None
 
     @property
     def wrapped(self) -> Any:
@@ -96,10 +97,12 @@ class CachingEmbedder:
         """The model's declared training languages, read without loading it."""
         if self._embedder is not None:
             return self._embedder.languages
-        from omniretrieve.models.registry import declared_languages, default_registry
+        if self._languages is None:  # resolve once: it reads the checkpoint's file list
+            from omniretrieve.models.registry import declared_languages, default_registry
 
-        source = default_registry().resolve(self._model_id, allow_download=False)
-        return declared_languages(source.family.loader(), source)
+            source = default_registry().resolve(self._model_id, allow_download=False)
+            self._languages = (declared_languages(source.family.loader(), source),)
+        return self._languages[0]
 
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         task = kwargs.get("task")
