@@ -126,14 +126,11 @@ def eval_command(
 def _pair(item: str, pipelines: list[str]) -> tuple[str, str]:
     from omniretrieve.errors import InputError
 
-    first, sep, second = item.partition(":")
     # a pipeline may contain ':' itself (dense:model); split at the ':' that leaves two
     # known pipelines
     for index, char in enumerate(item):
         if char == ":" and item[:index] in pipelines and item[index + 1 :] in pipelines:
             return item[:index], item[index + 1 :]
-    if not sep or first not in pipelines or second not in pipelines:
-        raise InputError(
-            f"--compare {item!r}: name two of the evaluated pipelines as A:B", field="compare"
-        )
-    return first, second
+    raise InputError(
+        f"--compare {item!r}: name two of the evaluated pipelines as A:B", field="compare"
+    )

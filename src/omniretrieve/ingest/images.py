@@ -4,18 +4,12 @@ byte, pixel and frame limits checked before pixels are decoded."""
 from __future__ import annotations
 
 import io
-from typing import Any
 
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, open_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_FRAMES = 100
-
-
-def decode_page(data: bytes, *, field: str = "image") -> Any:
-    """An encoded page image -> RGB PIL image (limits as :func:`omniretrieve.inputs.open_image`)."""
-    return open_image(data, field=field)
 
 
 def image_pages(

@@ -63,9 +63,9 @@ class OcrReader:
         if cached is not None:
             return cached
         if image is None:
-            from omniretrieve.ingest.images import decode_page
+            from omniretrieve.inputs import open_image
 
-            image = decode_page(data)
+            image = open_image(data)
         text = self.engine.read(image).strip()
         self.cache.put(self.engine, data, text)
         return text

@@ -8,7 +8,7 @@ macro-language (``wuu``/``yue`` -> ``zh``, ``ary``/``arz`` -> ``ar``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -84,7 +84,3 @@ def detect_or(text: str, default: str, threshold: float = DOCUMENT_CONFIDENCE) -
     otherwise."""
     code, probability = _identifier(None).classify(text)
     return normalise(code) if probability >= threshold else default
-
-
-def detect_many(texts: Sequence[str], among: Iterable[str] | None = None) -> list[str]:
-    return [detect(text, among) for text in texts]
