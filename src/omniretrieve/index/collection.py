@@ -190,10 +190,11 @@ class Collection:
         self._embedders: dict[str, Any] = dict(embedders or {})
         self._rerankers: dict[str, Any] = dict(rerankers or {})
         self._sparse: tuple[BM25Index, list[str]] | None = None
-        self._dense: dict[str, tuple[DenseIndex, list[str]]] = {}
+        self._dense: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
         self._mask_cache: tuple[set[str], np.ndarray] | None = None
         self._languages: frozenset[str] = frozenset()
         self._query_languages: dict[str, str] = {}
+        self._doc_languages: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -580,6 +581,7 @@ class Collection:
     def _invalidate(self) -> None:
         self._sparse = None
         self._query_languages = {}
+        self._doc_languages = {}
         self._mask_cache = None
         self._dense.clear()
 
@@ -599,6 +601,14 @@ class Collection:
         return self._sparse
 
     def _document_language(self, doc_id: str) -> str:
+        """The language a document's text is analysed in (its ``metadata.lang``, else
+        detected), remembered until the documents change."""
+        known = self._doc_languages.get(doc_id)
+        if known is None:
+            known = self._doc_languages[doc_id] = self._detect_document_language(doc_id)
+        return known
+
+    def _detect_document_language(self, doc_id: str) -> str:
         from omniretrieve.text.language import detect_or, normalise
 
         document = self._state.documents[doc_id]
@@ -621,25 +631,29 @@ class Collection:
             self._query_languages[query] = known
         return known
 
-    def _dense_index(self, model_id: str) -> tuple[DenseIndex, list[str]]:
-        """The faiss index of a vector field and, per row, the id of the passage's document."""
+    def _dense_index(self, model_id: str) -> tuple[DenseIndex, np.ndarray, list[str]]:
+        """The faiss index of a vector field, per row the position of the passage's document,
+        and the document ids those positions index."""
         name = field_name(model_id)
         if name not in self._dense:
             per_doc = self._state.passages.get(name, {})
-            owners: list[str] = []
+            doc_ids: list[str] = []
+            counts: list[int] = []
             blocks: list[np.ndarray] = []
             for doc_id, (_, vectors) in per_doc.items():
-                owners.extend([doc_id] * len(vectors))
+                doc_ids.append(doc_id)
+                counts.append(len(vectors))
                 blocks.append(vectors)
             if blocks:
                 matrix = np.concatenate(blocks)
             else:
                 matrix = np.zeros((0, self.embedder(model_id).dimension), np.float32)
+            owners = np.repeat(np.arange(len(doc_ids), dtype=np.int64), counts)
             config = DenseConfig(
                 quantization=self.settings.quantization,  # type: ignore[arg-type]
                 hnsw_threshold=self.settings.hnsw_threshold,
             )
-            self._dense[name] = (DenseIndex(matrix, config), owners)
+            self._dense[name] = (DenseIndex(matrix, config), owners, doc_ids)
         return self._dense[name]
 
     # -- searching ------------------------------------------------------------------------
@@ -802,15 +816,12 @@ class Collection:
     def _hits(
         self, ranked: Sequence[tuple[str, float]], stage_scores: dict[str, dict[str, float]]
     ) -> list[SearchHit]:
-        hits = []
+        documents = self._state.documents
         stages = list(stage_scores.items())
+        hits = []
         for doc_id, score in ranked:
-            document = self._state.documents[doc_id]
-            scores = {}
-            for stage, values in stages:
-                value = values.get(doc_id)
-                if value is not None:
-                    scores[stage] = value
+            document = documents[doc_id]
+            scores = {stage: values[doc_id] for stage, values in stages if doc_id in values}
             hits.append(SearchHit(doc_id, float(score), document.text, document.metadata, scores))
         return hits
 
@@ -836,7 +847,8 @@ class Collection:
             scores = np.where(self._sparse_mask(ids, allowed), scores, -np.inf)
         k = min(k, len(ids))
         best = np.argpartition(-scores, k - 1)[:k]
-        return {ids[i]: float(scores[i]) for i in best if np.isfinite(scores[i]) and scores[i] > 0}
+        best = best[scores[best] > 0]  # -inf (filtered out) and no matching term
+        return dict(zip([ids[i] for i in best.tolist()], scores[best].tolist(), strict=True))
 
     def _sparse_mask(self, ids: list[str], allowed: set[str]) -> np.ndarray:
         """Which BM25 rows a filter lets through (kept while the same filter repeats)."""
@@ -865,23 +877,37 @@ class Collection:
         if self._milvus is not None:
             found = self._milvus.search(field_name(model_id), query_vectors, k * 3, conditions)
             return [self._aggregate(hits, k) for hits in found]
-        index, owners = self._dense_index(model_id)
+        index, owners, doc_ids = self._dense_index(model_id)
         if index.size == 0:
             return [{} for _ in query_vectors]
         rows = None
         if allowed is not None:
-            rows = np.flatnonzero(np.fromiter((o in allowed for o in owners), dtype=bool))
+            permitted = np.fromiter((d in allowed for d in doc_ids), dtype=bool, count=len(doc_ids))
+            rows = np.flatnonzero(permitted[owners])
             if rows.size == 0:
                 return [{} for _ in query_vectors]
         # passages, then documents: fetch extra passages so k documents survive aggregation
         scores, found = index.search(query_vectors, k * 3, allowed=rows)
-        return [
-            self._aggregate(
-                [(owners[r], float(x)) for x, r in zip(row_scores, row_ids, strict=True) if r >= 0],
-                k,
-            )
-            for row_scores, row_ids in zip(scores, found, strict=True)
-        ]
+        runs = []
+        for row_scores, row_ids in zip(scores, found, strict=True):
+            valid = row_ids >= 0
+            runs.append(self._aggregate_rows(owners[row_ids[valid]], row_scores[valid], doc_ids, k))
+        return runs
+
+    def _aggregate_rows(
+        self, owners: np.ndarray, scores: np.ndarray, doc_ids: list[str], k: int
+    ) -> dict[str, float]:
+        """Passage hits (their documents' positions, best first) -> the best ``k`` documents."""
+        if owners.size == 0:
+            return {}
+        if self.settings.aggregate == "max":  # hits come best first: a document's first is max
+            positions, first = np.unique(owners, return_index=True)
+            per_doc = scores[first].astype(np.float64)
+        else:
+            positions, inverse = np.unique(owners, return_inverse=True)
+            per_doc = np.bincount(inverse, weights=scores.astype(np.float64))
+        order = np.lexsort((positions, -per_doc))[:k]
+        return {doc_ids[positions[i]]: float(per_doc[i]) for i in order}
 
     def _aggregate(self, passages: Sequence[tuple[str, float]], k: int) -> dict[str, float]:
         """Passage scores -> document scores (max or sum), best ``k`` documents."""
@@ -918,7 +944,8 @@ class Collection:
                 [float(per_doc[doc_id][1][0] @ query_vector) for doc_id, _ in candidates],
                 dtype=np.float32,
             )
-            scores = fast(query, texts, cosine)
+            languages = [self._document_language(doc_id) for doc_id, _ in candidates]
+            scores = fast(query, texts, cosine, languages)
             order = np.argsort(-scores, kind="stable")
             reranked = [(candidates[i][0], float(scores[i])) for i in order]
         else:

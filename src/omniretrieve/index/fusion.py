@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -17,24 +18,23 @@ def zscore_fusion(
     weights = list(weights) if weights is not None else [1.0] * len(runs)
     if len(weights) != len(runs):
         raise ValueError("one weight per run")
-    normalised: list[dict[str, float]] = []
-    floors: list[float] = []
+    position: dict[str, int] = {}
     for run in runs:
+        for doc in run:
+            position.setdefault(doc, len(position))
+    if not position:
+        return {}
+    fused = np.zeros(len(position), dtype=np.float64)
+    for weight, run in zip(weights, runs, strict=True):
         if not run:
-            normalised.append({})
-            floors.append(0.0)
-            continue
-        values = np.fromiter(run.values(), dtype=np.float64)
+            continue  # an empty list contributes 0 to every document
+        values = np.fromiter(run.values(), dtype=np.float64, count=len(run))
         std = float(values.std())
         z = (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
-        normalised.append(dict(zip(run, z.tolist(), strict=True)))
-        floors.append(float(z.min()))
-    fused: dict[str, float] = {}
-    for doc in {doc for run in runs for doc in run}:
-        fused[doc] = sum(
-            w * z.get(doc, floor) for w, z, floor in zip(weights, normalised, floors, strict=True)
-        )
-    return fused
+        column = np.full(len(position), z.min(), dtype=np.float64)
+        column[[position[doc] for doc in run]] = z
+        fused += weight * column
+    return dict(zip(position, fused.tolist(), strict=True))
 
 
 def rrf_fusion(
@@ -51,4 +51,6 @@ def rrf_fusion(
 
 
 def top(scores: Mapping[str, float], k: int) -> list[tuple[str, float]]:
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+    """The ``k`` best (id, score) pairs, best first; ties broken by id."""
+    # sort by id, then stably by score (reverse keeps equal scores in id order)
+    return sorted(sorted(scores.items()), key=itemgetter(1), reverse=True)[:k]

@@ -14,6 +14,8 @@ from omniretrieve.text.analyzers import Analyzer
 
 DEFAULT_K1 = 1.2
 DEFAULT_B = 0.75
+QUERY_TERMS_CACHE = 65_536
+"""Analysed queries kept per index (an evaluation asks the same query once per pipeline)."""
 
 
 class BM25Index:
@@ -42,11 +44,17 @@ class BM25Index:
         if not any(tokens):
             tokens = [["\x00"] for _ in tokens]
         self._bm25.index(tokens, show_progress=show_progress)
+        self._query_terms: dict[tuple[str, str | None], list[str]] = {}
 
     def scores(self, query: str, language: str | None = None) -> np.ndarray:
         """BM25 score of every indexed text for ``query`` (zeros when no term matches)."""
-        query_tokens = self.analyzer.tokenize([query], [language])[0]
-        known = [t for t in query_tokens if t in self._bm25.vocab_dict]
+        known = self._query_terms.get((query, language))
+        if known is None:
+            query_tokens = self.analyzer.tokenize([query], [language])[0]
+            known = [t for t in query_tokens if t in self._bm25.vocab_dict]
+            if len(self._query_terms) >= QUERY_TERMS_CACHE:
+                self._query_terms.clear()
+            self._query_terms[(query, language)] = known
         if not known:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)

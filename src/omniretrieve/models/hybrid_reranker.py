@@ -112,24 +112,30 @@ class HybridReranker(RerankModel):
         self._tokens: OrderedDict[str, tuple[list[str], str]] = OrderedDict()
         self._tokens_lock = threading.Lock()
 
-    def _bm25(self, query: str, documents: Sequence[str]) -> np.ndarray:
-        analysed = self._terms(documents)
+    def _bm25(
+        self, query: str, documents: Sequence[str], languages: Sequence[str] | None = None
+    ) -> np.ndarray:
+        analysed = self._terms(documents, languages)
         return candidate_bm25(
             query, documents, [t for t, _ in analysed], [lang for _, lang in analysed]
         )
 
-    def _terms(self, documents: Sequence[str]) -> list[tuple[list[str], str]]:
+    def _terms(
+        self, documents: Sequence[str], languages: Sequence[str] | None = None
+    ) -> list[tuple[list[str], str]]:
         """BM25 terms and language of each document (analysed in its own language: English
-        documents exactly as the weights were fitted), computed once and remembered (LRU)."""
+        documents exactly as the weights were fitted), computed once and remembered (LRU).
+        ``languages``, when the caller knows them, spares detecting each document's."""
         from omniretrieve.text.analyzers import tokenize_group
         from omniretrieve.text.language import detect_or
 
         with self._tokens_lock:
             cached = [self._tokens.get(d) for d in documents]
+        known = dict(zip(documents, languages, strict=True)) if languages is not None else {}
         missing = [d for d, terms in zip(documents, cached, strict=True) if terms is None]
         fresh = {}
         for document in missing:
-            language = detect_or(document[:500], "en")
+            language = known.get(document) or detect_or(document[:500], "en")
             fresh[document] = (tokenize_group([document], language)[0], language)
         with self._tokens_lock:
             for document, terms in fresh.items():
@@ -177,12 +183,17 @@ class HybridReranker(RerankModel):
         )
 
     def score_with_similarities(
-        self, query: str, documents: Sequence[str], cosine: np.ndarray
+        self,
+        query: str,
+        documents: Sequence[str],
+        cosine: np.ndarray,
+        languages: Sequence[str] | None = None,
     ) -> np.ndarray:
         """Scores when the dense similarities are already known (a collection's stored passage
         vectors): only BM25 over the candidates is computed. ``cosine`` is one value per
-        document, from the same embedder this reranker uses."""
-        bm25 = self._bm25(query, documents)
+        document, from the same embedder this reranker uses; ``languages`` the documents'
+        languages where known (else detected)."""
+        bm25 = self._bm25(query, documents, languages)
         return self.params.probability(combine_features(cosine, bm25))
 
 

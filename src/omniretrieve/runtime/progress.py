@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+REDRAW_SECONDS = 0.1
+"""Steps are handed to the bar at most this often (per-query calls cost more than a search)."""
 
 
 @contextmanager
@@ -34,4 +38,19 @@ def progress_bar(
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        pending = [0]
+        last = [time.monotonic()]
+
+        def advance(n: int) -> None:
+            # rich takes a lock and samples the speed per call: hand it steps in bunches
+            pending[0] += n
+            now = time.monotonic()
+            if now - last[0] >= REDRAW_SECONDS:
+                bar.advance(task, pending[0])
+                pending[0], last[0] = 0, now
+
+        try:
+            yield advance
+        finally:
+            if pending[0]:
+                bar.advance(task, pending[0])
