@@ -10,7 +10,8 @@ import pytest
 
 from omniretrieve import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError
-from omniretrieve.index.collection import Collection, CollectionSettings
+from omniretrieve.eval.metrics import evaluate_run
+from omniretrieve.index.collection import MODES, Collection, CollectionSettings
 from omniretrieve.index.store import CollectionFormatError, CollectionLockedError
 
 DOCS = [
@@ -286,7 +287,16 @@ def test_update_settings_and_fit_fusion(tmp_path: Path, minilm, hybrid_reranker)
     qrels = {"q1": {"cats": 1}, "q2": {"paris": 1}, "q3": {"stocks": 1}}
     fit = fit_fusion_weights(collection, queries, qrels)
     assert fit.score == 1.0 and fit.weights == (0.5, 0.5)  # ties go to equal weights
-    assert set(fit.grid) == {0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
+    assert set(fit.grid) == {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
+    # every candidate weighting is fused from one first stage; each equals a real search
+    for bm25_weight, score in fit.grid.items():
+        searched = collection.search_many(
+            list(queries.values()), fusion_weights=(bm25_weight, 1 - bm25_weight)
+        )
+        run = {
+            q: {h.doc_id: h.score for h in hits} for q, hits in zip(queries, searched, strict=True)
+        }
+        assert evaluate_run(qrels, run, ["ndcg@10"]).mean["ndcg@10"] == pytest.approx(score)
     collection.update_settings(fusion_weights=(0.7, 0.3), rerank_candidates=50)
     with pytest.raises(InputError, match="shape the stored data"):
         collection.update_settings(quantization="int8")
@@ -307,3 +317,22 @@ def test_bm25_only_collection(tmp_path: Path) -> None:
         assert collection.search("cats", mode="hybrid")[0].doc_id == "cats"
         with pytest.raises(InputError, match="holds no vectors"):
             collection.search("cats", mode="dense")
+
+
+def test_first_stages_are_reused_and_forgotten_on_change(tmp_path: Path, minilm, hybrid_reranker):
+    collection = minilm_collection(tmp_path, minilm, hybrid_reranker)
+    collection.upsert(DOCS)
+    queries = ["cats eat fish", "capital of France", "Dogs chew bones"]
+    plain = collection.search_many(queries, rerank=True)
+    fresh = {mode: collection.search_many(queries, mode=mode) for mode in MODES}
+    with collection.reusing_first_stages():
+        for mode in (*MODES, *MODES):  # the second round reads every list from the cache
+            assert collection.search_many(queries, mode=mode) == fresh[mode]
+        assert len(collection._stage_cache) == 3 * 3  # per query: BM25 list, dense list, vector
+        assert collection.search_many(queries, rerank=True) == plain
+        filtered = collection.search_many(queries, filter={"year": 2020})
+        assert {h.doc_id for hits in filtered for h in hits} <= {"cats", "dogs/bones ünïcode"}
+        collection.upsert([{"id": "lions", "text": "Lions eat fish too.", "metadata": {}}])
+        assert "lions" in {h.doc_id for h in collection.search("cats eat fish")}
+    assert collection._stage_cache is None
+    collection.close()

@@ -131,3 +131,98 @@ def test_server_serves_the_multilingual_model_with_warnings() -> None:
         models = {m["id"] for m in client.get("/v1/models").json()["data"]}
         assert {"use-multilingual", "all-MiniLM-L6-v2"} <= models
     pool.close()
+
+
+def _xquad_subset(source: Path, target: Path, languages: tuple[str, ...], questions: int) -> Path:
+    """XQuAD-R cut to a few languages and questions (their answers plus the paragraphs'
+    other sentences), in the published layout."""
+    import json
+
+    keep_queries = []
+    chosen: set[str] = set()
+    for line in (source / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        question = record["metadata"]["xquad_id"]
+        if record["metadata"]["lang"] in languages and (
+            question in chosen or len(chosen) < questions
+        ):
+            chosen.add(question)
+            keep_queries.append(record)
+    ids = {r["_id"] for r in keep_queries}
+    (target / "qrels").mkdir(parents=True)
+    relevant: set[str] = set()
+    for name in ["cross-all.tsv", *[f"mono-{lang}.tsv" for lang in languages]]:
+        rows = (source / "qrels" / name).read_text(encoding="utf-8").splitlines()
+        kept = [
+            r for r in rows[1:] if r.split("\t")[0] in ids and r.split("\t")[1][:2] in languages
+        ]
+        relevant.update(r.split("\t")[1] for r in kept)
+        (target / "qrels" / name).write_text("\n".join([rows[0], *kept]) + "\n", encoding="utf-8")
+    paragraphs = {d.rsplit("-", 1)[0] for d in relevant}
+    corpus = [
+        line
+        for line in (source / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+        if json.loads(line)["_id"].rsplit("-", 1)[0] in paragraphs
+    ]
+    (target / "corpus.jsonl").write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    (target / "queries.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in keep_queries) + "\n", encoding="utf-8"
+    )
+    return target
+
+
+def test_crossfit_searches_each_fold_with_the_other_folds_weights(
+    tmp_path: Path, datasets_dir: Path, minilm, use_embedder
+) -> None:
+    from omniretrieve.eval.loaders import load_eval_dataset
+    from omniretrieve.eval.metrics import evaluate_run
+    from omniretrieve.eval.runner import evaluate
+    from omniretrieve.eval.tuning import fit_fusion_weights, split_folds
+
+    root = _xquad_subset(datasets_dir / "xquad_r", tmp_path / "xq", ("en", "de", "zh"), 60)
+    dataset = load_eval_dataset(root)
+    embedders = {"all-MiniLM-L6-v2": minilm, "use-multilingual": use_embedder}
+    report = evaluate(
+        [dataset],
+        ["hybrid:auto"],
+        cache_dir=tmp_path / "cache",
+        embedders=embedders,
+        fit_fusion="crossfit",
+        show_progress=False,
+    )
+    fitted = report.config["fusion_weights"]["by_dataset"][dataset.name]["hybrid:auto"]
+    assert (
+        set(fitted) == {t.name for t in dataset.tasks} == {"mono-de", "mono-en", "mono-zh", "cross"}
+    )
+    (stored,) = (tmp_path / "cache" / "eval-collections").iterdir()
+    with Collection.open(stored.name, root=stored.parent, embedders=embedders) as collection:
+        for task in dataset.tasks:
+            folds = split_folds(list(task.queries), task.groups)
+            assert [len(f) for f in folds] == [f["queries"] for f in fitted[task.name]["folds"]]
+            questions = [{task.groups[q] for q in fold} for fold in folds]
+            assert not questions[0] & questions[1]  # translations stay in one fold
+            per_query = report.result(dataset.name, task.name, "hybrid:auto").per_query
+            for number, fold in enumerate(folds):
+                other = folds[1 - number]
+                fit = fit_fusion_weights(
+                    collection,
+                    {q: task.queries[q] for q in other},
+                    task.qrels,
+                    route_by_language=True,
+                    filter=task.filter,
+                )
+                assert list(fit.weights) == fitted[task.name]["folds"][number]["weights"]
+                hits = collection.search_many(
+                    [task.queries[q] for q in fold],
+                    top_k=20,
+                    embedders="auto",
+                    fusion_weights=fit.weights,
+                    filter=task.filter,
+                )
+                run = {
+                    q: {h.doc_id: h.score for h in found}
+                    for q, found in zip(fold, hits, strict=True)
+                }
+                judged = {q: task.qrels[q] for q in fold}
+                ours = evaluate_run(judged, run, ["recall@10"]).per_query["recall@10"]
+                assert ours == pytest.approx({q: per_query["recall@10"][q] for q in fold})

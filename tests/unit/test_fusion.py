@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
@@ -34,3 +35,21 @@ def test_rrf() -> None:
     fused = rrf_fusion([{"a": 3.0, "b": 2.0}, {"b": 0.9, "a": 0.1}])
     assert fused["a"] == pytest.approx(fused["b"])
     assert rrf_fusion([{"a": 3.0, "b": 2.0}])["a"] == pytest.approx(1 / 61)
+
+
+def test_zscore_matrix_gives_zscore_fusion_for_any_weights() -> None:
+    from omniretrieve.index.fusion import zscore_matrix
+
+    rng = np.random.default_rng(0)
+    runs = [
+        {f"d{i}": float(rng.normal()) for i in rng.choice(30, 12, replace=False)},
+        {f"d{i}": float(rng.normal()) for i in rng.choice(30, 15, replace=False)},
+        {},
+        {f"d{i}": 1.0 for i in range(3)},  # constant list: z-scores of zero
+    ]
+    docs, matrix = zscore_matrix(runs)
+    for weights in ([1, 1, 1, 1], [0.2, 0.5, 3.0, 0.3], [0, 1, 0, 0]):
+        fused = zscore_fusion(runs, weights)
+        assert set(docs) == set(fused)
+        combined = np.asarray(weights, dtype=np.float64) @ matrix
+        assert dict(zip(docs, combined.tolist(), strict=True)) == pytest.approx(fused)

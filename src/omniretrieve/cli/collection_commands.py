@@ -158,6 +158,9 @@ def collections_tune(
     ),
     split: str = typer.Option("train", help="The training split whose queries choose."),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+    auto: bool = typer.Option(
+        False, "--auto", help="Fit for searches that route by query language (embedders auto)."
+    ),
 ) -> None:
     """Choose hybrid fusion weights on training queries and save them in the collection."""
     from omniretrieve.eval.loaders import load_eval_dataset
@@ -173,7 +176,9 @@ def collections_tune(
                 f"(e.g. {unknown[0]!r}): index the dataset's corpus first",
                 field="dataset",
             )
-        fit = fit_fusion_weights(collection, task.queries, task.qrels, show_progress=True)
+        fit = fit_fusion_weights(
+            collection, task.queries, task.qrels, route_by_language=auto, show_progress=True
+        )
         collection.update_settings(fusion_weights=fit.weights)
     payload = {
         "collection": name,

@@ -42,7 +42,10 @@ def eval_command(
     cache_dir: Path = typer.Option(None, help="Embedding and eval-collection cache."),
     max_queries: int = typer.Option(None, help="Only the first N queries of each task."),
     fit_fusion: str = typer.Option(
-        None, "--fit-fusion", help="Choose hybrid fusion weights on this split (e.g. train)."
+        None,
+        "--fit-fusion",
+        help="Choose hybrid fusion weights on this split (e.g. train), or 'crossfit': on two "
+        "folds of the evaluated queries, each fold searched with the other's weights.",
     ),
     vector_store: str = typer.Option(
         "faiss", "--vector-store", help="faiss, or milvus (Milvus Lite) for the dense searches."

@@ -106,6 +106,25 @@ def load_queries(path: Path) -> dict[str, str]:
     }
 
 
+GROUP_FIELDS: tuple[str, ...] = ("group", "xquad_id")
+"""Query metadata naming the question a query belongs to (its translations share it)."""
+
+
+def load_query_groups(path: Path) -> dict[str, str]:
+    """Query id -> group, for queries whose metadata names one (``group``, or XQuAD-R's
+    ``xquad_id``): queries of one group are kept together when queries are split in folds."""
+    groups: dict[str, str] = {}
+    for number, record in read_jsonl(path):
+        metadata = record.get("metadata")
+        if not isinstance(metadata, dict):
+            continue
+        for key in GROUP_FIELDS:
+            if metadata.get(key) is not None:
+                groups[_require(record, "_id", path, number)] = str(metadata[key])
+                break
+    return groups
+
+
 def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     if not path.is_file():
         raise DatasetError(f"{path} does not exist", field=str(path))

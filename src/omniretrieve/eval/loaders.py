@@ -29,6 +29,7 @@ from omniretrieve.eval.datasets import (
     load_corpus,
     load_qrels,
     load_queries,
+    load_query_groups,
     read_jsonl,
 )
 
@@ -61,6 +62,9 @@ class EvalTask:
     filter: dict[str, Any] | None = None
     """Metadata filter that restricts the corpus this task searches."""
     query_modality: Literal["text", "image"] = "text"
+    groups: dict[str, str] = field(default_factory=dict)
+    """Query id -> the question it belongs to (translations of one question share one), for
+    splitting queries in folds; a query without one is its own group."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,9 @@ def _load_beir(root: Path, split: str | None) -> EvalDataset:
     queries = load_queries(root / "queries.jsonl")
     qrels = load_qrels(qrels_path)
     _check_qrels(qrels, corpus, qrels_path)
-    task = EvalTask(split, _judged(queries, qrels, qrels_path), qrels)
+    groups = load_query_groups(root / "queries.jsonl")
+    judged = _judged(queries, qrels, qrels_path)
+    task = EvalTask(split, judged, qrels, groups={q: groups[q] for q in judged if q in groups})
     images_only = bool(corpus) and all(d.image and not d.full_text for d in corpus.values())
     return EvalDataset(
         root.name,
@@ -190,21 +196,32 @@ def _load_beir(root: Path, split: str | None) -> EvalDataset:
 def _load_multilingual(root: Path) -> EvalDataset:
     corpus = load_corpus(root / "corpus.jsonl")
     queries = load_queries(root / "queries.jsonl")
+    groups = load_query_groups(root / "queries.jsonl")
     tasks: list[EvalTask] = []
     files = [root / "corpus.jsonl", root / "queries.jsonl"]
     for path in sorted((root / "qrels").glob("mono-*.tsv")):
         language = path.stem.removeprefix("mono-")
         qrels = load_qrels(path)
         _check_qrels(qrels, corpus, path)
+        judged = _judged(queries, qrels, path)
         tasks.append(
-            EvalTask(f"mono-{language}", _judged(queries, qrels, path), qrels, {"lang": language})
+            EvalTask(
+                f"mono-{language}",
+                judged,
+                qrels,
+                {"lang": language},
+                groups={q: groups[q] for q in judged if q in groups},
+            )
         )
         files.append(path)
     cross = root / "qrels" / "cross-all.tsv"
     if cross.is_file():
         qrels = load_qrels(cross)
         _check_qrels(qrels, corpus, cross)
-        tasks.append(EvalTask("cross", _judged(queries, qrels, cross), qrels))
+        judged = _judged(queries, qrels, cross)
+        tasks.append(
+            EvalTask("cross", judged, qrels, groups={q: groups[q] for q in judged if q in groups})
+        )
         files.append(cross)
     return EvalDataset(root.name, root, "multilingual", corpus, tasks, file_checksum(files))
 

@@ -128,14 +128,27 @@ def markdown(report: EvalReport) -> str:
         lines.append(f"- OCR: {config['ocr']}")
     fusion = config.get("fusion_weights", {})
     for dataset, fits in fusion.get("by_dataset", {}).items():
+        fitted_on = fusion.get("fitted_on", {}).get(dataset)
         for pipeline, fit in fits.items():
-            weights = ", ".join(f"{w:.2f}" for w in fit["weights"])
-            lines.append(
-                f"- {dataset} / {pipeline}: fusion weights (BM25 first) {weights}, chosen on "
-                f"{fit['queries']} {fusion['fitted_on']} queries ({fit['metric']} "
-                f"{fit['train_score']:.4f})"
-            )
+            if "weights" in fit:  # fitted on another split
+                lines.append(
+                    f"- {dataset} / {pipeline}: fusion weights (BM25 first) "
+                    f"{_weights(fit['weights'])}, chosen on {fit['queries']} {fitted_on} "
+                    f"queries ({fit['metric']} {fit['train_score']:.4f})"
+                )
+                continue
+            for task, crossfit in fit.items():  # cross-fitted per task
+                folds = "; ".join(
+                    f"{fold['queries']} queries searched with {_weights(fold['weights'])} "
+                    f"(chosen on the other {fold['fitted_on_queries']})"
+                    for fold in crossfit["folds"]
+                )
+                lines.append(f"- {dataset}/{task} / {pipeline}: cross-fitted weights: {folds}")
     return "\n".join(lines) + "\n"
+
+
+def _weights(weights: list[float]) -> str:
+    return "(" + ", ".join(f"{w:.2f}" for w in weights) + ")"
 
 
 def _dataset_section(report: EvalReport, dataset: Any) -> list[str]:

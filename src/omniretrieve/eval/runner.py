@@ -28,6 +28,8 @@ SEARCH_DEPTH = 20
 stage still fuses each list's top 100, as search does."""
 COLLECTION_FORMAT = "eval-1"
 """Bump when the way eval builds its collections changes, so old ones are not re-used."""
+CROSSFIT = "crossfit"
+"""``fit_fusion`` value: fusion weights cross-fitted on two folds of the evaluated queries."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,10 @@ def evaluate(
     each document once, truncated by the model (as sentence-transformers does) instead of
     splitting long ones; ``embedders``/``rerankers`` pass already loaded models by id;
     ``fit_fusion`` names a split (e.g. ``train``) whose queries choose each hybrid pipeline's
-    fusion weights before the evaluated split is searched; ``vector_store="milvus"`` runs the
-    dense searches in Milvus Lite."""
+    fusion weights before the evaluated split is searched, or is ``"crossfit"``: each task's
+    queries are split in two folds (a question and its translations in the same fold) and
+    each fold is searched with the weights that do best on the other;
+    ``vector_store="milvus"`` runs the dense searches in Milvus Lite."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
     if not datasets:
@@ -146,7 +150,7 @@ def evaluate(
     if reader is not None:
         report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"
     report.config["fusion_weights"] = {
-        "fitted_on": fit_fusion,
+        "fitted_on": {d.name: fit_fusion for d in loaded},
         "by_dataset": {name: fits for name, fits in fitted.items() if fits},
     }
     if out_dir is not None:
@@ -234,28 +238,94 @@ def _evaluate_group(dataset: EvalDataset, runnable: list[Pipeline], run: _Run) -
             dataset, needed, run.cache_dir, run.models, run.show_progress, ocr
         )
     with opened:
-        weights = {}
-        if run.fit_fusion is not None:
+        weights: dict[str, tuple[float, ...]] = {}
+        if run.fit_fusion is not None and run.fit_fusion != CROSSFIT:
             weights = _fit_weights(
                 opened, dataset, runnable, run.fit_fusion, run.fitted, run.show_progress
             )
         for task in dataset.tasks:
-            queries = dict(list(task.queries.items())[: run.max_queries])
-            qrels = {q: task.qrels[q] for q in queries}
-            for pipeline in runnable:
-                results.append(
-                    _run_task(
-                        opened,
-                        dataset,
-                        task,
-                        pipeline,
-                        queries,
-                        qrels,
-                        run.show_progress,
-                        weights.get(pipeline.spec),
-                    )
-                )
+            with opened.reusing_first_stages():  # the pipelines share BM25 and dense lists
+                results.extend(_evaluate_task(opened, dataset, task, runnable, run, weights))
     return results
+
+
+def _evaluate_task(
+    collection: Any,
+    dataset: EvalDataset,
+    task: EvalTask,
+    pipelines: list[Pipeline],
+    run: _Run,
+    weights: dict[str, tuple[float, ...]],
+) -> list[TaskResult]:
+    """Every pipeline on one task (fusion weights fitted on another split, or cross-fitted
+    here on the task's own queries)."""
+    queries = dict(list(task.queries.items())[: run.max_queries])
+    qrels = {q: task.qrels[q] for q in queries}
+    folds: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
+    if run.fit_fusion == CROSSFIT:
+        folds = _crossfit_weights(
+            collection, task, pipelines, queries, qrels, run.fitted, run.show_progress
+        )
+    return [
+        _run_task(
+            collection,
+            dataset,
+            task,
+            pipeline,
+            queries,
+            qrels,
+            run.show_progress,
+            folds.get(pipeline.spec) or [(list(queries), weights.get(pipeline.spec))],
+        )
+        for pipeline in pipelines
+    ]
+
+
+def _crossfit_weights(
+    collection: Any,
+    task: EvalTask,
+    pipelines: list[Pipeline],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    fitted: dict[str, Any],
+    show_progress: bool,
+) -> dict[str, list[tuple[list[str], tuple[float, ...] | None]]]:
+    """Per hybrid pipeline: the task's queries in two folds, each with the fusion weights that
+    do best on the other fold (pipelines with the same first stage share one fit)."""
+    from omniretrieve.eval.tuning import crossfit_fusion_weights
+
+    chosen: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
+    fits: dict[tuple[tuple[str, ...], bool], Any] = {}
+    for pipeline in pipelines:
+        if pipeline.mode != "hybrid":
+            continue
+        key = (pipeline.embedders, pipeline.routing)
+        if key not in fits:
+            fits[key] = crossfit_fusion_weights(
+                collection,
+                queries,
+                qrels,
+                task.groups,
+                embedders=pipeline.embedders or None,
+                route_by_language=pipeline.routing,
+                filter=task.filter,
+                show_progress=show_progress,
+            )
+        chosen[pipeline.spec] = [(fold.queries, fold.fit.weights) for fold in fits[key]]
+        fitted.setdefault(pipeline.spec, {})[task.name] = {
+            "folds": [
+                {
+                    "queries": len(fold.queries),
+                    "fitted_on_queries": fold.fit.queries,
+                    "weights": list(fold.fit.weights),
+                    "metric": fold.fit.metric,
+                    "fitted_score": fold.fit.score,
+                    "grid": {str(k): v for k, v in fold.fit.grid.items()},
+                }
+                for fold in fits[key]
+            ]
+        }
+    return chosen
 
 
 def _fit_weights(
@@ -269,7 +339,7 @@ def _fit_weights(
     """Per hybrid pipeline: weights chosen on ``split``'s queries of the same corpus."""
     from omniretrieve.eval.tuning import fit_fusion_weights
 
-    if dataset.kind != "text":
+    if dataset.kind not in ("text", "page-image"):
         raise InputError(
             f"{dataset.name}: fusion weights can be fitted on BEIR-layout text sets only",
             field="fit_fusion",
@@ -291,7 +361,8 @@ def _fit_weights(
                 collection,
                 training.queries,
                 training.qrels,
-                embedders=pipeline.embedders,
+                embedders=pipeline.embedders or None,
+                route_by_language=pipeline.routing,
                 show_progress=show_progress,
             )
         fit = fits[pipeline.embedders]
@@ -314,29 +385,31 @@ def _run_task(
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
     show_progress: bool,
-    fusion_weights: tuple[float, ...] | None = None,
+    folds: list[tuple[list[str], tuple[float, ...] | None]],
 ) -> TaskResult:
+    """Search the task's queries (fold by fold where folds have their own fusion weights)
+    and score the run."""
     if show_progress:
         import sys
 
         print(f"{dataset.name}/{task.name}: {pipeline.spec}", file=sys.stderr)
     started = time.perf_counter()
-    hits = collection.search_many(
-        list(queries.values()),
-        top_k=SEARCH_DEPTH,
-        mode=pipeline.mode,
-        rerank=pipeline.reranker or False,
-        filter=task.filter,
-        embedders=pipeline.embedders or None,
-        route_by_language=pipeline.routing,
-        fusion_weights=fusion_weights,
-        show_progress=show_progress,
-    )
+    found: dict[str, Any] = {}
+    for fold_queries, fusion_weights in folds:
+        hits = collection.search_many(
+            [queries[q] for q in fold_queries],
+            top_k=SEARCH_DEPTH,
+            mode=pipeline.mode,
+            rerank=pipeline.reranker or False,
+            filter=task.filter,
+            embedders=pipeline.embedders or None,
+            route_by_language=pipeline.routing,
+            fusion_weights=fusion_weights,
+            show_progress=show_progress,
+        )
+        found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started
-    run = {
-        qid: {hit.doc_id: hit.score for hit in found}
-        for qid, found in zip(queries, hits, strict=True)
-    }
+    run = {qid: {hit.doc_id: hit.score for hit in found[qid]} for qid in queries}
     scored = evaluate_run(qrels, run, ALL_METRICS)
     return TaskResult(
         dataset.name,
@@ -461,6 +534,7 @@ def evaluate_suite(
         [[run]]
         datasets = ["scifact", "cranfield"]
         pipelines = ["bm25", "hybrid+rerank"]
+        fit_fusion = "crossfit"                    # optional: as --fit-fusion, for this run
 
     ``datasets_root`` (argument, else ``$OMNIRETRIEVE_DATASETS``, else the file's) locates
     dataset names that are not paths."""
@@ -489,7 +563,14 @@ def evaluate_suite(
                 f"{suite}: run {number} needs 'datasets' and 'pipelines' lists", field="suite"
             )
         paths = [Path(n) if Path(n).is_dir() else root / str(n) for n in names]
-        reports.append(evaluate(paths, [str(p) for p in pipelines], **options))
+        chosen = dict(options)
+        if "fit_fusion" in run:  # a run may fit its own fusion weights (split name or crossfit)
+            if options.get("fit_fusion") is not None:
+                raise InputError(
+                    f"{suite}: run {number} sets fit_fusion; drop --fit-fusion", field="fit_fusion"
+                )
+            chosen["fit_fusion"] = str(run["fit_fusion"])
+        reports.append(evaluate(paths, [str(p) for p in pipelines], **chosen))
     report = merge_reports(reports)
     report.config["suite"] = str(suite)
     if out_dir is not None:
@@ -517,7 +598,11 @@ def merge_reports(reports: Sequence[EvalReport]) -> EvalReport:
             described.setdefault(entry["name"], entry)
     config.update(models=models, datasets=list(described.values()), pipelines=list(pipelines))
     config["fusion_weights"] = {
-        "fitted_on": reports[0].config.get("fusion_weights", {}).get("fitted_on"),
+        "fitted_on": {
+            k: v
+            for r in reports
+            for k, v in r.config.get("fusion_weights", {}).get("fitted_on", {}).items()
+        },
         "by_dataset": {
             k: v
             for r in reports

@@ -8,10 +8,12 @@ default) or reciprocal rank; an optional rerank re-orders the first stage's top 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -132,6 +134,27 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class FirstStage:
+    """One query's lists before fusion (see :meth:`Collection.first_stage_runs`)."""
+
+    runs: dict[str, dict[str, float]]
+    """``sparse`` and ``dense:<model>``: document id -> score."""
+    fields: tuple[str, ...]
+    """The vector fields this query used (routing may leave some out)."""
+
+
+@dataclass(frozen=True)
+class _SearchPlan:
+    mode: str
+    fields: tuple[str, ...]
+    routing: bool
+    allowed: set[str] | None
+    filter: Mapping[str, Any] | None
+    filter_key: str | None
+    depth: int
+
+
+@dataclass(frozen=True)
 class UpsertReport:
     added: int
     updated: int
@@ -195,6 +218,7 @@ class Collection:
         self._languages: frozenset[str] = frozenset()
         self._query_languages: dict[str, str] = {}
         self._doc_languages: dict[str, str] = {}
+        self._stage_cache: dict[tuple[Any, ...], Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -582,6 +606,8 @@ class Collection:
         self._sparse = None
         self._query_languages = {}
         self._doc_languages = {}
+        if self._stage_cache is not None:
+            self._stage_cache = {}
         self._mask_cache = None
         self._dense.clear()
 
@@ -657,6 +683,20 @@ class Collection:
         return self._dense[name]
 
     # -- searching ------------------------------------------------------------------------
+    @contextmanager
+    def reusing_first_stages(self) -> Iterator[None]:
+        """Within the block, each query's BM25 list, its list per vector field and its query
+        vectors are computed once and reused by later searches with the same filter (an
+        evaluation runs several pipelines over the same queries). The memory they take (some
+        kilobytes per query and list) is released when the block ends."""
+        previous = self._stage_cache
+        if previous is None:
+            self._stage_cache = {}
+        try:
+            yield
+        finally:
+            self._stage_cache = previous
+
     def search(
         self,
         query: str,
@@ -697,72 +737,24 @@ class Collection:
         ``embedders`` picks which of the collection's vector fields dense and hybrid search
         use: all of them by default; ``"auto"``: per query, the fields whose model covers the
         query's language (for hybrid search, none when no model covers it: BM25 alone; for
-        dense search, all). ``fusion_weights`` (BM25's first, then one per
-        field in use) overrides the collection's for this call. ``route_by_language`` routes
-        among the given ``embedders`` as ``"auto"`` does among all."""
-        for position, query in enumerate(queries):
-            if not isinstance(query, str) or not query.strip():
-                field_path = "query" if len(queries) == 1 else f"queries[{position}]"
-                raise InputError(f"{field_path} is an empty text", field=field_path)
-        if mode not in MODES:
-            raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
+        dense search, all). ``fusion_weights`` (BM25's first, then one per field in use)
+        overrides the collection's for this call; when routing, one per field named, of which
+        each query uses those of its fields. ``route_by_language`` routes among the given
+        ``embedders`` as ``"auto"`` does among all."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
-        routing = route_by_language or embedders == "auto"
-        if routing and fusion_weights is not None:
-            raise InputError(
-                "fusion_weights cannot be combined with embedders='auto' (the fields vary per "
-                "query); set them on the collection",
-                field="fusion_weights",
-            )
-        chosen = None if embedders == "auto" else embedders
-        fields = self._vector_fields(chosen)  # type: ignore[arg-type]
-        if mode == "dense" and not fields:
-            raise InputError(
-                f"collection {self.name!r} holds no vectors (BM25 only): use mode 'sparse'",
-                field="mode",
-            )
-        allowed = self._filter(filter) if filter else None
         want = max(top_k, self.settings.rerank_candidates if rerank else top_k)
-        depth = max(want, FIRST_STAGE)
-        stages: list[dict[str, dict[str, float]]] = [{} for _ in queries]
-        query_vectors: dict[str, np.ndarray] = {}
-        if mode in ("dense", "hybrid"):
-            for model_id in fields:
-                query_vectors[model_id] = self.embedder(model_id).encode_texts(
-                    list(queries), task="retrieval.query", show_progress=show_progress
-                )
-                runs = self._dense_search(model_id, query_vectors[model_id], depth, allowed, filter)
-                for stage, run in zip(stages, runs, strict=True):
-                    stage[f"dense:{model_id}"] = run
-        weights = self._fusion_weights(fields, fusion_weights)
-        fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
+        plan = self._plan(queries, mode, filter, embedders, route_by_language, want)
+        self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
+        dense_runs, query_vectors = self._dense_stage(queries, plan, show_progress)
         results: list[list[SearchHit]] = []
         with progress_bar(len(queries), "searching", enabled=show_progress) as advance:
             for position, query in enumerate(queries):
-                stage_scores = stages[position]
-                language = self.query_language(query) if routing or mode != "dense" else None
-                used = fields
-                if routing and mode != "sparse":
-                    used = self._covering(fields, language)
-                    if not used and mode == "dense":
-                        used = fields  # dense search must use some model: all of them
-                    for model_id in fields:
-                        if model_id not in used:
-                            stage_scores.pop(f"dense:{model_id}", None)
-                    weights = self._fusion_weights(used)
-                if mode in ("sparse", "hybrid"):
-                    sparse = self._sparse_search(query, depth, allowed, language)
-                    stage_scores = {"sparse": sparse, **stage_scores}
-                if mode == "hybrid":
-                    first = fuse(list(stage_scores.values()), weights)
+                stage_scores, used = self._query_stages(query, dense_runs[position], plan)
+                weights = self._fusion_weights(used, fusion_weights, plan.fields)
+                first = self._fuse(stage_scores, weights, mode)
+                if mode == "hybrid" or len(stage_scores) > 1:
                     stage_scores["fused"] = first
-                elif mode == "dense" and len(used) > 1:
-                    dense_weights = None if weights is None else weights[1:]
-                    first = fuse(list(stage_scores.values()), dense_weights)
-                    stage_scores["fused"] = first
-                else:
-                    first = next(iter(stage_scores.values()))
                 ranked = top(first, want)
                 if rerank:
                     model_id = self.settings.reranker if rerank is True else str(rerank)
@@ -771,6 +763,155 @@ class Collection:
                 results.append(self._hits(ranked[:top_k], stage_scores))
                 advance(1)
         return results
+
+    def first_stage_runs(
+        self,
+        queries: Sequence[str],
+        *,
+        depth: int = FIRST_STAGE,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | Literal["auto"] | None = None,
+        route_by_language: bool = False,
+        show_progress: bool = False,
+    ) -> tuple[tuple[str, ...], list[FirstStage]]:
+        """The lists hybrid search fuses, per query, before fusion: for choosing fusion
+        weights without searching once per candidate weight (see :meth:`fuse_runs`). Returns
+        the vector fields in play and, per query, its lists and the fields it used."""
+        plan = self._plan(queries, "hybrid", filter, embedders, route_by_language, depth)
+        dense_runs, _ = self._dense_stage(queries, plan, show_progress)
+        stages = []
+        with progress_bar(len(queries), "first stage", enabled=show_progress) as advance:
+            for query, dense in zip(queries, dense_runs, strict=True):
+                runs, used = self._query_stages(query, dense, plan)
+                stages.append(FirstStage(runs, used))
+                advance(1)
+        return plan.fields, stages
+
+    def fuse_runs(
+        self,
+        stage: FirstStage,
+        fields: tuple[str, ...],
+        fusion_weights: Sequence[float] | None = None,
+    ) -> dict[str, float]:
+        """Hybrid search's fused scores for one query's first stage (as search_many fuses
+        them), with ``fusion_weights`` over BM25 and ``fields``."""
+        weights = self._fusion_weights(stage.fields, fusion_weights, fields)
+        return self._fuse(dict(stage.runs), weights, "hybrid")
+
+    def _plan(
+        self,
+        queries: Sequence[str],
+        mode: str,
+        filter: Mapping[str, Any] | None,  # noqa: A002
+        embedders: Sequence[str] | Literal["auto"] | None,
+        route_by_language: bool,
+        want: int,
+    ) -> _SearchPlan:
+        for position, query in enumerate(queries):
+            if not isinstance(query, str) or not query.strip():
+                field_path = "query" if len(queries) == 1 else f"queries[{position}]"
+                raise InputError(f"{field_path} is an empty text", field=field_path)
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
+        routing = route_by_language or embedders == "auto"
+        chosen = None if embedders == "auto" else embedders
+        fields = self._vector_fields(chosen)  # type: ignore[arg-type]
+        if mode == "dense" and not fields:
+            raise InputError(
+                f"collection {self.name!r} holds no vectors (BM25 only): use mode 'sparse'",
+                field="mode",
+            )
+        allowed = self._filter(filter) if filter else None
+        filter_key = json.dumps(filter, sort_keys=True, default=str) if filter else None
+        return _SearchPlan(
+            mode, fields, routing, allowed, filter, filter_key, max(want, FIRST_STAGE)
+        )
+
+    def _dense_stage(
+        self, queries: Sequence[str], plan: _SearchPlan, show_progress: bool
+    ) -> tuple[list[dict[str, dict[str, float]]], dict[str, np.ndarray]]:
+        """Per query, each vector field's list; and the query vectors per field."""
+        dense_runs: list[dict[str, dict[str, float]]] = [{} for _ in queries]
+        query_vectors: dict[str, np.ndarray] = {}
+        if plan.mode not in ("dense", "hybrid"):
+            return dense_runs, query_vectors
+        cache = self._stage_cache
+        for model_id in plan.fields:
+            if cache is None:
+                vectors = self.embedder(model_id).encode_texts(
+                    list(queries), task="retrieval.query", show_progress=show_progress
+                )
+                runs = self._dense_search(model_id, vectors, plan.depth, plan.allowed, plan.filter)
+            else:
+                vectors, runs = self._cached_dense(model_id, queries, plan, cache, show_progress)
+            query_vectors[model_id] = vectors
+            for stage, run in zip(dense_runs, runs, strict=True):
+                stage[f"dense:{model_id}"] = run
+        return dense_runs, query_vectors
+
+    def _cached_dense(
+        self,
+        model_id: str,
+        queries: Sequence[str],
+        plan: _SearchPlan,
+        cache: dict[tuple[Any, ...], Any],
+        show_progress: bool,
+    ) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """:meth:`_dense_stage` for one field, computing only what the stage cache lacks."""
+        run_key = ("dense", model_id, plan.depth, plan.filter_key)
+        missing = list(dict.fromkeys(q for q in queries if (*run_key, q) not in cache))
+        unencoded = [q for q in missing if ("vector", model_id, q) not in cache]
+        if unencoded:
+            encoded = self.embedder(model_id).encode_texts(
+                unencoded, task="retrieval.query", show_progress=show_progress
+            )
+            for query, vector in zip(unencoded, encoded, strict=True):
+                cache[("vector", model_id, query)] = vector
+        if missing:
+            vectors = np.stack([cache[("vector", model_id, q)] for q in missing])
+            runs = self._dense_search(model_id, vectors, plan.depth, plan.allowed, plan.filter)
+            for query, run in zip(missing, runs, strict=True):
+                cache[(*run_key, query)] = run
+        vectors = np.stack([cache[("vector", model_id, q)] for q in queries])
+        return vectors, [cache[(*run_key, q)] for q in queries]
+
+    def _query_stages(
+        self, query: str, dense: dict[str, dict[str, float]], plan: _SearchPlan
+    ) -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
+        """One query's lists (BM25's first) and the vector fields it uses."""
+        mode, fields = plan.mode, plan.fields
+        language = self.query_language(query) if plan.routing or mode != "dense" else None
+        used = fields
+        stage_scores = dict(dense)
+        if plan.routing and mode != "sparse":
+            used = self._covering(fields, language)
+            if not used and mode == "dense":
+                used = fields  # dense search must use some model: all of them
+            for model_id in fields:
+                if model_id not in used:
+                    stage_scores.pop(f"dense:{model_id}", None)
+        if mode in ("sparse", "hybrid"):
+            cache = self._stage_cache
+            key = ("sparse", query, language, plan.depth, plan.filter_key)
+            sparse = None if cache is None else cache.get(key)
+            if sparse is None:
+                sparse = self._sparse_search(query, plan.depth, plan.allowed, language)
+                if cache is not None:
+                    cache[key] = sparse
+            stage_scores = {"sparse": sparse, **stage_scores}
+        return stage_scores, used
+
+    def _fuse(
+        self, stage_scores: dict[str, dict[str, float]], weights: list[float] | None, mode: str
+    ) -> dict[str, float]:
+        """The first stage's ranking: fused lists in hybrid mode (and dense over several
+        fields), else the one list."""
+        fuse = zscore_fusion if self.settings.fusion == "zscore" else rrf_fusion
+        if mode == "hybrid":
+            return fuse(list(stage_scores.values()), weights)
+        if mode == "dense" and len(stage_scores) > 1:
+            return fuse(list(stage_scores.values()), None if weights is None else weights[1:])
+        return next(iter(stage_scores.values()))
 
     def _vector_fields(self, embedders: Sequence[str] | None) -> tuple[str, ...]:
         if embedders is None:
@@ -785,21 +926,26 @@ class Collection:
         return tuple(embedders)
 
     def _fusion_weights(
-        self, fields: tuple[str, ...], override: Sequence[float] | None = None
+        self,
+        used: tuple[str, ...],
+        override: Sequence[float] | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> list[float] | None:
-        """BM25's weight and the weights of the vector fields in use."""
+        """BM25's weight and the weights of the vector fields ``used``: from ``override``
+        (one per field of ``fields``, the fields in play) or the collection's settings."""
         if override is not None:
+            fields = used if fields is None else fields
             if len(override) != 1 + len(fields) or any(w < 0 for w in override):
                 raise InputError(
                     "fusion_weights needs one non-negative weight for BM25 and one per embedder",
                     field="fusion_weights",
                 )
-            return [float(w) for w in override]
+            return [float(override[0])] + [float(override[1 + fields.index(m)]) for m in used]
         weights = self.settings.fusion_weights
         if weights is None:
             return None
         chosen = [weights[0]]
-        for model_id in fields:
+        for model_id in used:
             chosen.append(weights[1 + self.settings.embedders.index(model_id)])
         return chosen
 
@@ -907,7 +1053,8 @@ class Collection:
             positions, inverse = np.unique(owners, return_inverse=True)
             per_doc = np.bincount(inverse, weights=scores.astype(np.float64))
         order = np.lexsort((positions, -per_doc))[:k]
-        return {doc_ids[positions[i]]: float(per_doc[i]) for i in order}
+        chosen = positions[order].tolist()
+        return dict(zip([doc_ids[i] for i in chosen], per_doc[order].tolist(), strict=True))
 
     def _aggregate(self, passages: Sequence[tuple[str, float]], k: int) -> dict[str, float]:
         """Passage scores -> document scores (max or sum), best ``k`` documents."""

@@ -37,6 +37,26 @@ def zscore_fusion(
     return dict(zip(position, fused.tolist(), strict=True))
 
 
+def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
+    """The documents of all lists and a (lists x documents) matrix of their z-scores as
+    :func:`zscore_fusion` weighs them (a list's lowest for documents it lacks, zeros for an
+    empty list): fused scores for many weightings at once are ``weights @ matrix``."""
+    position: dict[str, int] = {}
+    for run in runs:
+        for doc in run:
+            position.setdefault(doc, len(position))
+    matrix = np.zeros((len(runs), len(position)), dtype=np.float64)
+    for row, run in enumerate(runs):
+        if not run:
+            continue
+        values = np.fromiter(run.values(), dtype=np.float64, count=len(run))
+        std = float(values.std())
+        z = (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
+        matrix[row] = z.min()
+        matrix[row, [position[doc] for doc in run]] = z
+    return list(position), matrix
+
+
 def rrf_fusion(
     runs: Sequence[Mapping[str, float]], weights: Sequence[float] | None = None, k: int = RRF_K
 ) -> dict[str, float]:
