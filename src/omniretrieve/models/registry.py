@@ -32,6 +32,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.encoder",
     "omniretrieve.models.hybrid_reranker",
     "omniretrieve.models.use_multilingual",
+    "omniretrieve.models.cross_encoder",
 )
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

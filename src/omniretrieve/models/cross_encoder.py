@@ -1,0 +1,137 @@
+"""Cross-encoder rerankers (bge-reranker-v2-m3, ms-marco MiniLM, jina-reranker-v2, ...).
+
+A ``*ForSequenceClassification`` checkpoint with one output: the query and the document go in
+as a text pair, the logit goes through a sigmoid (as bge-reranker-v2-m3 is reported), so scores
+lie in [0, 1] like every reranker here. Pairs are batched by token budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.inputs import Input, texts_of
+from omniretrieve.models.base import LoadOptions, ProgressCallback, RerankModel, ScoreOutput
+from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.runtime.batching import plan_batches
+
+DEFAULT_MAX_LENGTH = 512
+"""Query + document tokens per pair unless the checkpoint allows fewer (FlagEmbedding's and
+sentence-transformers' CrossEncoder default for these models)."""
+SCORED_ARCHITECTURE_SUFFIX = "ForSequenceClassification"
+
+
+def _single_logit(info: CheckpointInfo) -> bool:
+    labels = info.config.get("id2label")
+    if isinstance(labels, dict):
+        return len(labels) == 1
+    return int(info.config.get("num_labels", 2)) == 1
+
+
+def _matches(info: CheckpointInfo) -> bool:
+    return (
+        any(a.endswith(SCORED_ARCHITECTURE_SUFFIX) for a in info.architectures)
+        and _single_logit(info)
+        and not info.config.get("vision_config")  # VLM rerankers have their own family
+    )
+
+
+def max_pair_length(config: dict[str, Any], tokenizer_limit: int | None) -> int:
+    """Tokens a pair may take: the default, the tokenizer's and the position table's limits."""
+    positions = int(config.get("max_position_embeddings") or DEFAULT_MAX_LENGTH)
+    if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # their positions start after the padding index
+    limits = [DEFAULT_MAX_LENGTH, positions]
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        limits.append(int(tokenizer_limit))
+    return min(limits)
+
+
+class CrossEncoderReranker(RerankModel):
+    family = "cross-encoder"
+    modalities = frozenset({"text"})
+
+    def __init__(
+        self, model_id: str, model: Any, tokenizer: Any, max_length: int, options: LoadOptions
+    ) -> None:
+        self.model_id = model_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.options = options
+
+    @classmethod
+    def load(cls, source: ModelSource, options: LoadOptions) -> CrossEncoderReranker:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+
+        assert source.path is not None and source.info is not None
+        device = check_device(options.device)
+        tokenizer = AutoTokenizer.from_pretrained(source.path)
+        with quiet_weight_loading():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source.path, dtype=torch_dtype(options.dtype, device)
+            )
+        model.to(device).eval()
+        torch.set_grad_enabled(False)
+        limit = max_pair_length(source.info.config, getattr(tokenizer, "model_max_length", None))
+        return cls(source.model_id, model, tokenizer, limit, options)
+
+    def _pairs(
+        self, query: str, documents: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], list[bool]]:
+        """Each pair's token ids (and segment ids where the model has them), cut to the
+        limit by shortening the longer side first; and whether a pair was cut."""
+        full = self.tokenizer([query] * len(documents), list(documents), truncation=False)
+        cut = self.tokenizer(
+            [query] * len(documents),
+            list(documents),
+            truncation="longest_first",
+            max_length=self.max_length,
+        )
+        keys = [k for k in ("input_ids", "token_type_ids") if k in cut]
+        pairs = [{k: cut[k][i] for k in keys} for i in range(len(documents))]
+        truncated = [len(ids) > self.max_length for ids in full["input_ids"]]
+        return pairs, truncated
+
+    def score(
+        self,
+        query: Input,
+        documents: Sequence[Input],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreOutput:
+        import torch
+
+        query_text = texts_of([query], model_id=self.model_id, field="query")[0]
+        texts = texts_of(documents, model_id=self.model_id, field="documents")
+        pairs, truncated = self._pairs(query_text, texts)
+        lengths = [len(p["input_ids"]) for p in pairs]
+        scores = np.empty(len(pairs), dtype=np.float32)
+        device = self.options.device
+        for batch in plan_batches(
+            lengths,
+            token_budget=self.options.token_budget,
+            max_batch_size=self.options.max_batch_size,
+        ):
+            padded = self.tokenizer.pad([pairs[i] for i in batch], return_tensors="pt")
+            inputs = {k: v.to(device) for k, v in padded.items()}
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits[:, 0]
+            scores[batch] = torch.sigmoid(logits.float()).cpu().numpy()
+            if progress is not None:
+                progress(len(batch))
+        return ScoreOutput(scores=scores, truncated=truncated, total_tokens=sum(lengths))
+
+
+FAMILY = Family(
+    name="cross-encoder",
+    kind="reranker",
+    modalities=frozenset({"text"}),
+    matches=_matches,
+    loader=lambda: CrossEncoderReranker,
+)
