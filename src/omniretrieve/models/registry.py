@@ -33,6 +33,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.hybrid_reranker",
     "omniretrieve.models.use_multilingual",
     "omniretrieve.models.cross_encoder",
+    "omniretrieve.models.decoder_embedder",
 )
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
