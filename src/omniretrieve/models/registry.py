@@ -34,6 +34,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.use_multilingual",
     "omniretrieve.models.cross_encoder",
     "omniretrieve.models.decoder_embedder",
+    "omniretrieve.models.clip",
 )
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -1,0 +1,40 @@
+"""Images for image-capable families: any :class:`ImageInput` source to a PIL image.
+
+Inline data (bytes, data URI, base64) is decoded within the byte and pixel limits; an http(s)
+URL is fetched under the SSRF policy (public addresses only); a local path is read only when
+the caller allows it (the library does, the server never passes one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omniretrieve.errors import InputError
+from omniretrieve.inputs import ImageInput, decode_image_bytes, open_image
+
+
+def image_data(image: ImageInput, *, field: str, allow_paths: bool = True) -> bytes:
+    source = image.source
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        from omniretrieve.runtime.fetch import FetchPolicy, fetch_url
+
+        return fetch_url(source, FetchPolicy(), field=field)
+    if isinstance(source, str) and allow_paths and not source.startswith("data:"):
+        path = Path(source).expanduser()
+        if len(source) < 4096 and path.is_file():
+            return path.read_bytes()
+    try:
+        return decode_image_bytes(source, field=field)
+    except InputError:
+        if isinstance(source, str) and allow_paths:
+            raise InputError(
+                f"{field} is neither an existing file, a URL, a data URI nor base64",
+                field=field,
+            ) from None
+        raise
+
+
+def load_image(image: ImageInput, *, field: str, allow_paths: bool = True) -> Any:
+    """The image as an RGB ``PIL.Image`` (pixel and byte limits applied)."""
+    return open_image(image_data(image, field=field, allow_paths=allow_paths), field=field)
