@@ -21,9 +21,8 @@ def image_data(image: ImageInput, *, field: str, allow_paths: bool = True) -> by
 
         return fetch_url(source, FetchPolicy(), field=field)
     if isinstance(source, str) and allow_paths and not source.startswith("data:"):
-        path = Path(source).expanduser()
-        if len(source) < 4096 and path.is_file():
-            return path.read_bytes()
+        if _is_file(source):
+            return Path(source).expanduser().read_bytes()
     try:
         return decode_image_bytes(source, field=field)
     except InputError:
@@ -38,3 +37,10 @@ def image_data(image: ImageInput, *, field: str, allow_paths: bool = True) -> by
 def load_image(image: ImageInput, *, field: str, allow_paths: bool = True) -> Any:
     """The image as an RGB ``PIL.Image`` (pixel and byte limits applied)."""
     return open_image(image_data(image, field=field, allow_paths=allow_paths), field=field)
+
+
+def _is_file(source: str) -> bool:
+    try:
+        return Path(source).expanduser().is_file()
+    except (OSError, ValueError):  # base64 payloads make over-long or odd "paths"
+        return False

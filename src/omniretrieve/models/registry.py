@@ -35,6 +35,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.cross_encoder",
     "omniretrieve.models.decoder_embedder",
     "omniretrieve.models.clip",
+    "omniretrieve.models.vlm_reranker",
 )
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
