@@ -63,7 +63,8 @@ def reference_score(
     arguments = {}
     if images:
         pil = [Image.open(io.BytesIO(data)).convert("RGB") for data in images]
-        features = processor(images=pil, min_pixels=3136, max_pixels=602112, return_tensors="pt")
+        size = {"shortest_edge": 3136, "longest_edge": 602112}  # min and max pixels
+        features = processor(images=pil, size=size, return_tensors="pt")
         for grid in features["image_grid_thw"]:
             count = int(grid.prod()) // 4
             text = text.replace("<|image_pad|>", "<|placeholder|>" * count, 1)
@@ -154,3 +155,21 @@ def test_long_documents_are_cut_and_flagged(checkpoint: Path, reranker: Reranker
     assert smuggled.results[0].relevance_score == pytest.approx(
         reference_score(checkpoint, " cats eat fish", QUERY), abs=1e-4
     )
+
+
+def test_images_are_resized_within_the_visual_token_limits(reranker: Reranker) -> None:
+    from PIL import Image
+
+    from omniretrieve.models.qwen_vl_inputs import prepare_image
+    from omniretrieve.models.vlm_reranker import MAX_PIXELS, MIN_PIXELS
+
+    processor = reranker.model.image_processor
+    counts = {
+        size: prepare_image(
+            processor, Image.new("RGB", size), min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+        ).tokens
+        for size in [(20, 20), (56, 56), (3840, 2160)]
+    }
+    assert counts[(56, 56)] == 4  # 56 / 14 = 4 patches a side, 2x2 merged
+    assert counts[(20, 20)] == 4  # enlarged to the minimum
+    assert 700 <= counts[(3840, 2160)] <= 768  # a 4K page: at most 768 visual tokens

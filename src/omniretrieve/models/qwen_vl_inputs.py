@@ -28,7 +28,9 @@ def prepare_image(processor: Any, image: Any, *, min_pixels: int, max_pixels: in
     """Resize within [min_pixels, max_pixels] (keeping the aspect ratio, multiples of the
     patch grid) and cut into patches."""
     features = processor(
-        images=[image], min_pixels=min_pixels, max_pixels=max_pixels, return_tensors="pt"
+        images=[image],
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels},  # pixel counts
+        return_tensors="pt",
     )
     grid = features["image_grid_thw"]
     merge = int(getattr(processor, "merge_size", 2))

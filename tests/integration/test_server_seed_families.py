@@ -1,0 +1,99 @@
+"""The server with seed-family checkpoints loaded (tiny random ones of the real architectures):
+jina-reranker-m0's announcement request with text and image documents mixed, and image
+embeddings from a CLIP model."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from omniretrieve import Embedder, Reranker
+from omniretrieve.server.app import create_app
+from omniretrieve.server.config import ServerConfig
+from tests.builders.tiny_clip import build_tiny_clip, png_bytes
+from tests.builders.tiny_m0 import build_tiny_m0
+from tests.integration.server_helpers import loaded_pool
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("seed")
+    return {
+        "reranker": build_tiny_m0(root / "jina-reranker-m0"),
+        "clip": build_tiny_clip(root / "clip-vit-tiny"),
+    }
+
+
+@pytest.fixture(scope="module")
+def client(checkpoints: dict[str, Path]):
+    config = ServerConfig(models=(str(checkpoints["clip"]), str(checkpoints["reranker"])))
+    with TestClient(create_app(config, pool=loaded_pool(config))) as test_client:
+        yield test_client
+
+
+def data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def test_jina_announcement_request_on_the_m0_architecture(
+    client: TestClient, checkpoints: dict[str, Path]
+) -> None:
+    """The announcement's request: a text query over image and text documents (the image URLs
+    replaced by data URIs of images made here, those URLs cannot be reached)."""
+    pages = [png_bytes((220, 220, 220), (120, 160)), png_bytes((240, 200, 160), (160, 120))]
+    documents = [
+        {"image": data_uri(pages[0])},
+        {"image": data_uri(pages[1])},
+        {
+            "text": "We present ReaderLM-v2, a compact 1.5 billion parameter language model "
+            "designed for efficient web content extraction."
+        },
+        {"text": "数据提取么？为什么不用正则啊，你用正则不就全解决了么？"},
+        {
+            "text": "During the California Gold Rush, some merchants made more money selling "
+            "supplies to miners than the miners made finding gold."
+        },
+    ]
+    request = {
+        "model": "jina-reranker-m0",
+        "query": "small language model data extraction",
+        "documents": documents,
+        "return_documents": False,
+    }
+    response = client.post("/v1/rerank", json=request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert sorted(r["index"] for r in body["results"]) == [0, 1, 2, 3, 4]
+    assert "ocr_images" not in body["usage"]  # the model reads the images itself
+    scores = [r["relevance_score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    # the same numbers as the library gives for the same pairs
+    library = Reranker(checkpoints["reranker"]).rerank(
+        request["query"], documents, return_documents=False
+    )
+    expected = {r.index: r.relevance_score for r in library.results}
+    for result in body["results"]:
+        assert result["relevance_score"] == pytest.approx(expected[result["index"]], abs=1e-5)
+    top = client.post("/v1/rerank", json={**request, "top_n": 2}).json()
+    assert [r["index"] for r in top["results"]] == [r["index"] for r in body["results"][:2]]
+
+
+def test_image_embeddings_through_the_api(client: TestClient, checkpoints: dict[str, Path]) -> None:
+    image = png_bytes((30, 30, 200))
+    response = client.post(
+        "/v1/embeddings",
+        json={"model": "clip-vit-tiny", "input": [{"image": data_uri(image)}, {"text": "a dog"}]},
+    )
+    assert response.status_code == 200, response.text
+    vectors = np.array([row["embedding"] for row in response.json()["data"]])
+    expected = Embedder(checkpoints["clip"]).encode([{"image": data_uri(image)}, {"text": "a dog"}])
+    np.testing.assert_allclose(vectors, expected.embeddings, atol=1e-5)
+    local = client.post(
+        "/v1/embeddings", json={"model": "clip-vit-tiny", "input": [{"image": "/etc/hostname"}]}
+    )
+    assert local.status_code == 422  # the server never reads a local path
+    assert local.json()["error"]["field"] == "input[0]"
