@@ -173,3 +173,31 @@ def test_images_are_resized_within_the_visual_token_limits(reranker: Reranker) -
     assert counts[(56, 56)] == 4  # 56 / 14 = 4 patches a side, 2x2 merged
     assert counts[(20, 20)] == 4  # enlarged to the minimum
     assert 700 <= counts[(3840, 2160)] <= 768  # a 4K page: at most 768 visual tokens
+
+
+def test_cli_ranks_image_documents_for_an_image_query(checkpoint: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from omniretrieve.cli import app
+
+    query = tmp_path / "query.png"
+    query.write_bytes(png_bytes((30, 30, 200), (56, 64)))
+    page = tmp_path / "page.png"
+    page.write_bytes(png_bytes((200, 30, 30), (64, 56)))
+    items = tmp_path / "documents.jsonl"
+    items.write_text(json.dumps({"image": str(page)}) + "\n" + json.dumps({"text": TEXTS[1]}))
+    result = CliRunner().invoke(
+        app,
+        ["rerank", str(query), "--query-image", "-m", str(checkpoint), "-f", str(items)],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)["results"]
+    assert sorted(r["index"] for r in results) == [0, 1]
+    placeholder = "<|vision_start|><|image_pad|><|vision_end|>"
+    expected = reference_score(
+        checkpoint, placeholder, placeholder, [page.read_bytes(), query.read_bytes()]
+    )
+    got = next(r["relevance_score"] for r in results if r["index"] == 0)
+    assert got == pytest.approx(expected, abs=1e-4)

@@ -50,11 +50,16 @@ def embed(
 @app.command()
 @handle_errors
 def rerank(
-    query: str = typer.Argument(..., help="The query."),
+    query: str = typer.Argument(..., help="The query (with --query-image: an image file)."),
     documents: list[str] = typer.Argument(None, help="Documents (or use --file / stdin)."),
-    file: str = typer.Option(None, "--file", "-f", help="One document per line; .jsonl: items."),
+    file: str = typer.Option(
+        None, "--file", "-f", help='One document per line; .jsonl: items ({"image": path} too).'
+    ),
     model: str = typer.Option(
         "omniretrieve-hybrid-reranker", "--model", "-m", help="Reranker id or directory."
+    ),
+    query_image: bool = typer.Option(
+        False, "--query-image", help="The query is an image file (image-capable rerankers)."
     ),
     top_n: int = typer.Option(None, "--top-n", help="Keep the best N."),
     return_documents: bool = typer.Option(True, "--documents/--no-documents"),
@@ -67,7 +72,8 @@ def rerank(
 
     items = gather_inputs(documents, file)
     reranker = Reranker(model, device=device, dtype=dtype)
-    response = reranker.rerank(query, items, top_n=top_n, return_documents=return_documents)
+    asked = {"image": query} if query_image else query
+    response = reranker.rerank(asked, items, top_n=top_n, return_documents=return_documents)
     write_json(response.to_json(), "results", jsonl)
     note_truncation([r.truncated for r in response.results], None)
 
