@@ -80,7 +80,7 @@ class DualEncoder(EmbeddingModel):
         device = check_device(options.device)
         kind = next(DUAL_ENCODERS[a] for a in source.info.architectures if a in DUAL_ENCODERS)
         tokenizer = AutoTokenizer.from_pretrained(source.path)
-        image_processor = AutoImageProcessor.from_pretrained(source.path, use_fast=False)
+        image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
         with quiet_weight_loading():
             model = AutoModel.from_pretrained(source.path, dtype=torch_dtype(options.dtype, device))
         model.to(device).eval()

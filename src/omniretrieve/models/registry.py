@@ -36,6 +36,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.decoder_embedder",
     "omniretrieve.models.clip",
     "omniretrieve.models.vlm_reranker",
+    "omniretrieve.models.vlm_embedder",
 )
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -127,7 +127,7 @@ class VlmReranker(RerankModel):
         device = check_device(options.device)
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
         tokenizer.padding_side = "left"
-        image_processor = AutoImageProcessor.from_pretrained(source.path, use_fast=False)
+        image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
         with quiet_weight_loading():
             model, info = ranking_model_class().from_pretrained(
                 source.path,

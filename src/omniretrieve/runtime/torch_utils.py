@@ -31,13 +31,18 @@ def check_device(device: str) -> str:
 
 @contextmanager
 def quiet_weight_loading() -> Iterator[None]:
-    """Hide transformers' per-tensor "Loading weights" bar (local loads are quick)."""
+    """Hide transformers' per-tensor "Loading weights" bar (local loads are quick) and its
+    load report (the families check what is missing themselves; a language-model head that an
+    embedder does not use is expected to be left over)."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if was_enabled:
             hf_logging.enable_progress_bar()

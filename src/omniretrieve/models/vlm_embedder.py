@@ -1,0 +1,316 @@
+"""Multimodal embedders on vision-language backbones: BGE-VL-v1.5 (LLaVA-NeXT) and
+BGE-VL-Screenshot (Qwen2.5-VL). An input (text, image, or both: a composed query) becomes one
+prompt; its vector is the last hidden state at the last real token, L2-normalised.
+
+What is read from the checkpoint (the recipes leave it open): the chat template
+(``chat_template`` in tokenizer_config.json, or chat_template.json / .jinja) wraps each input as
+one user turn with the generation prompt added; ``config_sentence_transformers.json`` prompts,
+when present, give the query instruction; ``1_Pooling/config.json``, when present, must say last
+token. Without a chat template the prompt is the image placeholder, a newline and the text.
+Queries (``task="retrieval.query"``) get the family's instruction (see
+:data:`DEFAULT_INSTRUCTIONS`) unless ``instruction`` is given; candidates get none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.errors import UnsupportedModelError
+from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
+from omniretrieve.models.base import (
+    EmbeddingModel,
+    EncodeOutput,
+    LoadOptions,
+    ProgressCallback,
+    check_task,
+)
+from omniretrieve.models.decoder_embedder import last_token
+from omniretrieve.models.qwen_vl_inputs import (
+    IMAGE_PLACEHOLDER,
+    VisualInput,
+    expand_image_pads,
+    prepare_image,
+)
+from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.runtime.batching import plan_batches
+
+BACKENDS = {
+    "LlavaNextForConditionalGeneration": "llava-next",
+    "Qwen2_5_VLForConditionalGeneration": "qwen2.5-vl",
+}
+DEFAULT_INSTRUCTIONS = {
+    "llava-next": "Retrieve the target image that best meets the combined criteria by using "
+    "both the provided image and the image retrieval instructions: ",
+    "qwen2.5-vl": "Represent the given image with the given query.",
+}
+"""Query instructions from the models' recipes (BGE-VL-v1.5, BGE-VL-Screenshot)."""
+PLACEHOLDERS = {"llava-next": "<image>", "qwen2.5-vl": IMAGE_PLACEHOLDER}
+MAX_LENGTH = 4096
+MIN_PIXELS = 56 * 56
+MAX_PIXELS = 1280 * 28 * 28
+IMAGE_TOKEN_ESTIMATE = 1024
+"""Tokens an image is assumed to take when batches are planned (before it is processed)."""
+
+
+def _matches(info: CheckpointInfo) -> bool:
+    return bool(set(info.architectures) & set(BACKENDS))
+
+
+def _dimension(info: CheckpointInfo) -> int | None:
+    text = info.config.get("text_config") or info.config
+    return int(text.get("hidden_size", 0)) or None
+
+
+def checkpoint_settings(info: CheckpointInfo) -> tuple[str | None, str | None]:
+    """(chat template, query prompt) as the checkpoint's files give them."""
+    template = None
+    tokenizer_config = info.read_json("tokenizer_config.json")
+    if isinstance(tokenizer_config, dict) and isinstance(
+        tokenizer_config.get("chat_template"), str
+    ):
+        template = tokenizer_config["chat_template"]
+    chat = info.read_json("chat_template.json")
+    if isinstance(chat, dict) and isinstance(chat.get("chat_template"), str):
+        template = chat["chat_template"]
+    if "chat_template.jinja" in info.files:
+        template = (info.path / "chat_template.jinja").read_text(encoding="utf-8")
+    pooling = info.read_json("1_Pooling/config.json")
+    if isinstance(pooling, dict) and not pooling.get("pooling_mode_lasttoken", False):
+        raise UnsupportedModelError(
+            f"{info.path}: 1_Pooling/config.json asks for a pooling other than the last token"
+        )
+    prompts = info.read_json("config_sentence_transformers.json")
+    query_prompt = None
+    if isinstance(prompts, dict) and isinstance(prompts.get("prompts"), dict):
+        found = prompts["prompts"].get("query")
+        query_prompt = found if isinstance(found, str) and found else None
+    return template, query_prompt
+
+
+@dataclass
+class _Prepared:
+    text: str
+    images: list[Any] = field(default_factory=list)
+
+
+class VlmEmbedder(EmbeddingModel):
+    family = "vlm-embedder"
+    modalities = frozenset({"text", "image"})
+    normalized = True
+
+    def __init__(
+        self,
+        model_id: str,
+        model: Any,
+        tokenizer: Any,
+        image_processor: Any,
+        options: LoadOptions,
+        *,
+        backend: str,
+        dimension: int,
+        max_length: int,
+        chat_template: str | None,
+        query_prompt: str | None,
+        processor: Any = None,
+    ) -> None:
+        self.model_id = model_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.processor = processor
+        self.options = options
+        self.backend = backend
+        self.dimension = dimension
+        self.max_length = max_length
+        self.chat_template = chat_template
+        self.query_prompt = query_prompt
+
+    @classmethod
+    def load(cls, source: ModelSource, options: LoadOptions) -> VlmEmbedder:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoProcessor, AutoTokenizer
+
+        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+
+        assert source.path is not None and source.info is not None
+        device = check_device(options.device)
+        backend = next(BACKENDS[a] for a in source.info.architectures if a in BACKENDS)
+        template, query_prompt = checkpoint_settings(source.info)
+        tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
+        tokenizer.padding_side = "right"
+        processor = None
+        if backend == "llava-next":  # its processor needs no torchvision: it expands <image>
+            processor = AutoProcessor.from_pretrained(source.path, trust_remote_code=False)
+            processor.tokenizer.padding_side = "right"
+            image_processor = processor.image_processor
+        else:
+            image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
+        with quiet_weight_loading():
+            model, loading = AutoModel.from_pretrained(
+                source.path,
+                dtype=torch_dtype(options.dtype, device),
+                trust_remote_code=False,
+                output_loading_info=True,
+            )
+        if loading["missing_keys"]:
+            missing = sorted(loading["missing_keys"])
+            raise UnsupportedModelError(
+                f"{source.path}: tensors missing from the checkpoint ({', '.join(missing[:4])}"
+                f"{'...' if len(missing) > 4 else ''})"
+            )
+        model.to(device).eval()
+        torch.set_grad_enabled(False)
+        text = source.info.config.get("text_config") or source.info.config
+        positions = int(text.get("max_position_embeddings") or MAX_LENGTH)
+        return cls(
+            source.model_id,
+            model,
+            tokenizer,
+            image_processor,
+            options,
+            backend=backend,
+            dimension=int(text["hidden_size"]),
+            max_length=min(MAX_LENGTH, positions),
+            chat_template=template,
+            query_prompt=query_prompt,
+            processor=processor,
+        )
+
+    # -- prompts --------------------------------------------------------------------------
+    def instruction_for(self, task: str | None, instruction: str | None) -> str:
+        if instruction is not None:
+            return instruction
+        if task != "retrieval.query":
+            return ""
+        return self.query_prompt or DEFAULT_INSTRUCTIONS[self.backend]
+
+    def prompt(self, item: Input, instruction: str, position: int) -> _Prepared:
+        """One input as the model reads it (images not yet processed)."""
+        from omniretrieve.models.images import load_image
+
+        text = item.text if isinstance(item, TextInput | MixedInput) else ""
+        image = item if isinstance(item, ImageInput) else getattr(item, "image", None)
+        images = [load_image(image, field=f"input[{position}]")] if image is not None else []
+        words = f"{instruction}{text}"
+        if self.chat_template is not None:
+            content: list[dict[str, str]] = [{"type": "image"}] if images else []
+            if words:
+                content.append({"type": "text", "text": words})
+            rendered = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}],
+                chat_template=self.chat_template,
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            return _Prepared(rendered, images)
+        placeholder = PLACEHOLDERS[self.backend] + "\n" if images else ""
+        return _Prepared(placeholder + words, images)
+
+    # -- encoding -------------------------------------------------------------------------
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        return [len(row) for row in ids["input_ids"]]
+
+    def encode(
+        self,
+        inputs: Sequence[Input],
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> EncodeOutput:
+        check_task(task)
+        chosen = self.instruction_for(task, instruction)
+        prepared = [self.prompt(item, chosen, i) for i, item in enumerate(inputs)]
+        counts = [
+            len(self.tokenizer(p.text)["input_ids"]) + IMAGE_TOKEN_ESTIMATE * len(p.images)
+            for p in prepared
+        ]
+        vectors = np.empty((len(inputs), self.dimension), dtype=np.float32)
+        truncated = [False] * len(inputs)
+        for batch in plan_batches(
+            counts,
+            token_budget=self.options.token_budget,
+            max_batch_size=self.options.max_batch_size,
+        ):
+            rows, cut = self._forward([prepared[i] for i in batch])
+            vectors[batch] = rows
+            for index, flag in zip(batch, cut, strict=True):
+                truncated[index] = flag
+            if progress is not None:
+                progress(len(batch))
+        return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=counts)
+
+    def _forward(self, prepared: list[_Prepared]) -> tuple[np.ndarray, list[bool]]:
+        import torch
+
+        if self.backend == "llava-next":
+            inputs, cut = self._llava_inputs(prepared)
+        else:
+            inputs, cut = self._qwen_inputs(prepared)
+        inputs = {k: v.to(self.options.device) for k, v in inputs.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        with torch.inference_mode():
+            hidden = self.model(**inputs).last_hidden_state
+            pooled = last_token(hidden, inputs["attention_mask"])
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+        return pooled.cpu().numpy(), cut
+
+    def _qwen_inputs(self, prepared: list[_Prepared]) -> tuple[dict[str, Any], list[bool]]:
+        import torch
+
+        visual: list[VisualInput] = []
+        rows: list[list[int]] = []
+        cut: list[bool] = []
+        for item in prepared:
+            images = [
+                prepare_image(
+                    self.image_processor, image, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+                )
+                for image in item.images
+            ]
+            ids = self.tokenizer(expand_image_pads(item.text, images))["input_ids"]
+            if len(ids) > self.max_length and not images:
+                ids = ids[: self.max_length]
+                cut.append(True)
+            else:
+                cut.append(False)
+            rows.append(ids)
+            visual.extend(images)
+        padded = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
+        pad_id = self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        inputs = {
+            "input_ids": padded["input_ids"],
+            "attention_mask": padded["attention_mask"],
+            "mm_token_type_ids": (padded["input_ids"] == pad_id).int(),
+        }
+        if visual:
+            inputs["pixel_values"] = torch.cat([v.pixel_values for v in visual])
+            inputs["image_grid_thw"] = torch.cat([v.grid_thw for v in visual])
+        return inputs, cut
+
+    def _llava_inputs(self, prepared: list[_Prepared]) -> tuple[dict[str, Any], list[bool]]:
+        images = [image for item in prepared for image in item.images]
+        features = self.processor(
+            text=[item.text for item in prepared],
+            images=images or None,
+            padding=True,
+            return_tensors="pt",
+        )
+        inputs = {k: v for k, v in features.items() if k != "token_type_ids"}
+        return inputs, [False] * len(prepared)
+
+
+FAMILY = Family(
+    name="vlm-embedder",
+    kind="embedder",
+    modalities=frozenset({"text", "image"}),
+    matches=_matches,
+    loader=lambda: VlmEmbedder,
+    dimension=_dimension,
+)
