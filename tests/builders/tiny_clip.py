@@ -67,3 +67,43 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (48, 40)) -> 
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def build_tiny_siglip(target: Path, *, seed: int = 0, image_size: int = 32) -> Path:
+    """A tiny random ``SiglipModel``. Its tokenizer is a byte-level BPE (real SigLIP ships a
+    SentencePiece model; the family only relies on padding to the trained length)."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    from tests.builders.tiny_qwen2 import train_tokenizer
+
+    target.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer()
+    tokenizer.save_pretrained(target)
+    SiglipImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(target)
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "projection_size": 32,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.eos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": 8,
+        },
+        architectures=["SiglipModel"],
+    )
+    SiglipModel(config).eval().save_pretrained(target)
+    return target

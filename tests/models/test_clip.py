@@ -101,3 +101,34 @@ def test_text_and_image_in_one_input_is_refused(checkpoint: Path) -> None:
     assert caught.value.field == "input[1]"
     with pytest.raises(InputError):
         embedder.encode([{"image": "not base64 and not a file"}])
+
+
+def test_siglip_texts_are_padded_to_their_trained_length(tmp_path: Path) -> None:
+    """SigLIP pools the text at the last position of a text padded to max length: the
+    reference pads by hand, takes that position and applies the head's tensors."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, SiglipTextModel
+
+    from tests.builders.tiny_clip import build_tiny_siglip
+
+    checkpoint = build_tiny_siglip(tmp_path / "siglip-tiny")
+    assert default_registry().resolve(checkpoint).family.name == "clip"
+    embedder = Embedder(checkpoint)
+    assert embedder.dimension == 32
+    vectors = embedder.encode(TEXTS[:2]).embeddings
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tower = SiglipTextModel.from_pretrained(checkpoint).eval()
+    tensors = load_file(str(checkpoint / "model.safetensors"))
+    weight, bias = tensors["text_model.head.weight"], tensors["text_model.head.bias"]
+    for text, vector in zip(TEXTS[:2], vectors, strict=True):
+        ids = tokenizer(text)["input_ids"]
+        padded = ids + [tokenizer.pad_token_id] * (16 - len(ids))
+        with torch.no_grad():
+            hidden = tower(input_ids=torch.tensor([padded])).last_hidden_state[0, -1]
+        expected = weight @ hidden + bias
+        np.testing.assert_allclose(vector, (expected / expected.norm()).numpy(), atol=1e-4)
+        unpadded = tower(input_ids=torch.tensor([ids])).pooler_output[0]
+        assert np.abs((unpadded / unpadded.norm()).detach().numpy() - vector).max() > 1e-3
+    image = embedder.encode([{"image": base64.b64encode(png_bytes(COLORS[0])).decode()}])
+    np.testing.assert_allclose(np.linalg.norm(image.embeddings, axis=1), 1.0, atol=1e-5)
