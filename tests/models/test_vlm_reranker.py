@@ -201,3 +201,20 @@ def test_cli_ranks_image_documents_for_an_image_query(checkpoint: Path, tmp_path
     )
     got = next(r["relevance_score"] for r in results if r["index"] == 0)
     assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_billion_parameter_model_warns_before_long_cpu_work(
+    reranker: Reranker, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = reranker.model
+    real_size = model.parameters
+    try:
+        model.parameters = 2_200_000_000  # as the real m0
+        with caplog.at_level("WARNING", logger="omniretrieve.models"):
+            reranker.rerank(QUERY, TEXTS, return_documents=False)  # short: no warning
+            assert not caplog.records
+            reranker.rerank(QUERY, ["cats eat fish " * 200] * 20, return_documents=False)
+        (record,) = caplog.records
+        assert "2.2B parameters" in record.getMessage() and "min" in record.getMessage()
+    finally:
+        model.parameters = real_size
