@@ -12,6 +12,15 @@ WORDS = (
 ).split()
 
 
+def bert_tokenizer():
+    """A WordPiece tokenizer over a small fixed vocabulary (words of the tests, letters)."""
+    from transformers import BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *string.ascii_lowercase]
+    vocab += [f"##{c}" for c in string.ascii_lowercase] + list(string.digits + ".,?!")
+    return BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
+
+
 def build_tiny_bert(
     target: Path,
     *,
@@ -24,14 +33,11 @@ def build_tiny_bert(
 ) -> Path:
     """Write config.json, model.safetensors, tokenizer files and ST modules to ``target``."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
     target.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *string.ascii_lowercase]
-    vocab += [f"##{c}" for c in string.ascii_lowercase] + list(string.digits + ".,?!")
-    tokenizer = BertTokenizerFast(
-        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True
-    )
+    tokenizer = bert_tokenizer()
+    vocab = tokenizer.get_vocab()
     tokenizer.save_pretrained(target)
 
     torch.manual_seed(seed)

@@ -3,22 +3,18 @@ ms-marco-MiniLM and bge-reranker checkpoints are: config, safetensors, tokenizer
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 
-from tests.builders.tiny_bert import WORDS
+from tests.builders.tiny_bert import bert_tokenizer
 
 
 def build_tiny_cross_encoder(target: Path, *, seed: int = 0, max_positions: int = 64) -> Path:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification
 
     target.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *string.ascii_lowercase]
-    vocab += [f"##{c}" for c in string.ascii_lowercase] + list(string.digits + ".,?!")
-    tokenizer = BertTokenizerFast(
-        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True
-    )
+    tokenizer = bert_tokenizer()
+    vocab = tokenizer.get_vocab()
     tokenizer.save_pretrained(target)
     torch.manual_seed(seed)
     config = BertConfig(

@@ -218,3 +218,19 @@ def test_a_billion_parameter_model_warns_before_long_cpu_work(
         assert "2.2B parameters" in record.getMessage() and "min" in record.getMessage()
     finally:
         model.parameters = real_size
+
+
+def test_a_checkpoint_without_the_score_head_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from omniretrieve.errors import UnsupportedModelError
+
+    headless = tmp_path / "headless"
+    shutil.copytree(checkpoint, headless)
+    tensors = load_file(str(headless / "model.safetensors"))
+    kept = {k: v for k, v in tensors.items() if not k.startswith("score.")}
+    save_file(kept, str(headless / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(UnsupportedModelError, match="score"):
+        Reranker(headless)

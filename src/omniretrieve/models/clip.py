@@ -71,20 +71,15 @@ class DualEncoder(EmbeddingModel):
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> DualEncoder:
-        import torch
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+        from omniretrieve.runtime.torch_utils import load_pretrained
 
         assert source.path is not None and source.info is not None
-        device = check_device(options.device)
         kind = next(DUAL_ENCODERS[a] for a in source.info.architectures if a in DUAL_ENCODERS)
         tokenizer = AutoTokenizer.from_pretrained(source.path)
         image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
-        with quiet_weight_loading():
-            model = AutoModel.from_pretrained(source.path, dtype=torch_dtype(options.dtype, device))
-        model.to(device).eval()
-        torch.set_grad_enabled(False)
+        model = load_pretrained(AutoModel, source.path, options.device, options.dtype)
         text_config = source.info.config.get("text_config") or {}
         max_length = int(text_config.get("max_position_embeddings") or 77)
         dimension = _dimension(source.info)

@@ -64,20 +64,15 @@ class CrossEncoderReranker(RerankModel):
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> CrossEncoderReranker:
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+        from omniretrieve.runtime.torch_utils import load_pretrained
 
         assert source.path is not None and source.info is not None
-        device = check_device(options.device)
         tokenizer = AutoTokenizer.from_pretrained(source.path)
-        with quiet_weight_loading():
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source.path, dtype=torch_dtype(options.dtype, device)
-            )
-        model.to(device).eval()
-        torch.set_grad_enabled(False)
+        model = load_pretrained(
+            AutoModelForSequenceClassification, source.path, options.device, options.dtype
+        )
         limit = max_pair_length(source.info.config, getattr(tokenizer, "model_max_length", None))
         return cls(source.model_id, model, tokenizer, limit, options)
 

@@ -89,23 +89,16 @@ class DecoderEmbedder(EmbeddingModel):
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> DecoderEmbedder:
-        import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+        from omniretrieve.runtime.torch_utils import load_pretrained
 
         assert source.path is not None and source.info is not None
-        device = check_device(options.device)
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
-        with quiet_weight_loading():
-            model = AutoModel.from_pretrained(
-                source.path, dtype=torch_dtype(options.dtype, device), trust_remote_code=False
-            )
-        model.to(device).eval()
-        torch.set_grad_enabled(False)
+        model = load_pretrained(AutoModel, source.path, options.device, options.dtype)
         config = source.info.config
         positions = int(config.get("max_position_embeddings") or DEFAULT_MAX_LENGTH)
         return cls(

@@ -131,13 +131,11 @@ class VlmEmbedder(EmbeddingModel):
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> VlmEmbedder:
-        import torch
         from transformers import AutoImageProcessor, AutoModel, AutoProcessor, AutoTokenizer
 
-        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+        from omniretrieve.runtime.torch_utils import load_pretrained
 
         assert source.path is not None and source.info is not None
-        device = check_device(options.device)
         backend = next(BACKENDS[a] for a in source.info.architectures if a in BACKENDS)
         template, query_prompt = checkpoint_settings(source.info)
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
@@ -149,21 +147,9 @@ class VlmEmbedder(EmbeddingModel):
             image_processor = processor.image_processor
         else:
             image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
-        with quiet_weight_loading():
-            model, loading = AutoModel.from_pretrained(
-                source.path,
-                dtype=torch_dtype(options.dtype, device),
-                trust_remote_code=False,
-                output_loading_info=True,
-            )
-        if loading["missing_keys"]:
-            missing = sorted(loading["missing_keys"])
-            raise UnsupportedModelError(
-                f"{source.path}: tensors missing from the checkpoint ({', '.join(missing[:4])}"
-                f"{'...' if len(missing) > 4 else ''})"
-            )
-        model.to(device).eval()
-        torch.set_grad_enabled(False)
+        model = load_pretrained(
+            AutoModel, source.path, options.device, options.dtype, require_all=True
+        )
         text = source.info.config.get("text_config") or source.info.config
         positions = int(text.get("max_position_embeddings") or MAX_LENGTH)
         return cls(

@@ -117,34 +117,22 @@ class VlmReranker(RerankModel):
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> VlmReranker:
-        import torch
         from transformers import AutoImageProcessor, AutoTokenizer
 
-        from omniretrieve.errors import UnsupportedModelError
-        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
+        from omniretrieve.runtime.torch_utils import load_pretrained
 
         assert source.path is not None and source.info is not None
-        device = check_device(options.device)
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
         tokenizer.padding_side = "left"
         image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
-        with quiet_weight_loading():
-            model, info = ranking_model_class().from_pretrained(
-                source.path,
-                dtype=torch_dtype(options.dtype, device),
-                key_mapping=LEGACY_NAMES,
-                output_loading_info=True,
-                trust_remote_code=False,
-            )
-        missing = sorted(info["missing_keys"])
-        if missing:
-            raise UnsupportedModelError(
-                f"{source.path}: tensors missing from the checkpoint ({', '.join(missing[:4])}"
-                f"{'...' if len(missing) > 4 else ''}); a {ARCHITECTURE} needs the backbone "
-                "and its score head"
-            )
-        model.to(device).eval()
-        torch.set_grad_enabled(False)
+        model = load_pretrained(
+            ranking_model_class(),
+            source.path,
+            options.device,
+            options.dtype,
+            require_all=True,  # a Qwen2-VL without the score head is not a reranker
+            key_mapping=LEGACY_NAMES,
+        )
         text_config = source.info.config.get("text_config") or source.info.config
         positions = int(text_config.get("max_position_embeddings") or MAX_LENGTH)
         return cls(

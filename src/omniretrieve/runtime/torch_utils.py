@@ -46,3 +46,46 @@ def quiet_weight_loading() -> Iterator[None]:
         hf_logging.set_verbosity(verbosity)
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+def load_pretrained(
+    model_class: Any,
+    path: Any,
+    device: str,
+    dtype: str,
+    *,
+    require_all: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A transformers model from a checkpoint folder, on ``device`` in ``dtype``, in eval mode
+    with gradients off, never running the checkpoint's own code. Tensors the model has and the
+    checkpoint lacks are refused with ``require_all`` (a head the family depends on), else
+    logged."""
+    import logging
+
+    import torch
+
+    from omniretrieve.errors import UnsupportedModelError
+
+    device = check_device(device)
+    with quiet_weight_loading():
+        model, loading = model_class.from_pretrained(
+            path,
+            dtype=torch_dtype(dtype, device),
+            trust_remote_code=False,
+            output_loading_info=True,
+            **kwargs,
+        )
+    missing = sorted(loading["missing_keys"])
+    if missing:
+        listed = f"{', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}"
+        if require_all:
+            raise UnsupportedModelError(f"{path}: tensors missing from the checkpoint ({listed})")
+        logging.getLogger("omniretrieve.models").warning(
+            "%s: tensors missing from the checkpoint, left at their initial values: %s",
+            path,
+            listed,
+        )
+    model.to(device).eval()
+    torch.set_grad_enabled(False)
+    return model
