@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import (
     EmbeddingModel,
@@ -25,7 +23,6 @@ from omniretrieve.models.base import (
     check_task,
 )
 from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
-from omniretrieve.runtime.batching import plan_batches
 
 DECODER_ARCHITECTURES = frozenset({"Qwen2Model"})
 QUERY_TEMPLATE = "<instruct>{instruction}\n<query>{query}"
@@ -138,30 +135,24 @@ class DecoderEmbedder(EmbeddingModel):
     ) -> EncodeOutput:
         import torch
 
+        from omniretrieve.models.encoder import encode_token_batches
+
         check_task(task)
         texts = texts_of(inputs, model_id=self.model_id)
         prompted = [self.prompt(text, task, instruction) for text in texts]
         input_ids, truncated = self._tokenize(prompted)
+        vectors = encode_token_batches(
+            self.model,
+            self.tokenizer,
+            input_ids,
+            self.options,
+            self.dimension,
+            lambda hidden, mask: torch.nn.functional.normalize(
+                last_token(hidden, mask).float(), dim=-1
+            ),
+            progress,
+        )
         lengths = [len(ids) for ids in input_ids]
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        device = self.options.device
-        for batch in plan_batches(
-            lengths,
-            token_budget=self.options.token_budget,
-            max_batch_size=self.options.max_batch_size,
-        ):
-            padded = self.tokenizer.pad(
-                {"input_ids": [input_ids[i] for i in batch]}, padding=True, return_tensors="pt"
-            )
-            ids = padded["input_ids"].to(device)
-            mask = padded["attention_mask"].to(device)
-            with torch.inference_mode():
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                pooled = last_token(hidden, mask)
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-            vectors[batch] = pooled.cpu().numpy()
-            if progress is not None:
-                progress(len(batch))
         return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=lengths)
 
 

@@ -223,32 +223,53 @@ class SentenceEncoder(EmbeddingModel):
         instruction: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> EncodeOutput:
-        import torch
-
         check_task(task)
         texts = texts_of(inputs, model_id=self.model_id)
         prepared = self._prepare(texts, self.layout.prompt_for(task, instruction))
         input_ids, truncated = self._tokenize(prepared)
+        vectors = encode_token_batches(
+            self.model,
+            self.tokenizer,
+            input_ids,
+            self.options,
+            self.dimension,
+            lambda hidden, mask: _pool(hidden, mask, self.layout.pooling),
+            progress,
+        )
         lengths = [len(ids) for ids in input_ids]
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        device = self.options.device
-        for batch in plan_batches(
-            lengths,
-            token_budget=self.options.token_budget,
-            max_batch_size=self.options.max_batch_size,
-        ):
-            padded = self.tokenizer.pad(
-                {"input_ids": [input_ids[i] for i in batch]}, padding=True, return_tensors="pt"
-            )
-            ids = padded["input_ids"].to(device)
-            mask = padded["attention_mask"].to(device)
-            with torch.inference_mode():
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                pooled = _pool(hidden, mask, self.layout.pooling)
-            vectors[batch] = pooled.float().cpu().numpy()
-            if progress is not None:
-                progress(len(batch))
         return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=lengths)
+
+
+def encode_token_batches(
+    model: Any,
+    tokenizer: Any,
+    input_ids: Sequence[list[int]],
+    options: LoadOptions,
+    dimension: int,
+    pool: Any,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Token ids -> pooled vectors: batches planned by token budget, padded per batch as the
+    tokenizer pads, ``pool(last_hidden_state, attention_mask)`` per batch, input order kept."""
+    import torch
+
+    vectors = np.empty((len(input_ids), dimension), dtype=np.float32)
+    for batch in plan_batches(
+        [len(ids) for ids in input_ids],
+        token_budget=options.token_budget,
+        max_batch_size=options.max_batch_size,
+    ):
+        padded = tokenizer.pad(
+            {"input_ids": [input_ids[i] for i in batch]}, padding=True, return_tensors="pt"
+        )
+        ids = padded["input_ids"].to(options.device)
+        mask = padded["attention_mask"].to(options.device)
+        with torch.inference_mode():
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            vectors[batch] = pool(hidden, mask).float().cpu().numpy()
+        if progress is not None:
+            progress(len(batch))
+    return vectors
 
 
 def _was_truncated(
