@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -242,7 +243,9 @@ def _boxplot(plt: Any, data: dict[str, list[float]], title: str, ylabel: str, pa
     axes.set_ylabel(ylabel)
     axes.set_ylim(0, 1)
     axes.tick_params(axis="x", rotation=20)
-    figure.tight_layout()
+    with warnings.catch_warnings():  # long pipeline names (model paths) may not fit: still drawn
+        warnings.simplefilter("ignore", UserWarning)
+        figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

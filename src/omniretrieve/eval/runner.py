@@ -177,7 +177,9 @@ class _Run:
 
 def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
     if dataset.kind == "winoground":
-        return "Winoground needs an image-capable model (CLIP, BGE-VL, m0 families)"
+        from omniretrieve.eval.winoground_runner import skip_reason
+
+        return skip_reason(pipeline)
     if pipeline.ocr and dataset.doc_modality != "image":
         return "ocr+ reads image documents; this dataset's documents are text"
     if pipeline.ocr:
@@ -199,6 +201,23 @@ def _evaluate_dataset(
         if p not in runnable
         for task in (dataset.tasks or [EvalTask("examples", {}, {})])
     ]
+    if dataset.kind == "winoground":
+        from omniretrieve.eval.winoground_runner import TASK, evaluate_winoground
+
+        for pipeline in runnable:
+            metrics, per_example, seconds = evaluate_winoground(dataset, pipeline, run.models)
+            results.append(
+                TaskResult(
+                    dataset.name,
+                    TASK,
+                    pipeline.spec,
+                    metrics,
+                    per_example,
+                    len(dataset.examples),
+                    seconds,
+                )
+            )
+        return results
     groups = [[p for p in runnable if not p.ocr], [p for p in runnable if p.ocr]]
     for group in groups:
         if group:
