@@ -132,3 +132,40 @@ def test_siglip_texts_are_padded_to_their_trained_length(tmp_path: Path) -> None
         assert np.abs((unpadded / unpadded.norm()).detach().numpy() - vector).max() > 1e-3
     image = embedder.encode([{"image": base64.b64encode(png_bytes(COLORS[0])).decode()}])
     np.testing.assert_allclose(np.linalg.norm(image.embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_collections_store_image_vectors_from_an_image_model(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    from omniretrieve.index.collection import IMAGE_SPAN, Collection, CollectionSettings
+
+    model = str(checkpoint)
+    embedder = Embedder(checkpoint)
+    red = "data:image/png;base64," + base64.b64encode(png_bytes(COLORS[0])).decode()
+    blue = base64.b64encode(png_bytes(COLORS[2])).decode()
+    settings = CollectionSettings(embedders=(model,), ocr_images=False)
+    documents = [
+        {"id": "red", "text": "", "image": red},
+        {"id": "blue", "text": "a blue square", "image": blue},
+        {"id": "dog", "text": "the dog and the fish"},
+    ]
+    with Collection.create(
+        "pics", root=tmp_path, settings=settings, embedders={model: embedder}
+    ) as collection:
+        collection.upsert(documents)
+        np.testing.assert_allclose(
+            collection.vectors("red", model),
+            embedder.encode([{"image": red}]).embeddings,
+            atol=1e-5,
+        )
+        both = collection.vectors("blue", model)
+        expected = embedder.encode([{"text": "a blue square"}, {"image": blue}]).embeddings
+        np.testing.assert_allclose(both, expected, atol=1e-5)
+        query = embedder.encode(["a red square"]).embeddings[0]
+        hits = collection.search("a red square", mode="dense", top_k=3)
+        scores = {h.doc_id: h.score for h in hits}
+        assert set(scores) == {"red", "blue", "dog"}
+        assert scores["red"] == pytest.approx(float(query @ collection.vectors("red", model)[0]))
+    with Collection.open("pics", root=tmp_path, embedders={model: embedder}) as reopened:
+        spans = reopened._state.passages[next(iter(reopened._state.passages))]["red"][0]
+        assert [tuple(span) for span in spans] == [IMAGE_SPAN]

@@ -184,11 +184,29 @@ def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
         return "ocr+ reads image documents; this dataset's documents are text"
     if pipeline.ocr:
         return None
-    if dataset.kind == "image-caption":
-        return "image-caption retrieval needs an image-capable model or ocr+"
-    if dataset.doc_modality == "image":
-        return "the documents are images: use an ocr+ pipeline or an image-capable model"
+    if dataset.kind == "image-caption" or dataset.doc_modality == "image":
+        if pipeline.mode == "dense" and reads_images(pipeline):
+            return None
+        if dataset.kind == "image-caption":
+            return "image-caption retrieval needs dense:<image-capable model> or ocr+"
+        return "the documents are images: use an ocr+ pipeline or dense:<image-capable model>"
     return None
+
+
+def reads_images(pipeline: Pipeline) -> bool:
+    """Whether every embedder the pipeline names embeds images (CLIP, BGE-VL families)."""
+    from omniretrieve.models.registry import default_registry
+
+    if not pipeline.embedders:
+        return False
+    try:
+        registry = default_registry()
+        return all(
+            "image" in registry.resolve(m, allow_download=False).family.modalities
+            for m in pipeline.embedders
+        )
+    except Exception:  # an id that cannot be resolved here is reported when it is loaded
+        return False
 
 
 def _evaluate_dataset(
@@ -218,7 +236,12 @@ def _evaluate_dataset(
                 )
             )
         return results
-    groups = [[p for p in runnable if not p.ocr], [p for p in runnable if p.ocr]]
+    native = dataset.doc_modality == "image" or dataset.kind == "image-caption"
+    groups = [
+        [p for p in runnable if not p.ocr and not (native and reads_images(p))],
+        [p for p in runnable if p.ocr],
+        [p for p in runnable if native and not p.ocr and reads_images(p)],  # image vectors
+    ]
     for group in groups:
         if group:
             results.extend(_evaluate_group(dataset, group, run))
@@ -237,6 +260,8 @@ def _evaluate_group(dataset: EvalDataset, runnable: list[Pipeline], run: _Run) -
     for model_id in needed:
         shared.setdefault(model_id, CachingEmbedder(model_id, run.cache))
     ocr = runnable[0].ocr
+    native = dataset.doc_modality == "image" or dataset.kind == "image-caption"
+    images = native and not ocr and reads_images(runnable[0])
     if run.collection_name is not None:
         opened = Collection.open(
             run.collection_name,
@@ -254,7 +279,7 @@ def _evaluate_group(dataset: EvalDataset, runnable: list[Pipeline], run: _Run) -
             )
     else:
         opened = _dataset_collection(
-            dataset, needed, run.cache_dir, run.models, run.show_progress, ocr
+            dataset, needed, run.cache_dir, run.models, run.show_progress, ocr, images
         )
     with opened:
         weights: dict[str, tuple[float, ...]] = {}
@@ -278,6 +303,9 @@ def _evaluate_task(
 ) -> list[TaskResult]:
     """Every pipeline on one task (fusion weights fitted on another split, or cross-fitted
     here on the task's own queries)."""
+    if task.query_modality == "image":
+        reason = "image queries are not searchable in collections yet (text queries only)"
+        return [TaskResult(dataset.name, task.name, p.spec, skipped=reason) for p in pipelines]
     queries = dict(list(task.queries.items())[: run.max_queries])
     qrels = {q: task.qrels[q] for q in queries}
     folds: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
@@ -448,9 +476,11 @@ def _dataset_collection(
     models: dict[str, Any],
     show_progress: bool,
     ocr: bool = False,
+    images: bool = False,
 ) -> Any:
     """The dataset's collection in the cache, created or completed as needed (an interrupted
-    build resumes: upsert skips documents already stored with the same content)."""
+    build resumes: upsert skips documents already stored with the same content). With
+    ``images``, documents keep their images and the (image-capable) embedders embed them."""
     from omniretrieve.index.collection import Collection, CollectionSettings
 
     passages, store = models["passages"], models["vector_store"]
@@ -464,6 +494,8 @@ def _dataset_collection(
         reader = models.get("ocr_reader") or OcrReader(models.get("ocr_engine", "tesseract"))
         models["ocr_reader"] = reader
         parts.append(f"ocr={reader.engine.name}-{reader.engine.version}")
+    if images:
+        parts.append("images=native")
     identity = "\n".join(parts)
     name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
     root = cache_dir / "eval-collections"
@@ -471,6 +503,7 @@ def _dataset_collection(
         embedders=embedders,
         passages=passages,  # type: ignore[arg-type]
         vector_store=store,  # type: ignore[arg-type]
+        ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
     ).validate()
     loaded = {"embedders": models["embedders"], "rerankers": models["rerankers"]}
     if (root / name / "collection.json").is_file():
@@ -493,8 +526,9 @@ def _dataset_collection(
         ]
     documents = [
         {"id": d.doc_id, "text": text, "metadata": d.metadata}
+        | ({"image": d.image} if images and d.image else {})
         for d, text in zip(present, texts, strict=True)
-        if text.strip()
+        if text.strip() or (images and d.image)
     ]
     if len(opened) < len(documents):
         opened.upsert(documents, show_progress=show_progress)

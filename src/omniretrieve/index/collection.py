@@ -42,6 +42,8 @@ MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 COMPACT_WAL_BYTES = 64 * 1024 * 1024
 UPSERT_BATCH = 256
 QUERY_LANGUAGE_CACHE = 100_000
+IMAGE_SPAN = (-1, -1)
+"""The span of a passage that is the document's image (embedded by a model that reads images)."""
 FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
 
@@ -513,19 +515,8 @@ class Collection:
         wanted = [d for d in documents if d.image and "ocr" not in d.metadata]
         if not wanted or not self.settings.ocr_images:
             return documents
-        from omniretrieve.inputs import decode_image_bytes
-
         reader = self._ocr_reader()
-        images: dict[str, bytes] = {}
-        for document in wanted:
-            source = str(document.image)
-            path = Path(source.split("#page=")[0])
-            if self.image_paths and not source.startswith("data:") and path.is_file():
-                images[document.doc_id] = path.read_bytes()
-            else:
-                images[document.doc_id] = decode_image_bytes(
-                    source, field=f"{document.doc_id}.image"
-                )
+        images = {document.doc_id: self._image_bytes(document) for document in wanted}
         texts = dict(zip(images, reader.read_many(list(images.values())), strict=True))
         out = []
         for document in documents:
@@ -537,6 +528,17 @@ class Collection:
             out.append(document)
         return out
 
+    def _image_bytes(self, document: StoredDocument) -> bytes:
+        """A document's image: inline (data URI or base64), or a local file when the collection
+        allows paths (the library; never the server)."""
+        from omniretrieve.inputs import decode_image_bytes
+
+        source = str(document.image)
+        path = Path(source.split("#page=")[0])
+        if self.image_paths and not source.startswith("data:") and path.is_file():
+            return path.read_bytes()
+        return decode_image_bytes(source, field=f"{document.doc_id}.image")
+
     def _ocr_reader(self) -> Any:
         if self._ocr is None:
             from omniretrieve.ocr.reader import OcrReader
@@ -547,31 +549,54 @@ class Collection:
     def _embed_passages(
         self, model_id: str, documents: Sequence[StoredDocument]
     ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
+        """Per document, its passages' spans, and their vectors in document order. A model that
+        reads images also embeds a document's image, as one more passage (span
+        :data:`IMAGE_SPAN`)."""
         embedder = self.embedder(model_id)
-        tokenizer = embedder.model.tokenizer
+        reads_images = "image" in getattr(embedder, "modalities", frozenset({"text"}))
         spans_by_doc: dict[str, list[tuple[int, int]]] = {}
         texts: list[str] = []
+        images: list[Any] = []
         for document in documents:
-            if not document.text.strip():
+            with_image = reads_images and bool(document.image)
+            if not document.text.strip() and not with_image:
                 raise InputError(
                     f"document {document.doc_id!r} has no text and model {model_id!r} takes "
                     "text only",
                     field="documents",
                 )
-            if self.settings.passages == "first":
-                spans = [(0, len(document.text))]
-            else:
-                spans = passage_spans(
-                    document.text,
-                    tokenizer,
-                    max_tokens=embedder.max_length,
-                    overlap=self.settings.passage_overlap,
-                    boundaries=definition_starts(document.text, language_of(document.metadata)),
-                )
-            spans_by_doc[document.doc_id] = spans
+            spans = self._text_spans(document, embedder) if document.text.strip() else []
             texts.extend(document.text[a:b] for a, b in spans)
-        vectors = embedder.encode_texts(texts, task="retrieval.passage", show_progress=False)
-        return spans_by_doc, vectors
+            if with_image:
+                from omniretrieve.inputs import ImageInput
+
+                spans = [*spans, IMAGE_SPAN]
+                images.append(ImageInput(self._image_bytes(document)))
+            spans_by_doc[document.doc_id] = spans
+        text_vectors = (
+            embedder.encode_texts(texts, task="retrieval.passage", show_progress=False)
+            if texts
+            else np.zeros((0, embedder.dimension), dtype=np.float32)
+        )
+        if not images:
+            return spans_by_doc, text_vectors
+        image_vectors = embedder.encode(images, task="retrieval.passage").embeddings
+        rows, next_text, next_image = [], iter(text_vectors), iter(image_vectors)
+        for document in documents:
+            for span in spans_by_doc[document.doc_id]:
+                rows.append(next(next_image) if span == IMAGE_SPAN else next(next_text))
+        return spans_by_doc, np.asarray(rows, dtype=np.float32)
+
+    def _text_spans(self, document: StoredDocument, embedder: Any) -> list[tuple[int, int]]:
+        if self.settings.passages == "first":
+            return [(0, len(document.text))]
+        return passage_spans(
+            document.text,
+            embedder.model.tokenizer,
+            max_tokens=embedder.max_length,
+            overlap=self.settings.passage_overlap,
+            boundaries=definition_starts(document.text, language_of(document.metadata)),
+        )
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed."""

@@ -1,6 +1,7 @@
-"""Winoground through ``evaluate`` with image-capable models (tiny random CLIP and m0
-checkpoints): the scores equal Winoground's rules applied to the models' own similarities, and
-text-only pipelines say why they did not run."""
+"""Image sets through ``evaluate`` with image-capable models (tiny random CLIP and m0
+checkpoints): Winoground's scores equal its rules applied to the models' own similarities,
+text-to-image retrieval equals exact search over the model's vectors, and text-only pipelines
+(and image queries) say why they did not run."""
 
 from __future__ import annotations
 
@@ -96,3 +97,49 @@ def test_winoground_with_clip_and_m0(tmp_path: Path) -> None:
     }
     table = (tmp_path / "out" / "report.md").read_text()
     assert "winoground-mini text" in table and "winoground-mini group" in table
+
+
+def test_text_to_image_retrieval_through_a_collection(tmp_path: Path) -> None:
+    """An image-caption set (COCO's layout) with ``dense:<CLIP>``: the images are embedded as
+    images in the eval collection; the run equals exact search over the model's own vectors."""
+    from omniretrieve.eval.metrics import evaluate_run
+
+    clip = build_tiny_clip(tmp_path / "clip")
+    root = tmp_path / "captions-mini"
+    root.mkdir()
+    images, captions = [], []
+    for number, color in enumerate(COLORS):
+        (root / f"p{number}.png").write_bytes(png_bytes(color, (64, 56)))
+        images.append(json.dumps({"_id": f"p{number}", "path": f"p{number}.png"}))
+        captions.append(
+            json.dumps(
+                {
+                    "_id": f"c{number}",
+                    "text": CAPTIONS[number % 4] + f" {number}",
+                    "image_id": f"p{number}",
+                }
+            )
+        )
+    (root / "images.jsonl").write_text("\n".join(images) + "\n")
+    (root / "captions.jsonl").write_text("\n".join(captions) + "\n")
+    report = evaluate(
+        [root], ["bm25", f"dense:{clip}"], cache_dir=tmp_path / "c", show_progress=False
+    )
+    assert report.result("captions-mini", "t2i", "bm25").skipped
+    assert "image queries" in report.result("captions-mini", "i2t", f"dense:{clip}").skipped
+    ours = report.result("captions-mini", "t2i", f"dense:{clip}")
+    dataset = load_eval_dataset(root)
+    task = next(t for t in dataset.tasks if t.name == "t2i")
+    embedder = Embedder(clip)
+    image_ids = [d for d in dataset.corpus if d.startswith("image:")]
+    image_vectors = embedder.encode(
+        [{"image": dataset.corpus[d].image} for d in image_ids]
+    ).embeddings
+    query_vectors = embedder.encode(list(task.queries.values())).embeddings
+    run = {
+        q: {d: float(s) for d, s in zip(image_ids, row, strict=True)}
+        for q, row in zip(task.queries, query_vectors @ image_vectors.T, strict=True)
+    }
+    expected = evaluate_run(task.qrels, run, ["recall@5", "mrr@10"]).mean
+    assert ours.metrics["recall@5"] == expected["recall@5"]
+    assert ours.metrics["mrr@10"] == expected["mrr@10"]
