@@ -80,6 +80,24 @@ def test_jina_announcement_request_on_the_m0_architecture(
         assert result["relevance_score"] == pytest.approx(expected[result["index"]], abs=1e-5)
     top = client.post("/v1/rerank", json={**request, "top_n": 2}).json()
     assert [r["index"] for r in top["results"]] == [r["index"] for r in body["results"][:2]]
+    # an image as the query, over text and mixed documents
+    by_image = client.post(
+        "/v1/rerank",
+        json={
+            "model": "jina-reranker-m0",
+            "query": {"image": data_uri(pages[0])},
+            "documents": [documents[2], {"text": "a page", "image": data_uri(pages[1])}],
+        },
+    )
+    assert by_image.status_code == 200, by_image.text
+    assert sorted(r["index"] for r in by_image.json()["results"]) == [0, 1]
+    loopback = client.post(
+        "/v1/rerank",
+        json={**request, "documents": [{"image": "http://127.0.0.1/page.png"}]},
+    )
+    assert (
+        loopback.status_code in (400, 422) and loopback.json()["error"]["field"] == "documents[0]"
+    )
 
 
 def test_image_embeddings_through_the_api(client: TestClient, checkpoints: dict[str, Path]) -> None:
