@@ -143,3 +143,18 @@ def test_composed_image_queries_on_llava_next(llava: Path) -> None:
     np.testing.assert_allclose(
         candidate, llava_reference(llava, "[INST] <image>\n [/INST]", [blue]), atol=1e-4
     )
+
+
+def test_token_counts_are_what_the_model_read(qwen: Path) -> None:
+    from transformers import AutoTokenizer
+
+    page = base64.b64encode(png_bytes((230, 230, 230), (84, 112))).decode()
+    result = Embedder(qwen).encode(["how to sort a list", {"image": page}])
+    tokenizer = AutoTokenizer.from_pretrained(qwen)
+    text_tokens = len(tokenizer(qwen_turn("how to sort a list"))["input_ids"])
+    assert result.token_counts[0] == text_tokens
+    # 84x112 pixels: 6x8 patches of 14, merged 2x2 into 12 visual tokens, plus the turn's text
+    placeholder_turn = len(
+        tokenizer(qwen_turn("<|vision_start|><|image_pad|><|vision_end|>"))["input_ids"]
+    )
+    assert result.token_counts[1] == placeholder_turn - 1 + 12

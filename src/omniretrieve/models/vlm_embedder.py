@@ -223,15 +223,17 @@ class VlmEmbedder(EmbeddingModel):
             token_budget=self.options.token_budget,
             max_batch_size=self.options.max_batch_size,
         ):
-            rows, cut = self._forward([prepared[i] for i in batch])
+            rows, cut, used = self._forward([prepared[i] for i in batch])
             vectors[batch] = rows
-            for index, flag in zip(batch, cut, strict=True):
+            for index, flag, tokens in zip(batch, cut, used, strict=True):
                 truncated[index] = flag
+                counts[index] = tokens  # the planning estimate replaced by what was read
             if progress is not None:
                 progress(len(batch))
         return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=counts)
 
-    def _forward(self, prepared: list[_Prepared]) -> tuple[np.ndarray, list[bool]]:
+    def _forward(self, prepared: list[_Prepared]) -> tuple[np.ndarray, list[bool], list[int]]:
+        """Vectors, truncation flags and tokens read (visual tokens included) of a batch."""
         import torch
 
         if self.backend == "llava-next":
@@ -245,7 +247,8 @@ class VlmEmbedder(EmbeddingModel):
             hidden = self.model(**inputs).last_hidden_state
             pooled = last_token(hidden, inputs["attention_mask"])
             pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-        return pooled.cpu().numpy(), cut
+        used = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
+        return pooled.cpu().numpy(), cut, used
 
     def _qwen_inputs(self, prepared: list[_Prepared]) -> tuple[dict[str, Any], list[bool]]:
         import torch
