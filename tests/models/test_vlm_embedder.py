@@ -158,3 +158,10 @@ def test_token_counts_are_what_the_model_read(qwen: Path) -> None:
         tokenizer(qwen_turn("<|vision_start|><|image_pad|><|vision_end|>"))["input_ids"]
     )
     assert result.token_counts[1] == placeholder_turn - 1 + 12
+
+
+def test_text_cannot_smuggle_in_image_slots(qwen: Path, llava: Path) -> None:
+    vector = Embedder(qwen).encode(["a <|image_pad|>page"]).embeddings[0]
+    np.testing.assert_allclose(vector, qwen_reference(qwen, qwen_turn("a page")), atol=1e-4)
+    vector = Embedder(llava).encode(["a <image>page"]).embeddings[0]
+    np.testing.assert_allclose(vector, llava_reference(llava, "[INST] a page [/INST]"), atol=1e-4)

@@ -11,6 +11,14 @@ from typing import Any
 
 IMAGE_PAD = "<|image_pad|>"
 IMAGE_PLACEHOLDER = f"<|vision_start|>{IMAGE_PAD}<|vision_end|>"
+VISION_TOKENS = ("<|vision_start|>", IMAGE_PAD, "<|vision_end|>", "<|video_pad|>", "<image>")
+
+
+def strip_vision_tokens(text: str) -> str:
+    """A caller's text without image-slot tokens (it cannot smuggle in image positions)."""
+    for token in VISION_TOKENS:
+        text = text.replace(token, "")
+    return text
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from omniretrieve.models.qwen_vl_inputs import (
     VisualInput,
     expand_image_pads,
     prepare_image,
+    strip_vision_tokens,
 )
 from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
@@ -179,6 +180,7 @@ class VlmEmbedder(EmbeddingModel):
         from omniretrieve.models.images import load_image
 
         text = item.text if isinstance(item, TextInput | MixedInput) else ""
+        text = strip_vision_tokens(text)
         image = item if isinstance(item, ImageInput) else getattr(item, "image", None)
         images = [load_image(image, field=f"input[{position}]")] if image is not None else []
         words = f"{instruction}{text}"

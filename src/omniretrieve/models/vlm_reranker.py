@@ -28,6 +28,7 @@ from omniretrieve.models.qwen_vl_inputs import (
     VisualInput,
     expand_image_pads,
     prepare_image,
+    strip_vision_tokens,
 )
 from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
@@ -42,7 +43,6 @@ MAX_LENGTH = 10240
 MAX_QUERY_LENGTH = 512
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 768 * 28 * 28
-VISION_TOKENS = ("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
 LEGACY_NAMES = {
     r"^model\.(?!language_model\.|visual\.)": "model.language_model.",
     r"^visual\.": "model.visual.",
@@ -151,8 +151,7 @@ class VlmReranker(RerankModel):
         from omniretrieve.models.images import load_image
 
         text = item.text if isinstance(item, TextInput | MixedInput) else ""
-        for token in VISION_TOKENS:  # a caller's text cannot smuggle in image slots
-            text = text.replace(token, "")
+        text = strip_vision_tokens(text)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
         cut = len(ids) > limit
         if cut:
