@@ -237,21 +237,25 @@ def _evaluate_dataset(
             )
         return results
     native = dataset.doc_modality == "image" or dataset.kind == "image-caption"
-    groups = [
-        [p for p in runnable if not p.ocr and not (native and reads_images(p))],
-        [p for p in runnable if p.ocr],
-        [p for p in runnable if native and not p.ocr and reads_images(p)],  # image vectors
+    pixels = [p for p in runnable if native and not p.ocr and reads_images(p)]
+    groups = [  # (pipelines, whether their collection embeds the images themselves)
+        ([p for p in runnable if not p.ocr and p not in pixels], False),
+        ([p for p in runnable if p.ocr], False),
+        (pixels, True),
     ]
-    for group in groups:
+    for group, images in groups:
         if group:
-            results.extend(_evaluate_group(dataset, group, run))
+            results.extend(_evaluate_group(dataset, group, run, images))
     order = {p.spec: i for i, p in enumerate(pipelines)}
     tasks = {t.name: i for i, t in enumerate(dataset.tasks)}
     return sorted(results, key=lambda r: (tasks.get(r.task, 0), order[r.pipeline]))
 
 
-def _evaluate_group(dataset: EvalDataset, runnable: list[Pipeline], run: _Run) -> list[TaskResult]:
-    """Pipelines that share one collection (all read documents as text, or all through OCR)."""
+def _evaluate_group(
+    dataset: EvalDataset, runnable: list[Pipeline], run: _Run, images: bool = False
+) -> list[TaskResult]:
+    """Pipelines that share one collection (all read documents as text, all through OCR, or,
+    with ``images``, all embed the images themselves)."""
     from omniretrieve.index.collection import Collection
 
     results: list[TaskResult] = []
@@ -260,8 +264,6 @@ def _evaluate_group(dataset: EvalDataset, runnable: list[Pipeline], run: _Run) -
     for model_id in needed:
         shared.setdefault(model_id, CachingEmbedder(model_id, run.cache))
     ocr = runnable[0].ocr
-    native = dataset.doc_modality == "image" or dataset.kind == "image-caption"
-    images = native and not ocr and reads_images(runnable[0])
     if run.collection_name is not None:
         opened = Collection.open(
             run.collection_name,

@@ -18,23 +18,12 @@ def zscore_fusion(
     weights = list(weights) if weights is not None else [1.0] * len(runs)
     if len(weights) != len(runs):
         raise ValueError("one weight per run")
-    position: dict[str, int] = {}
-    for run in runs:
-        for doc in run:
-            position.setdefault(doc, len(position))
-    if not position:
-        return {}
-    fused = np.zeros(len(position), dtype=np.float64)
-    for weight, run in zip(weights, runs, strict=True):
-        if not run:
-            continue  # an empty list contributes 0 to every document
-        values = np.fromiter(run.values(), dtype=np.float64, count=len(run))
-        std = float(values.std())
-        z = (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
-        column = np.full(len(position), z.min(), dtype=np.float64)
-        column[[position[doc] for doc in run]] = z
-        fused += weight * column
-    return dict(zip(position, fused.tolist(), strict=True))
+    docs, matrix = zscore_matrix(runs)
+    fused = np.zeros(len(docs), dtype=np.float64)
+    for weight, run, row in zip(weights, runs, matrix, strict=True):
+        if run:  # an empty list contributes 0 to every document
+            fused += weight * row
+    return dict(zip(docs, fused.tolist(), strict=True))
 
 
 def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
