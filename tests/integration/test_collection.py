@@ -144,7 +144,7 @@ def test_corrupted_and_incompatible_collections(tiny_collection) -> None:
     collection.close()
     settings_file = root / "tiny" / "collection.json"
     original = settings_file.read_text()
-    settings_file.write_text(original.replace('"format_version": 1', '"format_version": 99'))
+    settings_file.write_text(json.dumps({**json.loads(original), "format_version": 99}))
     with pytest.raises(CollectionFormatError, match="format version 99"):
         Collection.open("tiny", root=root, embedders=embedders)
     settings_file.write_text("{broken")

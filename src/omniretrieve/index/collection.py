@@ -9,6 +9,7 @@ default) or reciprocal rank; an optional rerank re-orders the first stage's top 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from omniretrieve.checks import check_text
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
 from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.dense import QUANTIZATIONS, DenseConfig, DenseIndex
@@ -28,6 +30,7 @@ from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
 from omniretrieve.index.passages import passage_spans
 from omniretrieve.index.sparse import Analyzer, BM25Index
 from omniretrieve.index.store import (
+    CollectionFormatError,
     CollectionStore,
     StoredDocument,
     StoredState,
@@ -35,6 +38,7 @@ from omniretrieve.index.store import (
     encode_vectors,
 )
 from omniretrieve.runtime.progress import progress_bar
+from omniretrieve.text.analyzers import is_known_language
 
 Mode = Literal["dense", "sparse", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
@@ -46,6 +50,8 @@ IMAGE_SPAN = (-1, -1)
 """The span of a passage that is the document's image (embedded by a model that reads images)."""
 FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
+MAX_TEXT_CHARS = 2_000_000
+"""Default cap on one document's text (title + text): about 500k tokens, 2,000 passages."""
 
 
 def default_root() -> Path:
@@ -83,6 +89,7 @@ class CollectionSettings:
     ocr_engine: str = "tesseract"
 
     def validate(self) -> CollectionSettings:
+        self._check_types()
         if self.vector_store not in ("faiss", "milvus"):
             raise InputError("vector_store must be faiss or milvus", field="vector_store")
         if self.quantization not in QUANTIZATIONS:
@@ -112,12 +119,50 @@ class CollectionSettings:
             )
         return self
 
+    def _check_types(self) -> None:
+        def wrong(name: str, expected: str) -> InputError:
+            return InputError(f"{name} must be {expected}", field=name)
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not isinstance(self.embedders, tuple) or not all(
+            isinstance(e, str) and e for e in self.embedders
+        ):
+            raise wrong("embedders", "a list of model ids (empty: BM25 only)")
+        for name in ("quantization", "language", "passages", "aggregate", "fusion", "reranker",
+                     "vector_store", "ocr_engine"):  # fmt: skip
+            if not isinstance(getattr(self, name), str):
+                raise wrong(name, "a string")
+        if not is_known_language(self.language) and self.language != "auto":
+            raise InputError(
+                f"language {self.language!r} is not a language code or name this package "
+                "knows (e.g. auto, en, english, de, zh)",
+                field="language",
+            )
+        if not is_int(self.passage_overlap) or self.passage_overlap < 0:
+            raise wrong("passage_overlap", "a non-negative integer")
+        if not is_int(self.hnsw_threshold) or self.hnsw_threshold < 1:
+            raise wrong("hnsw_threshold", "a positive integer")
+        if self.fusion_weights is not None and (
+            not isinstance(self.fusion_weights, tuple)
+            or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w)
+                for w in self.fusion_weights
+            )
+        ):
+            raise wrong("fusion_weights", "a list of numbers")
+        if self.milvus_uri is not None and not isinstance(self.milvus_uri, str):
+            raise wrong("milvus_uri", "a string")
+        if not isinstance(self.ocr_images, bool):
+            raise wrong("ocr_images", "true or false")
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollectionSettings:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         for key in ("embedders", "fusion_weights"):
-            if values.get(key) is not None:
+            if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return cls(**values)
 
@@ -164,6 +209,20 @@ class UpsertReport:
     embedded_passages: int
 
 
+def read_settings(store: CollectionStore) -> CollectionSettings:
+    """A collection's settings, checked: wrong values are a :class:`CollectionFormatError`
+    naming ``collection.json`` (nothing is changed)."""
+    raw = store.read_settings()
+    try:
+        return CollectionSettings.from_json(raw).validate()
+    except (InputError, TypeError, ValueError) as exc:
+        message = exc.message if isinstance(exc, InputError) else str(exc)
+        raise CollectionFormatError(
+            f"{store.settings_path} holds a wrong value ({message}); the collection was not "
+            "opened or modified (correct the file)"
+        ) from exc
+
+
 def settings_json(settings: CollectionSettings) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
 
@@ -203,6 +262,8 @@ class Collection:
         self._ocr: Any = None
         self.image_paths = True
         """Whether ``image`` may name a local file (the server turns this off)."""
+        self.max_text_chars = MAX_TEXT_CHARS
+        """Longest document text :meth:`upsert` accepts (the server sets its own limit)."""
         self._milvus: Any = None
         if settings.vector_store == "milvus":
             try:
@@ -260,7 +321,7 @@ class Collection:
         directory = (root or default_root()) / name
         if not directory.is_dir():
             raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
-        settings = CollectionSettings.from_json(CollectionStore(directory).read_settings())
+        settings = read_settings(CollectionStore(directory))
         return cls(
             directory, settings, embedders=embedders, rerankers=rerankers, read_only=read_only
         )
@@ -368,8 +429,11 @@ class Collection:
         store = CollectionStore(directory)
         store.lock()  # never drop a collection another process is writing
         try:
-            settings = CollectionSettings.from_json(store.read_settings())
-            if settings.vector_store == "milvus" and settings.milvus_uri:
+            try:
+                settings = read_settings(store)
+            except CollectionFormatError:
+                settings = None  # a damaged collection can still be dropped (its folder)
+            if settings and settings.vector_store == "milvus" and settings.milvus_uri:
                 from omniretrieve.index.milvus_store import MilvusVectors
 
                 remote = MilvusVectors(settings.milvus_uri, name)
@@ -383,6 +447,11 @@ class Collection:
         """Write a snapshot and empty the write-ahead log."""
         self._check_writable()
         self._store.compact(self._state)
+
+    @property
+    def has_unflushed_writes(self) -> bool:
+        """Whether acknowledged writes wait in the WAL (a :meth:`flush` would change files)."""
+        return not self.read_only and self._store.wal_bytes() > 0
 
     def close(self) -> None:
         if self._milvus is not None:
@@ -422,7 +491,10 @@ class Collection:
         """Add or replace documents (``{"id", "text", "metadata", "image"}``); each batch of
         256 is acknowledged (durable) before the next is embedded."""
         self._check_writable()
-        items = [parse_document(d, i) for i, d in enumerate(documents)]
+        items = [
+            parse_document(d, i, max_text_chars=self.max_text_chars)
+            for i, d in enumerate(documents)
+        ]
         seen: set[str] = set()
         for index, item in enumerate(items):
             if item.doc_id in seen:
@@ -637,9 +709,13 @@ class Collection:
         self._dense.clear()
 
     # -- indexes --------------------------------------------------------------------------
-    def _sparse_index(self) -> tuple[BM25Index, list[str]]:
+    def _sparse_index(self) -> tuple[BM25Index | None, list[str]]:
+        """BM25 over the documents (None while there are none) and the ids of its rows."""
         if self._sparse is None:
             ids = list(self._state.documents)
+            if not ids:
+                self._languages = frozenset()
+                return None, []
             texts = [self._state.documents[i].text for i in ids]
             analyzer = Analyzer(self.settings.language)
             languages = None
@@ -833,9 +909,10 @@ class Collection:
         want: int,
     ) -> _SearchPlan:
         for position, query in enumerate(queries):
+            field_path = "query" if len(queries) == 1 else f"queries[{position}]"
             if not isinstance(query, str) or not query.strip():
-                field_path = "query" if len(queries) == 1 else f"queries[{position}]"
                 raise InputError(f"{field_path} is an empty text", field=field_path)
+            check_text(query, field_path)
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
         routing = route_by_language or embedders == "auto"
@@ -1007,7 +1084,7 @@ class Collection:
         self, query: str, k: int, allowed: set[str] | None, language: str | None = None
     ) -> dict[str, float]:
         index, ids = self._sparse_index()
-        if not ids:
+        if index is None:
             return {}
         if index.analyzer.language != "auto":
             language = None

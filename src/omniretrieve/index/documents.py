@@ -4,17 +4,17 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from omniretrieve.errors import InputError
+from omniretrieve.checks import check_json_value, check_text
+from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.index.store import StoredDocument
 
 MAX_ID_BYTES = 1000
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def content_hash(text: str, image: str | None) -> str:
@@ -24,7 +24,7 @@ def content_hash(text: str, image: str | None) -> str:
 
 
 def check_name(name: str) -> None:
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(
             f"collection name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
@@ -32,7 +32,10 @@ def check_name(name: str) -> None:
         )
 
 
-def parse_document(value: Any, index: int) -> StoredDocument:
+def parse_document(value: Any, index: int, *, max_text_chars: int | None = None) -> StoredDocument:
+    """A document checked so that it can always be stored and read back: id, text, title and
+    image valid Unicode, metadata plain JSON (finite numbers, string keys, bounded nesting),
+    text within ``max_text_chars`` (title and text together)."""
     field = f"documents[{index}]"
     if isinstance(value, StoredDocument):
         value = value.to_json()
@@ -42,6 +45,7 @@ def parse_document(value: Any, index: int) -> StoredDocument:
     if not isinstance(doc_id, str | int) or isinstance(doc_id, bool) or str(doc_id) == "":
         raise InputError(f"{field} needs a non-empty string 'id'", field=f"{field}.id")
     doc_id = str(doc_id)
+    check_text(doc_id, f"{field}.id")
     if any(ord(c) < 32 or ord(c) == 127 for c in doc_id):
         raise InputError(f"{field}.id contains control characters", field=f"{field}.id")
     if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
@@ -55,18 +59,21 @@ def parse_document(value: Any, index: int) -> StoredDocument:
     image = value.get("image")
     if image is not None and not isinstance(image, str):
         raise InputError(f"{field}.image must be a string", field=f"{field}.image")
+    for name, part in (("text", text), ("title", title), ("image", image or "")):
+        check_text(part, f"{field}.{name}")
     full_text = f"{title} {text}".strip() if title else text
+    if max_text_chars is not None and len(full_text) > max_text_chars:
+        raise LimitExceededError(
+            f"{field}.text holds {len(full_text)} characters; the limit is {max_text_chars} "
+            "characters per document (split it, or raise the limit)",
+            field=f"{field}.text",
+        )
     if not full_text.strip() and not image:
         raise InputError(f"{field} has neither text nor image", field=field)
     metadata = value.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InputError(f"{field}.metadata must be an object", field=f"{field}.metadata")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"{field}.metadata must be JSON values", field=f"{field}.metadata"
-        ) from exc
+    check_json_value(metadata, f"{field}.metadata")
     return StoredDocument(
         doc_id=doc_id,
         text=full_text,

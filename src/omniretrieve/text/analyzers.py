@@ -105,6 +105,19 @@ def tokenize_group(texts: Sequence[str], language: str) -> list[list[str]]:
     )
 
 
+def is_known_language(language: str) -> bool:
+    """Whether ``language`` (a code or a name) is one BM25 analysis or detection knows."""
+    from omniretrieve.text.language import detectable_languages
+
+    code = normalise(language)
+    return (
+        code in SNOWBALL
+        or code in STOPWORD_LISTS
+        or code in BIGRAM_LANGUAGES
+        or code in detectable_languages()
+    )
+
+
 def tokenize_one(text: str, language: str) -> list[str]:
     return tokenize_group([text], language)[0]
 

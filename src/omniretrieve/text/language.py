@@ -43,6 +43,12 @@ def normalise(language: str) -> str:
     return FOLDED.get(lowered, lowered)
 
 
+@lru_cache(maxsize=1)
+def detectable_languages() -> frozenset[str]:
+    """The codes language detection can answer (py3langid's, folded)."""
+    return frozenset(FOLDED.get(code, code) for code in _identifier(None).labels)
+
+
 @lru_cache(maxsize=16)
 def _identifier(languages: tuple[str, ...] | None) -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
