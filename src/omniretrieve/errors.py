@@ -66,3 +66,10 @@ class ModelIntegrityError(OmniRetrieveError):
 
     status_code = 500
     error_type = "model_integrity"
+
+
+class ShuttingDownError(OmniRetrieveError):
+    """Work stopped (or refused) because the process is shutting down."""
+
+    status_code = 503
+    error_type = "shutting_down"

@@ -13,7 +13,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,7 +22,12 @@ from typing import Any, Literal
 import numpy as np
 
 from omniretrieve.checks import check_text
-from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
+from omniretrieve.errors import (
+    CollectionNotFoundError,
+    InputError,
+    OmniRetrieveError,
+    ShuttingDownError,
+)
 from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.dense import QUANTIZATIONS, DenseConfig, DenseIndex
 from omniretrieve.index.documents import check_name, parse_document
@@ -50,6 +55,8 @@ IMAGE_SPAN = (-1, -1)
 """The span of a passage that is the document's image (embedded by a model that reads images)."""
 FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
+EMBED_CHUNK = 512
+"""Passages embedded between two checks of :attr:`Collection.should_stop`."""
 MAX_TEXT_CHARS = 2_000_000
 """Default cap on one document's text (title + text): about 500k tokens, 2,000 passages."""
 
@@ -264,6 +271,9 @@ class Collection:
         """Whether ``image`` may name a local file (the server turns this off)."""
         self.max_text_chars = MAX_TEXT_CHARS
         """Longest document text :meth:`upsert` accepts (the server sets its own limit)."""
+        self.should_stop: Callable[[], bool] = _never
+        """Asked between batches of an upsert (and of its embedding): True stops it with
+        :class:`ShuttingDownError`, the batches acknowledged so far kept (server shutdown)."""
         self._milvus: Any = None
         if settings.vector_store == "milvus":
             try:
@@ -506,6 +516,7 @@ class Collection:
         added = updated = unchanged = passages = 0
         with progress_bar(len(items), f"indexing {self.name}", enabled=show_progress) as advance:
             for start in range(0, len(items), UPSERT_BATCH):
+                self._stop_if_asked()
                 batch = items[start : start + UPSERT_BATCH]
                 record, counts = self._prepare_upsert(batch)
                 if record["documents"]:
@@ -521,6 +532,14 @@ class Collection:
         if self._store.wal_bytes() > COMPACT_WAL_BYTES:
             self.flush()
         return UpsertReport(added, updated, unchanged, passages)
+
+    def _stop_if_asked(self) -> None:
+        if self.should_stop():
+            raise ShuttingDownError(
+                f"collection {self.name!r}: the upsert stopped for shutdown; batches of 256 "
+                "acknowledged before it are stored, the rest are not (send them again: "
+                "unchanged documents are skipped)"
+            )
 
     def _prepare_upsert(
         self, batch: Sequence[StoredDocument]
@@ -645,11 +664,16 @@ class Collection:
                 spans = [*spans, IMAGE_SPAN]
                 images.append(ImageInput(self._image_bytes(document)))
             spans_by_doc[document.doc_id] = spans
-        text_vectors = (
-            embedder.encode_texts(texts, task="retrieval.passage", show_progress=False)
-            if texts
-            else np.zeros((0, embedder.dimension), dtype=np.float32)
-        )
+        text_vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
+        if texts:
+            blocks = []
+            for start in range(0, len(texts), EMBED_CHUNK):
+                self._stop_if_asked()
+                chunk = texts[start : start + EMBED_CHUNK]
+                blocks.append(
+                    embedder.encode_texts(chunk, task="retrieval.passage", show_progress=False)
+                )
+            text_vectors = np.concatenate(blocks).astype(np.float32, copy=False)
         if not images:
             return spans_by_doc, text_vectors
         image_vectors = embedder.encode(images, task="retrieval.passage").embeddings
@@ -1202,6 +1226,10 @@ class Collection:
             reranked = [(candidates[r.index][0], r.relevance_score) for r in response.results]
         stage_scores["rerank"] = dict(reranked)
         return reranked + ranked[len(candidates) :]
+
+
+def _never() -> bool:
+    return False
 
 
 def matches(value: Any, condition: Any) -> bool:

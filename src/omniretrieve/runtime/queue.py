@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.errors import OmniRetrieveError, ShuttingDownError
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -38,9 +38,8 @@ class QueueFullError(OmniRetrieveError):
         self.retry_after_s = retry_after_s
 
 
-class QueueClosedError(OmniRetrieveError):
-    status_code = 503
-    error_type = "shutting_down"
+class QueueClosedError(ShuttingDownError):
+    pass
 
 
 @dataclass

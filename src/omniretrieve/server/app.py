@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from omniretrieve import __version__
 from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.server.body_checks import JsonBodyCheckMiddleware
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.errors import install_error_handlers
@@ -59,7 +60,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
     app.state.config = config
     app.state.pool = pool
     app.state.metrics = metrics
-    app.state.collections = CollectionManager(pool, config.collections_root)
+    app.state.collections = CollectionManager(pool, config.collections_root, config.limits)
     app.state.milvus_uri = config.milvus_uri
     app.state.ocr_reader = create_reader(config.ocr_fallback)
 
@@ -70,6 +71,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(JsonBodyCheckMiddleware)
     app.add_middleware(ApiKeyMiddleware, keys=config.api_keys)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.limits.max_body_bytes)
 

@@ -1,27 +1,55 @@
 """The server's open collections: opened on first use, one lock each, closed at shutdown.
 
-A collection is not thread-safe, and its writes fsync: every call runs in a worker thread under
-that collection's lock, so the event loop never waits on disk or on the model.
+A collection is not thread-safe, and its writes fsync: every call runs in the manager's own
+worker threads (not the event loop's default pool, which token counting and image decoding
+share) under that collection's lock, so the event loop never waits on disk or on the model.
+
+At shutdown the manager first tells in-flight writes to stop at their next batch (what they
+acknowledged stays), then flushes only the collections holding unflushed writes: a collection
+that was only read is never rewritten, and one that fails to flush keeps its WAL and does not
+stop the others from closing.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError
 from omniretrieve.index.collection import Collection, CollectionSettings
 from omniretrieve.reranker import Reranker
+from omniretrieve.server.config import Limits
 from omniretrieve.server.pool import ModelPool
+
+log = logging.getLogger("omniretrieve.server")
+T = TypeVar("T")
+COLLECTION_THREADS = 4
+
+
+@dataclass
+class OpenCollection:
+    collection: Collection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+    """Set (under ``lock``) when the collection is dropped or closed: a request that looked
+    it up before must not use it."""
 
 
 class CollectionManager:
-    def __init__(self, pool: ModelPool, root: Path | None) -> None:
+    def __init__(self, pool: ModelPool, root: Path | None, limits: Limits | None = None) -> None:
         self.pool = pool
         self.root = root
-        self._open: dict[str, tuple[Collection, threading.Lock]] = {}
+        self.limits = limits or Limits()
+        self.stopping = threading.Event()
+        """Set at shutdown: long upserts stop at their next batch."""
+        self.executor = ThreadPoolExecutor(COLLECTION_THREADS, thread_name_prefix="collection")
+        self._open: dict[str, OpenCollection] = {}
         self._guard = threading.Lock()
 
     def _models(self) -> dict[str, Any]:
@@ -31,6 +59,12 @@ class CollectionManager:
         }
         rerankers = {mid: Reranker.wrap(m.model) for mid, m in self.pool.rerankers.items()}
         return {"embedders": embedders, "rerankers": rerankers}
+
+    def _serve(self, collection: Collection) -> OpenCollection:
+        collection.image_paths = False  # a client may not make the server read its files
+        collection.max_text_chars = self.limits.max_text_chars
+        collection.should_stop = self.stopping.is_set
+        return OpenCollection(collection)
 
     def names(self) -> list[str]:
         return Collection.list(self.root)
@@ -46,15 +80,13 @@ class CollectionManager:
             collection = Collection.create(
                 name, root=self.root, settings=settings, **self._models()
             )
-            collection.image_paths = False  # a client may not make the server read its files
-            self._open[name] = (collection, threading.Lock())
+            self._open[name] = self._serve(collection)
         return collection
 
-    def get(self, name: str) -> tuple[Collection, threading.Lock]:
+    def get(self, name: str) -> OpenCollection:
         with self._guard:
             if name not in self._open:
                 collection = Collection.open(name, root=self.root, **self._models())
-                collection.image_paths = False
                 missing = [e for e in collection.settings.embedders if e not in self.pool.embedders]
                 if missing:
                     collection.close()
@@ -63,23 +95,53 @@ class CollectionManager:
                         "not loaded (start it with --model ...)",
                         field="name",
                     )
-                self._open[name] = (collection, threading.Lock())
+                self._open[name] = self._serve(collection)
             return self._open[name]
+
+    def run_on(self, entry: OpenCollection, work: Callable[[Collection], T]) -> T:
+        """``work(collection)`` under the collection's lock, unless it was dropped or closed
+        since it was looked up (then it no longer exists for this request)."""
+        with entry.lock:
+            if entry.closed:
+                raise CollectionNotFoundError(
+                    f"collection {entry.collection.name!r} does not exist", field="name"
+                )
+            return work(entry.collection)
+
+    def run(self, name: str, work: Callable[[Collection], T]) -> T:
+        return self.run_on(self.get(name), work)
 
     def drop(self, name: str) -> None:
         with self._guard:
             entry = self._open.pop(name, None)
             if entry is not None:
-                with entry[1]:
-                    entry[0].close()
+                with entry.lock:
+                    entry.closed = True
+                    entry.collection.close()
             if name not in Collection.list(self.root):
                 raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
             Collection.drop(name, root=self.root)
 
     def close(self) -> None:
+        """Stop in-flight writes at their next batch, flush what has unflushed writes, close
+        everything; a failure is logged and does not keep the others open."""
+        self.stopping.set()
         with self._guard:
-            for collection, lock in self._open.values():
-                with lock:
-                    collection.flush()
-                    collection.close()
+            for name, entry in self._open.items():
+                with entry.lock:
+                    entry.closed = True
+                    try:
+                        if entry.collection.has_unflushed_writes:
+                            entry.collection.flush()
+                    except Exception as exc:  # keep closing the others; the WAL keeps the data
+                        log.error(
+                            "collection %s: flush at shutdown failed (%s: %s); its writes stay "
+                            "in its WAL and are replayed when it is next opened",
+                            name,
+                            type(exc).__name__,
+                            exc,
+                        )
+                    finally:
+                        entry.collection.close()
             self._open.clear()
+        self.executor.shutdown(wait=False)

@@ -19,8 +19,12 @@ class Limits:
     max_body_bytes: int = 32 * 1024 * 1024
     max_inputs: int = 2048
     max_documents: int = 1000
+    """Documents per rerank request."""
+    max_upsert_documents: int = 1000
+    """Documents per collection upsert request."""
     max_tokens_per_request: int = 1_000_000
     max_text_chars: int = 1_000_000
+    """Characters per text: an input, a rerank document, a collection document."""
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_pending_items: int = 16_384
@@ -38,12 +42,12 @@ class ServerConfig:
     batch_wait_ms: float = 5.0
     max_batch_items: int = 64
     ocr_fallback: bool = True
-    """Reserved for OCR of images sent to text models; until OCR lands such images are a 422."""
+    """Images sent to text-only models are read by OCR (False: such images are a 422)."""
     load_in_background: bool = True
     collections_root: Path | None = None
+    """Where the server's collections live (default: the user's data directory)."""
     milvus_uri: str | None = None
     """Milvus for collections created with vector_store=milvus (None: Milvus Lite files)."""
-    """Where the server's collections live (default: the user's data directory)."""
 
 
 def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[str, ...]:

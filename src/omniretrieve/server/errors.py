@@ -16,7 +16,7 @@ from omniretrieve.server.schemas import ErrorResponse
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)
 }
-HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed"}
+HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}
 
 
 class NotReadyError(OmniRetrieveError):

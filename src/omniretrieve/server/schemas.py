@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from omniretrieve.embedding_types import EmbeddingType
 
@@ -172,5 +172,14 @@ class SearchRequest(BaseModel):
     query: str
     top_k: int = Field(10, ge=1, le=1000)
     mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
-    rerank: bool | str = False
+    rerank: bool | str = Field(
+        False, description="true: the collection's reranker; or the id of a loaded reranker"
+    )
     filter: dict[str, Any] | None = None
+
+    @field_validator("rerank")
+    @classmethod
+    def _named_reranker(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("rerank is true, false or a loaded reranker's id; got an empty text")
+        return value

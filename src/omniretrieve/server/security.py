@@ -7,6 +7,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -102,7 +104,7 @@ class BodySizeLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     too_large = True
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         started = False
@@ -118,6 +120,8 @@ class BodySizeLimitMiddleware:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send)
+        if too_large and not started:  # the app answered otherwise: never happens, but be sure
+            await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         await send_error(
@@ -128,5 +132,9 @@ class BodySizeLimitMiddleware:
         )
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while a body is read: an HTTP exception, so that FastAPI's body parsing lets it
+    through as a 413 (it turns other exceptions into 400)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {max_bytes} bytes")

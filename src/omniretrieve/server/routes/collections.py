@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from omniretrieve.errors import CollectionNotFoundError
+from omniretrieve.errors import CollectionNotFoundError, LimitExceededError, ModelNotFoundError
 from omniretrieve.index.collection import CollectionSettings
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.errors import ERROR_RESPONSES
-from omniretrieve.server.routes import ready_pool
+from omniretrieve.server.routes import app_config, ready_pool
 from omniretrieve.server.schemas import CreateCollectionRequest, SearchRequest, UpsertRequest
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
@@ -24,15 +24,28 @@ def manager(request: Request) -> CollectionManager:
 
 
 async def locked(request: Request, name: str, work: Any) -> Any:
-    """Run ``work(collection)`` in a thread under the collection's lock."""
+    """Run ``work(collection)`` in the collections' own threads under its lock."""
     collections = manager(request)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(collections.executor, collections.run, name, work)
 
-    def run() -> Any:
-        collection, lock = collections.get(name)
-        with lock:
-            return work(collection)
 
-    return await asyncio.to_thread(run)
+def loaded_reranker(request: Request, requested: bool | str, collection: Any) -> str | None:
+    """The loaded reranker a search may use: ``true`` means the collection's own. Over HTTP
+    a reranker is always one the server loaded, never a path or a hub id (no file is read
+    and nothing is downloaded for a client)."""
+    if requested is False:
+        return None
+    name = collection.settings.reranker if requested is True else requested
+    pool = manager(request).pool
+    resolved = pool.aliases.get(name, name)
+    if resolved not in pool.rerankers:
+        raise ModelNotFoundError(
+            f"reranker {name!r} is not loaded by this server; loaded rerankers: "
+            f"{', '.join(pool.rerankers) or 'none'}",
+            field="rerank",
+        )
+    return resolved
 
 
 @router.get("")
@@ -52,18 +65,29 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
         vector_store=body.vector_store,
         milvus_uri=request.app.state.milvus_uri if body.vector_store == "milvus" else None,
     ).validate()
-    collection = await asyncio.to_thread(collections.create, body.name, settings)
+    loop = asyncio.get_running_loop()
+    collection = await loop.run_in_executor(
+        collections.executor, collections.create, body.name, settings
+    )
     return {"name": collection.name, "settings": collection.settings.__dict__}
 
 
 @router.delete("/{name}")
 async def drop_collection(name: str, request: Request) -> dict[str, Any]:
-    await asyncio.to_thread(manager(request).drop, name)
+    collections = manager(request)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(collections.executor, collections.drop, name)
     return {"dropped": name}
 
 
 @router.put("/{name}/documents")
 async def upsert_documents(name: str, body: UpsertRequest, request: Request) -> dict[str, Any]:
+    limit = app_config(request).limits.max_upsert_documents
+    if len(body.documents) > limit:
+        raise LimitExceededError(
+            f"documents has {len(body.documents)} items; the limit per request is {limit}",
+            field="documents",
+        )
     report = await locked(request, name, lambda c: c.upsert(body.documents))
     return {"collection": name, **report.__dict__}
 
@@ -90,11 +114,16 @@ async def delete_document(name: str, doc_id: str, request: Request) -> dict[str,
 
 @router.post("/{name}/search")
 async def search_collection(name: str, body: SearchRequest, request: Request) -> dict[str, Any]:
-    hits = await locked(
-        request,
-        name,
-        lambda c: c.search(
-            body.query, top_k=body.top_k, mode=body.mode, rerank=body.rerank, filter=body.filter
-        ),
-    )
+
+    def search(collection: Any) -> Any:
+        reranker = loaded_reranker(request, body.rerank, collection)
+        return collection.search(
+            body.query,
+            top_k=body.top_k,
+            mode=body.mode,
+            rerank=reranker or False,
+            filter=body.filter,
+        )
+
+    hits = await locked(request, name, search)
     return {"collection": name, "query": body.query, "hits": [h.to_json() for h in hits]}

@@ -1,0 +1,250 @@
+"""The server never accepts what it cannot later read back, never reads paths a client names,
+and stays within its limits (issue 13, items 1-4, 7 and 9), in process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from omniretrieve.server.app import create_app
+from omniretrieve.server.config import Limits, ServerConfig
+from tests.integration.server_helpers import loaded_pool
+
+LIMITS = Limits(max_text_chars=5000, max_upsert_documents=20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    root = Path(tmp_path_factory.mktemp("collections"))
+    config = ServerConfig(collections_root=root, limits=LIMITS)
+    pool = loaded_pool(config)
+    app = create_app(config, pool=pool)
+    with TestClient(app) as client:
+        yield client, root, app
+
+
+def send(client: TestClient, method: str, path: str, raw: str):
+    return client.request(
+        method, path, content=raw.encode("ascii"), headers={"content-type": "application/json"}
+    )
+
+
+def make(client: TestClient, name: str) -> None:
+    """Create ``name`` (once) holding one document."""
+    if name in client.get("/v1/collections").json()["collections"]:
+        return
+    response = client.post("/v1/collections", json={"name": name})
+    assert response.status_code == 201, response.text
+    upsert = client.put(
+        f"/v1/collections/{name}/documents",
+        json={"documents": [{"id": "a", "text": "cats eat fish", "metadata": {"k": 1}}]},
+    )
+    assert upsert.status_code == 200, upsert.text
+
+
+# Raw bodies: a lone surrogate can only arrive as a \u escape; NaN/Infinity as bare tokens.
+BAD_BODIES = [
+    ("put", "/v1/collections/{c}/documents",
+     '{"documents": [{"id": "x", "text": "t", "metadata": {"k": "\\ud800"}}]}',
+     "documents[0].metadata.k"),
+    ("put", "/v1/collections/{c}/documents",
+     '{"documents": [{"id": "x", "text": "t", "metadata": {"k": NaN}}]}',
+     "documents[0].metadata.k"),
+    ("put", "/v1/collections/{c}/documents",
+     '{"documents": [{"id": "x", "text": "t", "metadata": {"k": [1, -Infinity]}}]}',
+     "documents[0].metadata.k[1]"),
+    ("put", "/v1/collections/{c}/documents",
+     '{"documents": [{"id": "x", "text": "t", "metadata": {"k": ' + "[" * 40 + "]" * 40 + "}}]}",
+     "documents[0].metadata.k"),
+    ("put", "/v1/collections/{c}/documents",
+     '{"documents": [{"id": "x\\udfff", "text": "t"}]}', "documents[0].id"),
+    ("put", "/v1/collections/{c}/documents",
+     '{"documents": [{"id": "x", "text": "bad \\udc00 text"}]}', "documents[0].text"),
+    ("post", "/v1/collections/{c}/search", '{"query": "cats \\ud83d"}', "query"),
+    ("post", "/v1/embeddings", '{"input": ["fine", "bad \\ud800"]}', "input[1]"),
+    ("post", "/v1/embeddings", '{"input": "x", "instruction": "\\udbff"}', "instruction"),
+    ("post", "/v1/rerank", '{"query": "\\ud800", "documents": ["a"]}', "query"),
+    ("post", "/v1/rerank", '{"query": "q", "documents": ["a", {"text": "\\ud800"}]}',
+     "documents[1].text"),
+    ("post", "/v2/rerank", '{"query": "q", "documents": ["\\ud800"]}', "documents[0]"),
+    ("post", "/v1/rerank", '{"query": "q", "documents": ["a"], "top_n": NaN}', "top_n"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "field"), BAD_BODIES)
+def test_unreadable_values_are_refused_at_the_door(server, method, path, raw, field) -> None:
+    client, root, _ = server
+    if "collections" in path:
+        make(client, "door")
+    response = send(client, method, path.format(c="door"), raw)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"].startswith(field)  # deep nesting: where it broke
+    # what was there still reads back, searches and flushes
+    if "collections" in path:
+        assert client.get("/v1/collections/door/documents/a").status_code == 200
+        hits = client.post("/v1/collections/door/search", json={"query": "cats"}).json()["hits"]
+        assert [h["doc_id"] for h in hits] == ["a"]
+
+
+def test_valid_surrogate_pairs_and_numbers_still_pass(server) -> None:
+    client, _, _ = server
+    make(client, "pairs")
+    raw = '{"documents": [{"id": "e", "text": "smile \\ud83d\\ude00", "metadata": {"x": 1.5}}]}'
+    assert send(client, "put", "/v1/collections/pairs/documents", raw).status_code == 200
+    got = client.get("/v1/collections/pairs/documents/e").json()
+    assert got["text"] == "smile \U0001f600" and got["metadata"] == {"x": 1.5}
+
+
+@pytest.mark.parametrize("mode", ["sparse", "dense", "hybrid"])
+@pytest.mark.parametrize("rerank", [False, True])
+def test_empty_collection_search_is_200_with_no_hits(server, mode, rerank) -> None:
+    client, _, _ = server
+    name = f"empty-{mode}-{int(rerank)}"
+    assert client.post("/v1/collections", json={"name": name}).status_code == 201
+    body = {"query": "anything", "mode": mode, "rerank": rerank}
+    response = client.post(f"/v1/collections/{name}/search", json=body)
+    assert response.status_code == 200 and response.json()["hits"] == [], response.text
+    client.put(f"/v1/collections/{name}/documents", json={"documents": [{"id": "z", "text": "z"}]})
+    assert client.delete(f"/v1/collections/{name}/documents/z").status_code == 200
+    response = client.post(f"/v1/collections/{name}/search", json=body)
+    assert response.status_code == 200 and response.json()["hits"] == [], response.text
+
+
+@pytest.mark.parametrize(
+    ("rerank", "status", "field"),
+    [
+        ("/etc", 404, "rerank"),
+        ("../../some/dir", 404, "rerank"),
+        ("BAAI/bge-reranker-v2-m3", 404, "rerank"),
+        ("", 422, "rerank"),
+    ],
+)
+def test_search_reranks_only_with_loaded_models(server, rerank, status, field) -> None:
+    client, _, _ = server
+    make(client, "rr")
+    response = client.post("/v1/collections/rr/search", json={"query": "cats", "rerank": rerank})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["field"] == field
+    if status == 404:
+        assert error["type"] == "model_not_found"
+        assert "omniretrieve-hybrid-reranker" in error["message"]
+        assert rerank not in error["message"].split("loaded")[1]  # no probe of the path
+    loaded = client.post(
+        "/v1/collections/rr/search",
+        json={"query": "cats", "rerank": "omniretrieve-hybrid-reranker"},
+    )
+    assert loaded.status_code == 200 and "rerank" in loaded.json()["hits"][0]["scores"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "trail\n"}, "name"),
+        ({"name": "ok-lang", "language": "klingon"}, "language"),
+        ({"name": "ok-lang", "language": ""}, "language"),
+    ],
+)
+def test_collection_creation_is_validated(server, body, field) -> None:
+    client, _, _ = server
+    response = client.post("/v1/collections", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+
+
+def test_upserts_are_capped(server) -> None:
+    client, _, _ = server
+    make(client, "caps")
+    long_text = {"documents": [{"id": "big", "text": "x" * (LIMITS.max_text_chars + 1)}]}
+    response = client.put("/v1/collections/caps/documents", json=long_text)
+    assert response.status_code == 413, response.text
+    error = response.json()["error"]
+    assert error["field"] == "documents[0].text" and str(LIMITS.max_text_chars) in error["message"]
+    many = {"documents": [{"id": str(i), "text": "t"} for i in range(21)]}
+    response = client.put("/v1/collections/caps/documents", json=many)
+    assert response.status_code == 413 and response.json()["error"]["field"] == "documents"
+    assert client.get("/v1/collections/caps/documents/big").status_code == 404
+
+
+def fingerprint(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != "LOCK"
+    }
+
+
+def test_shutdown_flushes_only_written_collections_and_all_of_them(tmp_path: Path, caplog) -> None:
+    config = ServerConfig(collections_root=tmp_path, limits=LIMITS)
+    pool = loaded_pool(config)
+    app = create_app(config, pool=pool)
+    with TestClient(app) as client:
+        for name in ("read", "written", "broken"):
+            make(client, name)
+        client.post("/v1/collections/written/search", json={"query": "x"})
+    # reopen: "read" is only searched, "written" gets a write, "broken" fails to flush
+    app = create_app(config, pool=pool)
+    with caplog.at_level(logging.ERROR, logger="omniretrieve.server"):
+        with TestClient(app) as client:
+            for name in ("read", "written", "broken"):
+                client.post(f"/v1/collections/{name}/search", json={"query": "cats"})
+            before = fingerprint(tmp_path / "read")
+            client.put(
+                "/v1/collections/written/documents",
+                json={"documents": [{"id": "b", "text": "dogs"}]},
+            )
+            client.put(
+                "/v1/collections/broken/documents",
+                json={"documents": [{"id": "b", "text": "dogs"}]},
+            )
+            broken = app.state.collections.get("broken").collection
+
+            def fail() -> None:
+                raise OSError("disk full")
+
+            broken.flush = fail
+    assert fingerprint(tmp_path / "read") == before  # nothing rewritten, no new snapshot
+    assert (tmp_path / "written" / "wal.jsonl").stat().st_size == 0  # flushed
+    assert (tmp_path / "broken" / "wal.jsonl").stat().st_size > 0  # kept in its WAL
+    assert "broken" in caplog.text and "disk full" in caplog.text
+    pool.close()
+
+
+def test_a_dropped_collection_is_not_used_after_lookup(server) -> None:
+    client, _, app = server
+    make(client, "racy")
+    manager = app.state.collections
+    entry = manager.get("racy")  # a request has looked it up; a drop lands before it locks
+    assert client.delete("/v1/collections/racy").status_code == 200
+    from omniretrieve.errors import CollectionNotFoundError
+
+    with pytest.raises(CollectionNotFoundError):
+        manager.run_on(entry, lambda c: c.search("cats"))
+
+
+def test_chunked_body_over_the_limit_is_413(tmp_path: Path) -> None:
+    config = ServerConfig(collections_root=tmp_path, limits=Limits(max_body_bytes=1000))
+    app = create_app(config, pool=loaded_pool(config))
+
+    def chunks():
+        for _ in range(10):
+            yield b'{"input": "' + b"a" * 200
+
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/embeddings", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["type"] == "limit_exceeded"
+
+
+def test_error_bodies_are_json(server) -> None:
+    client, _, _ = server
+    response = send(client, "post", "/v1/embeddings", '{"input": ["a"], "dimensions": NaN}')
+    assert response.status_code == 422
+    json.loads(response.text)
