@@ -27,6 +27,10 @@ POLICY = FetchPolicy(timeout_s=5)
         ("http://[::ffff:127.0.0.1]/x.png", "non-public"),
         ("http://[fe80::1]/x.png", "non-public"),
         ("http://0.0.0.0/x.png", "non-public"),
+        ("http://[2002:7f00:1::]/x.png", "non-public"),  # 6to4 wrapping 127.0.0.1
+        ("http://[2002:a00:5::1]/x.png", "non-public"),  # 6to4 wrapping 10.0.0.5
+        ("http://[fec0::1]/x.png", "non-public"),  # site-local
+        ("http://[64:ff9b::a00:5]/x.png", "non-public"),  # NAT64 wrapping 10.0.0.5
         ("file:///etc/passwd", "only http"),
         ("ftp://example.com/x.png", "only http"),
         ("gopher://example.com/", "only http"),

@@ -106,3 +106,41 @@ def test_close_finishes_accepted_work_then_refuses() -> None:
     assert [f.result(timeout=0) for f in futures] == list(range(5))
     with pytest.raises(QueueClosedError):
         queue.submit(9, cost=1)
+
+
+def test_cancelled_jobs_leave_the_queue_and_are_never_run() -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def process(payloads: Sequence[int]) -> list[int]:
+        gate.wait(10)
+        seen.extend(payloads)
+        return list(payloads)
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_batch_cost=1)
+    running = queue.submit(0, cost=1)  # taken by the worker, held at the gate
+    deadline = time.monotonic() + 10
+    while queue.queued_jobs() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    waiting = [queue.submit(i, cost=100) for i in range(1, 4)]
+    assert queue.pending_cost == 301
+    assert queue.cancel(waiting[0]) and queue.cancel(waiting[2])
+    assert queue.pending_cost == 101 and waiting[0].cancelled()
+    assert not queue.cancel(running)  # already running: it finishes
+    gate.set()
+    assert running.result(timeout=10) == 0 and waiting[1].result(timeout=10) == 2
+    assert seen == [0, 2]
+    queue.close()
+
+
+def test_retry_after_follows_the_backlog() -> None:
+    queue: BatchingQueue[int, int] = BatchingQueue("t", lambda p: list(p), max_pending_cost=10)
+    assert queue.retry_after_s() == 1  # nothing measured, nothing waiting
+    queue.record_throughput(items=100, seconds=2.0)  # 50 items/s
+    queue._pending_cost = 1000  # 20 s of work waiting
+    assert queue.retry_after_s() == 20
+    with pytest.raises(QueueFullError) as refused:
+        queue.submit(1, cost=5)
+    assert refused.value.retry_after_s == 20
+    queue._pending_cost = 0
+    queue.close()

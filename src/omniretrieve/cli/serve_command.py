@@ -33,6 +33,10 @@ def serve(
     max_body_bytes: int = typer.Option(32 * 1024 * 1024, help="Largest request body."),
     max_inputs: int = typer.Option(2048, help="Inputs per embeddings request."),
     max_documents: int = typer.Option(1000, help="Documents per rerank request."),
+    max_upsert_documents: int = typer.Option(1000, help="Documents per collection upsert."),
+    max_text_chars: int = typer.Option(
+        1_000_000, help="Characters per text (inputs, rerank and collection documents)."
+    ),
     max_tokens: int = typer.Option(1_000_000, help="Tokens per embeddings request."),
     max_image_bytes: int = typer.Option(20 * 1024 * 1024, help="Bytes per image."),
     max_image_pixels: int = typer.Option(40_000_000, help="Pixels per image."),
@@ -48,6 +52,13 @@ def serve(
     milvus_uri: str = typer.Option(
         None, "--milvus-uri", help="Milvus for vector_store=milvus collections (default: Lite)."
     ),
+    header_timeout: float = typer.Option(
+        10.0, help="Seconds a client has to send a request's headers (then: disconnected)."
+    ),
+    body_timeout: float = typer.Option(
+        30.0, help="Seconds a request body may pause between reads (then: disconnected)."
+    ),
+    keep_alive: float = typer.Option(5.0, help="Seconds an idle kept-alive connection stays."),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""
@@ -81,7 +92,9 @@ def serve(
             max_body_bytes=max_body_bytes,
             max_inputs=max_inputs,
             max_documents=max_documents,
+            max_upsert_documents=max_upsert_documents,
             max_tokens_per_request=max_tokens,
+            max_text_chars=max_text_chars,
             max_image_bytes=max_image_bytes,
             max_image_pixels=max_image_pixels,
             max_pending_items=max_pending,
@@ -102,10 +115,14 @@ def serve(
         f"omniretrieve {__version__}: serving {', '.join(models)} on http://{host}:{port} ({keys})",
         err=True,
     )
+    from omniretrieve.server.connections import timed_protocol
+
     uvicorn.run(
         create_app(config),
         host=host,
         port=port,
         log_level=log_level,
+        http=timed_protocol(header_timeout, body_timeout),
+        timeout_keep_alive=keep_alive,
         timeout_graceful_shutdown=30,
     )

@@ -25,9 +25,21 @@ def system_resolver(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+"""6to4: the IPv4 address rides in bits 16-48; it may name a private or loopback host."""
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+"""Deprecated IPv6 site-local addresses: private, although Python calls them global."""
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if address in SIX_TO_FOUR or address in SITE_LOCAL or address in NAT64:
+            return False  # wrapped IPv4 or private by definition: never fetched
+        if address.teredo is not None:
+            return False
     return not (
         address.is_loopback
         or address.is_private

@@ -8,12 +8,15 @@ announce a request that is on its way (parsing, validating) with ``expecting()``
 announced the worker waits up to ``max_wait_s`` for it to join the batch. A lone request never
 waits. When the pending cost would exceed
 ``max_pending_cost`` a submission is refused with :class:`QueueFullError` (the server answers
-429 with Retry-After) instead of letting the queue grow without limit. ``close()`` stops new
-submissions and finishes what was already accepted.
+429 with a Retry-After derived from the backlog and the measured throughput) instead of letting
+the queue grow without limit. A queued job whose caller went away is taken out with
+``cancel()`` and never runs. ``close()`` stops new submissions and finishes what was already
+accepted.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -73,6 +76,8 @@ class BatchingQueue(Generic[P, R]):
         self._on_idle = on_idle
         self._jobs: deque[_Job[P, R]] = deque()
         self._pending_cost = 0
+        self._items_per_s: float | None = None
+        """Measured throughput (a moving average over batches), for Retry-After."""
         self._expected = 0
         self._closed = False
         self._cond = threading.Condition()
@@ -83,16 +88,47 @@ class BatchingQueue(Generic[P, R]):
     def pending_cost(self) -> int:
         return self._pending_cost
 
+    def queued_jobs(self) -> int:
+        """Jobs waiting (not yet taken by the worker)."""
+        with self._cond:
+            return len(self._jobs)
+
+    def record_throughput(self, items: int, seconds: float) -> None:
+        rate = items / max(seconds, 1e-6)
+        previous = self._items_per_s
+        self._items_per_s = rate if previous is None else 0.7 * previous + 0.3 * rate
+
+    def retry_after_s(self) -> int:
+        """Seconds until the work queued now is likely done (1 to 3,600)."""
+        rate = self._items_per_s
+        if rate is None or self._pending_cost <= 0:
+            return 1
+        return int(min(3600, max(1, math.ceil(self._pending_cost / rate))))
+
+    def cancel(self, future: Future[R]) -> bool:
+        """Take a queued job out (its caller went away): True if it was still waiting, and
+        then it never runs; a job already running finishes."""
+        with self._cond:
+            for job in self._jobs:
+                if job.future is future:
+                    self._jobs.remove(job)
+                    self._pending_cost -= job.cost
+                    future.cancel()
+                    self._cond.notify_all()
+                    return True
+        return False
+
     def submit(self, payload: P, *, cost: int, key: Hashable = None) -> Future[R]:
         job: _Job[P, R] = _Job(payload, max(cost, 1), key)
         with self._cond:
             if self._closed:
                 raise QueueClosedError(f"{self.name}: the server is shutting down")
             if self._pending_cost > 0 and self._pending_cost + job.cost > self._max_pending_cost:
+                wait = self.retry_after_s()
                 raise QueueFullError(
                     f"{self.name}: {self._pending_cost} items are waiting (limit "
-                    f"{self._max_pending_cost}); retry shortly",
-                    retry_after_s=1,
+                    f"{self._max_pending_cost}); retry in about {wait} s",
+                    retry_after_s=wait,
                 )
             self._jobs.append(job)
             self._pending_cost += job.cost
@@ -152,9 +188,11 @@ class BatchingQueue(Generic[P, R]):
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
             cost = sum(job.cost for job in batch)
+            started = time.perf_counter()
             try:
                 self._deliver(batch)
             finally:
+                self.record_throughput(cost, time.perf_counter() - started)
                 with self._cond:
                     self._pending_cost -= cost
                     idle = not self._jobs

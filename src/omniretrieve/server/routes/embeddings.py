@@ -16,7 +16,12 @@ from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.ocr_fallback import read_images_as_text
 from omniretrieve.server.pool import EncodeJob
-from omniretrieve.server.routes import app_config, app_metrics, ready_pool
+from omniretrieve.server.routes import (
+    app_config,
+    app_metrics,
+    ready_pool,
+    result_unless_disconnected,
+)
 from omniretrieve.server.schemas import EmbeddingsRequest, EmbeddingsResponse
 
 router = APIRouter()
@@ -95,7 +100,7 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
             cost=len(inputs),
             key=(body.task, body.instruction),
         )
-    output = await asyncio.wrap_future(future)
+    output = await result_unless_disconnected(request, loaded.queue, future)
     if not body.truncate and any(output.truncated):
         first = output.truncated.index(True)
         raise InputError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -15,7 +14,12 @@ from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.ocr_fallback import read_images_as_text
 from omniretrieve.server.pool import RerankJob
-from omniretrieve.server.routes import app_config, app_metrics, ready_pool
+from omniretrieve.server.routes import (
+    app_config,
+    app_metrics,
+    ready_pool,
+    result_unless_disconnected,
+)
 from omniretrieve.server.schemas import CohereRerankRequest, RerankRequest
 
 router = APIRouter()
@@ -54,7 +58,7 @@ async def run_rerank(
         )
         query, documents = converted[0], converted[1:]
     future = loaded.queue.submit(RerankJob(query, documents), cost=len(documents), key=object())
-    output = await asyncio.wrap_future(future)
+    output = await result_unless_disconnected(request, loaded.queue, future)
     app_metrics(request).tokens.labels(model.model_id).inc(output.total_tokens)
     response = build_rerank_response(
         model.model_id, output, originals, top_n=top_n, return_documents=return_documents

@@ -1,0 +1,146 @@
+"""A real uvicorn server on loopback: work of clients that left is dropped, idle and
+half-sent connections are closed (issue 13, items 6 and 9)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+
+from omniretrieve.server.app import create_app
+from omniretrieve.server.config import ServerConfig
+from omniretrieve.server.connections import timed_protocol
+from tests.integration.server_helpers import free_port, loaded_pool, wait_ready
+
+
+@pytest.fixture(scope="module")
+def served():
+    config = ServerConfig(max_batch_items=8)
+    pool = loaded_pool(config)
+    app = create_app(config, pool=pool)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            http=timed_protocol(header_timeout_s=1.0, body_idle_timeout_s=1.0),
+            timeout_keep_alive=1,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base)
+    yield base, port, pool
+    server.should_exit = True
+    thread.join(30)
+    pool.close()
+
+
+@contextmanager
+def gated(queue) -> Iterator[tuple[threading.Event, list[int]]]:
+    """Hold the queue's worker at a gate; record the size of each batch it runs."""
+    gate = threading.Event()
+    sizes: list[int] = []
+    original = queue._process
+
+    def process(payloads: Sequence) -> list:
+        gate.wait(60)
+        sizes.append(sum(len(p.inputs) for p in payloads))
+        return original(payloads)
+
+    queue._process = process
+    try:
+        yield gate, sizes
+    finally:
+        gate.set()
+        queue._process = original
+
+
+def raw_request(port: int, body: dict) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    data = json.dumps(body).encode()
+    head = (
+        f"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    sock.sendall(head + data)
+    return sock
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_work_of_disconnected_clients_is_dropped(served) -> None:
+    base, port, pool = served
+    loaded = next(iter(pool.embedders.values()))
+    queue = loaded.queue
+    with gated(queue) as (gate, sizes):
+        first = raw_request(port, {"input": ["held at the gate"]})
+        assert wait_for(lambda: queue.pending_cost == 1 and queue.queued_jobs() == 0)
+        leaving = [raw_request(port, {"input": [f"text {i}"] * 500}) for i in range(3)]
+        assert wait_for(lambda: queue.pending_cost == 1501)
+        for sock in leaving:
+            sock.close()
+        assert wait_for(lambda: queue.pending_cost == 1), queue.pending_cost
+        gate.set()
+        first.settimeout(30)
+        assert b"200 OK" in first.recv(65536)
+        first.close()
+        one = httpx.post(f"{base}/v1/embeddings", json={"input": "still served"}, timeout=30)
+        assert one.status_code == 200
+    assert sizes == [1, 1]  # the 1,500 texts of the clients that left never reached the model
+
+
+def closed_by_server(sock: socket.socket, within: float = 20.0) -> bool:
+    sock.settimeout(within)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return True
+    except (TimeoutError, ConnectionResetError):
+        return False
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"",  # connects, says nothing
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n",  # half the headers
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"input": ',  # half the body
+    ],
+    ids=["idle", "half-headers", "half-body"],
+)
+def test_idle_and_half_sent_connections_are_closed(served, sent) -> None:
+    _, port, _ = served
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(sent)
+    assert closed_by_server(sock)
+    sock.close()
+
+
+def test_kept_alive_connections_close_when_idle(served) -> None:
+    _, port, _ = served
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.settimeout(20)
+    assert b"200 OK" in sock.recv(4096)
+    assert closed_by_server(sock)
+    sock.close()
