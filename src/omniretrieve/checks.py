@@ -10,6 +10,9 @@ from typing import Any
 
 from omniretrieve.errors import InputError
 
+MAX_TEXT_CHARS = 2_000_000
+"""Default cap on one collection document's text (title + text): ~500k tokens, ~2,000
+passages; configurable per collection (``max_text_chars``), server and ``index --max-chars``."""
 MAX_JSON_DEPTH = 32
 """Nesting allowed in a document's metadata (objects and arrays inside each other)."""
 

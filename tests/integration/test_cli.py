@@ -174,3 +174,67 @@ def test_models_lists_the_hugging_face_cache(tmp_path: Path, tiny_bert_dir: Path
     )
     assert embedded.returncode == 0, embedded.stderr
     assert len(json.loads(embedded.stdout)["data"][0]["embedding"]) == 32
+
+
+@pytest.fixture()
+def messy_folder(tmp_path: Path) -> Path:
+    """Good files, a non-UTF-8 one, an over-long one, and symlinks in and out of the folder."""
+    folder = tmp_path / "repo"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "good.py").write_text("def cats():\n    return 'cats eat fish'\n")
+    (folder / "notes.md").write_text("Dogs chew bones.")
+    (folder / "binary.py").write_bytes(b"print(1)\n\xff\xfe\x00garbage")
+    (folder / "big.txt").write_text("long text " * 100)
+    outside = tmp_path / "secret.md"
+    outside.write_text("a file outside the folder")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "far.md").write_text("a folder outside")
+    (folder / "link.md").symlink_to(outside)
+    (folder / "linked_dir").symlink_to(tmp_path / "elsewhere")
+    (folder / "sub" / "inner.md").symlink_to(folder / "notes.md")  # stays inside
+    return folder
+
+
+def test_folder_ingest_skips_what_it_cannot_read_and_indexes_the_rest(
+    runner: CliRunner, messy_folder: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "collections"
+    args = ["index", "messy", "--from", str(messy_folder), "--root", str(root)]
+    result = runner.invoke(app, [*args, "--max-chars", "500"])
+    assert result.exit_code == 2, result.output
+    payload = json.loads(result.stdout)
+    skipped = {item["path"]: item["error"] for item in payload["skipped"]}
+    assert "offset 9" in skipped["binary.py"] and "UTF-8" in skipped["binary.py"]
+    assert "1000 characters" in skipped["big.txt"] and "500" in skipped["big.txt"]
+    assert "outside the folder" in skipped["link.md"]
+    assert "outside the folder" in skipped["linked_dir"]
+    listed = run_ok(runner, ["search", "messy", "cats", "--root", str(root), "-k", "10"])
+    ids = {hit["doc_id"] for hit in listed["hits"]}
+    assert "good.py" in ids and "link.md" not in ids
+    assert payload["documents"] == 3  # good.py, notes.md, sub/inner.md
+    followed = runner.invoke(app, [*args, "--follow-symlinks", "--max-chars", "2000"])
+    assert followed.exit_code == 2  # binary.py is still unreadable
+    payload = json.loads(followed.stdout)
+    assert payload["documents"] == 6  # + big.txt, link.md, linked_dir/far.md
+    assert [item["path"] for item in payload["skipped"]] == ["binary.py"]
+
+
+def test_cli_search_of_empty_and_damaged_collections(runner: CliRunner, tmp_path: Path) -> None:
+    from omniretrieve.index.collection import Collection, CollectionSettings
+
+    root = tmp_path / "collections"
+    writer = Collection.create("fresh", root=root, settings=CollectionSettings(embedders=()))
+    result = runner.invoke(app, ["search", "fresh", "anything", "--root", str(root)])
+    assert result.exit_code == 0, result.output  # beside a writer that acknowledged nothing
+    assert json.loads(result.stdout)["hits"] == []
+    writer.upsert([{"id": f"d{i}", "text": f"text number {i}"} for i in range(6)])
+    writer.flush()
+    writer.close()
+    snapshot = root / "fresh" / (root / "fresh" / "CURRENT").read_text().strip()
+    documents = snapshot / "documents.jsonl"
+    documents.write_bytes(b"".join(documents.read_bytes().splitlines(keepends=True)[:3]))
+    for args in (["search", "fresh", "text"], ["index", "fresh", "--from", str(documents)]):
+        damaged = runner.invoke(app, [*args, "--root", str(root)])
+        assert damaged.exit_code == 1, damaged.output
+        assert "documents.jsonl" in damaged.stderr and "Traceback" not in damaged.output
+    assert len(documents.read_bytes().splitlines()) == 3  # nothing compacted over it

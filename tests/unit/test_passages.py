@@ -101,3 +101,23 @@ def test_other_languages(language: str | None, source: str, expected: list[str])
 
     starts = definition_starts(source, language)
     assert [source[s : s + 8] for s in starts] == expected
+
+
+def test_long_texts_are_tokenised_in_pieces_with_the_same_spans(tokenizer, monkeypatch) -> None:
+    """A text longer than one tokenisation piece gives the spans of tokenising it whole (the
+    pieces are cut at whitespace), so long files pass in bounded memory."""
+    from omniretrieve.index import passages
+
+    text = "\n".join(f"line {i}: the quick brown fox jumps over dog {i * 7}" for i in range(3000))
+    whole = passages.passage_spans(text, tokenizer, max_tokens=128, overlap=16)
+    calls: list[int] = []
+    original = tokenizer.__call__
+
+    def counting(piece, **kwargs):
+        calls.append(len(piece))
+        return original(piece, **kwargs)
+
+    monkeypatch.setattr(passages, "PIECE_CHARS", 10_000)
+    pieced = passages.passage_spans(text, counting, max_tokens=128, overlap=16)
+    assert pieced == whole
+    assert len(calls) > 10 and max(calls) <= 10_000

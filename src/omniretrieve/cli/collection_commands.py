@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.cli.app import app, collections_app
 from omniretrieve.cli.common import handle_errors, parse_filters, write_json
 from omniretrieve.errors import InputError
@@ -33,20 +34,33 @@ def index(
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
     ocr: bool = typer.Option(True, "--ocr/--no-ocr", help="Read images and scanned PDF pages."),
     ocr_engine: str = typer.Option("tesseract", help="tesseract or rapidocr."),
+    follow_symlinks: bool = typer.Option(
+        False, "--follow-symlinks", help="Follow symlinks that leave the folder."
+    ),
+    max_chars: int = typer.Option(
+        MAX_TEXT_CHARS, "--max-chars", help="Longest document text; longer files are skipped."
+    ),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped).
 
     --from takes a BEIR corpus .jsonl, a folder (text, Markdown, code, images, PDFs), or one
-    image or PDF file. A file that cannot be read is reported and skipped (exit code 2 at the
-    end); everything else is indexed."""
+    image or PDF file. A file that cannot be read (not UTF-8, over --max-chars, a symlink out
+    of the folder) is reported and skipped (exit code 2 at the end); everything else is
+    indexed."""
     from omniretrieve.index.collection import Collection, CollectionSettings
     from omniretrieve.index.documents import iter_folder_documents, iter_jsonl_documents
-    from omniretrieve.ingest.visual import VISUAL_SUFFIXES, SkippedFile, visual_files
+    from omniretrieve.ingest.files import SkippedFile
+    from omniretrieve.ingest.visual import VISUAL_SUFFIXES, visual_files
 
     skipped: list[SkippedFile] = []
     if source.is_dir():
-        documents = list(iter_folder_documents(source))
-        documents += _visual(visual_files(source), source, ocr, ocr_engine, skipped)
+        documents = list(
+            iter_folder_documents(
+                source, skipped=skipped, follow_symlinks=follow_symlinks, max_chars=max_chars
+            )
+        )
+        files = visual_files(source, skipped=skipped, follow_symlinks=follow_symlinks)
+        documents += _visual(files, source, ocr, ocr_engine, skipped)
     elif source.is_file() and source.suffix.lower() in VISUAL_SUFFIXES:
         documents = _visual([source], source.parent, ocr, ocr_engine, skipped)
     elif source.is_file():
@@ -65,9 +79,11 @@ def index(
         ).validate()
         collection = Collection.create(name, root=root, settings=settings)
     with collection:
+        collection.max_text_chars = max_chars
         report = collection.upsert(documents, show_progress=True)
         collection.flush()
         payload = {"collection": name, "documents": len(collection), **report.__dict__}
+    skipped.sort(key=lambda item: item.path)
     payload["skipped"] = [{"path": s.path, "error": s.error} for s in skipped]
     sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     for item in skipped:

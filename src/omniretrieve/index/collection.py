@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from omniretrieve.checks import check_text
+from omniretrieve.checks import MAX_TEXT_CHARS, check_text
 from omniretrieve.errors import (
     CollectionNotFoundError,
     InputError,
@@ -57,8 +57,6 @@ FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
 EMBED_CHUNK = 512
 """Passages embedded between two checks of :attr:`Collection.should_stop`."""
-MAX_TEXT_CHARS = 2_000_000
-"""Default cap on one document's text (title + text): about 500k tokens, 2,000 passages."""
 
 
 def default_root() -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 from omniretrieve.checks import check_json_value, check_text
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.index.store import StoredDocument
+from omniretrieve.ingest.files import SkippedFile, folder_files
 
 MAX_ID_BYTES = 1000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -121,19 +122,59 @@ TEXT_SUFFIXES = frozenset(
 )
 
 
-def iter_folder_documents(folder: Path) -> Iterator[dict[str, Any]]:
-    """Text, Markdown and code files under ``folder``; the id is the relative path."""
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix.lower() not in TEXT_SUFFIXES:
+def iter_folder_documents(
+    folder: Path,
+    *,
+    skipped: list[SkippedFile] | None = None,
+    follow_symlinks: bool = False,
+    max_chars: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Text, Markdown and code files under ``folder``; the id is the relative path. A file
+    that is not UTF-8 (reported with the offset of its first bad byte), longer than
+    ``max_chars`` characters (sized before it is read), or a symlink out of the folder is
+    added to ``skipped`` (an error when no list is given) and the walk goes on."""
+    report: list[SkippedFile] = [] if skipped is None else skipped
+
+    def wanted(path: Path) -> bool:
+        return path.suffix.lower() in TEXT_SUFFIXES
+
+    for path in folder_files(folder, wanted, skipped=report, follow_symlinks=follow_symlinks):
+        relative = str(path.relative_to(folder))
+        text, problem = _read_text_file(path, max_chars)
+        if problem is not None:
+            if skipped is None:
+                raise InputError(f"{path}: {problem}", field="file")
+            report.append(SkippedFile(relative, problem))
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not valid UTF-8", field="file") from exc
         if text.strip():
-            relative = str(path.relative_to(folder))
             yield {
                 "id": relative,
                 "text": text,
                 "metadata": {"path": relative, "suffix": path.suffix.lower()},
             }
+    if skipped is None and report:
+        raise InputError(f"{report[0].path}: {report[0].error}", field="file")
+
+
+def _read_text_file(path: Path, max_chars: int | None) -> tuple[str, str | None]:
+    """A file's text, or why it cannot be indexed. A file over 4 bytes per allowed character
+    is refused unread, so one huge file never fills the memory."""
+    if max_chars is not None and path.stat().st_size > 4 * max_chars:
+        return "", (
+            f"{path.stat().st_size} bytes: over the limit of {max_chars} characters "
+            "(--max-chars to raise it)"
+        )
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "", (
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); convert "
+            "it (e.g. iconv -f latin1 -t utf-8) or remove it"
+        )
+    if max_chars is not None and len(text) > max_chars:
+        return "", (
+            f"holds {len(text)} characters: over the limit of {max_chars} characters "
+            "(--max-chars to raise it)"
+        )
+    return text, None

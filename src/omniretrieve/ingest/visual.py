@@ -13,16 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.ingest.files import SkippedFile, folder_files
 from omniretrieve.ingest.images import IMAGE_SUFFIXES, image_pages
 from omniretrieve.ingest.pdf import pdf_pages
 
 VISUAL_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    error: str
 
 
 @dataclass(frozen=True)
@@ -34,10 +29,15 @@ class _Page:
     image: bytes | None
 
 
-def visual_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VISUAL_SUFFIXES
-    )
+def visual_files(
+    folder: Path, *, skipped: list[SkippedFile], follow_symlinks: bool = False
+) -> list[Path]:
+    """Image and PDF files under ``folder`` (symlinks out of it reported in ``skipped``)."""
+
+    def wanted(path: Path) -> bool:
+        return path.suffix.lower() in VISUAL_SUFFIXES
+
+    return list(folder_files(folder, wanted, skipped=skipped, follow_symlinks=follow_symlinks))
 
 
 def visual_documents(
