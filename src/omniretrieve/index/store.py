@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ FORMAT_VERSION = 2
 snapshot's structure checked; their next compaction writes a manifest and version 2."""
 READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
+SNAPSHOT_NAME = re.compile(r"snap-[0-9]{1,18}")
 
 
 class CollectionFormatError(OmniRetrieveError):
@@ -218,7 +220,7 @@ class CollectionStore:
         version = settings.get("format_version")
         if version not in READABLE_VERSIONS:
             raise CollectionFormatError(
-                f"{self.directory} has format version {version!r}; this omniretrieve reads "
+                f"{self.settings_path} has format version {version!r}; this omniretrieve reads "
                 f"versions {', '.join(map(str, READABLE_VERSIONS))}. Open it with the version "
                 "that wrote it, or re-index"
             )
@@ -252,6 +254,11 @@ class CollectionStore:
         if not pointer.exists():
             return None
         name = pointer.read_text(encoding="utf-8").strip()
+        if not SNAPSHOT_NAME.fullmatch(name):
+            raise CollectionFormatError(
+                f"{pointer} is damaged (it names {name[:40]!r}, not a snapshot); nothing was "
+                "read or overwritten"
+            )
         path = self.directory / name
         if not path.is_dir():
             raise CollectionFormatError(f"{self.directory}: CURRENT names {name}, which is missing")

@@ -144,4 +144,10 @@ class CollectionManager:
                     finally:
                         entry.collection.close()
             self._open.clear()
-        self.executor.shutdown(wait=False)
+            # back to a fresh state: an app whose lifespan runs again (tests, embedding
+            # servers) opens its collections anew on first use
+            self.executor.shutdown(wait=False)
+            self.executor = ThreadPoolExecutor(
+                COLLECTION_THREADS, thread_name_prefix="collection"
+            )
+            self.stopping = threading.Event()

@@ -90,10 +90,18 @@ class ModelPool:
         self.ready = threading.Event()
         self.load_error: str | None = None
         self._closed = False
+        self._load_lock = threading.Lock()
 
     # -- loading ------------------------------------------------------------------------
     def load(self) -> None:
-        """Load every configured model (embedders first, so scorers can share them)."""
+        """Load every configured model (embedders first, so scorers can share them). Safe to
+        call from several threads (two lifespans, a test and a background load): the first
+        loads, the others wait for it."""
+        with self._load_lock:
+            if not self.ready.is_set():
+                self._load()
+
+    def _load(self) -> None:
         try:
             sources = [(spec, self.registry.resolve(spec)) for spec in self.config.models]
             sources.sort(key=lambda pair: pair[1].family.kind != "embedder")
