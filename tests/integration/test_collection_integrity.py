@@ -266,3 +266,29 @@ def test_long_texts_are_refused_with_the_limit(built) -> None:
             collection.upsert([{"id": "ok", "text": "short"}, {"id": "long", "text": "x" * 101}])
         assert caught.value.field == "documents[1].text"
         assert collection.get("ok") is None  # the whole batch is refused before any work
+
+
+def test_a_batch_written_to_while_it_embeds_is_redone(built) -> None:
+    """With a batch guard (the server's lock), embedding runs outside it; a document another
+    writer changed meanwhile is classified and embedded again, never stored stale."""
+    from contextlib import contextmanager
+
+    root, embedders = built
+    with Collection.open("c", root=root, embedders=embedders) as collection:
+        entered = []
+
+        @contextmanager
+        def guard():
+            entered.append(1)
+            if len(entered) == 2:  # between classifying and acknowledging: another write
+                collection.upsert([{"id": "d1", "text": "a completely different text"}])
+            yield
+
+        report = collection.upsert(
+            [{"id": "d1", "text": DOCS[1]["text"], "metadata": {"tag": "new"}}], batch_guard=guard
+        )
+        assert report.updated == 1
+        stored = collection.get("d1")
+        assert stored.text == DOCS[1]["text"] and stored.metadata == {"tag": "new"}
+        expected = next(iter(embedders.values())).encode_texts([stored.text])
+        assert abs(float(collection.vectors("d1")[0] @ expected[0]) - 1.0) < 1e-4

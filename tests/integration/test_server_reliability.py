@@ -248,3 +248,41 @@ def test_error_bodies_are_json(server) -> None:
     response = send(client, "post", "/v1/embeddings", '{"input": ["a"], "dimensions": NaN}')
     assert response.status_code == 422
     json.loads(response.text)
+
+
+def test_reads_are_served_while_a_long_upsert_embeds(server) -> None:
+    """An upsert embeds outside the collection's lock (it holds the lock only to classify a
+    batch and to acknowledge it): a GET or a search in the meantime is answered."""
+    import threading
+
+    client, _, app = server
+    make(client, "busy")
+    entry = app.state.collections.get("busy")
+    embedder = next(iter(entry.collection._embedders.values()))
+    started, release = threading.Event(), threading.Event()
+    original = embedder.encode_texts
+
+    def slow_encode(texts, **kwargs):
+        started.set()
+        release.wait(30)
+        return original(texts, **kwargs)
+
+    embedder.encode_texts = slow_encode
+    try:
+        writer = threading.Thread(
+            target=client.put,
+            args=("/v1/collections/busy/documents",),
+            kwargs={"json": {"documents": [{"id": "slow", "text": "a slow text"}]}},
+        )
+        writer.start()
+        assert started.wait(30)
+        got = client.get("/v1/collections/busy/documents/a")  # would wait for the lock
+        assert got.status_code == 200
+        searched = client.post("/v1/collections/busy/search", json={"query": "x", "mode": "sparse"})
+        assert searched.status_code == 200
+        assert client.get("/v1/collections/busy/documents/slow").status_code == 404  # not yet
+    finally:
+        release.set()
+        embedder.encode_texts = original
+    writer.join(30)
+    assert client.get("/v1/collections/busy/documents/slow").status_code == 200

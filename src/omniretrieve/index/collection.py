@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +50,9 @@ MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 
 COMPACT_WAL_BYTES = 64 * 1024 * 1024
 UPSERT_BATCH = 256
+UPSERT_BATCH_CHARS = 200_000
+"""A batch also ends past this many characters: each acknowledgement (and each time a server
+holds the collection's lock) covers a bounded amount of embedding work."""
 QUERY_LANGUAGE_CACHE = 100_000
 IMAGE_SPAN = (-1, -1)
 """The span of a passage that is the document's image (embedded by a model that reads images)."""
@@ -204,6 +207,32 @@ class _SearchPlan:
     filter: Mapping[str, Any] | None
     filter_key: str | None
     depth: int
+
+
+@dataclass(frozen=True)
+class _BatchPlan:
+    entries: list[dict[str, Any]]
+    """WAL entries that need no embedding (metadata-only updates)."""
+    to_embed: list[StoredDocument]
+    counts: tuple[int, int, int]
+    """Added, updated, unchanged."""
+    versions: tuple[int, ...]
+    """:meth:`Collection._stored_versions` when the batch was classified."""
+
+
+def upsert_batches(items: Sequence[StoredDocument]) -> Iterator[list[StoredDocument]]:
+    """Consecutive batches of at most :data:`UPSERT_BATCH` documents and, past their first
+    document, :data:`UPSERT_BATCH_CHARS` characters."""
+    batch: list[StoredDocument] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) >= UPSERT_BATCH or size + len(item.text) > UPSERT_BATCH_CHARS):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item.text)
+    if batch:
+        yield batch
 
 
 @dataclass(frozen=True)
@@ -495,10 +524,37 @@ class Collection:
         return self._rerankers[model_id]
 
     # -- writing --------------------------------------------------------------------------
-    def upsert(self, documents: Iterable[Any], *, show_progress: bool = False) -> UpsertReport:
-        """Add or replace documents (``{"id", "text", "metadata", "image"}``); each batch of
-        256 is acknowledged (durable) before the next is embedded."""
+    def upsert(
+        self,
+        documents: Iterable[Any],
+        *,
+        show_progress: bool = False,
+        batch_guard: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> UpsertReport:
+        """Add or replace documents (``{"id", "text", "metadata", "image"}``); each batch (256
+        documents or 200k characters at most) is acknowledged (durable) before the next is
+        embedded. Every document is checked before any work, so a bad one changes nothing.
+
+        ``batch_guard`` (a server's lock) is held only while a batch is classified and while
+        it is acknowledged, not while it is embedded, so reads go on meanwhile; a batch whose
+        documents changed in between is classified and embedded again under the guard."""
         self._check_writable()
+        items = self.check_documents(documents)
+        guard = batch_guard or nullcontext
+        totals = [0, 0, 0, 0]
+        with progress_bar(len(items), f"indexing {self.name}", enabled=show_progress) as advance:
+            for batch in upsert_batches(items):
+                counts = self._upsert_batch(batch, guard)
+                totals = [a + b for a, b in zip(totals, counts, strict=True)]
+                advance(len(batch))
+        with guard():
+            if self._store.wal_bytes() > COMPACT_WAL_BYTES:
+                self.flush()
+        return UpsertReport(*totals)
+
+    def check_documents(self, documents: Iterable[Any]) -> list[StoredDocument]:
+        """Documents parsed and checked as :meth:`upsert` takes them (ids unique, texts within
+        :attr:`max_text_chars`, metadata plain JSON); nothing is stored."""
         items = [
             parse_document(d, i, max_text_chars=self.max_text_chars)
             for i, d in enumerate(documents)
@@ -511,37 +567,42 @@ class Collection:
                     field=f"documents[{index}].id",
                 )
             seen.add(item.doc_id)
-        added = updated = unchanged = passages = 0
-        with progress_bar(len(items), f"indexing {self.name}", enabled=show_progress) as advance:
-            for start in range(0, len(items), UPSERT_BATCH):
-                self._stop_if_asked()
-                batch = items[start : start + UPSERT_BATCH]
-                record, counts = self._prepare_upsert(batch)
-                if record["documents"]:
-                    self._store.append(record)
-                    apply(self._state, record)
-                    self._invalidate()
-                    self._push_milvus([e["document"]["id"] for e in record["documents"]])
-                added += counts[0]
-                updated += counts[1]
-                unchanged += counts[2]
-                passages += counts[3]
-                advance(len(batch))
-        if self._store.wal_bytes() > COMPACT_WAL_BYTES:
-            self.flush()
-        return UpsertReport(added, updated, unchanged, passages)
+        return items
+
+    def _upsert_batch(
+        self, batch: Sequence[StoredDocument], guard: Callable[[], AbstractContextManager[Any]]
+    ) -> tuple[int, int, int, int]:
+        with guard():
+            self._stop_if_asked()
+            plan = self._classify(batch)
+        embedded_entries, embedded = self._embed_documents(plan.to_embed)
+        with guard():
+            if self._stored_versions(batch) != plan.versions:  # written meanwhile: redo
+                plan = self._classify(batch)
+                embedded_entries, embedded = self._embed_documents(plan.to_embed)
+            record = {"op": "upsert", "documents": plan.entries + embedded_entries}
+            if record["documents"]:
+                self._store.append(record)
+                apply(self._state, record)
+                self._invalidate()
+                self._push_milvus([e["document"]["id"] for e in record["documents"]])
+        return (*plan.counts, embedded)
 
     def _stop_if_asked(self) -> None:
         if self.should_stop():
             raise ShuttingDownError(
-                f"collection {self.name!r}: the upsert stopped for shutdown; batches of 256 "
+                f"collection {self.name!r}: the upsert stopped for shutdown; batches "
                 "acknowledged before it are stored, the rest are not (send them again: "
                 "unchanged documents are skipped)"
             )
 
-    def _prepare_upsert(
-        self, batch: Sequence[StoredDocument]
-    ) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
+    def _stored_versions(self, batch: Sequence[StoredDocument]) -> tuple[int, ...]:
+        """Identity of each document's stored version (any write replaces the object)."""
+        return tuple(id(self._state.documents.get(d.doc_id)) for d in batch)
+
+    def _classify(self, batch: Sequence[StoredDocument]) -> _BatchPlan:
+        """What a batch needs: new or changed texts to embed, metadata-only updates (their
+        stored vectors kept), unchanged documents skipped."""
         entries: list[dict[str, Any]] = []
         to_embed: list[StoredDocument] = []
         added = updated = unchanged = 0
@@ -574,27 +635,35 @@ class Collection:
             else:
                 updated += 1
             to_embed.append(document)
+        return _BatchPlan(
+            entries, to_embed, (added, updated, unchanged), self._stored_versions(batch)
+        )
+
+    def _embed_documents(self, to_embed: list[StoredDocument]) -> tuple[list[dict[str, Any]], int]:
+        """WAL entries (document + passage vectors per field) of documents to embed, and how
+        many passages were embedded."""
+        if not to_embed:
+            return [], 0
         embedded = 0
         to_embed = self._read_images(to_embed)
-        if to_embed:
-            vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
-            for model_id in self.settings.embedders:
-                spans_by_doc, vectors = self._embed_passages(model_id, to_embed)
-                row = 0
-                for document in to_embed:
-                    spans = spans_by_doc[document.doc_id]
-                    block = vectors[row : row + len(spans)]
-                    row += len(spans)
-                    vectors_by_doc[document.doc_id][field_name(model_id)] = {
-                        "spans": [list(s) for s in spans],
-                        "vectors": encode_vectors(block),
-                    }
-                embedded += row
+        vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
+        for model_id in self.settings.embedders:
+            spans_by_doc, vectors = self._embed_passages(model_id, to_embed)
+            row = 0
             for document in to_embed:
-                entries.append(
-                    {"document": document.to_json(), "vectors": vectors_by_doc[document.doc_id]}
-                )
-        return {"op": "upsert", "documents": entries}, (added, updated, unchanged, embedded)
+                spans = spans_by_doc[document.doc_id]
+                block = vectors[row : row + len(spans)]
+                row += len(spans)
+                vectors_by_doc[document.doc_id][field_name(model_id)] = {
+                    "spans": [list(s) for s in spans],
+                    "vectors": encode_vectors(block),
+                }
+            embedded += row
+        entries = [
+            {"document": document.to_json(), "vectors": vectors_by_doc[document.doc_id]}
+            for document in to_embed
+        ]
+        return entries, embedded
 
     def _read_images(self, documents: list[StoredDocument]) -> list[StoredDocument]:
         """Documents with an image, for a collection of text embedders: the text OCR reads in

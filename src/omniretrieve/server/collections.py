@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError
-from omniretrieve.index.collection import Collection, CollectionSettings
+from omniretrieve.index.collection import Collection, CollectionSettings, UpsertReport
 from omniretrieve.reranker import Reranker
 from omniretrieve.server.config import Limits
 from omniretrieve.server.pool import ModelPool
@@ -111,6 +112,22 @@ class CollectionManager:
     def run(self, name: str, work: Callable[[Collection], T]) -> T:
         return self.run_on(self.get(name), work)
 
+    def upsert(self, name: str, documents: list[Any]) -> UpsertReport:
+        """Upsert holding the collection's lock only per batch (to classify it and to
+        acknowledge it): reads and searches are answered while its texts are embedded."""
+        entry = self.get(name)
+
+        @contextmanager
+        def guard() -> Iterator[None]:
+            with entry.lock:
+                if entry.closed:
+                    raise CollectionNotFoundError(
+                        f"collection {name!r} does not exist", field="name"
+                    )
+                yield
+
+        return entry.collection.upsert(documents, batch_guard=guard)
+
     def drop(self, name: str) -> None:
         with self._guard:
             entry = self._open.pop(name, None)
@@ -147,7 +164,5 @@ class CollectionManager:
             # back to a fresh state: an app whose lifespan runs again (tests, embedding
             # servers) opens its collections anew on first use
             self.executor.shutdown(wait=False)
-            self.executor = ThreadPoolExecutor(
-                COLLECTION_THREADS, thread_name_prefix="collection"
-            )
+            self.executor = ThreadPoolExecutor(COLLECTION_THREADS, thread_name_prefix="collection")
             self.stopping = threading.Event()

@@ -88,7 +88,11 @@ async def upsert_documents(name: str, body: UpsertRequest, request: Request) -> 
             f"documents has {len(body.documents)} items; the limit per request is {limit}",
             field="documents",
         )
-    report = await locked(request, name, lambda c: c.upsert(body.documents))
+    collections = manager(request)
+    loop = asyncio.get_running_loop()
+    report = await loop.run_in_executor(
+        collections.executor, collections.upsert, name, body.documents
+    )
     return {"collection": name, **report.__dict__}
 
 
