@@ -76,3 +76,56 @@ def test_serve_defaults_keys_and_graceful_shutdown(tmp_path) -> None:
     stderr = process.stderr.read() if process.stderr else ""  # type: ignore[union-attr]
     assert f"http://127.0.0.1:{port}" in stderr  # loopback unless --host says otherwise
     assert "env-key" not in stderr and "file-key" not in stderr  # keys never logged
+
+
+def test_sigterm_during_a_long_upsert_exits_in_bounded_time(tmp_path) -> None:
+    """A long collection upsert does not hold SIGTERM hostage: after uvicorn's 30 s grace the
+    upsert stops at its next embedding chunk, acknowledged batches stay, the process exits."""
+    import pytest
+
+    from omniretrieve.index.collection import Collection
+
+    port = free_port()
+    root = tmp_path / "collections"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omniretrieve.cli", "serve", "--port", str(port), "--no-bundled",
+         "-m", "all-MiniLM-L6-v2", "--collections-root", str(root)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        assert httpx.post(f"{base}/v1/collections", json={"name": "big"}).status_code == 201
+        words = " ".join(f"word{i}" for i in range(400))
+        documents = [{"id": f"d{i}", "text": f"{i} {words}"} for i in range(1000)]  # ~10 min
+
+        def upsert() -> None:
+            try:
+                httpx.put(
+                    f"{base}/v1/collections/big/documents",
+                    json={"documents": documents},
+                    timeout=600,
+                )
+            except httpx.HTTPError:
+                pass  # the server went away: expected
+
+        threading.Thread(target=upsert, daemon=True).start()
+        time.sleep(5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(150)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server did not exit within 150 s of SIGTERM")
+        assert time.monotonic() - started < 150
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    with Collection.open("big", root=root) as collection:  # intact: every batch whole
+        assert len(collection) < 1000
+        for doc_id in list(collection._state.documents)[:5]:
+            assert collection.vectors(doc_id) is not None

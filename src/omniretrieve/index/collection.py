@@ -58,7 +58,7 @@ IMAGE_SPAN = (-1, -1)
 """The span of a passage that is the document's image (embedded by a model that reads images)."""
 FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
-EMBED_CHUNK = 512
+EMBED_CHUNK = 64
 """Passages embedded between two checks of :attr:`Collection.should_stop`."""
 
 
