@@ -33,7 +33,8 @@ COLLECTIONS = Path(tempfile.mkdtemp(prefix="fuzz-collections-"))
 CONFIG = ServerConfig(limits=LIMITS, collections_root=COLLECTIONS)
 POOL = ModelPool(CONFIG, ServerMetrics.create())
 APP = create_app(CONFIG, pool=POOL)
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+schema = schemathesis.openapi.from_dict(APP.openapi())  # from_asgi would run the lifespan
+schema.app = APP
 
 
 @pytest.fixture(scope="module", autouse=True)
