@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import shutil
 import subprocess
@@ -27,21 +26,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
 from omniretrieve import Embedder  # noqa: E402
 from omniretrieve.index.collection import Collection  # noqa: E402
 from omniretrieve.index.documents import iter_jsonl_documents  # noqa: E402
 from omniretrieve.index.store import CollectionFormatError  # noqa: E402
+from tests.builders.files import fingerprint  # noqa: E402
 
 NAME = "faults"
-
-
-def fingerprint(directory: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != "LOCK"
-    }
 
 
 def snapshot(directory: Path) -> Path:

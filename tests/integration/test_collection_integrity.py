@@ -4,7 +4,6 @@ what the library accepts can always be read back (issue 13, items 1-5)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -14,17 +13,9 @@ from omniretrieve import Embedder
 from omniretrieve.errors import InputError
 from omniretrieve.index.collection import Collection, CollectionSettings
 from omniretrieve.index.store import CollectionFormatError
+from tests.builders.files import fingerprint
 
 DOCS = [{"id": f"d{i}", "text": f"document number {i} about cats and dogs"} for i in range(10)]
-
-
-def fingerprint(directory: Path) -> dict[str, str]:
-    """Every file under ``directory`` (except the lock) with its sha256."""
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != "LOCK"
-    }
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@ and stays within its limits (issue 13, items 1-4, 7 and 9), in process."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import Limits, ServerConfig
+from tests.builders.files import fingerprint
 from tests.integration.server_helpers import loaded_pool
 
 LIMITS = Limits(max_text_chars=5000, max_upsert_documents=20)
@@ -169,14 +169,6 @@ def test_upserts_are_capped(server) -> None:
     response = client.put("/v1/collections/caps/documents", json=many)
     assert response.status_code == 413 and response.json()["error"]["field"] == "documents"
     assert client.get("/v1/collections/caps/documents/big").status_code == 404
-
-
-def fingerprint(directory: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != "LOCK"
-    }
 
 
 def test_shutdown_flushes_only_written_collections_and_all_of_them(tmp_path: Path, caplog) -> None:

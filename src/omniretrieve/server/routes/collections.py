@@ -23,11 +23,15 @@ def manager(request: Request) -> CollectionManager:
     return request.app.state.collections
 
 
+async def in_collection_threads(request: Request, function: Any, *args: Any) -> Any:
+    """``function(*args)`` in the collection manager's own threads, off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(manager(request).executor, function, *args)
+
+
 async def locked(request: Request, name: str, work: Any) -> Any:
     """Run ``work(collection)`` in the collections' own threads under its lock."""
-    collections = manager(request)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(collections.executor, collections.run, name, work)
+    return await in_collection_threads(request, manager(request).run, name, work)
 
 
 def loaded_reranker(request: Request, requested: bool | str, collection: Any) -> str | None:
@@ -65,18 +69,13 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
         vector_store=body.vector_store,
         milvus_uri=request.app.state.milvus_uri if body.vector_store == "milvus" else None,
     ).validate()
-    loop = asyncio.get_running_loop()
-    collection = await loop.run_in_executor(
-        collections.executor, collections.create, body.name, settings
-    )
+    collection = await in_collection_threads(request, collections.create, body.name, settings)
     return {"name": collection.name, "settings": collection.settings.__dict__}
 
 
 @router.delete("/{name}")
 async def drop_collection(name: str, request: Request) -> dict[str, Any]:
-    collections = manager(request)
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(collections.executor, collections.drop, name)
+    await in_collection_threads(request, manager(request).drop, name)
     return {"dropped": name}
 
 
@@ -88,11 +87,7 @@ async def upsert_documents(name: str, body: UpsertRequest, request: Request) -> 
             f"documents has {len(body.documents)} items; the limit per request is {limit}",
             field="documents",
         )
-    collections = manager(request)
-    loop = asyncio.get_running_loop()
-    report = await loop.run_in_executor(
-        collections.executor, collections.upsert, name, body.documents
-    )
+    report = await in_collection_threads(request, manager(request).upsert, name, body.documents)
     return {"collection": name, **report.__dict__}
 
 
