@@ -95,6 +95,7 @@ def test_work_of_disconnected_clients_is_dropped(served) -> None:
         assert wait_for(lambda: queue.pending_cost == 1 and queue.queued_jobs() == 0)
         leaving = [raw_request(port, {"input": [f"text {i}"] * 500}) for i in range(3)]
         assert wait_for(lambda: queue.pending_cost == 1501)
+        assert queue.queued_jobs() == 3 * 63  # queued in jobs of max_batch_items (8) inputs
         for sock in leaving:
             sock.close()
         assert wait_for(lambda: queue.pending_cost == 1), queue.pending_cost
@@ -105,6 +106,25 @@ def test_work_of_disconnected_clients_is_dropped(served) -> None:
         one = httpx.post(f"{base}/v1/embeddings", json={"input": "still served"}, timeout=30)
         assert one.status_code == 200
     assert sizes == [1, 1]  # the 1,500 texts of the clients that left never reached the model
+
+
+def test_a_large_request_is_answered_whole_from_its_chunks(served) -> None:
+    base, _, pool = served
+    texts = [f"text number {i} about {'cats' if i % 2 else 'stocks'}" for i in range(50)]
+    response = httpx.post(f"{base}/v1/embeddings", json={"input": texts}, timeout=60)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert [row["index"] for row in data] == list(range(50))
+    model = next(iter(pool.embedders.values())).model
+    import numpy as np
+
+    from omniretrieve.inputs import parse_inputs
+
+    expected = model.encode(parse_inputs([*texts[:3], texts[49]])).vectors
+
+    got = np.array([data[i]["embedding"] for i in (0, 1, 2, 49)], dtype=np.float32)
+    expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def closed_by_server(sock: socket.socket, within: float = 20.0) -> bool:

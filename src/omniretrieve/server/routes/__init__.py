@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ def app_metrics(request: Request) -> ServerMetrics:
     return request.app.state.metrics
 
 
+P = TypeVar("P")
 R = TypeVar("R")
 
 
@@ -43,21 +45,39 @@ class ClientDisconnectedError(OmniRetrieveError):
     error_type = "client_disconnected"
 
 
-async def result_unless_disconnected(
-    request: Request, queue: BatchingQueue[Any, R], future: Future[R]
-) -> R:
-    """The queued job's result; if the client disconnects first, its job is taken out of the
-    queue (never run) and :class:`ClientDisconnectedError` ends the request."""
-    result = asyncio.wrap_future(future)
+def submit_all(
+    queue: BatchingQueue[P, R], jobs: list[tuple[P, int]], key: Hashable
+) -> list[Future[R]]:
+    """Submit ``(payload, cost)`` jobs together: if the queue refuses one, those already
+    queued are taken out again (the request is refused whole)."""
+    futures: list[Future[R]] = []
+    try:
+        for payload, cost in jobs:
+            futures.append(queue.submit(payload, cost=cost, key=key))
+    except Exception:
+        for future in futures:
+            queue.cancel(future)
+        raise
+    return futures
+
+
+async def results_unless_disconnected(
+    request: Request, queue: BatchingQueue[Any, R], futures: list[Future[R]]
+) -> list[R]:
+    """The queued jobs' results; if the client disconnects first, its jobs still waiting are
+    taken out of the queue (never run) and :class:`ClientDisconnectedError` ends the
+    request. A large request queued as several jobs frees the model within one job."""
+    results = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
     disconnected = asyncio.ensure_future(_disconnect(request))
     try:
-        await asyncio.wait({result, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({results, disconnected}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         disconnected.cancel()
-    if result.done():
-        return result.result()
-    queue.cancel(future)
-    result.cancel()
+    if results.done():
+        return list(results.result())
+    for future in futures:
+        queue.cancel(future)
+    results.cancel()
     raise ClientDisconnectedError("the client disconnected; its queued work was dropped")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -12,6 +13,7 @@ from omniretrieve.embedder import check_encode_options, finish_embeddings
 from omniretrieve.embedding_types import to_json_values
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import Input, parse_inputs
+from omniretrieve.models.base import EncodeOutput
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.ocr_fallback import read_images_as_text
@@ -20,7 +22,8 @@ from omniretrieve.server.routes import (
     app_config,
     app_metrics,
     ready_pool,
-    result_unless_disconnected,
+    results_unless_disconnected,
+    submit_all,
 )
 from omniretrieve.server.schemas import EmbeddingsRequest, EmbeddingsResponse
 
@@ -59,6 +62,17 @@ async def check_token_budget(model: Any, inputs: list[Input], limit: int) -> Non
         )
 
 
+def joined(outputs: list[EncodeOutput]) -> EncodeOutput:
+    """One output from the outputs of consecutive chunks of a request."""
+    if len(outputs) == 1:
+        return outputs[0]
+    return EncodeOutput(
+        vectors=np.concatenate([o.vectors for o in outputs]),
+        truncated=[flag for o in outputs for flag in o.truncated],
+        token_counts=[count for o in outputs for count in o.token_counts],
+    )
+
+
 @router.post(
     "/v1/embeddings",
     tags=["embeddings"],
@@ -95,12 +109,12 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
                 named, reader=reader, limits=config.limits
             )
         await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
-        future = loaded.queue.submit(
-            EncodeJob(inputs, body.task, body.instruction),
-            cost=len(inputs),
-            key=(body.task, body.instruction),
-        )
-    output = await result_unless_disconnected(request, loaded.queue, future)
+        # queued in model-batch-sized jobs: a client that leaves frees the model within one
+        size = max(1, config.max_batch_items)
+        chunks = [inputs[start : start + size] for start in range(0, len(inputs), size)]
+        jobs = [(EncodeJob(chunk, body.task, body.instruction), len(chunk)) for chunk in chunks]
+        futures = submit_all(loaded.queue, jobs, key=(body.task, body.instruction))
+    output = joined(await results_unless_disconnected(request, loaded.queue, futures))
     if not body.truncate and any(output.truncated):
         first = output.truncated.index(True)
         raise InputError(

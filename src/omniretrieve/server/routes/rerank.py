@@ -18,7 +18,8 @@ from omniretrieve.server.routes import (
     app_config,
     app_metrics,
     ready_pool,
-    result_unless_disconnected,
+    results_unless_disconnected,
+    submit_all,
 )
 from omniretrieve.server.schemas import CohereRerankRequest, RerankRequest
 
@@ -57,8 +58,9 @@ async def run_rerank(
             named, reader=reader, limits=config.limits
         )
         query, documents = converted[0], converted[1:]
-    future = loaded.queue.submit(RerankJob(query, documents), cost=len(documents), key=object())
-    output = await result_unless_disconnected(request, loaded.queue, future)
+    job = RerankJob(query, documents)  # one model call: scores depend on the whole set
+    futures = submit_all(loaded.queue, [(job, len(documents))], key=object())
+    (output,) = await results_unless_disconnected(request, loaded.queue, futures)
     app_metrics(request).tokens.labels(model.model_id).inc(output.total_tokens)
     response = build_rerank_response(
         model.model_id, output, originals, top_n=top_n, return_documents=return_documents
