@@ -144,3 +144,30 @@ def test_retry_after_follows_the_backlog() -> None:
     assert refused.value.retry_after_s == 20
     queue._pending_cost = 0
     queue.close()
+
+
+def test_futures_cancelled_by_their_callers_never_break_the_worker() -> None:
+    """A caller may cancel its future directly (asyncio.wrap_future does, when the awaiting
+    task is cancelled): a queued job is then skipped, a running one cannot be cancelled, and
+    the worker thread lives on."""
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def process(payloads: Sequence[int]) -> list[int]:
+        gate.wait(10)
+        seen.extend(payloads)
+        return list(payloads)
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_batch_cost=1)
+    running = queue.submit(0, cost=1)
+    deadline = time.monotonic() + 10
+    while queue.queued_jobs() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    waiting = queue.submit(1, cost=1)
+    assert not running.cancel()  # running: too late
+    assert waiting.cancel()  # still queued: cancelled, and it must never run
+    gate.set()
+    assert running.result(timeout=10) == 0
+    assert queue.submit(2, cost=1).result(timeout=10) == 2  # the worker is alive
+    assert seen == [0, 2] and queue.pending_cost == 0
+    queue.close()

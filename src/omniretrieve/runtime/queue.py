@@ -86,7 +86,17 @@ class BatchingQueue(Generic[P, R]):
 
     @property
     def pending_cost(self) -> int:
-        return self._pending_cost
+        """Cost of the jobs waiting or running (jobs their callers cancelled not counted)."""
+        with self._cond:
+            self._purge_cancelled()
+            return self._pending_cost
+
+    def _purge_cancelled(self) -> None:
+        """Drop queued jobs whose future its caller cancelled (call under the lock)."""
+        if any(job.future.cancelled() for job in self._jobs):
+            for job in [job for job in self._jobs if job.future.cancelled()]:
+                self._jobs.remove(job)
+                self._pending_cost -= job.cost
 
     def queued_jobs(self) -> int:
         """Jobs waiting (not yet taken by the worker)."""
@@ -123,6 +133,7 @@ class BatchingQueue(Generic[P, R]):
         with self._cond:
             if self._closed:
                 raise QueueClosedError(f"{self.name}: the server is shutting down")
+            self._purge_cancelled()
             if self._pending_cost > 0 and self._pending_cost + job.cost > self._max_pending_cost:
                 wait = self.retry_after_s()
                 raise QueueFullError(
@@ -155,9 +166,14 @@ class BatchingQueue(Generic[P, R]):
 
     # -- worker -------------------------------------------------------------------------
     def _take_batch(self) -> list[_Job[P, R]] | None:
+        """The next batch (empty when all its jobs were cancelled meanwhile); None once
+        closed and drained. Taken jobs are marked running: their callers can no longer
+        cancel them."""
         with self._cond:
+            self._purge_cancelled()
             while not self._jobs and not self._closed:
                 self._cond.wait()
+                self._purge_cancelled()
             if not self._jobs:
                 return None
             deadline = time.monotonic() + self._max_wait_s
@@ -172,9 +188,14 @@ class BatchingQueue(Generic[P, R]):
                 ):
                     break
                 self._cond.wait(remaining)  # an announced request is about to arrive
+            taken = []
             for job in batch:
                 self._jobs.remove(job)
-            return batch
+                if job.future.set_running_or_notify_cancel():
+                    taken.append(job)
+                else:  # cancelled by its caller since the purge
+                    self._pending_cost -= job.cost
+            return taken
 
     def _select(self) -> tuple[list[_Job[P, R]], int]:
         first = self._jobs[0]
@@ -187,6 +208,8 @@ class BatchingQueue(Generic[P, R]):
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
+            if not batch:
+                continue
             cost = sum(job.cost for job in batch)
             started = time.perf_counter()
             try:

@@ -75,10 +75,16 @@ async def results_unless_disconnected(
         disconnected.cancel()
     if results.done():
         return list(results.result())
+    results.add_done_callback(_consume)  # cancelled parts end it: nobody awaits it now
     for future in futures:
         queue.cancel(future)
     results.cancel()
     raise ClientDisconnectedError("the client disconnected; its queued work was dropped")
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _disconnect(request: Request) -> None:
