@@ -1,14 +1,18 @@
-"""Soak with clients that leave: big embedding requests whose clients disconnect after a
-moment, mixed with one-text requests; the server's RSS over time and the one-text latency.
+"""The server soak with clients that leave mixed in: steady load, bursts of large embedding
+requests whose clients disconnect, and a one-text probe; RSS over time and the probe's latency.
 
-    python benchmarks/soak_disconnects.py [--seconds 120] [--leavers 8] [--inputs 2048]
+    python benchmarks/soak_disconnects.py [--seconds 300] [--burst-every 15] [--leavers 8]
 
-Starts `omniretrieve serve` (bundled MiniLM only) on 127.0.0.1. Every round, --leavers clients
-each send --inputs SciFact passages and close their connection after --leave-after seconds,
-while one client sends one-text requests back to back. Without dropping the work of clients
-that left, each round queues --leavers x --inputs texts the model then embeds for nobody, and a
-one-text request waits behind them. Prints RSS (start, max, end), the one-text p50/p99, the
-queue depth after each round, and the Retry-After seen on any 429.
+Starts `omniretrieve serve` (bundled MiniLM only) on 127.0.0.1 and, for --seconds after a
+warm-up:
+- the soak of benchmarks/server_load.py: 8 clients sending 8 SciFact queries per request back
+  to back;
+- every --burst-every seconds, --leavers clients each send --inputs SciFact passages and close
+  their connection after --leave-after seconds (the work of a client that left must be
+  dropped, not embedded for nobody);
+- one client sending a one-text request every 0.25 s (its latency is what a new user sees).
+Prints RSS every 30 s (start, max, end), the steady clients' throughput, the probe's p50/p99,
+and the queue depth sampled 3 s after each burst.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.integration.server_helpers import free_port, wait_ready  # noqa: E402
 
+SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+
 
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -37,15 +43,29 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def passages(count: int) -> list[str]:
-    corpus = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+def read_texts(name: str, field: str, count: int, cut: int) -> list[str]:
     texts = []
-    with open(corpus, encoding="utf-8") as handle:
+    with open(SCIFACT / name, encoding="utf-8") as handle:
         for line in handle:
-            texts.append(json.loads(line)["text"][:600])
+            texts.append(json.loads(line)[field][:cut])
             if len(texts) == count:
                 break
     return texts
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+async def steady(base: str, queries: list[str], until: float, done: list[int]) -> None:
+    async with httpx.AsyncClient(timeout=300) as client:
+        position = 0
+        while time.monotonic() < until:
+            batch = [queries[(position + i) % len(queries)] for i in range(8)]
+            position += 8
+            response = await client.post(f"{base}/v1/embeddings", json={"input": batch})
+            done.append(response.status_code)
 
 
 async def leaver(base: str, texts: list[str], after: float) -> None:
@@ -56,58 +76,75 @@ async def leaver(base: str, texts: list[str], after: float) -> None:
             pass  # the client gives up and closes its connection
 
 
-async def one_text_loop(base: str, until: float, latencies: list[float], retry: list[str]) -> None:
+async def probe(base: str, until: float, latencies: list[float]) -> None:
     async with httpx.AsyncClient(timeout=300) as client:
         while time.monotonic() < until:
             started = time.perf_counter()
             response = await client.post(f"{base}/v1/embeddings", json={"input": "one text"})
-            if response.status_code == 429:
-                retry.append(response.headers.get("retry-after", ""))
-                await asyncio.sleep(0.2)
-                continue
-            latencies.append(time.perf_counter() - started)
-            await asyncio.sleep(0.05)
+            if response.status_code == 200:
+                latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.25)
+
+
+async def depth(base: str) -> str:
+    async with httpx.AsyncClient(timeout=30) as client:
+        metrics = (await client.get(f"{base}/metrics")).text
+    found = [
+        line.split()[-1]
+        for line in metrics.splitlines()
+        if line.startswith("omniretrieve_queue_depth") and "MiniLM" in line
+    ]
+    return found[0] if found else "?"
 
 
 async def soak(base: str, pid: int, args: argparse.Namespace) -> None:
-    texts = passages(args.inputs)
-    latencies: list[float] = []
-    retry: list[str] = []
+    queries = read_texts("queries.jsonl", "text", 300, 300)
+    passages = read_texts("corpus.jsonl", "text", args.inputs, 600)
+    warm = time.monotonic() + args.warmup
+    await asyncio.gather(*(steady(base, queries, warm, []) for _ in range(8)))
     rss = [rss_mb(pid)]
-    depths = []
-    until = time.monotonic() + args.seconds
-    probe = asyncio.create_task(one_text_loop(base, until, latencies, retry))
-    async with httpx.AsyncClient(timeout=10) as client:
-        while time.monotonic() < until:
-            await asyncio.gather(
-                *(leaver(base, texts, args.leave_after) for _ in range(args.leavers))
-            )
-            await asyncio.sleep(1.0)
-            metrics = (await client.get(f"{base}/metrics")).text
-            depth = [
-                line.split()[-1]
-                for line in metrics.splitlines()
-                if line.startswith("omniretrieve_queue_depth") and "MiniLM" in line
-            ]
-            depths.append(depth[0] if depth else "?")
-            rss.append(rss_mb(pid))
-    await probe
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
-    print(f"rounds: {len(depths)}, each {args.leavers} clients x {args.inputs} texts, leaving "
-          f"after {args.leave_after} s")  # fmt: skip
-    print(f"RSS MB: start {rss[0]:.0f}, max {max(rss):.0f}, end {rss[-1]:.0f}")
-    print(f"queue depth 1 s after each round: {', '.join(depths)}")
+    started = time.monotonic()
+    until = started + args.seconds
+    done: list[int] = []
+    latencies: list[float] = []
+    depths: list[str] = []
+    background = [asyncio.create_task(steady(base, queries, until, done)) for _ in range(8)]
+    background.append(asyncio.create_task(probe(base, until, latencies)))
+    next_rss = started + 30
+    while time.monotonic() < until - args.burst_every:
+        await asyncio.gather(
+            *(leaver(base, passages, args.leave_after) for _ in range(args.leavers))
+        )
+        await asyncio.sleep(3 - args.leave_after if args.leave_after < 3 else 0)
+        depths.append(await depth(base))
+        while time.monotonic() < min(until, started + args.burst_every * (len(depths) + 1)):
+            if time.monotonic() >= next_rss:
+                rss.append(rss_mb(pid))
+                next_rss += 30
+            await asyncio.sleep(0.5)
+    await asyncio.gather(*background)
+    rss.append(rss_mb(pid))
+    elapsed = time.monotonic() - started
     print(
-        f"one-text requests: {len(latencies)}, p50 {statistics.median(ordered) * 1000:.0f} ms, "
-        f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+        f"{elapsed:.0f} s: 8 steady clients (8 queries a request), a burst of {args.leavers} "
+        f"x {args.inputs}-text requests leaving after {args.leave_after} s every "
+        f"{args.burst_every} s ({len(depths)} bursts), a one-text probe every 0.25 s"
     )
-    print(f"429 answers: {len(retry)} (Retry-After values: {sorted(set(retry))})")
+    print(f"RSS MB every 30 s: {', '.join(f'{r:.0f}' for r in rss)}")
+    ok = sum(1 for status in done if status == 200)
+    print(f"steady requests: {ok} answered 200 ({ok / elapsed:.1f}/s), {len(done) - ok} other")
+    print(f"queue depth 3 s after each burst: {', '.join(depths)}")
+    print(
+        f"one-text probe: {len(latencies)} requests, p50 {statistics.median(latencies) * 1000:.0f}"
+        f" ms, p99 {p(latencies, 0.99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument("--burst-every", type=float, default=15)
     parser.add_argument("--leavers", type=int, default=8)
     parser.add_argument("--inputs", type=int, default=2048)
     parser.add_argument("--leave-after", type=float, default=2.0)
@@ -115,7 +152,7 @@ def main() -> None:
     port = free_port()
     command = [sys.executable, "-m", "omniretrieve.cli", "serve", "--no-bundled", "-m",
                "all-MiniLM-L6-v2", "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, server)
