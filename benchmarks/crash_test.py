@@ -52,12 +52,12 @@ def main() -> None:
         for number, delay in enumerate(delays, start=1):
             acknowledged |= run_and_kill(root, args.model, corpus, delay, args.limit)
             with Collection.open("crash", root=root, embedders={args.model: embedder}) as opened:
-                missing = acknowledged - set(opened._state.documents)
+                missing = acknowledged - set(opened.document_ids())
                 checked = rng.sample(sorted(acknowledged), min(10, len(acknowledged)))
                 for doc_id in checked:
                     document = opened.get(doc_id)
                     assert document is not None and document.text == texts[doc_id]
-                    spans = next(iter(opened._state.passages.values()))[doc_id][0]
+                    spans = opened.spans(doc_id)
                     expected = embedder.encode_texts([document.text[a:b] for a, b in spans])
                     np.testing.assert_allclose(opened.vectors(doc_id), expected, atol=1e-4)
                 searchable = bool(opened.search("cell biology", top_k=3)) if len(opened) else True

@@ -196,7 +196,7 @@ def build(root: Path, model: str, embedder: Embedder, limit: int) -> dict[str, s
         collection.flush()  # a snapshot ...
         collection.upsert(documents[limit * 2 // 3 :])  # ... and acknowledged writes in the WAL
         collection.delete([documents[0]["id"]])
-        return {d: collection.get(d).text for d in collection._state.documents}
+        return {d: collection.get(d).text for d in collection.document_ids()}
 
 
 def run_case(
@@ -229,7 +229,7 @@ def run_case(
     if name.startswith("WAL:") and name != "WAL: garbage line before the others":
         shutil.copy2(pristine / "wal.jsonl", directory / "wal.jsonl")
     with Collection.open(NAME, root=work, embedders={model: embedder}) as restored:
-        present = {d: restored.get(d).text for d in restored._state.documents}
+        present = {d: restored.get(d).text for d in restored.document_ids()}
         searched = bool(restored.search("cell biology", top_k=3))
     intact = present == texts and searched
     return {

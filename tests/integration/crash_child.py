@@ -18,7 +18,7 @@ def main() -> None:
     root, model_dir, corpus = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     batch, limit = int(sys.argv[4]), int(sys.argv[5])
     embedders = {model_dir: Embedder(model_dir)}
-    if "crash" in Collection.list(root):
+    if "crash" in Collection.names(root):
         collection = Collection.open("crash", root=root, embedders=embedders)
     else:
         settings = CollectionSettings(embedders=(model_dir,))

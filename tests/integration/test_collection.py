@@ -116,11 +116,11 @@ def test_torn_wal_tail_is_dropped(tiny_collection) -> None:
     with open(root / "tiny" / "wal.jsonl", "ab") as wal:
         wal.write(b'{"op":"upsert","documents":[{"document":{"id":"half')  # died mid-write
     reopened = Collection.open("tiny", root=root, embedders=embedders)
-    assert sorted(reopened._state.documents) == ["cats", "stocks"]
+    assert sorted(reopened.document_ids()) == ["cats", "stocks"]
     reopened.upsert(DOCS[2:3])  # appends after the cut, on a clean line
     reopened.close()
     third = Collection.open("tiny", root=root, embedders=embedders)
-    assert sorted(third._state.documents) == ["cats", "paris", "stocks"]
+    assert sorted(third.document_ids()) == ["cats", "paris", "stocks"]
     third.close()
 
 
@@ -162,7 +162,7 @@ def test_management_and_names(tmp_path: Path, tiny_collection) -> None:
     collection, root, embedders = tiny_collection
     with pytest.raises(CollectionLockedError):
         Collection.open("tiny", root=root, embedders=embedders)
-    assert Collection.list(root) == ["tiny"]
+    assert Collection.names(root) == ["tiny"]
     with pytest.raises(InputError, match="already exists"):
         Collection.create("tiny", root=root, embedders=embedders)
     with pytest.raises(CollectionNotFoundError):
@@ -172,7 +172,7 @@ def test_management_and_names(tmp_path: Path, tiny_collection) -> None:
             Collection.create(bad, root=root)
     collection.close()
     Collection.drop("tiny", root=root)
-    assert Collection.list(root) == []
+    assert Collection.names(root) == []
     with pytest.raises(CollectionNotFoundError):
         Collection.drop("tiny", root=root)
 
@@ -328,11 +328,11 @@ def test_first_stages_are_reused_and_forgotten_on_change(tmp_path: Path, minilm,
     with collection.reusing_first_stages():
         for mode in (*MODES, *MODES):  # the second round reads every list from the cache
             assert collection.search_many(queries, mode=mode) == fresh[mode]
-        assert len(collection._stage_cache) == 3 * 3  # per query: BM25 list, dense list, vector
+        assert collection.cached_first_stages == 3 * 3  # per query: BM25 list, dense list, vector
         assert collection.search_many(queries, rerank=True) == plain
         filtered = collection.search_many(queries, filter={"year": 2020})
         assert {h.doc_id for hits in filtered for h in hits} <= {"cats", "dogs/bones ünïcode"}
         collection.upsert([{"id": "lions", "text": "Lions eat fish too.", "metadata": {}}])
         assert "lions" in {h.doc_id for h in collection.search("cats eat fish")}
-    assert collection._stage_cache is None
+    assert collection.cached_first_stages is None
     collection.close()

@@ -94,12 +94,12 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(
     for delay in delays:
         acknowledged |= run_and_kill(tmp_path, model_dir, corpus, delay, limit)
         with Collection.open("crash", root=tmp_path, embedders={model_dir: embedder}) as opened:
-            missing = acknowledged - set(opened._state.documents)
+            missing = acknowledged - set(opened.document_ids())
             assert not missing, f"acknowledged but lost: {sorted(missing)[:5]}"
             for doc_id in rng.sample(sorted(acknowledged), min(5, len(acknowledged))):
                 document = opened.get(doc_id)
                 assert document is not None and document.text == texts[doc_id]
-                spans = opened._state.passages[next(iter(opened._state.passages))][doc_id][0]
+                spans = opened.spans(doc_id)
                 expected = embedder.encode_texts([document.text[a:b] for a, b in spans])
                 np.testing.assert_allclose(opened.vectors(doc_id, model_dir), expected, atol=1e-5)
             if len(opened):
@@ -120,7 +120,7 @@ def test_readers_beside_a_writer(tmp_path: Path, tiny_bert_dir: Path, datasets_d
         target=lambda: finished.append(run_and_kill(tmp_path, model_dir, corpus, None, 240))
     )
     writer.start()
-    while "crash" not in Collection.list(tmp_path):
+    while "crash" not in Collection.names(tmp_path):
         time.sleep(0.05)
     long_lived = Collection.open("crash", root=tmp_path, read_only=True, **models)
     seen, opens, refreshed = 0, 0, 0
@@ -129,9 +129,8 @@ def test_readers_beside_a_writer(tmp_path: Path, tiny_bert_dir: Path, datasets_d
             count = len(reader)
             assert count >= seen, "a reader saw the collection shrink"
             seen, opens = count, opens + 1
-            field = next(iter(reader._state.passages), None)
-            for doc_id in list(reader._state.documents)[-3:]:
-                assert field is not None and doc_id in reader._state.passages[field]
+            for doc_id in reader.document_ids()[-3:]:
+                assert reader.vectors(doc_id) is not None
             if count:
                 assert reader.search("cell biology", top_k=3, mode="hybrid")
         refreshed += long_lived.refresh()
@@ -139,7 +138,7 @@ def test_readers_beside_a_writer(tmp_path: Path, tiny_bert_dir: Path, datasets_d
             long_lived.delete(["x"])
     writer.join()
     long_lived.refresh()
-    assert len(long_lived) == 240 and finished[0] == set(long_lived._state.documents)
+    assert len(long_lived) == 240 and finished[0] == set(long_lived.document_ids())
     long_lived.close()
     print(f"{opens} read-only opens, {refreshed} refreshes during ingest")
     assert opens >= 3 and refreshed >= 1

@@ -252,7 +252,7 @@ def test_queries_with_lone_surrogates_are_refused(built) -> None:
 def test_long_texts_are_refused_with_the_limit(built) -> None:
     root, embedders = built
     with Collection.open("c", root=root, embedders=embedders) as collection:
-        collection.max_text_chars = 100
+        collection.options.max_text_chars = 100
         with pytest.raises(InputError, match="100 characters") as caught:
             collection.upsert([{"id": "ok", "text": "short"}, {"id": "long", "text": "x" * 101}])
         assert caught.value.field == "documents[1].text"

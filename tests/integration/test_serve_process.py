@@ -127,5 +127,5 @@ def test_sigterm_during_a_long_upsert_exits_in_bounded_time(tmp_path) -> None:
             process.wait()
     with Collection.open("big", root=root) as collection:  # intact: every batch whole
         assert len(collection) < 1000
-        for doc_id in list(collection._state.documents)[:5]:
+        for doc_id in collection.document_ids()[:5]:
             assert collection.vectors(doc_id) is not None

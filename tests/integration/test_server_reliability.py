@@ -250,7 +250,7 @@ def test_reads_are_served_while_a_long_upsert_embeds(server) -> None:
     client, _, app = server
     make(client, "busy")
     entry = app.state.collections.get("busy")
-    embedder = next(iter(entry.collection._embedders.values()))
+    embedder = entry.collection.embedder(entry.collection.settings.embedders[0])
     started, release = threading.Event(), threading.Event()
     original = embedder.encode_texts
 

@@ -213,6 +213,6 @@ def test_mixed_documents_index_text_and_image(tmp_path: Path, minilm, hybrid_rer
         assert collection.search("board meeting", top_k=1, rerank=True)[0].doc_id == "slide"
         again = collection.upsert(documents)
         assert again.unchanged == 2 and collection.get("slide").text == stored.text
-        collection.image_paths = False  # as the server opens it: no local files
+        collection.options.image_paths = False  # as the server opens it: no local files
         with pytest.raises(InputError, match="URL|base64"):
             collection.upsert([{"id": "x", "text": "t", "image": "/etc/hostname"}])

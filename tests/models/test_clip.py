@@ -167,5 +167,5 @@ def test_collections_store_image_vectors_from_an_image_model(
         assert set(scores) == {"red", "blue", "dog"}
         assert scores["red"] == pytest.approx(float(query @ collection.vectors("red", model)[0]))
     with Collection.open("pics", root=tmp_path, embedders={model: embedder}) as reopened:
-        spans = reopened._state.passages[next(iter(reopened._state.passages))]["red"][0]
+        spans = reopened.spans("red")
         assert [tuple(span) for span in spans] == [IMAGE_SPAN]

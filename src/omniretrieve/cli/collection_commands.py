@@ -67,7 +67,7 @@ def index(
         documents = list(iter_jsonl_documents(source))
     else:
         raise InputError(f"{source}: no such file or folder", field="from")
-    if name in Collection.list(root):
+    if name in Collection.names(root):
         collection = Collection.open(name, root=root)
     else:
         settings = CollectionSettings(
@@ -79,7 +79,7 @@ def index(
         ).validate()
         collection = Collection.create(name, root=root, settings=settings)
     with collection:
-        collection.max_text_chars = max_chars
+        collection.options.max_text_chars = max_chars
         report = collection.upsert(documents, show_progress=True)
         collection.flush()
         payload = {"collection": name, "documents": len(collection), **report.__dict__}
@@ -149,7 +149,7 @@ def collections_list(
         return
     from omniretrieve.index.collection import Collection
 
-    sys.stdout.write(json.dumps(Collection.list(root)) + "\n")
+    sys.stdout.write(json.dumps(Collection.names(root)) + "\n")
 
 
 @collections_app.command("drop")

@@ -62,13 +62,13 @@ class CollectionManager:
         return {"embedders": embedders, "rerankers": rerankers}
 
     def _serve(self, collection: Collection) -> OpenCollection:
-        collection.image_paths = False  # a client may not make the server read its files
-        collection.max_text_chars = self.limits.max_text_chars
-        collection.should_stop = self.stopping.is_set
+        collection.options.image_paths = False  # a client may not make the server read files
+        collection.options.max_text_chars = self.limits.max_text_chars
+        collection.options.should_stop = self.stopping.is_set
         return OpenCollection(collection)
 
     def names(self) -> list[str]:
-        return Collection.list(self.root)
+        return Collection.names(self.root)
 
     def create(self, name: str, settings: CollectionSettings) -> Collection:
         missing = [e for e in settings.embedders if e not in self.pool.embedders]
@@ -135,7 +135,7 @@ class CollectionManager:
                 with entry.lock:
                     entry.closed = True
                     entry.collection.close()
-            if name not in Collection.list(self.root):
+            if name not in Collection.names(self.root):
                 raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
             Collection.drop(name, root=self.root)
 

@@ -1,0 +1,300 @@
+"""Turning documents into WAL entries: which need embedding (new or changed text), which keep
+their stored vectors (metadata-only changes), which are unchanged; OCR of images for text
+embedders; passages split to fit each embedder and embedded, with a document's image as one
+more passage for embedders that read images. Nothing here writes: the collection acknowledges
+what this prepares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.checks import MAX_TEXT_CHARS
+from omniretrieve.errors import InputError, ShuttingDownError
+from omniretrieve.index.code_units import definition_starts, language_of
+from omniretrieve.index.documents import parse_document
+from omniretrieve.index.passages import passage_spans
+from omniretrieve.index.settings import CollectionSettings, field_name
+from omniretrieve.index.store import StoredDocument, StoredState, encode_vectors
+from omniretrieve.inputs import ImageInput, decode_image_bytes
+
+UPSERT_BATCH = 256
+UPSERT_BATCH_CHARS = 200_000
+"""A batch also ends past this many characters: each acknowledgement (and each time a server
+holds the collection's lock) covers a bounded amount of embedding work."""
+EMBED_CHUNK = 64
+"""Passages embedded between two checks of :attr:`IngestOptions.should_stop`."""
+IMAGE_SPAN = (-1, -1)
+"""The span of a passage that is the document's image (embedded by a model that reads images)."""
+
+
+def never() -> bool:
+    return False
+
+
+@dataclass
+class IngestOptions:
+    image_paths: bool = True
+    """Whether ``image`` may name a local file (the server turns this off)."""
+    max_text_chars: int = MAX_TEXT_CHARS
+    """Longest document text an upsert accepts (the server sets its own limit)."""
+    should_stop: Callable[[], bool] = never
+    """Asked between batches of an upsert (and of its embedding): True stops it with
+    :class:`ShuttingDownError`, the batches acknowledged so far kept (server shutdown)."""
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    entries: list[dict[str, Any]]
+    """WAL entries that need no embedding (metadata-only updates)."""
+    to_embed: list[StoredDocument]
+    counts: tuple[int, int, int]
+    """Added, updated, unchanged."""
+    versions: tuple[int, ...]
+    """:meth:`DocumentIngest.stored_versions` when the batch was classified."""
+
+
+def upsert_batches(items: Sequence[StoredDocument]) -> Iterator[list[StoredDocument]]:
+    """Consecutive batches of at most :data:`UPSERT_BATCH` documents and, past their first
+    document, :data:`UPSERT_BATCH_CHARS` characters."""
+    batch: list[StoredDocument] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) >= UPSERT_BATCH or size + len(item.text) > UPSERT_BATCH_CHARS):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += len(item.text)
+    if batch:
+        yield batch
+
+
+class DocumentIngest:
+    def __init__(
+        self,
+        name: str,
+        settings: Callable[[], CollectionSettings],
+        embedder: Callable[[str], Any],
+        options: IngestOptions,
+    ) -> None:
+        self._name = name
+        self._settings = settings
+        self._embedder = embedder
+        self.options = options
+        self._ocr: Any = None
+
+    def check(self, documents: Iterable[Any]) -> list[StoredDocument]:
+        """Documents parsed and checked as an upsert takes them (ids unique, texts within
+        :attr:`IngestOptions.max_text_chars`, metadata plain JSON): every one before any work,
+        so a bad one changes nothing."""
+        items = [
+            parse_document(d, i, max_text_chars=self.options.max_text_chars)
+            for i, d in enumerate(documents)
+        ]
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.doc_id in seen:
+                raise InputError(
+                    f"documents[{index}]: id {item.doc_id!r} appears twice in one batch",
+                    field=f"documents[{index}].id",
+                )
+            seen.add(item.doc_id)
+        return items
+
+    def upsert_batch(
+        self,
+        state: Callable[[], StoredState],
+        batch: Sequence[StoredDocument],
+        guard: Callable[[], AbstractContextManager[Any]],
+        acknowledge: Callable[[dict[str, Any]], None],
+    ) -> tuple[int, int, int, int]:
+        """Classify a batch and acknowledge its record under ``guard``, embedding in between
+        without it; a batch whose documents were written meanwhile is redone under the guard.
+        Returns added, updated, unchanged and embedded passages."""
+        with guard():
+            self.stop_if_asked()
+            plan = self.classify(state(), batch)
+        entries, embedded = self.embed(plan.to_embed)
+        with guard():
+            if self.stored_versions(state(), batch) != plan.versions:
+                plan = self.classify(state(), batch)
+                entries, embedded = self.embed(plan.to_embed)
+            record = {"op": "upsert", "documents": plan.entries + entries}
+            if record["documents"]:
+                acknowledge(record)
+        return (*plan.counts, embedded)
+
+    def stop_if_asked(self) -> None:
+        if self.options.should_stop():
+            raise ShuttingDownError(
+                f"collection {self._name!r}: the upsert stopped for shutdown; batches "
+                "acknowledged before it are stored, the rest are not (send them again: "
+                "unchanged documents are skipped)"
+            )
+
+    @staticmethod
+    def stored_versions(state: StoredState, batch: Sequence[StoredDocument]) -> tuple[int, ...]:
+        """Identity of each document's stored version (any write replaces the object)."""
+        return tuple(id(state.documents.get(d.doc_id)) for d in batch)
+
+    def classify(self, state: StoredState, batch: Sequence[StoredDocument]) -> BatchPlan:
+        """What a batch needs: new or changed texts to embed, metadata-only updates (their
+        stored vectors kept), unchanged documents skipped."""
+        entries: list[dict[str, Any]] = []
+        to_embed: list[StoredDocument] = []
+        added = updated = unchanged = 0
+        for document in batch:
+            previous = state.documents.get(document.doc_id)
+            if previous is None:
+                added += 1
+            elif previous.content_hash == document.content_hash:
+                read_by_ocr = previous.metadata.get("ocr") is True
+                if read_by_ocr:  # keep the text OCR added, and say so
+                    document = replace(
+                        document,
+                        text=previous.text,
+                        metadata={**document.metadata, "ocr": True},
+                    )
+                if previous.metadata == document.metadata:
+                    unchanged += 1
+                    continue
+                updated += 1
+                vectors = {
+                    name: {
+                        "spans": [list(s) for s in per_doc[document.doc_id][0]],
+                        "vectors": encode_vectors(per_doc[document.doc_id][1]),
+                    }
+                    for name, per_doc in state.passages.items()
+                    if document.doc_id in per_doc
+                }
+                entries.append({"document": document.to_json(), "vectors": vectors})
+                continue
+            else:
+                updated += 1
+            to_embed.append(document)
+        return BatchPlan(
+            entries, to_embed, (added, updated, unchanged), self.stored_versions(state, batch)
+        )
+
+    def embed(self, to_embed: list[StoredDocument]) -> tuple[list[dict[str, Any]], int]:
+        """WAL entries (document + passage vectors per field) of documents to embed, and how
+        many passages were embedded."""
+        if not to_embed:
+            return [], 0
+        embedded = 0
+        to_embed = self._read_images(to_embed)
+        vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
+        for model_id in self._settings().embedders:
+            spans_by_doc, vectors = self._embed_passages(model_id, to_embed)
+            row = 0
+            for document in to_embed:
+                spans = spans_by_doc[document.doc_id]
+                block = vectors[row : row + len(spans)]
+                row += len(spans)
+                vectors_by_doc[document.doc_id][field_name(model_id)] = {
+                    "spans": [list(s) for s in spans],
+                    "vectors": encode_vectors(block),
+                }
+            embedded += row
+        entries = [
+            {"document": document.to_json(), "vectors": vectors_by_doc[document.doc_id]}
+            for document in to_embed
+        ]
+        return entries, embedded
+
+    def _read_images(self, documents: list[StoredDocument]) -> list[StoredDocument]:
+        """Documents with an image, for a collection of text embedders: the text OCR reads in
+        the image is added to the document's text (``metadata.ocr`` says so), so both parts
+        are indexed and the reranker sees both. Images are inline (data URI or base64), or
+        local files when the collection allows paths (the library; never the server)."""
+        wanted = [d for d in documents if d.image and "ocr" not in d.metadata]
+        if not wanted or not self._settings().ocr_images:
+            return documents
+        reader = self._ocr_reader()
+        images = {document.doc_id: self.image_bytes(document) for document in wanted}
+        texts = dict(zip(images, reader.read_many(list(images.values())), strict=True))
+        out = []
+        for document in documents:
+            if document.doc_id in texts:
+                combined = f"{document.text}\n{texts[document.doc_id]}".strip()
+                document = replace(
+                    document, text=combined, metadata={**document.metadata, "ocr": True}
+                )
+            out.append(document)
+        return out
+
+    def image_bytes(self, document: StoredDocument) -> bytes:
+        """A document's image: inline (data URI or base64), or a local file when the collection
+        allows paths (the library; never the server)."""
+        source = str(document.image)
+        path = Path(source.split("#page=")[0])
+        if self.options.image_paths and not source.startswith("data:") and path.is_file():
+            return path.read_bytes()
+        return decode_image_bytes(source, field=f"{document.doc_id}.image")
+
+    def _ocr_reader(self) -> Any:
+        if self._ocr is None:
+            from omniretrieve.ocr.reader import OcrReader
+
+            self._ocr = OcrReader(self._settings().ocr_engine)
+        return self._ocr
+
+    def _embed_passages(
+        self, model_id: str, documents: Sequence[StoredDocument]
+    ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
+        """Per document, its passages' spans, and their vectors in document order. A model that
+        reads images also embeds a document's image, as one more passage (span
+        :data:`IMAGE_SPAN`)."""
+        embedder = self._embedder(model_id)
+        reads_images = "image" in getattr(embedder, "modalities", frozenset({"text"}))
+        spans_by_doc: dict[str, list[tuple[int, int]]] = {}
+        texts: list[str] = []
+        images: list[Any] = []
+        for document in documents:
+            with_image = reads_images and bool(document.image)
+            if not document.text.strip() and not with_image:
+                raise InputError(
+                    f"document {document.doc_id!r} has no text and model {model_id!r} takes "
+                    "text only",
+                    field="documents",
+                )
+            spans = self._text_spans(document, embedder) if document.text.strip() else []
+            texts.extend(document.text[a:b] for a, b in spans)
+            if with_image:
+                spans = [*spans, IMAGE_SPAN]
+                images.append(ImageInput(self.image_bytes(document)))
+            spans_by_doc[document.doc_id] = spans
+        text_vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
+        if texts:
+            blocks = []
+            for start in range(0, len(texts), EMBED_CHUNK):
+                self.stop_if_asked()
+                chunk = texts[start : start + EMBED_CHUNK]
+                blocks.append(
+                    embedder.encode_texts(chunk, task="retrieval.passage", show_progress=False)
+                )
+            text_vectors = np.concatenate(blocks).astype(np.float32, copy=False)
+        if not images:
+            return spans_by_doc, text_vectors
+        image_vectors = embedder.encode(images, task="retrieval.passage").embeddings
+        rows, next_text, next_image = [], iter(text_vectors), iter(image_vectors)
+        for document in documents:
+            for span in spans_by_doc[document.doc_id]:
+                rows.append(next(next_image) if span == IMAGE_SPAN else next(next_text))
+        return spans_by_doc, np.asarray(rows, dtype=np.float32)
+
+    def _text_spans(self, document: StoredDocument, embedder: Any) -> list[tuple[int, int]]:
+        if self._settings().passages == "first":
+            return [(0, len(document.text))]
+        return passage_spans(
+            document.text,
+            embedder.model.tokenizer,
+            max_tokens=embedder.max_length,
+            overlap=self._settings().passage_overlap,
+            boundaries=definition_starts(document.text, language_of(document.metadata)),
+        )

@@ -1,0 +1,431 @@
+"""Searching a collection: the plan (queries checked, fields, filter, depth), the first
+stages (BM25 and each vector field, with per-query language routing), fusion with weights,
+the optional rerank, and the hits. One path serves one query and many (``search`` is a batch
+of one); within :meth:`Searcher.reusing_first_stages` each query's lists are computed once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from omniretrieve.checks import check_text
+from omniretrieve.errors import InputError
+from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
+from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.rerank_stage import rerank_candidates
+from omniretrieve.index.results import FirstStage, SearchHit
+from omniretrieve.index.settings import CollectionSettings, field_name
+from omniretrieve.index.sparse_field import SparseField
+from omniretrieve.index.store import StoredState
+from omniretrieve.index.vectors import VectorStore
+from omniretrieve.runtime.progress import progress_bar
+
+MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
+FIRST_STAGE = 100
+"""Candidates each first-stage list contributes to hybrid fusion."""
+
+
+class SearchSource(Protocol):
+    """What a search reads from its collection."""
+
+    name: str
+    settings: CollectionSettings
+
+    def state(self) -> StoredState: ...
+
+    def embedder(self, model_id: str) -> Any: ...
+
+    def reranker(self, model_id: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    mode: str
+    fields: tuple[str, ...]
+    routing: bool
+    allowed: set[str] | None
+    filter: Mapping[str, Any] | None
+    filter_key: str | None
+    depth: int
+
+
+def matches(value: Any, condition: Any) -> bool:
+    if isinstance(condition, Mapping):
+        if set(condition) != {"in"} or not isinstance(condition["in"], list):
+            raise InputError('a filter condition is a value or {"in": [values]}', field="filter")
+        return value in condition["in"]
+    return value == condition
+
+
+class Searcher:
+    def __init__(
+        self,
+        source: SearchSource,
+        vectors: VectorStore,
+        sparse: SparseField,
+        languages: LanguageCache,
+    ) -> None:
+        self._source = source
+        self._vectors = vectors
+        self._sparse = sparse
+        self._languages = languages
+        self._stage_cache: dict[tuple[Any, ...], Any] | None = None
+
+    def invalidate(self) -> None:
+        """The documents changed: cached first stages are stale."""
+        if self._stage_cache is not None:
+            self._stage_cache = {}
+
+    @property
+    def cached_entries(self) -> int | None:
+        """Entries held by :meth:`reusing_first_stages` (None outside it)."""
+        return None if self._stage_cache is None else len(self._stage_cache)
+
+    @contextmanager
+    def reusing_first_stages(self) -> Iterator[None]:
+        """Within the block, each query's BM25 list, its list per vector field and its query
+        vectors are computed once and reused by later searches with the same filter (an
+        evaluation runs several pipelines over the same queries). The memory they take (some
+        kilobytes per query and list) is released when the block ends."""
+        previous = self._stage_cache
+        if previous is None:
+            self._stage_cache = {}
+        try:
+            yield
+        finally:
+            self._stage_cache = previous
+
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: str = "hybrid",
+        rerank: bool | str = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | Literal["auto"] | None = None,
+        fusion_weights: Sequence[float] | None = None,
+    ) -> list[SearchHit]:
+        return self.search_many(
+            [query],
+            top_k=top_k,
+            mode=mode,
+            rerank=rerank,
+            filter=filter,
+            embedders=embedders,
+            fusion_weights=fusion_weights,
+        )[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        *,
+        top_k: int = 10,
+        mode: str = "hybrid",
+        rerank: bool | str = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | Literal["auto"] | None = None,
+        fusion_weights: Sequence[float] | None = None,
+        route_by_language: bool = False,
+        show_progress: bool = False,
+    ) -> list[list[SearchHit]]:
+        """Search several queries with the same settings: their vectors are computed in one
+        batch and the dense index is searched once for all of them.
+
+        ``embedders`` picks which of the collection's vector fields dense and hybrid search
+        use: all of them by default; ``"auto"``: per query, the fields whose model covers the
+        query's language (for hybrid search, none when no model covers it: BM25 alone; for
+        dense search, all). ``fusion_weights`` (BM25's first, then one per field in use)
+        overrides the collection's for this call; when routing, one per field named, of which
+        each query uses those of its fields. ``route_by_language`` routes among the given
+        ``embedders`` as ``"auto"`` does among all."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InputError("top_k must be a positive integer", field="top_k")
+        want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
+        plan = self._plan(queries, mode, filter, embedders, route_by_language, want)
+        self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
+        dense_runs, query_vectors = self._dense_stage(queries, plan, show_progress)
+        results: list[list[SearchHit]] = []
+        with progress_bar(len(queries), "searching", enabled=show_progress) as advance:
+            for position, query in enumerate(queries):
+                stage_scores, used = self._query_stages(query, dense_runs[position], plan)
+                weights = self._fusion_weights(used, fusion_weights, plan.fields)
+                first = self._fuse(stage_scores, weights, mode)
+                if mode == "hybrid" or len(stage_scores) > 1:
+                    stage_scores["fused"] = first
+                ranked = top(first, want)
+                if rerank:
+                    model_id = self._source.settings.reranker if rerank is True else str(rerank)
+                    vectors = {k: v[position] for k, v in query_vectors.items()}
+                    ranked = self._rerank(model_id, query, ranked, stage_scores, vectors)
+                results.append(self._hits(ranked[:top_k], stage_scores))
+                advance(1)
+        return results
+
+    def first_stage_runs(
+        self,
+        queries: Sequence[str],
+        *,
+        depth: int = FIRST_STAGE,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | Literal["auto"] | None = None,
+        route_by_language: bool = False,
+        show_progress: bool = False,
+    ) -> tuple[tuple[str, ...], list[FirstStage]]:
+        """The lists hybrid search fuses, per query, before fusion: for choosing fusion
+        weights without searching once per candidate weight (see :meth:`fuse_runs`). Returns
+        the vector fields in play and, per query, its lists and the fields it used."""
+        plan = self._plan(queries, "hybrid", filter, embedders, route_by_language, depth)
+        dense_runs, _ = self._dense_stage(queries, plan, show_progress)
+        stages = []
+        with progress_bar(len(queries), "first stage", enabled=show_progress) as advance:
+            for query, dense in zip(queries, dense_runs, strict=True):
+                runs, used = self._query_stages(query, dense, plan)
+                stages.append(FirstStage(runs, used))
+                advance(1)
+        return plan.fields, stages
+
+    def fuse_runs(
+        self,
+        stage: FirstStage,
+        fields: tuple[str, ...],
+        fusion_weights: Sequence[float] | None = None,
+    ) -> dict[str, float]:
+        """Hybrid search's fused scores for one query's first stage (as search_many fuses
+        them), with ``fusion_weights`` over BM25 and ``fields``."""
+        weights = self._fusion_weights(stage.fields, fusion_weights, fields)
+        return self._fuse(dict(stage.runs), weights, "hybrid")
+
+    def _plan(
+        self,
+        queries: Sequence[str],
+        mode: str,
+        filter: Mapping[str, Any] | None,  # noqa: A002
+        embedders: Sequence[str] | Literal["auto"] | None,
+        route_by_language: bool,
+        want: int,
+    ) -> SearchPlan:
+        for position, query in enumerate(queries):
+            field_path = "query" if len(queries) == 1 else f"queries[{position}]"
+            if not isinstance(query, str) or not query.strip():
+                raise InputError(f"{field_path} is an empty text", field=field_path)
+            check_text(query, field_path)
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
+        routing = route_by_language or embedders == "auto"
+        chosen = None if embedders == "auto" else embedders
+        fields = self._vector_fields(chosen)  # type: ignore[arg-type]
+        if mode == "dense" and not fields:
+            raise InputError(
+                f"collection {self._source.name!r} holds no vectors (BM25 only): use mode 'sparse'",
+                field="mode",
+            )
+        allowed = self._filter(filter) if filter else None
+        filter_key = json.dumps(filter, sort_keys=True, default=str) if filter else None
+        return SearchPlan(
+            mode, fields, routing, allowed, filter, filter_key, max(want, FIRST_STAGE)
+        )
+
+    def _dense_stage(
+        self, queries: Sequence[str], plan: SearchPlan, show_progress: bool
+    ) -> tuple[list[dict[str, dict[str, float]]], dict[str, np.ndarray]]:
+        """Per query, each vector field's list; and the query vectors per field."""
+        dense_runs: list[dict[str, dict[str, float]]] = [{} for _ in queries]
+        query_vectors: dict[str, np.ndarray] = {}
+        if plan.mode not in ("dense", "hybrid"):
+            return dense_runs, query_vectors
+        cache = self._stage_cache
+        for model_id in plan.fields:
+            if cache is None:
+                vectors = self._source.embedder(model_id).encode_texts(
+                    list(queries), task="retrieval.query", show_progress=show_progress
+                )
+                runs = self._vectors.search(
+                    field_name(model_id), vectors, plan.depth, plan.allowed, plan.filter
+                )
+            else:
+                vectors, runs = self._cached_dense(model_id, queries, plan, cache, show_progress)
+            query_vectors[model_id] = vectors
+            for stage, run in zip(dense_runs, runs, strict=True):
+                stage[f"dense:{model_id}"] = run
+        return dense_runs, query_vectors
+
+    def _cached_dense(
+        self,
+        model_id: str,
+        queries: Sequence[str],
+        plan: SearchPlan,
+        cache: dict[tuple[Any, ...], Any],
+        show_progress: bool,
+    ) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """:meth:`_dense_stage` for one field, computing only what the stage cache lacks."""
+        run_key = ("dense", model_id, plan.depth, plan.filter_key)
+        missing = list(dict.fromkeys(q for q in queries if (*run_key, q) not in cache))
+        unencoded = [q for q in missing if ("vector", model_id, q) not in cache]
+        if unencoded:
+            encoded = self._source.embedder(model_id).encode_texts(
+                unencoded, task="retrieval.query", show_progress=show_progress
+            )
+            for query, vector in zip(unencoded, encoded, strict=True):
+                cache[("vector", model_id, query)] = vector
+        if missing:
+            vectors = np.stack([cache[("vector", model_id, q)] for q in missing])
+            runs = self._vectors.search(
+                field_name(model_id), vectors, plan.depth, plan.allowed, plan.filter
+            )
+            for query, run in zip(missing, runs, strict=True):
+                cache[(*run_key, query)] = run
+        vectors = np.stack([cache[("vector", model_id, q)] for q in queries])
+        return vectors, [cache[(*run_key, q)] for q in queries]
+
+    def _query_stages(
+        self, query: str, dense: dict[str, dict[str, float]], plan: SearchPlan
+    ) -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
+        """One query's lists (BM25's first) and the vector fields it uses."""
+        mode, fields = plan.mode, plan.fields
+        language = self._sparse.query_language(query) if plan.routing or mode != "dense" else None
+        used = fields
+        stage_scores = dict(dense)
+        if plan.routing and mode != "sparse":
+            used = self._covering(fields, language)
+            if not used and mode == "dense":
+                used = fields  # dense search must use some model: all of them
+            for model_id in fields:
+                if model_id not in used:
+                    stage_scores.pop(f"dense:{model_id}", None)
+        if mode in ("sparse", "hybrid"):
+            cache = self._stage_cache
+            key = ("sparse", query, language, plan.depth, plan.filter_key)
+            sparse = None if cache is None else cache.get(key)
+            if sparse is None:
+                sparse = self._sparse.search(query, plan.depth, plan.allowed, language)
+                if cache is not None:
+                    cache[key] = sparse
+            stage_scores = {"sparse": sparse, **stage_scores}
+        return stage_scores, used
+
+    def _fuse(
+        self, stage_scores: dict[str, dict[str, float]], weights: list[float] | None, mode: str
+    ) -> dict[str, float]:
+        """The first stage's ranking: fused lists in hybrid mode (and dense over several
+        fields), else the one list."""
+        fuse = zscore_fusion if self._source.settings.fusion == "zscore" else rrf_fusion
+        if mode == "hybrid":
+            return fuse(list(stage_scores.values()), weights)
+        if mode == "dense" and len(stage_scores) > 1:
+            return fuse(list(stage_scores.values()), None if weights is None else weights[1:])
+        return next(iter(stage_scores.values()))
+
+    def _vector_fields(self, embedders: Sequence[str] | None) -> tuple[str, ...]:
+        if embedders is None:
+            return self._source.settings.embedders
+        unknown = [e for e in embedders if e not in self._source.settings.embedders]
+        if unknown or not embedders:
+            names = ", ".join(self._source.settings.embedders)
+            raise InputError(
+                f"embedders must name this collection's embedders "
+                f"({names}); got {', '.join(unknown) or 'none'}",
+                field="embedders",
+            )
+        return tuple(embedders)
+
+    def _fusion_weights(
+        self,
+        used: tuple[str, ...],
+        override: Sequence[float] | None = None,
+        fields: tuple[str, ...] | None = None,
+    ) -> list[float] | None:
+        """BM25's weight and the weights of the vector fields ``used``: from ``override``
+        (one per field of ``fields``, the fields in play) or the collection's settings."""
+        if override is not None:
+            fields = used if fields is None else fields
+            if len(override) != 1 + len(fields) or any(w < 0 for w in override):
+                raise InputError(
+                    "fusion_weights needs one non-negative weight for BM25 and one per embedder",
+                    field="fusion_weights",
+                )
+            return [float(override[0])] + [float(override[1 + fields.index(m)]) for m in used]
+        weights = self._source.settings.fusion_weights
+        if weights is None:
+            return None
+        chosen = [weights[0]]
+        for model_id in used:
+            chosen.append(weights[1 + self._source.settings.embedders.index(model_id)])
+        return chosen
+
+    def _covering(self, fields: tuple[str, ...], language: str | None) -> tuple[str, ...]:
+        """The fields whose model was trained on ``language`` (none: hybrid search then
+        relies on BM25 alone, which needs no training in the language)."""
+        chosen = []
+        for model_id in fields:
+            declared = self._source.embedder(model_id).languages
+            if declared is None or language in declared:
+                chosen.append(model_id)
+        return tuple(chosen)
+
+    def _hits(
+        self, ranked: Sequence[tuple[str, float]], stage_scores: dict[str, dict[str, float]]
+    ) -> list[SearchHit]:
+        documents = self._source.state().documents
+        stages = list(stage_scores.items())
+        hits = []
+        for doc_id, score in ranked:
+            document = documents[doc_id]
+            scores = {stage: values[doc_id] for stage, values in stages if doc_id in values}
+            hits.append(SearchHit(doc_id, float(score), document.text, document.metadata, scores))
+        return hits
+
+    def _filter(self, conditions: Mapping[str, Any]) -> set[str]:
+        allowed = set()
+        for doc_id, document in self._source.state().documents.items():
+            if all(matches(document.metadata.get(key), cond) for key, cond in conditions.items()):
+                allowed.add(doc_id)
+        return allowed
+
+    def _query_vector(self, key: str, query: str, cache: dict[str, np.ndarray]) -> np.ndarray:
+        """The query's vector from embedder ``key``, computed once per search."""
+        if key not in cache:
+            cache[key] = self._source.embedder(key).encode_texts([query], task="retrieval.query")[0]
+        return cache[key]
+
+    def _rerank(
+        self,
+        model_id: str,
+        query: str,
+        ranked: list[tuple[str, float]],
+        stage_scores: dict[str, dict[str, float]],
+        query_vectors: dict[str, np.ndarray],
+    ) -> list[tuple[str, float]]:
+        count = self._source.settings.rerank_candidates
+        reranked = rerank_candidates(
+            self._source.reranker(model_id),
+            query,
+            ranked[:count],
+            self._source.state().documents,
+            stored_first_passage=self._stored_first_passage(query, query_vectors),
+            language=self._languages.document,
+        )
+        if not reranked:
+            return ranked
+        stage_scores["rerank"] = dict(reranked)
+        return reranked + ranked[count:]
+
+    def _stored_first_passage(self, query: str, query_vectors: dict[str, np.ndarray]) -> Any:
+        """For an embedder of this collection (by model id): the query's vector and, per
+        document, its stored first passage vector; None for other embedders."""
+        keys = {self._source.embedder(k).model_id: k for k in self._source.settings.embedders}
+
+        def lookup(model_id: str) -> tuple[np.ndarray, Any] | None:
+            key = keys.get(model_id)
+            if key is None:
+                return None
+            vector = self._query_vector(key, query, query_vectors)
+            per_doc = self._source.state().passages[field_name(key)]
+            return vector, lambda doc_id: per_doc[doc_id][1][0]
+
+        return lookup

@@ -1,0 +1,158 @@
+"""A collection's settings: what shapes its stored data and how it searches, checked on
+create and on every open, saved as ``collection.json``."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from omniretrieve.errors import InputError
+from omniretrieve.index.dense import QUANTIZATIONS
+from omniretrieve.index.store import CollectionFormatError, CollectionStore
+from omniretrieve.index.vectors import VECTOR_STORES, field_name
+from omniretrieve.text.analyzers import is_known_language
+
+__all__ = [
+    "CollectionSettings",
+    "default_root",
+    "field_name",
+    "read_settings",
+    "settings_json",
+]
+
+
+def default_root() -> Path:
+    override = os.environ.get("OMNIRETRIEVE_DATA")
+    if override:
+        return Path(override) / "collections"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "omniretrieve" / "collections"
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    embedders: tuple[str, ...] = ("all-MiniLM-L6-v2",)
+    quantization: str = "float"
+    language: str = "auto"
+    """BM25 analysis: ``auto`` (each document in its language: ``metadata.lang`` or detected;
+    each query in its detected language) or one language for all (``en``, ``german``...)."""
+    passage_overlap: int = 32
+    passages: Literal["split", "first"] = "split"
+    """``split``: long documents become overlapping passages that each fit the embedder;
+    ``first``: one vector per document, the model truncating it (as sentence-transformers)."""
+    aggregate: Literal["max", "sum"] = "max"
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    fusion_weights: tuple[float, ...] | None = None
+    """BM25's weight first, then one per embedder; equal weights when None."""
+    hnsw_threshold: int = 50_000
+    rerank_candidates: int = 100
+    reranker: str = "omniretrieve-hybrid-reranker"
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    """Where dense search runs: faiss in this process, or Milvus (Lite file or a cluster)."""
+    milvus_uri: str | None = None
+    """Milvus address (``http://host:19530``); None: Milvus Lite in the collection's folder."""
+    ocr_images: bool = True
+    """Documents with an image get the image's OCR text indexed too (text embedders)."""
+    ocr_engine: str = "tesseract"
+
+    def validate(self) -> CollectionSettings:
+        self._check_types()
+        if self.vector_store not in VECTOR_STORES:
+            raise InputError(
+                f"vector_store must be one of {', '.join(VECTOR_STORES)}", field="vector_store"
+            )
+        if self.quantization not in QUANTIZATIONS:
+            raise InputError(
+                f"quantization must be one of {', '.join(QUANTIZATIONS)}", field="quantization"
+            )
+        if self.passages not in ("split", "first"):
+            raise InputError("passages must be split or first", field="passages")
+        if self.aggregate not in ("max", "sum"):
+            raise InputError("aggregate must be max or sum", field="aggregate")
+        if self.fusion not in ("zscore", "rrf"):
+            raise InputError("fusion must be zscore or rrf", field="fusion")
+        if (
+            isinstance(self.rerank_candidates, bool)
+            or not isinstance(self.rerank_candidates, int)
+            or self.rerank_candidates < 1
+        ):
+            raise InputError(
+                "rerank_candidates must be a positive integer", field="rerank_candidates"
+            )
+        if self.fusion_weights is not None and any(w < 0 for w in self.fusion_weights):
+            raise InputError("fusion_weights must not be negative", field="fusion_weights")
+        if self.fusion_weights is not None and len(self.fusion_weights) != 1 + len(self.embedders):
+            raise InputError(
+                "fusion_weights needs one weight for BM25 and one per embedder",
+                field="fusion_weights",
+            )
+        return self
+
+    def _check_types(self) -> None:
+        def wrong(name: str, expected: str) -> InputError:
+            return InputError(f"{name} must be {expected}", field=name)
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not isinstance(self.embedders, tuple) or not all(
+            isinstance(e, str) and e for e in self.embedders
+        ):
+            raise wrong("embedders", "a list of model ids (empty: BM25 only)")
+        for name in ("quantization", "language", "passages", "aggregate", "fusion", "reranker",
+                     "vector_store", "ocr_engine"):  # fmt: skip
+            if not isinstance(getattr(self, name), str):
+                raise wrong(name, "a string")
+        if not is_known_language(self.language) and self.language != "auto":
+            raise InputError(
+                f"language {self.language!r} is not a language code or name this package "
+                "knows (e.g. auto, en, english, de, zh)",
+                field="language",
+            )
+        if not is_int(self.passage_overlap) or self.passage_overlap < 0:
+            raise wrong("passage_overlap", "a non-negative integer")
+        if not is_int(self.hnsw_threshold) or self.hnsw_threshold < 1:
+            raise wrong("hnsw_threshold", "a positive integer")
+        if self.fusion_weights is not None and (
+            not isinstance(self.fusion_weights, tuple)
+            or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) and math.isfinite(w)
+                for w in self.fusion_weights
+            )
+        ):
+            raise wrong("fusion_weights", "a list of numbers")
+        if self.milvus_uri is not None and not isinstance(self.milvus_uri, str):
+            raise wrong("milvus_uri", "a string")
+        if not isinstance(self.ocr_images, bool):
+            raise wrong("ocr_images", "true or false")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CollectionSettings:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("embedders", "fusion_weights"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def read_settings(store: CollectionStore) -> CollectionSettings:
+    """A collection's settings, checked: wrong values are a :class:`CollectionFormatError`
+    naming ``collection.json`` (nothing is changed)."""
+    raw = store.read_settings()
+    try:
+        return CollectionSettings.from_json(raw).validate()
+    except (InputError, TypeError, ValueError) as exc:
+        message = exc.message if isinstance(exc, InputError) else str(exc)
+        raise CollectionFormatError(
+            f"{store.settings_path} holds a wrong value ({message}); the collection was not "
+            "opened or modified (correct the file)"
+        ) from exc
+
+
+def settings_json(settings: CollectionSettings) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}

@@ -1,0 +1,292 @@
+"""Where a collection's dense search runs: one :class:`VectorStore` per collection, chosen by
+name from :data:`VECTOR_STORES` (``CollectionSettings.vector_store``).
+
+A store answers, per query, each document's aggregated passage score (max or sum) for one
+vector field. The collection's folder is the source of truth for every store: documents and
+passage vectors live in its snapshot and WAL; a store holds a copy (faiss: in memory, rebuilt
+after writes; Milvus: a remote or Milvus Lite collection, synchronised on open and pushed to
+after each acknowledged batch).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from omniretrieve.index.dense import DenseConfig, DenseIndex
+from omniretrieve.index.fusion import top
+from omniretrieve.index.store import StoredState
+
+if TYPE_CHECKING:
+    from omniretrieve.index.settings import CollectionSettings
+
+SYNC_BATCH = 256
+
+
+def field_name(model_id: str) -> str:
+    """The vector field holding a model's passage vectors (a file and a Milvus name)."""
+    return "dense-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id)
+
+
+class VectorStore(Protocol):
+    def sync(self, state: StoredState) -> None:
+        """Make the store hold exactly ``state``'s vectors (on opening for writing)."""
+
+    def upsert(self, state: StoredState, doc_ids: Sequence[str]) -> None:
+        """These documents were acknowledged with new vectors (or metadata)."""
+
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        """These documents were deleted."""
+
+    def invalidate(self) -> None:
+        """The state changed (writes, a refresh): drop what was derived from it."""
+
+    def search(
+        self,
+        field: str,
+        query_vectors: np.ndarray,
+        k: int,
+        allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None,
+    ) -> list[dict[str, float]]:
+        """Per query: document id -> aggregated passage score, the best ``k`` documents."""
+
+    def close(self) -> None: ...
+
+
+def aggregate_rows(
+    owners: np.ndarray, scores: np.ndarray, doc_ids: list[str], k: int, how: str
+) -> dict[str, float]:
+    """Passage hits (their documents' positions, best first) -> the best ``k`` documents."""
+    if owners.size == 0:
+        return {}
+    if how == "max":  # hits come best first: a document's first is its max
+        positions, first = np.unique(owners, return_index=True)
+        per_doc = scores[first].astype(np.float64)
+    else:
+        positions, inverse = np.unique(owners, return_inverse=True)
+        per_doc = np.bincount(inverse, weights=scores.astype(np.float64))
+    order = np.lexsort((positions, -per_doc))[:k]
+    chosen = positions[order].tolist()
+    return dict(zip([doc_ids[i] for i in chosen], per_doc[order].tolist(), strict=True))
+
+
+def aggregate(passages: Sequence[tuple[str, float]], k: int, how: str) -> dict[str, float]:
+    """Passage scores -> document scores (max or sum), best ``k`` documents."""
+    per_doc: dict[str, float] = {}
+    for doc_id, score in passages:
+        if how == "max":
+            per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), score)
+        else:
+            per_doc[doc_id] = per_doc.get(doc_id, 0.0) + score
+    return dict(top(per_doc, k))
+
+
+class FaissStore:
+    """Exact or HNSW faiss indexes in this process, one per vector field, built lazily from
+    the state and dropped on every write."""
+
+    def __init__(
+        self,
+        settings: CollectionSettings,
+        state: Callable[[], StoredState],
+        dimension: Callable[[str], int],
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._dimension = dimension
+        self._indexes: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
+
+    def sync(self, state: StoredState) -> None:
+        self.invalidate()
+
+    def upsert(self, state: StoredState, doc_ids: Sequence[str]) -> None:
+        self.invalidate()
+
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        self._indexes.clear()
+
+    def close(self) -> None:
+        self._indexes.clear()
+
+    @staticmethod
+    def drop_remote(settings: CollectionSettings, name: str) -> None:
+        """Nothing outside the collection's folder."""
+
+    def index(self, field: str) -> tuple[DenseIndex, np.ndarray, list[str]]:
+        """The faiss index of a vector field, per row the position of the passage's document,
+        and the document ids those positions index."""
+        if field not in self._indexes:
+            per_doc = self._state().passages.get(field, {})
+            doc_ids: list[str] = []
+            counts: list[int] = []
+            blocks: list[np.ndarray] = []
+            for doc_id, (_, vectors) in per_doc.items():
+                doc_ids.append(doc_id)
+                counts.append(len(vectors))
+                blocks.append(vectors)
+            if blocks:
+                matrix = np.concatenate(blocks)
+            else:
+                matrix = np.zeros((0, self._dimension(field)), np.float32)
+            owners = np.repeat(np.arange(len(doc_ids), dtype=np.int64), counts)
+            config = DenseConfig(
+                quantization=self._settings.quantization,  # type: ignore[arg-type]
+                hnsw_threshold=self._settings.hnsw_threshold,
+            )
+            self._indexes[field] = (DenseIndex(matrix, config), owners, doc_ids)
+        return self._indexes[field]
+
+    def search(
+        self,
+        field: str,
+        query_vectors: np.ndarray,
+        k: int,
+        allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None,
+    ) -> list[dict[str, float]]:
+        index, owners, doc_ids = self.index(field)
+        if index.size == 0:
+            return [{} for _ in query_vectors]
+        rows = None
+        if allowed is not None:
+            permitted = np.fromiter((d in allowed for d in doc_ids), dtype=bool, count=len(doc_ids))
+            rows = np.flatnonzero(permitted[owners])
+            if rows.size == 0:
+                return [{} for _ in query_vectors]
+        # passages, then documents: fetch extra passages so k documents survive aggregation
+        scores, found = index.search(query_vectors, k * 3, allowed=rows)
+        how = self._settings.aggregate
+        runs = []
+        for row_scores, row_ids in zip(scores, found, strict=True):
+            valid = row_ids >= 0
+            runs.append(aggregate_rows(owners[row_ids[valid]], row_scores[valid], doc_ids, k, how))
+        return runs
+
+
+class MilvusStore:
+    """Dense search in Milvus (Lite in the collection's folder, or a server/cluster): see
+    :mod:`omniretrieve.index.milvus_store`. Filters become Milvus expressions."""
+
+    def __init__(
+        self,
+        settings: CollectionSettings,
+        state: Callable[[], StoredState],
+        dimension: Callable[[str], int],
+        *,
+        directory: Path,
+        name: str,
+    ) -> None:
+        from omniretrieve.index.milvus_store import MilvusVectors
+
+        self._settings = settings
+        self._fields = [field_name(m) for m in settings.embedders]
+        uri = settings.milvus_uri or str(directory / "milvus.db")
+        self._milvus: Any = MilvusVectors(uri, name)
+
+    @staticmethod
+    def drop_remote(settings: CollectionSettings, name: str) -> None:
+        """Drop the collection's Milvus collections on a server (Lite files go with the
+        folder)."""
+        if not settings.milvus_uri:
+            return
+        from omniretrieve.index.milvus_store import MilvusVectors
+
+        remote = MilvusVectors(settings.milvus_uri, name)
+        remote.drop(field_name(m) for m in settings.embedders)
+        remote.close()
+
+    def upsert(
+        self, state: StoredState, doc_ids: Sequence[str], fields: Sequence[str] | None = None
+    ) -> None:
+        """Copy these documents' stored vectors to Milvus (after the WAL acknowledged them)."""
+        if not doc_ids:
+            return
+        from omniretrieve.index.milvus_store import row_version
+
+        for field in fields or self._fields:
+            per_doc = state.passages.get(field, {})
+            rows = []
+            dimension = 0
+            for doc_id in doc_ids:
+                if doc_id not in per_doc:
+                    continue
+                document = state.documents[doc_id]
+                vectors = per_doc[doc_id][1]
+                dimension = vectors.shape[1]
+                version = row_version(document.content_hash, document.metadata)
+                rows.append((doc_id, version, document.metadata, vectors))
+            if rows:
+                self._milvus.upsert(field, dimension, rows)
+
+    def sync(self, state: StoredState) -> None:
+        """Make Milvus hold exactly the directory's vectors (after a crash between a WAL
+        acknowledgement and its Milvus push, or after Milvus lost data)."""
+        from omniretrieve.index.milvus_store import row_version
+
+        for field in self._fields:
+            local = {
+                doc_id: row_version(
+                    state.documents[doc_id].content_hash, state.documents[doc_id].metadata
+                )
+                for doc_id in state.passages.get(field, {})
+            }
+            remote = self._milvus.hashes(field)
+            stale = [d for d in remote if d not in local]
+            if stale:
+                self._milvus.delete(stale, [field])
+            missing = [d for d, version in local.items() if remote.get(d) != version]
+            for start in range(0, len(missing), SYNC_BATCH):
+                self.upsert(state, missing[start : start + SYNC_BATCH], fields=(field,))
+
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        if doc_ids:
+            self._milvus.delete(list(doc_ids), self._fields)
+
+    def invalidate(self) -> None:
+        pass  # Milvus holds its own copy, updated by upsert and delete
+
+    def search(
+        self,
+        field: str,
+        query_vectors: np.ndarray,
+        k: int,
+        allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None,
+    ) -> list[dict[str, float]]:
+        found = self._milvus.search(field, query_vectors, k * 3, conditions)
+        return [aggregate(hits, k, self._settings.aggregate) for hits in found]
+
+    def close(self) -> None:
+        self._milvus.close()
+
+
+VECTOR_STORES: dict[str, Any] = {"faiss": FaissStore, "milvus": MilvusStore}
+"""Store name -> class; each takes (settings, state, dimension) and the keyword arguments
+``directory`` and ``name`` (used by the stores that keep files)."""
+
+
+def drop_vector_store(settings: CollectionSettings, name: str) -> None:
+    """Remove what a collection's store keeps outside its folder (the folder goes anyway)."""
+    VECTOR_STORES[settings.vector_store].drop_remote(settings, name)
+
+
+def open_vector_store(
+    settings: CollectionSettings,
+    state: Callable[[], StoredState],
+    dimension: Callable[[str], int],
+    *,
+    directory: Path,
+    name: str,
+) -> VectorStore:
+    store_class = VECTOR_STORES[settings.vector_store]
+    if store_class is FaissStore:
+        return FaissStore(settings, state, dimension)
+    return store_class(settings, state, dimension, directory=directory, name=name)
