@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 import pytest
 
@@ -108,7 +109,8 @@ def test_close_finishes_accepted_work_then_refuses() -> None:
         queue.submit(9, cost=1)
 
 
-def test_cancelled_jobs_leave_the_queue_and_are_never_run() -> None:
+def held_queue() -> tuple[BatchingQueue[int, int], threading.Event, list[int], Future[int]]:
+    """A queue whose worker holds job 0 at a gate; the payloads it ran; job 0's future."""
     gate = threading.Event()
     seen: list[int] = []
 
@@ -118,10 +120,15 @@ def test_cancelled_jobs_leave_the_queue_and_are_never_run() -> None:
         return list(payloads)
 
     queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_batch_cost=1)
-    running = queue.submit(0, cost=1)  # taken by the worker, held at the gate
+    running = queue.submit(0, cost=1)
     deadline = time.monotonic() + 10
     while queue.queued_jobs() and time.monotonic() < deadline:
         time.sleep(0.01)
+    return queue, gate, seen, running
+
+
+def test_cancelled_jobs_leave_the_queue_and_are_never_run() -> None:
+    queue, gate, seen, running = held_queue()
     waiting = [queue.submit(i, cost=100) for i in range(1, 4)]
     assert queue.pending_cost == 301
     assert queue.cancel(waiting[0]) and queue.cancel(waiting[2])
@@ -150,19 +157,7 @@ def test_futures_cancelled_by_their_callers_never_break_the_worker() -> None:
     """A caller may cancel its future directly (asyncio.wrap_future does, when the awaiting
     task is cancelled): a queued job is then skipped, a running one cannot be cancelled, and
     the worker thread lives on."""
-    gate = threading.Event()
-    seen: list[int] = []
-
-    def process(payloads: Sequence[int]) -> list[int]:
-        gate.wait(10)
-        seen.extend(payloads)
-        return list(payloads)
-
-    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_batch_cost=1)
-    running = queue.submit(0, cost=1)
-    deadline = time.monotonic() + 10
-    while queue.queued_jobs() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    queue, gate, seen, running = held_queue()
     waiting = queue.submit(1, cost=1)
     assert not running.cancel()  # running: too late
     assert waiting.cancel()  # still queued: cancelled, and it must never run

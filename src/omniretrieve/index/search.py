@@ -100,27 +100,6 @@ class Searcher:
         finally:
             self._stage_cache = previous
 
-    def search(
-        self,
-        query: str,
-        *,
-        top_k: int = 10,
-        mode: str = "hybrid",
-        rerank: bool | str = False,
-        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
-        embedders: Sequence[str] | Literal["auto"] | None = None,
-        fusion_weights: Sequence[float] | None = None,
-    ) -> list[SearchHit]:
-        return self.search_many(
-            [query],
-            top_k=top_k,
-            mode=mode,
-            rerank=rerank,
-            filter=filter,
-            embedders=embedders,
-            fusion_weights=fusion_weights,
-        )[0]
-
     def search_many(
         self,
         queries: Sequence[str],
