@@ -11,9 +11,9 @@ import numpy as np
 
 from omniretrieve import Embedder
 from omniretrieve.eval.datasets import BeirDataset, load_beir
-from omniretrieve.index.sparse import BM25Index
 from omniretrieve.models.hybrid_reranker import HybridParams, candidate_bm25, combine_features
 from omniretrieve.runtime.cache import EmbeddingCache
+from omniretrieve.text.bm25 import BM25Index
 
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = (

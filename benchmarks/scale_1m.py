@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from omniretrieve.index.dense import DenseConfig, DenseIndex  # noqa: E402
 from omniretrieve.index.fusion import top, zscore_fusion  # noqa: E402
-from omniretrieve.index.sparse import Analyzer, BM25Index  # noqa: E402
+from omniretrieve.text.bm25 import Analyzer, BM25Index  # noqa: E402
 
 DIMENSION = 384
 TOP_K = 10

@@ -73,3 +73,9 @@ class ShuttingDownError(OmniRetrieveError):
 
     status_code = 503
     error_type = "shutting_down"
+
+
+class DatasetError(InputError):
+    """A dataset file is missing or malformed (the message names the file and line)."""
+
+    error_type = "invalid_dataset"

@@ -13,9 +13,9 @@ import pytest
 
 from omniretrieve.eval.datasets import load_beir
 from omniretrieve.eval.metrics import evaluate_run
-from omniretrieve.index.sparse import BM25Index
 from omniretrieve.models.hybrid_reranker import HybridParams, candidate_bm25, combine_features
 from omniretrieve.runtime.cache import EmbeddingCache
+from omniretrieve.text.bm25 import BM25Index
 from tests.conftest import CACHE_DIR
 
 pytestmark = pytest.mark.slow

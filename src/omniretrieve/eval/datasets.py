@@ -6,18 +6,12 @@ Malformed files raise :class:`DatasetError` naming the file, the line and the fi
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omniretrieve.errors import InputError
-
-
-class DatasetError(InputError):
-    error_type = "invalid_dataset"
+from omniretrieve.errors import DatasetError as DatasetError  # re-exported
+from omniretrieve.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -51,24 +45,6 @@ class BeirDataset:
     def judged_queries(self) -> dict[str, str]:
         """The queries that have at least one judgment in this split."""
         return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise DatasetError(f"{path} does not exist", field=str(path))
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise DatasetError(
-                    f"{path}:{number}: not valid JSON ({exc})", field=str(path)
-                ) from exc
-            if not isinstance(record, dict):
-                raise DatasetError(f"{path}:{number}: expected a JSON object", field=str(path))
-            yield number, record
 
 
 def _require(record: dict[str, Any], key: str, path: Path, number: int) -> str:
@@ -156,13 +132,3 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
         qrels=load_qrels(root / "qrels" / f"{split}.tsv"),
         split=split,
     )
-
-
-def content_hash(texts: list[str]) -> str:
-    """sha256 over texts (length-prefixed so that boundaries count)."""
-    digest = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    return digest.hexdigest()

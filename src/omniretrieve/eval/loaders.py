@@ -30,8 +30,8 @@ from omniretrieve.eval.datasets import (
     load_qrels,
     load_queries,
     load_query_groups,
-    read_jsonl,
 )
+from omniretrieve.jsonl import read_jsonl
 
 Kind = Literal["text", "page-image", "multilingual", "image-caption", "winoground"]
 

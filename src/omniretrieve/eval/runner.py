@@ -18,10 +18,11 @@ from typing import Any
 
 from omniretrieve import __version__
 from omniretrieve.errors import InputError
+from omniretrieve.eval.caching import CachingEmbedder
 from omniretrieve.eval.loaders import ALL_METRICS, EvalDataset, EvalTask, load_eval_dataset
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.eval.pipelines import Pipeline, parse_pipeline
-from omniretrieve.runtime.cache import CachingEmbedder, EmbeddingCache, default_cache_dir
+from omniretrieve.runtime.cache import EmbeddingCache, default_cache_dir
 
 SEARCH_DEPTH = 20
 """Documents kept per query: enough for every reported metric (MAP@20, Recall@20). The first

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -11,17 +10,13 @@ from typing import Any
 
 from omniretrieve.checks import check_json_value, check_text
 from omniretrieve.errors import InputError, LimitExceededError
+from omniretrieve.hashing import document_hash
 from omniretrieve.index.store import StoredDocument
 from omniretrieve.ingest.files import SkippedFile, folder_files
+from omniretrieve.jsonl import read_jsonl
 
 MAX_ID_BYTES = 1000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def content_hash(text: str, image: str | None) -> str:
-    digest = hashlib.sha256(text.encode("utf-8"))
-    digest.update(b"\0" + (image or "").encode("utf-8"))
-    return digest.hexdigest()
 
 
 def check_name(name: str) -> None:
@@ -80,15 +75,13 @@ def parse_document(value: Any, index: int, *, max_text_chars: int | None = None)
         text=full_text,
         metadata=dict(metadata),
         image=image,
-        content_hash=content_hash(full_text, image),
+        content_hash=document_hash(full_text, image),
     )
 
 
 def iter_jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
     """BEIR corpus lines (``_id``, ``title``, ``text``, optional ``metadata``); a malformed
     line is an error naming the file and line."""
-    from omniretrieve.eval.datasets import read_jsonl
-
     for _, record in read_jsonl(path):
         yield record
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from omniretrieve.index.languages import LanguageCache
-from omniretrieve.index.sparse import Analyzer, BM25Index
 from omniretrieve.index.store import StoredDocument
+from omniretrieve.text.bm25 import Analyzer, BM25Index
 
 
 class SparseField:

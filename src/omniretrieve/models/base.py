@@ -18,7 +18,7 @@ from omniretrieve.errors import InputError
 from omniretrieve.inputs import Input
 
 if TYPE_CHECKING:
-    from omniretrieve.models.registry import ModelSource
+    from omniretrieve.models.sources import ModelSource
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of items just finished."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import LoadOptions, ProgressCallback, RerankModel, ScoreOutput
-from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
 
 DEFAULT_MAX_LENGTH = 512

@@ -22,7 +22,7 @@ from omniretrieve.models.base import (
     ProgressCallback,
     check_task,
 )
-from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 
 DECODER_ARCHITECTURES = frozenset({"Qwen2Model"})
 QUERY_TEMPLATE = "<instruct>{instruction}\n<query>{query}"

@@ -23,7 +23,7 @@ from omniretrieve.models.base import (
     ProgressCallback,
     check_task,
 )
-from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
 
 ENCODER_ARCHITECTURES = frozenset(

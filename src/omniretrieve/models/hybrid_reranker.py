@@ -35,7 +35,8 @@ from omniretrieve.models.base import (
     RerankModel,
     ScoreOutput,
 )
-from omniretrieve.models.registry import DEFAULT_EMBEDDER, Family, ModelSource
+from omniretrieve.models.registry import DEFAULT_EMBEDDER
+from omniretrieve.models.sources import Family, ModelSource
 
 PARAMS_FILE = Path(__file__).with_name("hybrid_reranker.json")
 FEATURES = ("dense_cosine", "bm25_over_max", "dense_z", "bm25_z")
@@ -82,8 +83,8 @@ def candidate_bm25(
     With ``tokens`` and ``languages`` (each document's terms and language, see
     :meth:`HybridReranker._terms`), the query is analysed in its language, chosen among the
     candidates' languages; without them, everything is analysed as English."""
-    from omniretrieve.index.sparse import BM25Index
     from omniretrieve.text.analyzers import Analyzer
+    from omniretrieve.text.bm25 import BM25Index
 
     if languages is None:
         return BM25Index(documents, tokens=tokens).scores(query)

@@ -27,7 +27,7 @@ from omniretrieve.models.base import (
     ProgressCallback,
     check_task,
 )
-from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 
 LOGGER = logging.getLogger(__name__)
 

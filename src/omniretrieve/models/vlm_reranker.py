@@ -30,7 +30,7 @@ from omniretrieve.models.qwen_vl_inputs import (
     prepare_image,
     strip_vision_tokens,
 )
-from omniretrieve.models.registry import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
 
 log = logging.getLogger("omniretrieve.models")

@@ -1,0 +1,93 @@
+"""The package's layers form a DAG: a module imports only from its own package or from lower
+layers (checked on the source: module-level and function-level imports alike).
+
+    errors -> checks, inputs, embedding_types, hashing, jsonl -> text -> runtime, ingest
+    -> ocr -> models -> embedder, reranker -> index -> eval -> server, cli -> the package root
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "omniretrieve"
+
+LAYERS: dict[str, int] = {
+    "errors": 0,
+    "checks": 1,
+    "inputs": 1,
+    "embedding_types": 1,
+    "hashing": 1,
+    "jsonl": 1,
+    "text": 2,
+    "runtime": 3,
+    "ingest": 3,
+    "ocr": 4,
+    "models": 5,
+    "embedder": 6,
+    "reranker": 6,
+    "index": 7,
+    "eval": 8,
+    "server": 9,
+    "cli": 9,
+    "__init__": 10,
+}
+SAME_LAYER = {("cli", "server")}
+"""Imports allowed within one layer: the CLI starts the server."""
+
+
+def unit_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def imported_units(source: str) -> list[tuple[int, str]]:
+    """(line, top-level unit) of every ``omniretrieve.X`` import in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "omniretrieve" and len(parts) > 1:
+                found.append((node.lineno, parts[1]))
+    return found
+
+
+def violations(source: str, unit: str) -> list[str]:
+    problems = []
+    for line, target in imported_units(source):
+        if target == unit or target not in LAYERS:
+            continue
+        if LAYERS[target] < LAYERS[unit] or (unit, target) in SAME_LAYER:
+            continue
+        problems.append(f"line {line}: {unit} (layer {LAYERS[unit]}) imports {target} "
+                        f"(layer {LAYERS[target]})")  # fmt: skip
+    return problems
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {unit_of(p) for p in PACKAGE.rglob("*.py")}
+    assert units - set(LAYERS) == set()
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_imports_follow_the_layers(path: Path) -> None:
+    assert violations(path.read_text(encoding="utf-8"), unit_of(path)) == []
+
+
+def test_a_forbidden_import_is_caught() -> None:
+    """The check itself: an index module importing eval, or models importing index, fails."""
+    assert violations("from omniretrieve.eval.datasets import read_jsonl\n", "index")
+    assert violations("def f():\n    from omniretrieve.index import sparse\n", "models")
+    assert violations("import omniretrieve.server.app\n", "eval")
+    assert not violations("from omniretrieve.text.bm25 import BM25Index\n", "models")
+    assert not violations("from omniretrieve.server.app import create_app\n", "cli")
