@@ -58,7 +58,7 @@ def serve(
     body_timeout: float = typer.Option(
         30.0, help="Seconds a request body may pause between reads (then: disconnected)."
     ),
-    keep_alive: float = typer.Option(5.0, help="Seconds an idle kept-alive connection stays."),
+    keep_alive: int = typer.Option(5, help="Seconds an idle kept-alive connection stays."),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""

@@ -236,8 +236,8 @@ def _load_image_caption(root: Path) -> EvalDataset:
     for number, record in read_jsonl(root / "captions.jsonl"):
         caption_id = _field(record, "_id", root / "captions.jsonl", number)
         captions[caption_id] = _field(record, "text", root / "captions.jsonl", number)
-        image_id = record.get("image_id")
-        if image_id is not None:
+        caption_image = record.get("image_id")
+        if caption_image is not None:
             if str(image_id) not in images:
                 raise DatasetError(
                     f"{root / 'captions.jsonl'}:{number}: image_id {image_id!r} is not in "

@@ -66,7 +66,7 @@ def summary_rows(report: EvalReport) -> list[tuple[str, list[tuple[str, float | 
             groups = _task_groups(dataset)
             for label, tasks in groups:
                 for metric in dataset.metrics:
-                    values = []
+                    values: list[float] = []
                     for task in tasks:
                         result = report.find(dataset.name, task, pipeline.spec)
                         if result is None or result.skipped or metric not in result.metrics:

@@ -147,7 +147,7 @@ def evaluate(
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
-    reader = models.get("ocr_reader")
+    reader: Any = models.get("ocr_reader")
     if reader is not None:
         report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"
     report.config["fusion_weights"] = {
@@ -504,8 +504,8 @@ def _dataset_collection(
     root = cache_dir / "eval-collections"
     settings = CollectionSettings(
         embedders=embedders,
-        passages=passages,  # type: ignore[arg-type]
-        vector_store=store,  # type: ignore[arg-type]
+        passages=passages,
+        vector_store=store,
         ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
     ).validate()
     loaded = {"embedders": models["embedders"], "rerankers": models["rerankers"]}
@@ -517,21 +517,23 @@ def _dataset_collection(
         opened = Collection.create(name, root=root, settings=settings, **loaded)
     present = [d for d in dataset.corpus.values() if not d.empty]
     texts = [d.full_text for d in present]
+    with_images = images
     if reader is not None and len(opened) < len(present):
-        images = [Path(d.image).read_bytes() if d.image else b"" for d in present]
+        pages = [Path(d.image).read_bytes() if d.image else b"" for d in present]
         read = reader.read_many(
-            [i for i in images if i], show_progress=show_progress, description="OCR"
+            [i for i in pages if i], show_progress=show_progress, description="OCR"
         )
         found = iter(read)
         texts = [
-            f"{text}\n{next(found)}".strip() if image else text
-            for text, image in zip(texts, images, strict=True)
+            f"{text}\n{next(found)}".strip() if page else text
+            for text, page in zip(texts, pages, strict=True)
         ]
+        with_images = with_images or bool(pages)  # as before; issue 15: OCR text only here
     documents = [
         {"id": d.doc_id, "text": text, "metadata": d.metadata}
-        | ({"image": d.image} if images and d.image else {})
+        | ({"image": d.image} if with_images and d.image else {})
         for d, text in zip(present, texts, strict=True)
-        if text.strip() or (images and d.image)
+        if text.strip() or (with_images and d.image)
     ]
     if len(opened) < len(documents):
         opened.upsert(documents, show_progress=show_progress)

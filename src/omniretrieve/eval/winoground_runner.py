@@ -64,7 +64,8 @@ def evaluate_winoground(
             items = [("text", c) for c in example.captions] + [("image", i) for i in example.images]
             missing = [item for item in items if item not in vectors]
             if missing:
-                encoded = embedder.encode([{kind: value} for kind, value in missing]).embeddings
+                output = embedder.encode([{kind: value} for kind, value in missing])
+                encoded = np.asarray(output.embeddings)
                 vectors.update(zip(missing, encoded, strict=True))
 
         def score(caption: str, image: str) -> float:

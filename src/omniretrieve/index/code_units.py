@@ -68,11 +68,11 @@ def definition_starts(text: str, language: str | None) -> list[int]:
         starts = _python_starts(text)
         if starts is not None:
             return starts
-        pattern = re.compile(r"^(@|def\b|async\s+def\b|class\b)", re.M)
+        pattern: re.Pattern[str] | None = re.compile(r"^(@|def\b|async\s+def\b|class\b)", re.M)
     else:
         pattern = DEFINITION_LINES.get(language)
-        if pattern is None:
-            return []
+    if pattern is None:
+        return []
     return sorted({m.start() for m in pattern.finditer(text) if m.start() > 0})
 
 

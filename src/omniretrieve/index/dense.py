@@ -8,6 +8,7 @@ Vectors are L2-normalised, so inner product is cosine. Row ``i`` of the index is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +33,7 @@ class DenseConfig:
 
 class DenseIndex:
     def __init__(self, vectors: np.ndarray, config: DenseConfig | None = None) -> None:
-        import faiss
+        faiss: Any = import_module("faiss")  # untyped where its SWIG stubs are wrong
 
         self.config = config or DenseConfig()
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -82,7 +83,7 @@ class DenseIndex:
         """(scores, rows) of the best ``k`` rows per query, best first; -1 rows pad short lists.
 
         ``allowed`` restricts the search to those rows (metadata filters)."""
-        import faiss
+        faiss: Any = import_module("faiss")  # untyped where its SWIG stubs are wrong
 
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, self.size)) if self.size else 1

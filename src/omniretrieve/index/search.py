@@ -198,7 +198,7 @@ class Searcher:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
         routing = route_by_language or embedders == "auto"
         chosen = None if embedders == "auto" else embedders
-        fields = self._vector_fields(chosen)  # type: ignore[arg-type]
+        fields = self._vector_fields(chosen)
         if mode == "dense" and not fields:
             raise InputError(
                 f"collection {self._source.name!r} holds no vectors (BM25 only): use mode 'sparse'",

@@ -66,7 +66,7 @@ def aggregate_rows(
         return {}
     if how == "max":  # hits come best first: a document's first is its max
         positions, first = np.unique(owners, return_index=True)
-        per_doc = scores[first].astype(np.float64)
+        per_doc: np.ndarray = scores[first].astype(np.float64)
     else:
         positions, inverse = np.unique(owners, return_inverse=True)
         per_doc = np.bincount(inverse, weights=scores.astype(np.float64))

@@ -91,7 +91,8 @@ class EncoderLayout:
                 normalize = True
         pooling_config = info.read_json(f"{pooling_dir}/config.json") if pooling_dir else None
         pooling = _pooling_mode(pooling_config) if isinstance(pooling_config, dict) else "mean"
-        st_config = info.read_json("sentence_bert_config.json") or {}
+        st_json = info.read_json("sentence_bert_config.json")
+        st_config: dict[str, Any] = st_json if isinstance(st_json, dict) else {}
         model_max = int(info.config.get("max_position_embeddings", 512))
         max_length = int(st_config.get("max_seq_length") or model_max) if st_config else model_max
         if info.config.get("model_type") in ("roberta", "xlm-roberta"):
@@ -99,7 +100,9 @@ class EncoderLayout:
         prompts_config = info.read_json("config_sentence_transformers.json") or {}
         prompts = prompts_config.get("prompts", {}) if isinstance(prompts_config, dict) else {}
         dimension = int(
-            (pooling_config or {}).get("word_embedding_dimension")
+            (pooling_config if isinstance(pooling_config, dict) else {}).get(
+                "word_embedding_dimension"
+            )
             or info.config.get("hidden_size")
             or info.config.get("dim", 0)
         )

@@ -56,7 +56,7 @@ class Family:
     kind: Literal["embedder", "reranker"]
     modalities: frozenset[str]
     matches: Callable[[CheckpointInfo], bool]
-    loader: Callable[[], type]
+    loader: Callable[[], Any]
     """Returns the model class (imported lazily, so recognising a family needs no torch)."""
     dimension: Callable[[CheckpointInfo], int | None] = lambda info: None
     priority: int = 0

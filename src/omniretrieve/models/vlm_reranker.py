@@ -64,7 +64,7 @@ def ranking_model_class() -> type:
     import torch
     from transformers import Qwen2VLForConditionalGeneration
 
-    class JinaVLForRanking(Qwen2VLForConditionalGeneration):  # type: ignore[misc, valid-type]
+    class JinaVLForRanking(Qwen2VLForConditionalGeneration):
         def __init__(self, config: Any) -> None:
             super().__init__(config)
             hidden = config.text_config.hidden_size

@@ -198,5 +198,7 @@ class ModelPool:
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking work and finish what was accepted."""
         self._closed = True
-        for loaded in [*self.embedders.values(), *self.rerankers.values()]:
-            loaded.queue.close(timeout)
+        for embedder in self.embedders.values():
+            embedder.queue.close(timeout)
+        for reranker in self.rerankers.values():
+            reranker.queue.close(timeout)

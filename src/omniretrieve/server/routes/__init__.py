@@ -70,7 +70,8 @@ async def results_unless_disconnected(
     results = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
     disconnected = asyncio.ensure_future(_disconnect(request))
     try:
-        await asyncio.wait({results, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {results, disconnected}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         disconnected.cancel()
     if results.done():

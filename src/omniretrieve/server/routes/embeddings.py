@@ -52,7 +52,7 @@ def holds_token_ids(raw: Any) -> bool:
 
 
 async def check_token_budget(model: Any, inputs: list[Input], limit: int) -> None:
-    texts = [item.text for item in inputs if isinstance(getattr(item, "text", None), str)]
+    texts = [text for item in inputs if isinstance(text := getattr(item, "text", None), str)]
     if not texts:
         return
     total = sum(await asyncio.to_thread(model.count_tokens, texts))
