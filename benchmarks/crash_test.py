@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from omniretrieve import Embedder  # noqa: E402
 from omniretrieve.index.collection import Collection  # noqa: E402
 from omniretrieve.index.documents import iter_jsonl_documents  # noqa: E402
-from tests.integration.test_collection_crash import run_and_kill  # noqa: E402
+from tests.builders.crash import run_and_kill  # noqa: E402
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.server_helpers import free_port, wait_ready  # noqa: E402
+from tests.builders.servers import free_port, wait_ready  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
 

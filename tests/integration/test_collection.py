@@ -13,25 +13,7 @@ from omniretrieve.errors import CollectionNotFoundError, InputError
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.index.collection import MODES, Collection, CollectionSettings
 from omniretrieve.index.store import CollectionFormatError, CollectionLockedError
-
-DOCS = [
-    {"id": "cats", "text": "Cats eat fish and mice.", "metadata": {"lang": "en", "year": 2020}},
-    {
-        "id": "stocks",
-        "text": "The stock market fell on Monday.",
-        "metadata": {"lang": "en", "year": 2021},
-    },
-    {
-        "id": "paris",
-        "text": "Paris is the capital of France.",
-        "metadata": {"lang": "fr", "year": 2022},
-    },
-    {
-        "id": "dogs/bones ünïcode",
-        "text": "Dogs chew bones.",
-        "metadata": {"lang": "de", "year": 2020},
-    },
-]
+from tests.builders.collections import DOCS
 
 
 @pytest.fixture()

@@ -5,12 +5,7 @@ benchmarks/crash_test.py runs the full one (20+ kills over SciFact with MiniLM).
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,58 +16,9 @@ import pytest
 from omniretrieve import Embedder
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.documents import iter_jsonl_documents
+from tests.builders.crash import run_and_kill
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_and_kill(
-    root: Path, model_dir: str, corpus: Path, delay: float | None, limit: int
-) -> set[str]:
-    """Start the child, SIGKILL it ``delay`` seconds after it is ready (None: let it finish);
-    return the ids it acknowledged."""
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.integration.crash_child",
-            str(root),
-            model_dir,
-            str(corpus),
-            "16",
-            str(limit),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    acknowledged: set[str] = set()
-    ready = threading.Event()
-
-    def read() -> None:
-        assert child.stdout is not None
-        for line in child.stdout:
-            if line.startswith("READY"):
-                ready.set()
-            elif line.startswith("ACK "):
-                acknowledged.update(json.loads(line[4:]))
-        ready.set()
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    ready.wait(180)  # the model is loaded and the collection open: now kill at random
-    if delay is None:
-        child.wait(600)
-    else:
-        time.sleep(delay)
-    if child.poll() is None:
-        child.send_signal(signal.SIGKILL)
-    child.wait()
-    reader.join()
-    if child.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(child.stderr.read() if child.stderr else "child failed")
-    return acknowledged
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from omniretrieve import Embedder
 from omniretrieve.index.collection import Collection, CollectionSettings, field_name
-from tests.integration.test_collection import DOCS
+from tests.builders.collections import DOCS
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")

@@ -188,7 +188,8 @@ def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, m
     assert ours["recall@20"] == pytest.approx(peer_metrics["recall@20"], abs=0.002)
 
 
-def test_suite_runs_merge_into_one_report(tmp_path: Path) -> None:
+def test_suite_runs_merge_into_one_report(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("OMNIRETRIEVE_DATASETS", raising=False)  # it would override the suite's
     root = tmp_path / "data"
     for name, text in [("one", "cats eat fish"), ("two", "paris is in france")]:
         _write_beir(

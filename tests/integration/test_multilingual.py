@@ -113,7 +113,7 @@ def test_server_serves_the_multilingual_model_with_warnings() -> None:
 
     from omniretrieve.server.app import create_app
     from omniretrieve.server.config import ServerConfig
-    from tests.integration.server_helpers import loaded_pool
+    from tests.builders.servers import loaded_pool
 
     config = ServerConfig(models=("use-multilingual", "all-MiniLM-L6-v2"))
     pool = loaded_pool(config)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from omniretrieve.server.config import ServerConfig
-from tests.integration.server_helpers import running_server
+from tests.builders.servers import running_server
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from tests.integration.server_helpers import free_port, wait_ready
+from tests.builders.servers import free_port, wait_ready
 
 
 def test_serve_defaults_keys_and_graceful_shutdown(tmp_path) -> None:

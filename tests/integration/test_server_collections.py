@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
-from tests.integration.server_helpers import loaded_pool
+from tests.builders.servers import loaded_pool
 
 
 @pytest.fixture(scope="module")

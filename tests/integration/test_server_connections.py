@@ -17,7 +17,7 @@ import uvicorn
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.connections import timed_protocol
-from tests.integration.server_helpers import free_port, loaded_pool, wait_ready
+from tests.builders.servers import free_port, loaded_pool, wait_ready
 
 
 @pytest.fixture(scope="module")

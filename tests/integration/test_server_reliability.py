@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import Limits, ServerConfig
 from tests.builders.files import fingerprint
-from tests.integration.server_helpers import loaded_pool
+from tests.builders.servers import loaded_pool
 
 LIMITS = Limits(max_text_chars=5000, max_upsert_documents=20)
 

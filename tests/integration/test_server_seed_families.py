@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from omniretrieve import Embedder, Reranker
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
+from tests.builders.servers import loaded_pool
 from tests.builders.tiny_clip import build_tiny_clip, png_bytes
 from tests.builders.tiny_m0 import build_tiny_m0
-from tests.integration.server_helpers import loaded_pool
 
 
 @pytest.fixture(scope="module")

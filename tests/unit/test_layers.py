@@ -91,3 +91,16 @@ def test_a_forbidden_import_is_caught() -> None:
     assert violations("import omniretrieve.server.app\n", "eval")
     assert not violations("from omniretrieve.text.bm25 import BM25Index\n", "models")
     assert not violations("from omniretrieve.server.app import create_app\n", "cli")
+
+
+def test_tests_share_code_only_through_builders() -> None:
+    """A test module imports no other test module; shared helpers live in tests/builders."""
+    tests_root = PACKAGE.parents[1] / "tests"
+    offenders = []
+    for path in sorted(tests_root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if parts[0] == "tests" and len(parts) > 1 and parts[1] != "builders":
+                    offenders.append(f"{path.relative_to(tests_root)}:{node.lineno}")
+    assert offenders == []

@@ -33,10 +33,6 @@ class Pipeline:
     routing: bool = False
     """``auto``: per query, the embedders trained on the query's language."""
 
-    @property
-    def needs_vectors(self) -> bool:
-        return self.mode in ("dense", "hybrid")
-
 
 def parse_pipeline(spec: str) -> Pipeline:
     text = spec.strip()
