@@ -15,8 +15,8 @@ from omniretrieve.server.app import create_app
 from omniretrieve.server.config import Limits, ServerConfig
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.server.pool import EncodeJob, ModelPool
+from tests.builders.images import png_claiming_size
 from tests.builders.servers import loaded_pool, png_data_uri
-from tests.unit.test_inputs import png_claiming_size
 
 CONFIG = ServerConfig(limits=Limits(max_inputs=8, max_documents=6, max_body_bytes=200_000))
 

@@ -1,12 +1,8 @@
 from __future__ import annotations
 
 import base64
-import io
-import struct
-import zlib
 
 import pytest
-from PIL import Image
 
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import (
@@ -19,21 +15,7 @@ from omniretrieve.inputs import (
     parse_inputs,
     texts_of,
 )
-
-
-def png_bytes(width: int = 8, height: int = 8) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 10, 10)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def png_claiming_size(width: int, height: int) -> bytes:
-    """A valid small PNG whose header claims another size (a decompression-bomb shape)."""
-    data = bytearray(png_bytes())
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
-    return bytes(data)
+from tests.builders.images import png_bytes, png_claiming_size
 
 
 def test_parse_the_accepted_shapes() -> None:

@@ -93,6 +93,9 @@ def test_a_forbidden_import_is_caught() -> None:
     assert not violations("from omniretrieve.server.app import create_app\n", "cli")
 
 
+SHARED = {"builders", "conftest"}
+
+
 def test_tests_share_code_only_through_builders() -> None:
     """A test module imports no other test module; shared helpers live in tests/builders."""
     tests_root = PACKAGE.parents[1] / "tests"
@@ -101,6 +104,6 @@ def test_tests_share_code_only_through_builders() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
                 parts = node.module.split(".")
-                if parts[0] == "tests" and len(parts) > 1 and parts[1] != "builders":
+                if parts[0] == "tests" and len(parts) > 1 and parts[1] not in SHARED:
                     offenders.append(f"{path.relative_to(tests_root)}:{node.lineno}")
     assert offenders == []
