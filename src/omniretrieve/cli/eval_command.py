@@ -65,8 +65,9 @@ def eval_command(
     """Evaluate retrieval pipelines; prints the markdown table, writes files with --out."""
     from omniretrieve.errors import InputError
     from omniretrieve.eval.report import markdown
-    from omniretrieve.eval.runner import evaluate, evaluate_suite
+    from omniretrieve.eval.runner import evaluate
     from omniretrieve.eval.significance import compare as paired_test
+    from omniretrieve.eval.suites import evaluate_suite
 
     options = {
         "split": split,

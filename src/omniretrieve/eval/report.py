@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from omniretrieve.eval.results import EvalReport, TaskResult
 from omniretrieve.eval.significance import compare
-
-if TYPE_CHECKING:
-    from omniretrieve.eval.runner import EvalReport, TaskResult
 
 SIGNIFICANCE_LEVEL = 0.05
 

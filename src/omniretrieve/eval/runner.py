@@ -8,67 +8,35 @@ with the pipeline's mode, vector fields and reranker, so an eval number is a num
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from omniretrieve import __version__
 from omniretrieve.errors import InputError
 from omniretrieve.eval.caching import CachingEmbedder
+from omniretrieve.eval.collection_builder import dataset_collection
+from omniretrieve.eval.context import EvalModels, EvalRun, OcrSource
 from omniretrieve.eval.loaders import ALL_METRICS, EvalDataset, EvalTask, load_eval_dataset
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.eval.pipelines import Pipeline, parse_pipeline
+from omniretrieve.eval.report import write_report
+from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
+from omniretrieve.eval.tuning import crossfit_pipeline_weights, fit_pipeline_weights
+from omniretrieve.eval.winoground_runner import TASK, evaluate_winoground, skip_reason
+from omniretrieve.index.collection import Collection
+from omniretrieve.models.registry import default_registry
 from omniretrieve.runtime.cache import EmbeddingCache, default_cache_dir
+
+__all__ = ["EvalReport", "TaskResult", "evaluate", "merge_reports", "reads_images"]
 
 SEARCH_DEPTH = 20
 """Documents kept per query: enough for every reported metric (MAP@20, Recall@20). The first
 stage still fuses each list's top 100, as search does."""
-COLLECTION_FORMAT = "eval-1"
-"""Bump when the way eval builds its collections changes, so old ones are not re-used."""
 CROSSFIT = "crossfit"
 """``fit_fusion`` value: fusion weights cross-fitted on two folds of the evaluated queries."""
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    dataset: str
-    task: str
-    pipeline: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    per_query: dict[str, dict[str, float]] = field(default_factory=dict)
-    queries: int = 0
-    seconds: float = 0.0
-    skipped: str | None = None
-    """Why this pipeline could not run on this dataset (then there are no metrics)."""
-
-
-@dataclass
-class EvalReport:
-    datasets: list[EvalDataset]
-    pipelines: list[Pipeline]
-    results: list[TaskResult]
-    config: dict[str, Any]
-
-    def result(self, dataset: str, task: str, pipeline: str) -> TaskResult:
-        found = self.find(dataset, task, pipeline)
-        if found is None:
-            raise KeyError((dataset, task, pipeline))
-        return found
-
-    def find(self, dataset: str, task: str, pipeline: str) -> TaskResult | None:
-        for item in self.results:
-            if (item.dataset, item.task, item.pipeline) == (dataset, task, pipeline):
-                return item
-        return None
-
-    def pipelines_of(self, dataset: str) -> list[str]:
-        """The pipelines that were run on ``dataset``, in report order."""
-        ran = {r.pipeline for r in self.results if r.dataset == dataset}
-        return [p.spec for p in self.pipelines if p.spec in ran]
 
 
 def evaluate(
@@ -117,13 +85,13 @@ def evaluate(
         raise InputError("--collection evaluates exactly one dataset", field="collection")
     cache = EmbeddingCache(cache_dir)
     shared: dict[str, Any] = dict(embedders or {})
-    models = {
-        "embedders": shared,
-        "rerankers": dict(rerankers or {}),
-        "passages": passages,
-        "vector_store": vector_store,
-        "ocr_engine": ocr_engine,
-    }
+    models = EvalModels(
+        shared,
+        dict(rerankers or {}),
+        cast(Literal["split", "first"], passages),  # checked above
+        cast(Literal["faiss", "milvus"], vector_store),  # checked by the collection settings
+        OcrSource(ocr_engine),
+    )
     fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
     for dataset in loaded:
@@ -131,7 +99,7 @@ def evaluate(
             _evaluate_dataset(
                 dataset,
                 parsed,
-                _Run(
+                EvalRun(
                     cache=cache,
                     cache_dir=cache_dir or default_cache_dir(),
                     models=models,
@@ -147,7 +115,7 @@ def evaluate(
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
-    reader: Any = models.get("ocr_reader")
+    reader = models.ocr.reader
     if reader is not None:
         report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"
     report.config["fusion_weights"] = {
@@ -155,31 +123,12 @@ def evaluate(
         "by_dataset": {name: fits for name, fits in fitted.items() if fits},
     }
     if out_dir is not None:
-        from omniretrieve.eval.report import write_report
-
         write_report(report, out_dir)
     return report
 
 
-@dataclass
-class _Run:
-    """What every dataset of one ``evaluate`` call shares."""
-
-    cache: EmbeddingCache
-    cache_dir: Path
-    models: dict[str, Any]
-    collection_name: str | None
-    collections_root: Path | None
-    max_queries: int | None
-    show_progress: bool
-    fit_fusion: str | None
-    fitted: dict[str, Any]
-
-
 def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
     if dataset.kind == "winoground":
-        from omniretrieve.eval.winoground_runner import skip_reason
-
         return skip_reason(pipeline)
     if pipeline.ocr and dataset.doc_modality != "image":
         return "ocr+ reads image documents; this dataset's documents are text"
@@ -196,8 +145,6 @@ def _skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
 
 def reads_images(pipeline: Pipeline) -> bool:
     """Whether every embedder the pipeline names embeds images (CLIP, BGE-VL families)."""
-    from omniretrieve.models.registry import default_registry
-
     if not pipeline.embedders:
         return False
     try:
@@ -211,7 +158,7 @@ def reads_images(pipeline: Pipeline) -> bool:
 
 
 def _evaluate_dataset(
-    dataset: EvalDataset, pipelines: list[Pipeline], run: _Run
+    dataset: EvalDataset, pipelines: list[Pipeline], run: EvalRun
 ) -> list[TaskResult]:
     runnable = [p for p in pipelines if _skip_reason(dataset, p) is None]
     results = [
@@ -221,8 +168,6 @@ def _evaluate_dataset(
         for task in (dataset.tasks or [EvalTask("examples", {}, {})])
     ]
     if dataset.kind == "winoground":
-        from omniretrieve.eval.winoground_runner import TASK, evaluate_winoground
-
         for pipeline in runnable:
             metrics, per_example, seconds = evaluate_winoground(dataset, pipeline, run.models)
             results.append(
@@ -253,15 +198,13 @@ def _evaluate_dataset(
 
 
 def _evaluate_group(
-    dataset: EvalDataset, runnable: list[Pipeline], run: _Run, images: bool = False
+    dataset: EvalDataset, runnable: list[Pipeline], run: EvalRun, images: bool = False
 ) -> list[TaskResult]:
     """Pipelines that share one collection (all read documents as text, all through OCR, or,
     with ``images``, all embed the images themselves)."""
-    from omniretrieve.index.collection import Collection
-
     results: list[TaskResult] = []
     needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
-    shared = run.models["embedders"]
+    shared = run.models.embedders
     for model_id in needed:
         shared.setdefault(model_id, CachingEmbedder(model_id, run.cache))
     ocr = runnable[0].ocr
@@ -270,7 +213,7 @@ def _evaluate_group(
             run.collection_name,
             root=run.collections_root,
             embedders=shared,
-            rerankers=run.models["rerankers"],
+            rerankers=run.models.rerankers,
             read_only=True,
         )
         missing = [m for m in needed if m not in opened.settings.embedders]
@@ -281,13 +224,13 @@ def _evaluate_group(
                 field="pipeline",
             )
     else:
-        opened = _dataset_collection(
+        opened = dataset_collection(
             dataset, needed, run.cache_dir, run.models, run.show_progress, ocr, images
         )
     with opened:
         weights: dict[str, tuple[float, ...]] = {}
         if run.fit_fusion is not None and run.fit_fusion != CROSSFIT:
-            weights = _fit_weights(
+            weights = fit_pipeline_weights(
                 opened, dataset, runnable, run.fit_fusion, run.fitted, run.show_progress
             )
         for task in dataset.tasks:
@@ -301,7 +244,7 @@ def _evaluate_task(
     dataset: EvalDataset,
     task: EvalTask,
     pipelines: list[Pipeline],
-    run: _Run,
+    run: EvalRun,
     weights: dict[str, tuple[float, ...]],
 ) -> list[TaskResult]:
     """Every pipeline on one task (fusion weights fitted on another split, or cross-fitted
@@ -313,7 +256,7 @@ def _evaluate_task(
     qrels = {q: task.qrels[q] for q in queries}
     folds: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
     if run.fit_fusion == CROSSFIT:
-        folds = _crossfit_weights(
+        folds = crossfit_pipeline_weights(
             collection, task, pipelines, queries, qrels, run.fitted, run.show_progress
         )
     return [
@@ -329,102 +272,6 @@ def _evaluate_task(
         )
         for pipeline in pipelines
     ]
-
-
-def _crossfit_weights(
-    collection: Any,
-    task: EvalTask,
-    pipelines: list[Pipeline],
-    queries: dict[str, str],
-    qrels: dict[str, dict[str, int]],
-    fitted: dict[str, Any],
-    show_progress: bool,
-) -> dict[str, list[tuple[list[str], tuple[float, ...] | None]]]:
-    """Per hybrid pipeline: the task's queries in two folds, each with the fusion weights that
-    do best on the other fold (pipelines with the same first stage share one fit)."""
-    from omniretrieve.eval.tuning import crossfit_fusion_weights
-
-    chosen: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
-    fits: dict[tuple[tuple[str, ...], bool], Any] = {}
-    for pipeline in pipelines:
-        if pipeline.mode != "hybrid":
-            continue
-        key = (pipeline.embedders, pipeline.routing)
-        if key not in fits:
-            fits[key] = crossfit_fusion_weights(
-                collection,
-                queries,
-                qrels,
-                task.groups,
-                embedders=pipeline.embedders or None,
-                route_by_language=pipeline.routing,
-                filter=task.filter,
-                show_progress=show_progress,
-            )
-        chosen[pipeline.spec] = [(fold.queries, fold.fit.weights) for fold in fits[key]]
-        fitted.setdefault(pipeline.spec, {})[task.name] = {
-            "folds": [
-                {
-                    "queries": len(fold.queries),
-                    "fitted_on_queries": fold.fit.queries,
-                    "weights": list(fold.fit.weights),
-                    "metric": fold.fit.metric,
-                    "fitted_score": fold.fit.score,
-                    "grid": {str(k): v for k, v in fold.fit.grid.items()},
-                }
-                for fold in fits[key]
-            ]
-        }
-    return chosen
-
-
-def _fit_weights(
-    collection: Any,
-    dataset: EvalDataset,
-    pipelines: list[Pipeline],
-    split: str,
-    fitted: dict[str, Any],
-    show_progress: bool,
-) -> dict[str, tuple[float, ...]]:
-    """Per hybrid pipeline: weights chosen on ``split``'s queries of the same corpus."""
-    from omniretrieve.eval.tuning import fit_fusion_weights
-
-    if dataset.kind not in ("text", "page-image"):
-        raise InputError(
-            f"{dataset.name}: fusion weights can be fitted on BEIR-layout text sets only",
-            field="fit_fusion",
-        )
-    if split in {t.name for t in dataset.tasks}:
-        raise InputError(
-            f"{dataset.name}: --fit-fusion {split} is the split being evaluated; fit on another "
-            "(e.g. train)",
-            field="fit_fusion",
-        )
-    training = load_eval_dataset(dataset.path, split=split).tasks[0]
-    weights: dict[str, tuple[float, ...]] = {}
-    fits: dict[tuple[str, ...], Any] = {}
-    for pipeline in pipelines:
-        if pipeline.mode != "hybrid":
-            continue
-        if pipeline.embedders not in fits:  # the reranker does not change the first stage
-            fits[pipeline.embedders] = fit_fusion_weights(
-                collection,
-                training.queries,
-                training.qrels,
-                embedders=pipeline.embedders or None,
-                route_by_language=pipeline.routing,
-                show_progress=show_progress,
-            )
-        fit = fits[pipeline.embedders]
-        weights[pipeline.spec] = fit.weights
-        fitted[pipeline.spec] = {
-            "weights": list(fit.weights),
-            "metric": fit.metric,
-            "train_score": fit.score,
-            "grid": {str(k): v for k, v in fit.grid.items()},
-            "queries": fit.queries,
-        }
-    return weights
 
 
 def _run_task(
@@ -472,75 +319,6 @@ def _run_task(
     )
 
 
-def _dataset_collection(
-    dataset: EvalDataset,
-    embedders: tuple[str, ...],
-    cache_dir: Path,
-    models: dict[str, Any],
-    show_progress: bool,
-    ocr: bool = False,
-    images: bool = False,
-) -> Any:
-    """The dataset's collection in the cache, created or completed as needed (an interrupted
-    build resumes: upsert skips documents already stored with the same content). With
-    ``images``, documents keep their images and the (image-capable) embedders embed them."""
-    from omniretrieve.index.collection import Collection, CollectionSettings
-
-    passages, store = models["passages"], models["vector_store"]
-    parts = [COLLECTION_FORMAT, dataset.checksum, passages, *embedders]
-    if store != "faiss":
-        parts.append(f"store={store}")
-    reader = None
-    if ocr:
-        from omniretrieve.ocr.reader import OcrReader
-
-        reader = models.get("ocr_reader") or OcrReader(models.get("ocr_engine", "tesseract"))
-        models["ocr_reader"] = reader
-        parts.append(f"ocr={reader.engine.name}-{reader.engine.version}")
-    if images:
-        parts.append("images=native")
-    identity = "\n".join(parts)
-    name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
-    root = cache_dir / "eval-collections"
-    settings = CollectionSettings(
-        embedders=embedders,
-        passages=passages,
-        vector_store=store,
-        ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
-    ).validate()
-    loaded = {"embedders": models["embedders"], "rerankers": models["rerankers"]}
-    if (root / name / "collection.json").is_file():
-        opened = Collection.open(name, root=root, **loaded)
-        if opened.settings.language != settings.language:  # BM25 analysis is not stored
-            opened.update_settings(language=settings.language)
-    else:
-        opened = Collection.create(name, root=root, settings=settings, **loaded)
-    present = [d for d in dataset.corpus.values() if not d.empty]
-    texts = [d.full_text for d in present]
-    with_images = images
-    if reader is not None and len(opened) < len(present):
-        pages = [Path(d.image).read_bytes() if d.image else b"" for d in present]
-        read = reader.read_many(
-            [i for i in pages if i], show_progress=show_progress, description="OCR"
-        )
-        found = iter(read)
-        texts = [
-            f"{text}\n{next(found)}".strip() if page else text
-            for text, page in zip(texts, pages, strict=True)
-        ]
-        with_images = with_images or bool(pages)  # as before; issue 15: OCR text only here
-    documents = [
-        {"id": d.doc_id, "text": text, "metadata": d.metadata}
-        | ({"image": d.image} if with_images and d.image else {})
-        for d, text in zip(present, texts, strict=True)
-        if text.strip() or (with_images and d.image)
-    ]
-    if len(opened) < len(documents):
-        opened.upsert(documents, show_progress=show_progress)
-        opened.flush()
-    return opened
-
-
 def _configuration(
     datasets: list[EvalDataset], pipelines: list[Pipeline], embedders: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -579,92 +357,3 @@ def _configuration(
         ],
         "search_depth": SEARCH_DEPTH,
     }
-
-
-def evaluate_suite(
-    suite: Path, *, datasets_root: Path | None = None, out_dir: Path | None = None, **options: Any
-) -> EvalReport:
-    """Run a suite file: several (datasets x pipelines) runs merged into one report.
-
-    The file is TOML::
-
-        datasets_root = "../../shared/datasets"    # relative to the file; optional
-        [[run]]
-        datasets = ["scifact", "cranfield"]
-        pipelines = ["bm25", "hybrid+rerank"]
-        fit_fusion = "crossfit"                    # optional: as --fit-fusion, for this run
-
-    ``datasets_root`` (argument, else ``$OMNIRETRIEVE_DATASETS``, else the file's) locates
-    dataset names that are not paths."""
-    import os
-    import tomllib
-
-    try:
-        spec = tomllib.loads(suite.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"suite file {suite} does not exist", field="suite") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{suite}: not a valid TOML suite ({exc})", field="suite") from exc
-    runs = spec.get("run")
-    if not isinstance(runs, list) or not runs:
-        raise InputError(f"{suite}: needs at least one [[run]] table", field="suite")
-    root = datasets_root
-    if root is None and os.environ.get("OMNIRETRIEVE_DATASETS"):
-        root = Path(os.environ["OMNIRETRIEVE_DATASETS"])
-    if root is None:
-        root = suite.parent / str(spec.get("datasets_root", "."))
-    reports = []
-    for number, run in enumerate(runs, start=1):
-        names, pipelines = run.get("datasets"), run.get("pipelines")
-        if not isinstance(names, list) or not isinstance(pipelines, list) or not names:
-            raise InputError(
-                f"{suite}: run {number} needs 'datasets' and 'pipelines' lists", field="suite"
-            )
-        paths = [Path(n) if Path(n).is_dir() else root / str(n) for n in names]
-        chosen = dict(options)
-        if "fit_fusion" in run:  # a run may fit its own fusion weights (split name or crossfit)
-            if options.get("fit_fusion") is not None:
-                raise InputError(
-                    f"{suite}: run {number} sets fit_fusion; drop --fit-fusion", field="fit_fusion"
-                )
-            chosen["fit_fusion"] = str(run["fit_fusion"])
-        reports.append(evaluate(paths, [str(p) for p in pipelines], **chosen))
-    report = merge_reports(reports)
-    report.config["suite"] = str(suite)
-    if out_dir is not None:
-        from omniretrieve.eval.report import write_report
-
-        write_report(report, out_dir)
-    return report
-
-
-def merge_reports(reports: Sequence[EvalReport]) -> EvalReport:
-    datasets: dict[str, EvalDataset] = {}
-    pipelines: dict[str, Pipeline] = {}
-    results: list[TaskResult] = []
-    config: dict[str, Any] = dict(reports[0].config)
-    models: dict[str, str] = {}
-    described: dict[str, Any] = {}
-    for report in reports:
-        for dataset in report.datasets:
-            datasets.setdefault(dataset.name, dataset)
-        for pipeline in report.pipelines:
-            pipelines.setdefault(pipeline.spec, pipeline)
-        results.extend(report.results)
-        models.update(report.config.get("models", {}))
-        for entry in report.config.get("datasets", []):
-            described.setdefault(entry["name"], entry)
-    config.update(models=models, datasets=list(described.values()), pipelines=list(pipelines))
-    config["fusion_weights"] = {
-        "fitted_on": {
-            k: v
-            for r in reports
-            for k, v in r.config.get("fusion_weights", {}).get("fitted_on", {}).items()
-        },
-        "by_dataset": {
-            k: v
-            for r in reports
-            for k, v in r.config.get("fusion_weights", {}).get("by_dataset", {}).items()
-        },
-    }
-    return EvalReport(list(datasets.values()), list(pipelines.values()), results, config)

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.errors import InputError
+from omniretrieve.eval.loaders import EvalDataset, EvalTask, load_eval_dataset
 from omniretrieve.eval.metrics import evaluate_run
+from omniretrieve.eval.pipelines import Pipeline
 
 BM25_WEIGHTS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """BM25's share of the weight; the embedders split the rest equally."""
@@ -186,3 +188,95 @@ def _best(
     equal = equal_share(fields)
     best = max(scores, key=lambda w: (round(scores[w], 6), -abs(w - equal)))
     return FusionFit(weights_for(best, fields), metric, scores[best], scores, len(query_ids))
+
+
+def crossfit_pipeline_weights(
+    collection: Any,
+    task: EvalTask,
+    pipelines: list[Pipeline],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    fitted: dict[str, Any],
+    show_progress: bool,
+) -> dict[str, list[tuple[list[str], tuple[float, ...] | None]]]:
+    """Per hybrid pipeline: the task's queries in two folds, each with the fusion weights that
+    do best on the other fold (pipelines with the same first stage share one fit)."""
+    chosen: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
+    fits: dict[tuple[tuple[str, ...], bool], Any] = {}
+    for pipeline in pipelines:
+        if pipeline.mode != "hybrid":
+            continue
+        key = (pipeline.embedders, pipeline.routing)
+        if key not in fits:
+            fits[key] = crossfit_fusion_weights(
+                collection,
+                queries,
+                qrels,
+                task.groups,
+                embedders=pipeline.embedders or None,
+                route_by_language=pipeline.routing,
+                filter=task.filter,
+                show_progress=show_progress,
+            )
+        chosen[pipeline.spec] = [(fold.queries, fold.fit.weights) for fold in fits[key]]
+        fitted.setdefault(pipeline.spec, {})[task.name] = {
+            "folds": [
+                {
+                    "queries": len(fold.queries),
+                    "fitted_on_queries": fold.fit.queries,
+                    "weights": list(fold.fit.weights),
+                    "metric": fold.fit.metric,
+                    "fitted_score": fold.fit.score,
+                    "grid": {str(k): v for k, v in fold.fit.grid.items()},
+                }
+                for fold in fits[key]
+            ]
+        }
+    return chosen
+
+
+def fit_pipeline_weights(
+    collection: Any,
+    dataset: EvalDataset,
+    pipelines: list[Pipeline],
+    split: str,
+    fitted: dict[str, Any],
+    show_progress: bool,
+) -> dict[str, tuple[float, ...]]:
+    """Per hybrid pipeline: weights chosen on ``split``'s queries of the same corpus."""
+    if dataset.kind not in ("text", "page-image"):
+        raise InputError(
+            f"{dataset.name}: fusion weights can be fitted on BEIR-layout text sets only",
+            field="fit_fusion",
+        )
+    if split in {t.name for t in dataset.tasks}:
+        raise InputError(
+            f"{dataset.name}: --fit-fusion {split} is the split being evaluated; fit on another "
+            "(e.g. train)",
+            field="fit_fusion",
+        )
+    training = load_eval_dataset(dataset.path, split=split).tasks[0]
+    weights: dict[str, tuple[float, ...]] = {}
+    fits: dict[tuple[str, ...], Any] = {}
+    for pipeline in pipelines:
+        if pipeline.mode != "hybrid":
+            continue
+        if pipeline.embedders not in fits:  # the reranker does not change the first stage
+            fits[pipeline.embedders] = fit_fusion_weights(
+                collection,
+                training.queries,
+                training.qrels,
+                embedders=pipeline.embedders or None,
+                route_by_language=pipeline.routing,
+                show_progress=show_progress,
+            )
+        fit = fits[pipeline.embedders]
+        weights[pipeline.spec] = fit.weights
+        fitted[pipeline.spec] = {
+            "weights": list(fit.weights),
+            "metric": fit.metric,
+            "train_score": fit.score,
+            "grid": {str(k): v for k, v in fit.grid.items()},
+            "queries": fit.queries,
+        }
+    return weights

@@ -6,13 +6,15 @@ the reason."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
+from omniretrieve.embedder import Embedder
+from omniretrieve.eval.context import EvalModels
 from omniretrieve.eval.loaders import EvalDataset
 from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.eval.winoground import winoground_scores
+from omniretrieve.reranker import Reranker
 
 TASK = "examples"
 
@@ -38,25 +40,21 @@ def skip_reason(pipeline: Pipeline) -> str | None:
 
 
 def evaluate_winoground(
-    dataset: EvalDataset, pipeline: Pipeline, models: dict[str, Any]
+    dataset: EvalDataset, pipeline: Pipeline, models: EvalModels
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], float]:
     """(mean text/image/group scores, per example, seconds)."""
     started = time.perf_counter()
     if pipeline.reranker:
-        from omniretrieve import Reranker
-
-        reranker = models["rerankers"].get(pipeline.reranker) or Reranker(pipeline.reranker)
-        models["rerankers"][pipeline.reranker] = reranker
+        reranker = models.rerankers.get(pipeline.reranker) or Reranker(pipeline.reranker)
+        models.rerankers[pipeline.reranker] = reranker
 
         def score(caption: str, image: str) -> float:
             response = reranker.rerank(caption, [{"image": image}], return_documents=False)
             return response.results[0].relevance_score
 
     else:
-        from omniretrieve import Embedder
-
         model_id = pipeline.embedders[0]
-        embedder = models["embedders"].get(model_id)
+        embedder = models.embedders.get(model_id)
         if not isinstance(embedder, Embedder):  # eval's caching wrappers read text only
             embedder = Embedder(model_id)
         vectors: dict[tuple[str, str], np.ndarray] = {}

@@ -1,0 +1,87 @@
+"""The collection an evaluation searches: one per (dataset, models, passage mode, store, OCR,
+image embedding), kept in the cache folder and resumed if a build was interrupted."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from omniretrieve.eval.context import EvalModels
+from omniretrieve.eval.loaders import EvalDataset
+from omniretrieve.index.collection import Collection
+from omniretrieve.index.settings import CollectionSettings
+
+COLLECTION_FORMAT = "eval-1"
+"""Bump when the way eval builds its collections changes, so old ones are not re-used."""
+
+
+def dataset_collection(
+    dataset: EvalDataset,
+    embedders: tuple[str, ...],
+    cache_dir: Path,
+    models: EvalModels,
+    show_progress: bool,
+    ocr: bool = False,
+    images: bool = False,
+) -> Any:
+    """The dataset's collection in the cache, created or completed as needed (an interrupted
+    build resumes: upsert skips documents already stored with the same content). With
+    ``images``, documents keep their images and the (image-capable) embedders embed them."""
+    passages, store = models.passages, models.vector_store
+    parts = [COLLECTION_FORMAT, dataset.checksum, passages, *embedders]
+    if store != "faiss":
+        parts.append(f"store={store}")
+    reader = None
+    if ocr:
+        reader = models.ocr.get()
+        parts.append(f"ocr={reader.engine.name}-{reader.engine.version}")
+    if images:
+        parts.append("images=native")
+    identity = "\n".join(parts)
+    name = f"{dataset.name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    root = cache_dir / "eval-collections"
+    settings = CollectionSettings(
+        embedders=embedders,
+        passages=passages,
+        vector_store=store,
+        ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
+    ).validate()
+    if (root / name / "collection.json").is_file():
+        opened = Collection.open(
+            name, root=root, embedders=models.embedders, rerankers=models.rerankers
+        )
+        if opened.settings.language != settings.language:  # BM25 analysis is not stored
+            opened.update_settings(language=settings.language)
+    else:
+        opened = Collection.create(
+            name,
+            root=root,
+            settings=settings,
+            embedders=models.embedders,
+            rerankers=models.rerankers,
+        )
+    present = [d for d in dataset.corpus.values() if not d.empty]
+    texts = [d.full_text for d in present]
+    with_images = images
+    if reader is not None and len(opened) < len(present):
+        pages = [Path(d.image).read_bytes() if d.image else b"" for d in present]
+        read = reader.read_many(
+            [i for i in pages if i], show_progress=show_progress, description="OCR"
+        )
+        found = iter(read)
+        texts = [
+            f"{text}\n{next(found)}".strip() if page else text
+            for text, page in zip(texts, pages, strict=True)
+        ]
+        with_images = with_images or bool(pages)  # as before; issue 15: OCR text only here
+    documents = [
+        {"id": d.doc_id, "text": text, "metadata": d.metadata}
+        | ({"image": d.image} if with_images and d.image else {})
+        for d, text in zip(present, texts, strict=True)
+        if text.strip() or (with_images and d.image)
+    ]
+    if len(opened) < len(documents):
+        opened.upsert(documents, show_progress=show_progress)
+        opened.flush()
+    return opened

@@ -1,0 +1,54 @@
+"""What every dataset of one ``evaluate`` call shares: the models and collection options
+(:class:`EvalModels`) and the run's options (:class:`EvalRun`). Both are frozen; the model
+maps fill as models are first needed (a cache, not configuration), and the OCR reader is
+created once, on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from omniretrieve.runtime.cache import EmbeddingCache
+
+
+@dataclass
+class OcrSource:
+    """The OCR reader of an evaluation, made on first use (tesseract or rapidocr)."""
+
+    engine: str = "tesseract"
+    reader: Any = None
+
+    def get(self) -> Any:
+        if self.reader is None:
+            from omniretrieve.ocr.reader import OcrReader  # needs an OCR engine installed
+
+            self.reader = OcrReader(self.engine)
+        return self.reader
+
+
+@dataclass(frozen=True)
+class EvalModels:
+    embedders: dict[str, Any] = field(default_factory=dict)
+    """Model id -> embedder; missing ones are added (cached on disk) when a pipeline needs
+    them."""
+    rerankers: dict[str, Any] = field(default_factory=dict)
+    passages: Literal["split", "first"] = "split"
+    vector_store: Literal["faiss", "milvus"] = "faiss"
+    ocr: OcrSource = field(default_factory=OcrSource)
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One ``evaluate`` call's options, as every dataset sees them."""
+
+    cache: EmbeddingCache
+    cache_dir: Path
+    models: EvalModels
+    collection_name: str | None
+    collections_root: Path | None
+    max_queries: int | None
+    show_progress: bool
+    fit_fusion: str | None
+    fitted: dict[str, Any]
+    """Fusion fits of this dataset, by pipeline (filled as they are made, for the report)."""
