@@ -79,3 +79,60 @@ class DatasetError(InputError):
     """A dataset file is missing or malformed (the message names the file and line)."""
 
     error_type = "invalid_dataset"
+
+
+class NotReadyError(OmniRetrieveError):
+    """The server's models are still loading."""
+
+    status_code = 503
+    error_type = "not_ready"
+
+
+class ClientDisconnectedError(OmniRetrieveError):
+    """The client went away before its answer was ready (nginx's 499; nobody reads it)."""
+
+    status_code = 499
+    error_type = "client_disconnected"
+
+
+class QueueFullError(OmniRetrieveError):
+    """A model's queue holds as much as it may; retry after ``retry_after_s``."""
+
+    status_code = 429
+    error_type = "queue_full"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueClosedError(ShuttingDownError):
+    """The batching queue was closed (the server is shutting down)."""
+
+
+class VectorStoreError(OmniRetrieveError):
+    """The vector store (Milvus) cannot be reached or refused the request."""
+
+    status_code = 503
+    error_type = "vector_store_unavailable"
+
+
+class CollectionFormatError(OmniRetrieveError):
+    """A collection's files are damaged or of another format version."""
+
+    status_code = 500
+    error_type = "collection_unreadable"
+
+
+class CollectionLockedError(OmniRetrieveError):
+    """Another process holds the collection's write lock."""
+
+    status_code = 409
+    error_type = "collection_locked"
+
+
+class OcrUnavailableError(OmniRetrieveError):
+    """No OCR engine is installed."""
+
+    status_code = 503
+    error_type = "ocr_unavailable"

@@ -22,17 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.errors import InputError
+from omniretrieve.errors import VectorStoreError as VectorStoreError
 
 TOKEN_ENV = "OMNIRETRIEVE_MILVUS_TOKEN"
 SEPARATOR = "\x1f"
 MAX_ID_BYTES = 2048
 DELETE_CHUNK = 500
-
-
-class VectorStoreError(OmniRetrieveError):
-    status_code = 503
-    error_type = "vector_store_unavailable"
 
 
 def milvus_name(collection: str, field: str) -> str:

@@ -24,150 +24,31 @@ written, so no compaction can replace the damaged state with what survived of it
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.errors import CollectionFormatError as CollectionFormatError
+from omniretrieve.errors import CollectionLockedError as CollectionLockedError
+from omniretrieve.index.records import StoredDocument as StoredDocument
+from omniretrieve.index.records import StoredState as StoredState
+from omniretrieve.index.records import apply as apply
+from omniretrieve.index.records import decode_vectors as decode_vectors
+from omniretrieve.index.records import encode_vectors as encode_vectors
+from omniretrieve.index.records import parse_spans as parse_spans
+from omniretrieve.index.snapshots import MANIFEST as MANIFEST
+from omniretrieve.index.snapshots import fsync_dir, read_snapshot, write_atomic, write_snapshot
 
 FORMAT_VERSION = 2
 """2: snapshots carry a manifest. Version 1 collections (no manifest) still open, with the
 snapshot's structure checked; their next compaction writes a manifest and version 2."""
 READABLE_VERSIONS = (1, 2)
-MANIFEST = "manifest.json"
 SNAPSHOT_NAME = re.compile(r"snap-[0-9]{1,18}")
-
-
-class CollectionFormatError(OmniRetrieveError):
-    status_code = 500
-    error_type = "collection_unreadable"
-
-
-class CollectionLockedError(OmniRetrieveError):
-    status_code = 409
-    error_type = "collection_locked"
-
-
-@dataclass
-class StoredDocument:
-    doc_id: str
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    image: str | None = None
-    content_hash: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.doc_id, "text": self.text, "metadata": self.metadata}
-        if self.image is not None:
-            data["image"] = self.image
-        data["hash"] = self.content_hash
-        return data
-
-    @classmethod
-    def from_json(cls, data: Any) -> StoredDocument:
-        """A stored document; a wrongly shaped one raises ``ValueError`` (the caller names
-        the file and line)."""
-        if not isinstance(data, dict):
-            raise ValueError("a document is not a JSON object")
-        document = cls(
-            doc_id=data.get("id"),  # type: ignore[arg-type]
-            text=data.get("text", ""),
-            metadata=data.get("metadata") or {},
-            image=data.get("image"),
-            content_hash=data.get("hash", ""),
-        )
-        if not isinstance(document.doc_id, str) or not document.doc_id:
-            raise ValueError(f"document id {document.doc_id!r} is not a non-empty string")
-        if not isinstance(document.text, str) or not isinstance(document.content_hash, str):
-            raise ValueError(f"document {document.doc_id!r}: text or hash is not a string")
-        if not isinstance(document.metadata, dict):
-            raise ValueError(f"document {document.doc_id!r}: metadata is not an object")
-        if document.image is not None and not isinstance(document.image, str):
-            raise ValueError(f"document {document.doc_id!r}: image is not a string")
-        return document
-
-
-@dataclass
-class StoredState:
-    """Documents and, per vector field, the passages' owners, spans and vectors."""
-
-    documents: dict[str, StoredDocument] = field(default_factory=dict)
-    passages: dict[str, dict[str, tuple[list[tuple[int, int]], np.ndarray]]] = field(
-        default_factory=dict
-    )
-    """field -> doc id -> (character spans, (n_passages, dim) float32 vectors)."""
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def encode_vectors(vectors: np.ndarray) -> dict[str, Any]:
-    array = np.ascontiguousarray(vectors, dtype="<f4")
-    return {"shape": list(array.shape), "b64": base64.b64encode(array.tobytes()).decode("ascii")}
-
-
-def decode_vectors(data: Any) -> np.ndarray:
-    """The (rows, dim) float32 matrix of :func:`encode_vectors`; ``ValueError`` when the
-    base64 or the shape is wrong."""
-    if not isinstance(data, dict) or not isinstance(data.get("b64"), str):
-        raise ValueError("vectors are not {shape, b64}")
-    shape = data.get("shape")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
-    ):
-        raise ValueError(f"vector shape {shape!r} is not [rows, dim]")
-    try:
-        raw = base64.b64decode(data["b64"], validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"vectors are not valid base64 ({exc})") from exc
-    if len(raw) != 4 * shape[0] * shape[1]:
-        raise ValueError(f"{len(raw)} bytes of vectors do not make shape {shape}")
-    return np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
-
-
-def parse_spans(value: Any) -> list[tuple[int, int]]:
-    if not isinstance(value, list) or not all(
-        isinstance(s, list | tuple) and len(s) == 2 and all(type(n) is int for n in s)
-        for s in value
-    ):
-        raise ValueError(f"passage spans {str(value)[:80]} are not [[start, end], ...]")
-    return [(int(a), int(b)) for a, b in value]
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class CollectionStore:
@@ -268,7 +149,7 @@ class CollectionStore:
         state = StoredState()
         snapshot = self.current_snapshot()
         if snapshot is not None:
-            self._read_snapshot(snapshot, state)
+            read_snapshot(snapshot, state, legacy=self._settings_version() == 1)
         path = self.directory / "wal.jsonl"
         for number, operation in self._wal_records():
             try:
@@ -308,109 +189,6 @@ class CollectionStore:
     def version(self) -> tuple[str | None, int]:
         """Changes whenever a write is acknowledged (WAL grows) or a compaction lands."""
         return self.current_name(), self.wal_bytes()
-
-    def _read_snapshot(self, snapshot: Path, state: StoredState) -> None:
-        """Read a snapshot after checking it against its manifest; any damage (a cut, emptied
-        or changed file, a missing or extra one, counts that disagree) raises
-        :class:`CollectionFormatError` naming the file."""
-        manifest = self._check_manifest(snapshot)
-        where = snapshot / "documents.jsonl"
-        try:
-            with open(where, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, start=1):
-                    where = snapshot / f"documents.jsonl, line {number}"
-                    document = StoredDocument.from_json(json.loads(line))
-                    state.documents[document.doc_id] = document
-            where = snapshot / "passages.json"
-            entries_by_field = json.loads(where.read_text(encoding="utf-8"))
-            if not isinstance(entries_by_field, dict):
-                raise ValueError("not a JSON object")
-            for field_name, entries in entries_by_field.items():
-                where = snapshot / "passages.json"
-                if not isinstance(entries, list):
-                    raise ValueError(f"field {field_name!r} is not a list")
-                parsed = []
-                for entry in entries:
-                    if not isinstance(entry, list) or len(entry) != 2:
-                        raise ValueError(f"field {field_name!r}: an entry is not [id, spans]")
-                    doc_id, spans = entry[0], parse_spans(entry[1])
-                    if doc_id not in state.documents:
-                        raise ValueError(f"passages of {doc_id!r}, a document it does not hold")
-                    parsed.append((doc_id, spans))
-                where = snapshot / f"{field_name}.npy"
-                vectors = np.load(where, allow_pickle=False)
-                rows = sum(len(spans) for _, spans in parsed)
-                if vectors.ndim != 2 or vectors.shape[0] != rows or vectors.dtype != np.float32:
-                    raise ValueError(
-                        f"holds {vectors.shape} {vectors.dtype} vectors; passages.json "
-                        f"lists {rows} passages"
-                    )
-                per_doc: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
-                row = 0
-                for doc_id, spans in parsed:
-                    per_doc[doc_id] = (spans, vectors[row : row + len(spans)])
-                    row += len(spans)
-                state.passages[field_name] = per_doc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CollectionFormatError(
-                f"{where} is damaged ({type(exc).__name__}: {exc}); nothing was read or "
-                "overwritten (restore the file from a backup, or re-index)"
-            ) from exc
-        if manifest is not None:
-            counted = {
-                name: sum(len(s) for s, _ in per.values()) for name, per in state.passages.items()
-            }
-            if len(state.documents) != manifest["documents"] or counted != manifest["passage_rows"]:
-                raise CollectionFormatError(
-                    f"{snapshot / 'documents.jsonl'} holds {len(state.documents)} documents "
-                    f"and {counted} passage rows; {MANIFEST} recorded {manifest['documents']} "
-                    f"and {manifest['passage_rows']}; nothing was read or overwritten"
-                )
-
-    def _check_manifest(self, snapshot: Path) -> dict[str, Any] | None:
-        """The snapshot's manifest, after checking every file's size and sha256 against it.
-        None for a snapshot of a version 1 collection (written before manifests)."""
-        path = snapshot / MANIFEST
-        if not path.exists():
-            if self._settings_version() == 1:
-                return None
-            raise CollectionFormatError(
-                f"{path} is missing: the snapshot cannot be checked; nothing was read or "
-                "overwritten (restore it from a backup)"
-            )
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            files = manifest["files"]
-            if not isinstance(files, dict) or not isinstance(manifest["documents"], int):
-                raise ValueError("files or documents have the wrong type")
-            if not isinstance(manifest["passage_rows"], dict):
-                raise ValueError("passage_rows is not an object")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CollectionFormatError(
-                f"{path} is damaged ({type(exc).__name__}: {exc}); nothing was read or overwritten"
-            ) from exc
-        present = {p.name for p in snapshot.iterdir() if p.name != MANIFEST}
-        for name in sorted(present | set(files)):
-            target = snapshot / name
-            expected = files.get(name)
-            if expected is None:
-                problem = f"is not listed in {MANIFEST}"
-            elif name not in present:
-                problem = f"is missing (listed in {MANIFEST})"
-            elif target.stat().st_size != expected.get("bytes"):
-                problem = (
-                    f"has {target.stat().st_size} bytes; {MANIFEST} recorded "
-                    f"{expected.get('bytes')}"
-                )
-            elif file_digest(target) != expected.get("sha256"):
-                problem = f"does not match the sha256 recorded in {MANIFEST}"
-            else:
-                continue
-            raise CollectionFormatError(
-                f"{target} {problem}: the snapshot is damaged; nothing was read or "
-                "overwritten (restore the file from a backup, or re-index)"
-            )
-        return manifest
 
     def _settings_version(self) -> Any:
         try:
@@ -478,34 +256,7 @@ class CollectionStore:
         staging = self.directory / f"snap-{number}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        with open(staging / "documents.jsonl", "w", encoding="utf-8") as handle:
-            for document in state.documents.values():
-                handle.write(json.dumps(document.to_json(), ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        manifest: dict[str, list[Any]] = {}
-        for field_name, per_doc in state.passages.items():
-            entries, blocks = [], []
-            for doc_id, (spans, vectors) in per_doc.items():
-                entries.append([doc_id, [list(s) for s in spans]])
-                blocks.append(vectors)
-            manifest[field_name] = entries
-            stacked = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
-            with open(staging / f"{field_name}.npy", "wb") as handle:
-                np.save(handle, stacked)
-                handle.flush()
-                os.fsync(handle.fileno())
-        write_atomic(staging / "passages.json", json.dumps(manifest).encode())
-        files = {
-            path.name: {"bytes": path.stat().st_size, "sha256": file_digest(path)}
-            for path in sorted(staging.iterdir())
-        }
-        counts = {
-            name: sum(len(spans) for spans, _ in per_doc.values())
-            for name, per_doc in state.passages.items()
-        }
-        summary = {"documents": len(state.documents), "passage_rows": counts, "files": files}
-        write_atomic(staging / MANIFEST, json.dumps(summary, indent=1).encode())
+        write_snapshot(staging, state)
         fsync_dir(staging)
         if target.exists():  # left by a crash before CURRENT was switched: not live, replace it
             shutil.rmtree(target)
@@ -522,50 +273,3 @@ class CollectionStore:
             settings = json.loads(self.settings_path.read_text(encoding="utf-8"))
             settings["format_version"] = FORMAT_VERSION
             write_atomic(self.settings_path, json.dumps(settings, indent=2).encode())
-
-
-def apply(state: StoredState, operation: Any) -> None:
-    """Apply one WAL operation to ``state`` (used for live writes and for replay alike). A
-    wrongly shaped operation raises ``ValueError`` before ``state`` changes."""
-    if not isinstance(operation, dict):
-        raise ValueError("an operation is not a JSON object")
-    kind = operation.get("op")
-    if kind == "upsert":
-        items = operation.get("documents")
-        if not isinstance(items, list):
-            raise ValueError("upsert without a list of documents")
-        parsed = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise ValueError("an upserted entry is not an object")
-            document = StoredDocument.from_json(item.get("document"))
-            fields = item.get("vectors", {})
-            if not isinstance(fields, dict):
-                raise ValueError(f"document {document.doc_id!r}: vectors are not an object")
-            passages = {}
-            for field_name, entry in fields.items():
-                if not isinstance(entry, dict):
-                    raise ValueError(f"document {document.doc_id!r}: {field_name} is not an object")
-                spans = parse_spans(entry.get("spans"))
-                vectors = decode_vectors(entry.get("vectors"))
-                if len(spans) != len(vectors):
-                    raise ValueError(
-                        f"document {document.doc_id!r}: {len(spans)} spans but "
-                        f"{len(vectors)} vectors in {field_name}"
-                    )
-                passages[field_name] = (spans, vectors)
-            parsed.append((document, passages))
-        for document, passages in parsed:
-            state.documents[document.doc_id] = document
-            for field_name, entry in passages.items():
-                state.passages.setdefault(field_name, {})[document.doc_id] = entry
-    elif kind == "delete":
-        ids = operation.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError("delete without a list of string ids")
-        for doc_id in ids:
-            state.documents.pop(doc_id, None)
-            for per_doc in state.passages.values():
-                per_doc.pop(doc_id, None)
-    else:
-        raise ValueError(f"unknown WAL operation {kind!r}")

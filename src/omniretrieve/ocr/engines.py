@@ -16,14 +16,9 @@ import shutil
 from functools import cached_property
 from typing import Any, Protocol
 
-from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.errors import OcrUnavailableError as OcrUnavailableError
 
 ENGINES = ("tesseract", "rapidocr")
-
-
-class OcrUnavailableError(OmniRetrieveError):
-    status_code = 503
-    error_type = "ocr_unavailable"
 
 
 class OcrEngine(Protocol):

@@ -26,23 +26,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from omniretrieve.errors import OmniRetrieveError, ShuttingDownError
+from omniretrieve.errors import QueueClosedError as QueueClosedError
+from omniretrieve.errors import QueueFullError as QueueFullError
 
 P = TypeVar("P")
 R = TypeVar("R")
-
-
-class QueueFullError(OmniRetrieveError):
-    status_code = 429
-    error_type = "queue_full"
-
-    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class QueueClosedError(ShuttingDownError):
-    pass
 
 
 @dataclass

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.errors import NotReadyError as NotReadyError
 from omniretrieve.runtime.queue import QueueFullError
 from omniretrieve.server.schemas import ErrorResponse
 
@@ -17,11 +18,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 503)
 }
 HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}
-
-
-class NotReadyError(OmniRetrieveError):
-    status_code = 503
-    error_type = "not_ready"
 
 
 def error_response(exc: OmniRetrieveError) -> JSONResponse:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from omniretrieve.errors import OmniRetrieveError
+from omniretrieve.errors import ClientDisconnectedError as ClientDisconnectedError
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.errors import NotReadyError
@@ -36,13 +36,6 @@ def app_metrics(request: Request) -> ServerMetrics:
 
 P = TypeVar("P")
 R = TypeVar("R")
-
-
-class ClientDisconnectedError(OmniRetrieveError):
-    """The client went away before its answer was ready (nginx's 499; nobody reads it)."""
-
-    status_code = 499
-    error_type = "client_disconnected"
 
 
 def submit_all(
