@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from omniretrieve.fusion import top, zscore_fusion  # noqa: E402
 from omniretrieve.index.dense import DenseConfig, DenseIndex  # noqa: E402
-from omniretrieve.index.fusion import top, zscore_fusion  # noqa: E402
 from omniretrieve.text.bm25 import Analyzer, BM25Index  # noqa: E402
 
 DIMENSION = 384

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
+from omniretrieve.fusion import rrf_fusion, top, zscore_fusion
 
 
 def test_zscore_fusion_rewards_agreement() -> None:
@@ -38,7 +38,7 @@ def test_rrf() -> None:
 
 
 def test_zscore_matrix_gives_zscore_fusion_for_any_weights() -> None:
-    from omniretrieve.index.fusion import zscore_matrix
+    from omniretrieve.fusion import zscore_matrix
 
     rng = np.random.default_rng(0)
     runs = [

@@ -1,7 +1,7 @@
 """The package's layers form a DAG: a module imports only from its own package or from lower
 layers (checked on the source: module-level and function-level imports alike).
 
-    errors -> checks, inputs, embedding_types, hashing, jsonl -> text -> runtime, ingest
+    errors -> checks, inputs, embedding_types, hashing, jsonl, fusion -> text -> runtime, ingest
     -> ocr -> models -> embedder, reranker -> index -> eval -> server, cli -> the package root
 """
 
@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "inputs": 1,
     "embedding_types": 1,
     "hashing": 1,
+    "fusion": 1,
     "jsonl": 1,
     "text": 2,
     "runtime": 3,

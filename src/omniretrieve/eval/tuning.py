@@ -135,7 +135,7 @@ def _grid_runs(
     show_progress: bool,
 ) -> tuple[dict[float, dict[str, dict[str, float]]], int]:
     """Per BM25 weight of ``grid``, the run hybrid search gives (to the metric's depth)."""
-    from omniretrieve.index.fusion import top, zscore_matrix
+    from omniretrieve.fusion import top, zscore_matrix
 
     fields, stages = collection.first_stage_runs(
         list(queries.values()),

@@ -15,7 +15,7 @@ import numpy as np
 
 from omniretrieve.checks import check_text
 from omniretrieve.errors import InputError
-from omniretrieve.index.fusion import rrf_fusion, top, zscore_fusion
+from omniretrieve.fusion import rrf_fusion, top, zscore_fusion
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.rerank_stage import rerank_candidates
 from omniretrieve.index.results import FirstStage, SearchHit

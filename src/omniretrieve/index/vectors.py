@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from omniretrieve.fusion import top
 from omniretrieve.index.dense import DenseConfig, DenseIndex
-from omniretrieve.index.fusion import top
 from omniretrieve.index.store import StoredState
 
 if TYPE_CHECKING:

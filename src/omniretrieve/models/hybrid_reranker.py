@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omniretrieve.fusion import zscores
 from omniretrieve.inputs import Input, TextInput, texts_of
 from omniretrieve.models.base import (
     EmbeddingModel,
@@ -59,15 +60,8 @@ class HybridParams:
         return cls(weights=tuple(float(w) for w in data["weights"]), bias=float(data["bias"]))
 
 
-def _zscore(values: np.ndarray) -> np.ndarray:
-    if values.size < 2:
-        return np.zeros_like(values)
-    std = float(values.std())
-    if std < 1e-6:
-        return np.zeros_like(values)
-    return (values - values.mean()) / std
-
-
+FLAT = 1e-6
+"""A candidate set whose scores vary less than this gets zero z-scores (as when fitted)."""
 TOKEN_CACHE_SIZE = 200_000
 """Documents whose BM25 terms a reranker remembers (the same candidates come back often)."""
 
@@ -98,7 +92,9 @@ def combine_features(cosine: np.ndarray, bm25: np.ndarray) -> np.ndarray:
     """(n, 4) features in :data:`FEATURES` order from raw cosine and BM25 scores."""
     best = float(bm25.max()) if bm25.size else 0.0
     bm25_over_max = bm25 / best if best > 0 else np.zeros_like(bm25)
-    features = np.stack([cosine, bm25_over_max, _zscore(cosine), _zscore(bm25)], axis=1)
+    features = np.stack(
+        [cosine, bm25_over_max, zscores(cosine, min_std=1e-6), zscores(bm25, min_std=1e-6)], axis=1
+    )
     return features.astype(np.float32)
 
 

@@ -26,6 +26,17 @@ def zscore_fusion(
     return dict(zip(docs, fused.tolist(), strict=True))
 
 
+def zscores(values: np.ndarray, *, min_std: float = 1e-12) -> np.ndarray:
+    """``(values - mean) / std``; zeros when the values hardly vary (std at most ``min_std``)
+    or there are fewer than two: the one z-score routine of fusion and the offline reranker."""
+    if values.size < 2:
+        return np.zeros_like(values)
+    std = float(values.std())
+    if std <= min_std:
+        return np.zeros_like(values)
+    return (values - values.mean()) / std
+
+
 def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
     """The documents of all lists and a (lists x documents) matrix of their z-scores as
     :func:`zscore_fusion` weighs them (a list's lowest for documents it lacks, zeros for an
@@ -39,8 +50,7 @@ def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.nd
         if not run:
             continue
         values = np.fromiter(run.values(), dtype=np.float64, count=len(run))
-        std = float(values.std())
-        z = (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
+        z = zscores(values)
         matrix[row] = z.min()
         matrix[row, [position[doc] for doc in run]] = z
     return list(position), matrix
