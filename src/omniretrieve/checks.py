@@ -30,38 +30,42 @@ def check_text(value: str, field: str) -> None:
         ) from exc
 
 
-def check_json_value(value: Any, field: str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+def check_json_value(value: Any, field: str, *, max_depth: int | None = MAX_JSON_DEPTH) -> None:
     """``value`` must be JSON that reads back as written: objects with string keys, arrays,
-    valid strings, finite numbers, booleans and null, nested at most ``max_depth`` deep."""
-    _check(value, field, max_depth, 0)
-
-
-def _check(value: Any, field: str, max_depth: int, depth: int) -> None:
-    if value is None or isinstance(value, bool | int):
-        return
-    if isinstance(value, str):
-        check_text(value, field)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError(
-                f"{field} is {value!r}: JSON has no NaN or Infinity (send null or a number)",
-                field=field,
-            )
-    elif isinstance(value, Mapping | list | tuple):
-        if depth >= max_depth:
-            raise InputError(f"{field} is nested deeper than {max_depth} levels", field=field)
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InputError(
-                        f"{field} has a key that is not a string: {key!r}", field=field
-                    )
-                check_text(key, field)
-                _check(item, f"{field}.{key}", max_depth, depth + 1)
+    valid strings, finite numbers, booleans and null, nested at most ``max_depth`` deep (None:
+    any depth). Children are named ``field.key`` and ``field[i]`` (``key`` alone under an
+    empty ``field``, which names the whole value ``body``). Walked without recursion, so a
+    deeply nested value cannot exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(value, field, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        name = where or "body"
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, str):
+            check_text(item, name)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InputError(
+                    f"{name} is {item!r}: JSON has no NaN or Infinity (send null or a number)",
+                    field=name,
+                )
+        elif isinstance(item, Mapping | list | tuple):
+            if max_depth is not None and depth >= max_depth:
+                raise InputError(f"{name} is nested deeper than {max_depth} levels", field=name)
+            if isinstance(item, Mapping):
+                children = []
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise InputError(
+                            f"{name} has a key that is not a string: {key!r}", field=name
+                        )
+                    check_text(key, name)
+                    children.append((child, f"{where}.{key}" if where else key, depth + 1))
+            else:
+                children = [(child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item)]
+            stack.extend(reversed(children))  # the first child is checked first
         else:
-            for position, item in enumerate(value):
-                _check(item, f"{field}[{position}]", max_depth, depth + 1)
-    else:
-        raise InputError(
-            f"{field} holds a {type(value).__name__}, which is not a JSON value", field=field
-        )
+            raise InputError(
+                f"{name} holds a {type(item).__name__}, which is not a JSON value", field=name
+            )

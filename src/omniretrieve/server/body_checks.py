@@ -10,10 +10,10 @@ any route sees it. Only bodies that could hold them are parsed here (a byte scan
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
+from omniretrieve.checks import check_json_value
 from omniretrieve.errors import InputError
 from omniretrieve.server.errors import error_response
 from omniretrieve.server.security import ASGIApp, Message, Receive, Scope, Send
@@ -21,46 +21,15 @@ from omniretrieve.server.security import ASGIApp, Message, Receive, Scope, Send
 SUSPECT = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}|NaN|Infinity")
 
 
-def unreadable_value(value: Any, path: str = "") -> InputError | None:
-    """The first lone surrogate or non-finite number in a parsed body, as an error naming it."""
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                name = where or "body"
-                return InputError(
-                    f"{name} holds a lone UTF-16 surrogate (U+{ord(item[exc.start]):04X} at "
-                    f"character {exc.start}), which is not valid Unicode text",
-                    field=name,
-                )
-        elif isinstance(item, float) and not math.isfinite(item):
-            name = where or "body"
-            return InputError(
-                f"{name} is {item!r}: JSON has no NaN or Infinity (send null or a number)",
-                field=name,
-            )
-        elif isinstance(item, dict):
-            for key, child in reversed(item.items()):
-                if isinstance(key, str) and not _encodes(key):
-                    name = where or "body"
-                    return InputError(
-                        f"{name} has a key holding a lone UTF-16 surrogate", field=name
-                    )
-                stack.append((child, f"{where}.{key}" if where else str(key)))
-        elif isinstance(item, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
-    return None
-
-
-def _encodes(text: str) -> bool:
+def unreadable_value(value: Any) -> InputError | None:
+    """The first lone surrogate or non-finite number in a parsed body, as an error naming it
+    (``documents[0].metadata.k``); the body may nest to any depth here (document metadata has
+    its own limit, checked where documents are parsed)."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        check_json_value(value, "", max_depth=None)
+    except InputError as problem:
+        return problem
+    return None
 
 
 class JsonBodyCheckMiddleware:
