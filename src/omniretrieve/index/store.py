@@ -56,7 +56,6 @@ class CollectionStore:
         self.directory = directory
         self._lock_handle: Any = None
         self._wal: Any = None
-        self.format_version = FORMAT_VERSION
 
     # -- settings -----------------------------------------------------------------------
     @property
@@ -105,7 +104,6 @@ class CollectionStore:
                 f"versions {', '.join(map(str, READABLE_VERSIONS))}. Open it with the version "
                 "that wrote it, or re-index"
             )
-        self.format_version = version
         return settings
 
     # -- locking ------------------------------------------------------------------------
@@ -154,10 +152,9 @@ class CollectionStore:
         for number, operation in self._wal_records():
             try:
                 apply(state, operation)
-            except (ValueError, KeyError, TypeError, CollectionFormatError) as exc:
-                message = exc.message if isinstance(exc, CollectionFormatError) else str(exc)
+            except ValueError as exc:  # apply() reports every wrongly shaped field so
                 raise CollectionFormatError(
-                    f"{path}: line {number} is damaged ({message}); nothing was read or "
+                    f"{path}: line {number} is damaged ({exc}); nothing was read or "
                     "overwritten (restore the file from a backup, or remove the line)"
                 ) from exc
         return state
