@@ -80,11 +80,11 @@ class BatchingQueue(Generic[P, R]):
             return self._pending_cost
 
     def _purge_cancelled(self) -> None:
-        """Drop queued jobs whose future its caller cancelled (call under the lock)."""
+        """Drop queued jobs whose future was cancelled (call under the lock)."""
         if any(job.future.cancelled() for job in self._jobs):
-            for job in [job for job in self._jobs if job.future.cancelled()]:
-                self._jobs.remove(job)
-                self._pending_cost -= job.cost
+            kept = deque(job for job in self._jobs if not job.future.cancelled())
+            self._pending_cost -= sum(job.cost for job in self._jobs) - sum(j.cost for j in kept)
+            self._jobs = kept
 
     def queued_jobs(self) -> int:
         """Jobs waiting (not yet taken by the worker)."""
@@ -106,15 +106,12 @@ class BatchingQueue(Generic[P, R]):
     def cancel(self, future: Future[R]) -> bool:
         """Take a queued job out (its caller went away): True if it was still waiting, and
         then it never runs; a job already running finishes."""
-        with self._cond:
-            for job in self._jobs:
-                if job.future is future:
-                    self._jobs.remove(job)
-                    self._pending_cost -= job.cost
-                    future.cancel()
-                    self._cond.notify_all()
-                    return True
-        return False
+        with self._cond:  # taken jobs are marked running under this lock: cancel() fails
+            if not future.cancel():
+                return False
+            self._purge_cancelled()
+            self._cond.notify_all()
+            return True
 
     def submit(self, payload: P, *, cost: int, key: Hashable = None) -> Future[R]:
         job: _Job[P, R] = _Job(payload, max(cost, 1), key)

@@ -41,6 +41,17 @@ class OpenCollection:
     """Set (under ``lock``) when the collection is dropped or closed: a request that looked
     it up before must not use it."""
 
+    @contextmanager
+    def held(self) -> Iterator[Collection]:
+        """The collection under its lock, unless it was dropped or closed since it was looked
+        up (then it no longer exists for this request)."""
+        with self.lock:
+            if self.closed:
+                raise CollectionNotFoundError(
+                    f"collection {self.collection.name!r} does not exist", field="name"
+                )
+            yield self.collection
+
 
 class CollectionManager:
     def __init__(self, pool: ModelPool, root: Path | None, limits: Limits | None = None) -> None:
@@ -100,14 +111,9 @@ class CollectionManager:
             return self._open[name]
 
     def run_on(self, entry: OpenCollection, work: Callable[[Collection], T]) -> T:
-        """``work(collection)`` under the collection's lock, unless it was dropped or closed
-        since it was looked up (then it no longer exists for this request)."""
-        with entry.lock:
-            if entry.closed:
-                raise CollectionNotFoundError(
-                    f"collection {entry.collection.name!r} does not exist", field="name"
-                )
-            return work(entry.collection)
+        """``work(collection)`` under the collection's lock (see :meth:`OpenCollection.held`)."""
+        with entry.held() as collection:
+            return work(collection)
 
     def run(self, name: str, work: Callable[[Collection], T]) -> T:
         return self.run_on(self.get(name), work)
@@ -116,17 +122,7 @@ class CollectionManager:
         """Upsert holding the collection's lock only per batch (to classify it and to
         acknowledge it): reads and searches are answered while its texts are embedded."""
         entry = self.get(name)
-
-        @contextmanager
-        def guard() -> Iterator[None]:
-            with entry.lock:
-                if entry.closed:
-                    raise CollectionNotFoundError(
-                        f"collection {name!r} does not exist", field="name"
-                    )
-                yield
-
-        return entry.collection.upsert(documents, batch_guard=guard)
+        return entry.collection.upsert(documents, batch_guard=entry.held)
 
     def drop(self, name: str) -> None:
         with self._guard:
