@@ -30,6 +30,18 @@ def check_text(value: str, field: str) -> None:
         ) from exc
 
 
+def decode_utf8(data: bytes, label: str) -> str:
+    """``data`` as UTF-8 text, or an error naming ``label`` and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{label} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it first, e.g. iconv -f latin1 -t utf-8",
+            field="file",
+        ) from exc
+
+
 def check_json_value(value: Any, field: str, *, max_depth: int | None = MAX_JSON_DEPTH) -> None:
     """``value`` must be JSON that reads back as written: objects with string keys, arrays,
     valid strings, finite numbers, booleans and null, nested at most ``max_depth`` deep (None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from omniretrieve.checks import decode_utf8
 from omniretrieve.errors import InputError, OmniRetrieveError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,14 +51,7 @@ def read_text_file(path: str) -> str:
             raise InputError(f"{path}: no such file", field="file")
         data = target.read_bytes()
         label = path
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{label} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "convert it first, e.g. iconv -f latin1 -t utf-8",
-            field="file",
-        ) from exc
+    return decode_utf8(data, label)
 
 
 def read_items(path: str) -> list[Any]:

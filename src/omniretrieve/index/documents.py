@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from omniretrieve.checks import check_json_value, check_text
+from omniretrieve.checks import check_json_value, check_text, decode_utf8
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.hashing import document_hash
 from omniretrieve.index.store import StoredDocument
@@ -157,14 +157,10 @@ def _read_text_file(path: Path, max_chars: int | None) -> tuple[str, str | None]
             f"{path.stat().st_size} bytes: over the limit of {max_chars} characters "
             "(--max-chars to raise it)"
         )
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return "", (
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); convert "
-            "it (e.g. iconv -f latin1 -t utf-8) or remove it"
-        )
+        text = decode_utf8(path.read_bytes(), "the file")
+    except InputError as exc:
+        return "", exc.message
     if max_chars is not None and len(text) > max_chars:
         return "", (
             f"holds {len(text)} characters: over the limit of {max_chars} characters "

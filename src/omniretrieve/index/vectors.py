@@ -95,7 +95,11 @@ class FaissStore:
         settings: CollectionSettings,
         state: Callable[[], StoredState],
         dimension: Callable[[str], int],
+        *,
+        directory: Path,
+        name: str,
     ) -> None:
+        """``directory`` and ``name`` are unused: the indexes live in memory only."""
         self._settings = settings
         self._state = state
         self._dimension = dimension
@@ -270,7 +274,7 @@ class MilvusStore:
 
 VECTOR_STORES: dict[str, Any] = {"faiss": FaissStore, "milvus": MilvusStore}
 """Store name -> class; each takes (settings, state, dimension) and the keyword arguments
-``directory`` and ``name`` (used by the stores that keep files)."""
+``directory`` and ``name`` (used by the stores that keep files outside the process)."""
 
 
 def drop_vector_store(settings: CollectionSettings, name: str) -> None:
@@ -287,6 +291,5 @@ def open_vector_store(
     name: str,
 ) -> VectorStore:
     store_class = VECTOR_STORES[settings.vector_store]
-    if store_class is FaissStore:
-        return FaissStore(settings, state, dimension)
-    return store_class(settings, state, dimension, directory=directory, name=name)
+    store: VectorStore = store_class(settings, state, dimension, directory=directory, name=name)
+    return store
