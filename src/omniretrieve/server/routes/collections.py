@@ -41,15 +41,10 @@ def loaded_reranker(request: Request, requested: bool | str, collection: Any) ->
     if requested is False:
         return None
     name = collection.settings.reranker if requested is True else requested
-    pool = manager(request).pool
-    resolved = pool.aliases.get(name, name)
-    if resolved not in pool.rerankers:
-        raise ModelNotFoundError(
-            f"reranker {name!r} is not loaded by this server; loaded rerankers: "
-            f"{', '.join(pool.rerankers) or 'none'}",
-            field="rerank",
-        )
-    return resolved
+    try:
+        return manager(request).pool.reranker(name).model.model_id
+    except ModelNotFoundError as exc:  # the pool's own lookup; the field here is rerank
+        raise ModelNotFoundError(exc.message, field="rerank") from exc
 
 
 @router.get("")
