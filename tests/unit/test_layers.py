@@ -108,3 +108,45 @@ def test_tests_share_code_only_through_builders() -> None:
                 if parts[0] == "tests" and len(parts) > 1 and parts[1] not in SHARED:
                     offenders.append(f"{path.relative_to(tests_root)}:{node.lineno}")
     assert offenders == []
+
+
+def family_modules() -> dict[str, Path]:
+    """Model modules that declare a family (a module-level ``FAMILY``), by module name."""
+    found = {}
+    for path in sorted((PACKAGE / "models").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == "FAMILY" for t in targets):
+                found[f"omniretrieve.models.{path.stem}"] = path
+    return found
+
+
+def family_imports(source: str, families: set[str]) -> list[str]:
+    """Family modules that ``source`` imports (families share code through the base modules,
+    never through each other)."""
+    imported = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.append(node.module)
+        elif isinstance(node, ast.Import):
+            imported.extend(alias.name for alias in node.names)
+    return sorted(name for name in imported if name in families)
+
+
+def test_model_families_do_not_import_each_other() -> None:
+    families = family_modules()
+    assert len(families) >= 8
+    offenders = {
+        name: imports
+        for name, path in families.items()
+        if (imports := family_imports(path.read_text(encoding="utf-8"), set(families) - {name}))
+    }
+    assert offenders == {}
+
+
+def test_a_family_importing_another_is_caught() -> None:
+    families = set(family_modules())
+    source = "from omniretrieve.models.decoder_embedder import last_token\n"
+    assert family_imports(source, families) == ["omniretrieve.models.decoder_embedder"]
+    assert family_imports("from omniretrieve.models.pooling import pool\n", families) == []

@@ -293,7 +293,7 @@ class DocumentIngest:
             return [(0, len(document.text))]
         return passage_spans(
             document.text,
-            embedder.model.tokenizer,
+            embedder.model.token_offsets,
             max_tokens=embedder.max_length,
             overlap=self._settings().passage_overlap,
             boundaries=definition_starts(document.text, language_of(document.metadata)),

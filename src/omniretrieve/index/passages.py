@@ -1,6 +1,7 @@
 """Splitting long documents into passages that fit an embedder, with overlap.
 
-The split is token-aware: the embedder's own tokenizer gives character offsets, and windows of
+The split is token-aware: the embedder gives its tokens' character offsets
+(``EmbeddingModel.token_offsets``), and windows of
 ``max_tokens`` word pieces (minus the special tokens) advance by ``max_tokens - overlap``, so
 nothing after the model's limit is invisible. Each passage is a (start, end) character span of
 the original text. Given ``boundaries`` (e.g. where functions start in code), passages are
@@ -10,20 +11,16 @@ inside.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
-PIECE_CHARS = 100_000
-"""Longer texts are tokenised piece by piece (cut at whitespace), so the tokenizer's
-per-token objects for a whole book never sit in memory at once."""
-WHITESPACE = re.compile(r"\s")
+TokenOffsets = Callable[[str], Iterable[tuple[int, int]]]
+"""A text -> the character spans of its tokens, in order, special tokens left out."""
 
 
 def passage_spans(
     text: str,
-    tokenizer: Any,
+    token_offsets: TokenOffsets,
     *,
     max_tokens: int,
     overlap: int = 32,
@@ -33,7 +30,7 @@ def passage_spans(
     """Character spans of the passages of ``text`` (one span covering all of it if it fits)."""
     window = max(8, max_tokens - special_tokens)
     overlap = min(max(0, overlap), window // 2)
-    offsets = list(token_offsets(text, tokenizer))
+    offsets = list(token_offsets(text))
     if len(offsets) <= window:
         return [(0, len(text))]
     if boundaries:
@@ -89,34 +86,3 @@ def _unit_spans(
     if group_first is not None:
         spans.append((offsets[group_first][0], offsets[group_last - 1][1]))
     return spans
-
-
-def token_offsets(text: str, tokenizer: Any) -> Iterator[tuple[int, int]]:
-    """Character spans of ``text``'s tokens (empty ones left out), tokenised in pieces of at
-    most :data:`PIECE_CHARS` characters cut at whitespace (where word-piece and BPE
-    tokenizers split anyway)."""
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + PIECE_CHARS)
-        if end < len(text):
-            cut = _last_whitespace(text, start, end)
-            end = cut if cut > start else end
-        encoded = tokenizer(
-            text[start:end],
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            truncation=False,
-            verbose=False,
-        )
-        for a, b in encoded["offset_mapping"]:
-            if b > a:
-                yield (start + a, start + b)
-        start = end
-
-
-def _last_whitespace(text: str, start: int, end: int) -> int:
-    """The position of the last whitespace in ``text[start:end]`` (``start`` when none)."""
-    for position in range(end - 1, start, -1):
-        if WHITESPACE.match(text, position):
-            return position
-    return start

@@ -8,7 +8,7 @@ are the same for every family (input parsing, dimensions, output types, top-n, p
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -90,6 +90,11 @@ class EmbeddingModel(ABC):
     @abstractmethod
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text costs after truncation, special tokens included."""
+
+    @abstractmethod
+    def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
+        """Character spans of the units the model reads in ``text`` (special tokens left out),
+        in order: what passage splitting counts against ``max_length``."""
 
     @classmethod
     @abstractmethod

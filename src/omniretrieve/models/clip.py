@@ -18,14 +18,10 @@ import numpy as np
 
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
-from omniretrieve.models.base import (
-    EmbeddingModel,
-    EncodeOutput,
-    LoadOptions,
-    ProgressCallback,
-    check_task,
-)
+from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
+from omniretrieve.models.pooling import normalized
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.transformer_embedder import TransformerEmbedder
 from omniretrieve.runtime.batching import plan_batches
 
 DUAL_ENCODERS = {"CLIPModel": "clip", "SiglipModel": "siglip"}
@@ -43,7 +39,7 @@ def _dimension(info: CheckpointInfo) -> int | None:
     return int(text.get("projection_size") or text.get("hidden_size") or 0) or None
 
 
-class DualEncoder(EmbeddingModel):
+class DualEncoder(TransformerEmbedder):
     family = "clip"
     modalities = frozenset({"text", "image"})
     normalized = True
@@ -60,26 +56,19 @@ class DualEncoder(EmbeddingModel):
         dimension: int,
         max_length: int,
     ) -> None:
-        self.model_id = model_id
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(
+            model_id, model, tokenizer, options, dimension=dimension, max_length=max_length
+        )
         self.image_processor = image_processor
-        self.options = options
         self.kind = kind
-        self.dimension = dimension
-        self.max_length = max_length
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> DualEncoder:
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-
-        from omniretrieve.runtime.torch_utils import load_pretrained
+        from transformers import AutoImageProcessor
 
         assert source.path is not None and source.info is not None
         kind = next(DUAL_ENCODERS[a] for a in source.info.architectures if a in DUAL_ENCODERS)
-        tokenizer = AutoTokenizer.from_pretrained(source.path)
         image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
-        model = load_pretrained(AutoModel, source.path, options.device, options.dtype)
         text_config = source.info.config.get("text_config") or {}
         max_length = int(text_config.get("max_position_embeddings") or 77)
         dimension = _dimension(source.info)
@@ -87,18 +76,14 @@ class DualEncoder(EmbeddingModel):
             raise InputError(f"{source.path}: cannot tell the embedding size from config.json")
         return cls(
             source.model_id,
-            model,
-            tokenizer,
+            cls.load_weights(source.path, options),
+            cls.load_tokenizer(source.path),
             image_processor,
             options,
             kind=kind,
             dimension=dimension,
             max_length=max_length,
         )
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        return [len(row) for row in ids["input_ids"]]
 
     def encode(
         self,
@@ -171,7 +156,7 @@ class DualEncoder(EmbeddingModel):
                 arguments["attention_mask"] = padded["attention_mask"].to(self.options.device)
             with torch.inference_mode():
                 features = _features(self.model.get_text_features(**arguments))
-            normalised = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+            normalised = normalized(features).cpu().numpy()
             for row, index in zip(normalised, batch, strict=True):
                 vectors[positions[index]] = row
                 truncated[positions[index]] = len(full[index]) > self.max_length
@@ -192,7 +177,7 @@ class DualEncoder(EmbeddingModel):
         pixels = pixels.to(self.options.device, dtype=self.model.dtype)
         with torch.inference_mode():
             features = _features(self.model.get_image_features(pixel_values=pixels))
-        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+        return normalized(features).cpu().numpy()
 
 
 def _features(output: Any) -> Any:

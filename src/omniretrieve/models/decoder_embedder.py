@@ -12,17 +12,12 @@ unpadded sequence gives.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from omniretrieve.inputs import Input, texts_of
-from omniretrieve.models.base import (
-    EmbeddingModel,
-    EncodeOutput,
-    LoadOptions,
-    ProgressCallback,
-    check_task,
-)
+from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
+from omniretrieve.models.pooling import last_token, normalized
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.transformer_embedder import TransformerEmbedder
 
 DECODER_ARCHITECTURES = frozenset({"Qwen2Model"})
 QUERY_TEMPLATE = "<instruct>{instruction}\n<query>{query}"
@@ -60,53 +55,27 @@ def checkpoint_query_prompt(info: CheckpointInfo) -> str | None:
     return prompt if isinstance(prompt, str) and prompt else None
 
 
-class DecoderEmbedder(EmbeddingModel):
+class DecoderEmbedder(TransformerEmbedder):
     family = "decoder-embedder"
     modalities = frozenset({"text"})
     normalized = True
-
-    def __init__(
-        self,
-        model_id: str,
-        model: Any,
-        tokenizer: Any,
-        options: LoadOptions,
-        *,
-        dimension: int,
-        max_length: int,
-        query_prompt: str | None,
-    ) -> None:
-        self.model_id = model_id
-        self.model = model
-        self.tokenizer = tokenizer
-        self.options = options
-        self.dimension = dimension
-        self.max_length = max_length
-        self.query_prompt = query_prompt
+    query_prompt: str | None = None
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> DecoderEmbedder:
-        from transformers import AutoModel, AutoTokenizer
-
-        from omniretrieve.runtime.torch_utils import load_pretrained
-
         assert source.path is not None and source.info is not None
-        tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "right"
-        model = load_pretrained(AutoModel, source.path, options.device, options.dtype)
         config = source.info.config
         positions = int(config.get("max_position_embeddings") or DEFAULT_MAX_LENGTH)
-        return cls(
+        model = cls(
             source.model_id,
-            model,
-            tokenizer,
+            cls.load_weights(source.path, options),
+            cls.load_tokenizer(source.path, padding_side="right", pad_with_eos=True),
             options,
             dimension=int(config["hidden_size"]),
             max_length=min(DEFAULT_MAX_LENGTH, positions),
-            query_prompt=checkpoint_query_prompt(source.info),
         )
+        model.query_prompt = checkpoint_query_prompt(source.info)
+        return model
 
     def prompt(self, text: str, task: str | None, instruction: str | None) -> str:
         """The text the model reads: queries wrapped with their instruction."""
@@ -117,14 +86,6 @@ class DecoderEmbedder(EmbeddingModel):
         chosen = CODE_INSTRUCTIONS.get(instruction or DEFAULT_INSTRUCTION, instruction)
         return QUERY_TEMPLATE.format(instruction=chosen, query=text)
 
-    def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
-        full = self.tokenizer(list(texts), truncation=False)["input_ids"]
-        cut = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        return cut["input_ids"], [len(ids) > self.max_length for ids in full]
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self._tokenize(texts)[0]]
-
     def encode(
         self,
         inputs: Sequence[Input],
@@ -133,38 +94,14 @@ class DecoderEmbedder(EmbeddingModel):
         instruction: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> EncodeOutput:
-        import torch
-
-        from omniretrieve.models.encoder import encode_token_batches
-
         check_task(task)
         texts = texts_of(inputs, model_id=self.model_id)
-        prompted = [self.prompt(text, task, instruction) for text in texts]
-        input_ids, truncated = self._tokenize(prompted)
-        vectors = encode_token_batches(
-            self.model,
-            self.tokenizer,
-            input_ids,
-            self.options,
-            self.dimension,
-            lambda hidden, mask: torch.nn.functional.normalize(
-                last_token(hidden, mask).float(), dim=-1
-            ),
-            progress,
+        input_ids, truncated = self.tokenize([self.prompt(t, task, instruction) for t in texts])
+        vectors = self.encode_token_batches(
+            input_ids, lambda hidden, mask: normalized(last_token(hidden, mask)), progress
         )
         lengths = [len(ids) for ids in input_ids]
         return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=lengths)
-
-
-def last_token(hidden: Any, mask: Any) -> Any:
-    """Each row's hidden state at its last real token (the last column when every row ends
-    there, as with left padding)."""
-    import torch
-
-    if bool(mask[:, -1].all()):
-        return hidden[:, -1]
-    last = mask.sum(dim=1) - 1
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 FAMILY = Family(

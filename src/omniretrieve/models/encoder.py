@@ -12,19 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from omniretrieve.errors import UnsupportedModelError
 from omniretrieve.inputs import Input, texts_of
-from omniretrieve.models.base import (
-    EmbeddingModel,
-    EncodeOutput,
-    LoadOptions,
-    ProgressCallback,
-    check_task,
-)
+from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
+from omniretrieve.models.pooling import pool
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
-from omniretrieve.runtime.batching import plan_batches
+from omniretrieve.models.transformer_embedder import TransformerEmbedder
 
 ENCODER_ARCHITECTURES = frozenset(
     {
@@ -145,7 +138,7 @@ def _dimension(info: CheckpointInfo) -> int | None:
         return None
 
 
-class SentenceEncoder(EmbeddingModel):
+class SentenceEncoder(TransformerEmbedder):
     family = "sentence-encoder"
     modalities = frozenset({"text"})
 
@@ -157,32 +150,24 @@ class SentenceEncoder(EmbeddingModel):
         layout: EncoderLayout,
         options: LoadOptions,
     ) -> None:
-        self.model_id = model_id
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(
+            model_id,
+            model,
+            tokenizer,
+            options,
+            dimension=layout.dimension,
+            max_length=layout.max_length,
+        )
         self.layout = layout
-        self.options = options
-        self.dimension = layout.dimension
-        self.max_length = layout.max_length
         self.normalized = layout.normalize
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> SentenceEncoder:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from omniretrieve.runtime.torch_utils import check_device, quiet_weight_loading, torch_dtype
-
         assert source.path is not None and source.info is not None
         source.verify()
         layout = EncoderLayout.read(source.info)
-        device = check_device(options.device)
-        tokenizer = AutoTokenizer.from_pretrained(source.path)
-        with quiet_weight_loading():
-            model = AutoModel.from_pretrained(source.path, dtype=torch_dtype(options.dtype, device))
-        model.to(device).eval()
-        torch.set_grad_enabled(False)
-        return cls(source.model_id, model, tokenizer, layout, options)
+        model = cls.load_weights(source.path, options)
+        return cls(source.model_id, model, cls.load_tokenizer(source.path), layout, options)
 
     # -- tokenisation -------------------------------------------------------------------
     def _prepare(self, texts: Sequence[str], prefix: str) -> list[str]:
@@ -191,7 +176,8 @@ class SentenceEncoder(EmbeddingModel):
             prepared = [text.lower() for text in prepared]
         return prepared
 
-    def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """One tokenisation: truncation is told from where the last kept token ends."""
         encoded = self.tokenizer(
             list(texts),
             truncation=True,
@@ -214,8 +200,7 @@ class SentenceEncoder(EmbeddingModel):
         return encoded["input_ids"], truncated
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        ids, _ = self._tokenize(self._prepare(texts, ""))
-        return [len(row) for row in ids]
+        return super().count_tokens(self._prepare(texts, ""))
 
     # -- encoding -----------------------------------------------------------------------
     def encode(
@@ -229,50 +214,12 @@ class SentenceEncoder(EmbeddingModel):
         check_task(task)
         texts = texts_of(inputs, model_id=self.model_id)
         prepared = self._prepare(texts, self.layout.prompt_for(task, instruction))
-        input_ids, truncated = self._tokenize(prepared)
-        vectors = encode_token_batches(
-            self.model,
-            self.tokenizer,
-            input_ids,
-            self.options,
-            self.dimension,
-            lambda hidden, mask: _pool(hidden, mask, self.layout.pooling),
-            progress,
+        input_ids, truncated = self.tokenize(prepared)
+        vectors = self.encode_token_batches(
+            input_ids, lambda hidden, mask: pool(hidden, mask, self.layout.pooling), progress
         )
         lengths = [len(ids) for ids in input_ids]
         return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=lengths)
-
-
-def encode_token_batches(
-    model: Any,
-    tokenizer: Any,
-    input_ids: Sequence[list[int]],
-    options: LoadOptions,
-    dimension: int,
-    pool: Any,
-    progress: ProgressCallback | None = None,
-) -> np.ndarray:
-    """Token ids -> pooled vectors: batches planned by token budget, padded per batch as the
-    tokenizer pads, ``pool(last_hidden_state, attention_mask)`` per batch, input order kept."""
-    import torch
-
-    vectors = np.empty((len(input_ids), dimension), dtype=np.float32)
-    for batch in plan_batches(
-        [len(ids) for ids in input_ids],
-        token_budget=options.token_budget,
-        max_batch_size=options.max_batch_size,
-    ):
-        padded = tokenizer.pad(
-            {"input_ids": [input_ids[i] for i in batch]}, padding=True, return_tensors="pt"
-        )
-        ids = padded["input_ids"].to(options.device)
-        mask = padded["attention_mask"].to(options.device)
-        with torch.inference_mode():
-            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-            vectors[batch] = pool(hidden, mask).float().cpu().numpy()
-        if progress is not None:
-            progress(len(batch))
-    return vectors
 
 
 def _was_truncated(
@@ -285,21 +232,6 @@ def _was_truncated(
         (end for (_, end), sp in zip(offsets, special, strict=True) if not sp), default=0
     )
     return bool(text[last_end:].strip())
-
-
-def _pool(hidden: Any, mask: Any, mode: str) -> Any:
-    import torch
-
-    if mode == "cls":
-        return hidden[:, 0]
-    if mode == "last":
-        last = mask.sum(dim=1) - 1
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    if mode == "max":
-        return hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
-    summed = (hidden * weights).sum(dim=1)
-    return summed / weights.sum(dim=1).clamp(min=1e-9)
 
 
 FAMILY = Family(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -45,15 +45,6 @@ REQUIRED_FILES = frozenset({"resources/weights.npz", "resources/sp.model"})
 SEGMENTS = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u0e00-\u0e7f]|\w+|[^\w\s]")
 
 
-class OffsetTokenizer:
-    """Enough of a Hugging Face tokenizer for passage splitting: words (or CJK/Thai characters)
-    with their character offsets. Sentence pieces come from the model's own tokenizer."""
-
-    def __call__(self, text: str, **_: Any) -> dict[str, list[Any]]:
-        spans = [(m.start(), m.end()) for m in SEGMENTS.finditer(text)]
-        return {"input_ids": list(range(len(spans))), "offset_mapping": spans}
-
-
 class UseMultilingual(EmbeddingModel):
     family = "use-multilingual"
     dimension = DIMENSION
@@ -68,7 +59,6 @@ class UseMultilingual(EmbeddingModel):
         self.model_id = model_id
         self.path = path
         self.options = options
-        self.tokenizer = OffsetTokenizer()
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> UseMultilingual:
@@ -107,6 +97,11 @@ class UseMultilingual(EmbeddingModel):
             truncated=[False] * len(texts),
             token_counts=self.count_tokens(texts),
         )
+
+    def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
+        """Words (or CJK / Thai characters) with their character offsets: the encoder averages
+        over any length, so passages are bounded in words, not in its sentence pieces."""
+        return ((m.start(), m.end()) for m in SEGMENTS.finditer(text))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         encode = self._backend.sp.encode

@@ -22,13 +22,12 @@ import numpy as np
 from omniretrieve.errors import UnsupportedModelError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
 from omniretrieve.models.base import (
-    EmbeddingModel,
     EncodeOutput,
     LoadOptions,
     ProgressCallback,
     check_task,
 )
-from omniretrieve.models.decoder_embedder import last_token
+from omniretrieve.models.pooling import last_token, normalized
 from omniretrieve.models.qwen_vl_inputs import (
     IMAGE_PLACEHOLDER,
     VisualInput,
@@ -37,6 +36,7 @@ from omniretrieve.models.qwen_vl_inputs import (
     strip_vision_tokens,
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.transformer_embedder import TransformerEmbedder
 from omniretrieve.runtime.batching import plan_batches
 
 BACKENDS = {
@@ -98,7 +98,7 @@ class _Prepared:
     images: list[Any] = field(default_factory=list)
 
 
-class VlmEmbedder(EmbeddingModel):
+class VlmEmbedder(TransformerEmbedder):
     family = "vlm-embedder"
     modalities = frozenset({"text", "image"})
     normalized = True
@@ -118,29 +118,23 @@ class VlmEmbedder(EmbeddingModel):
         query_prompt: str | None,
         processor: Any = None,
     ) -> None:
-        self.model_id = model_id
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(
+            model_id, model, tokenizer, options, dimension=dimension, max_length=max_length
+        )
         self.image_processor = image_processor
         self.processor = processor
-        self.options = options
         self.backend = backend
-        self.dimension = dimension
-        self.max_length = max_length
         self.chat_template = chat_template
         self.query_prompt = query_prompt
 
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> VlmEmbedder:
-        from transformers import AutoImageProcessor, AutoModel, AutoProcessor, AutoTokenizer
-
-        from omniretrieve.runtime.torch_utils import load_pretrained
+        from transformers import AutoImageProcessor, AutoProcessor
 
         assert source.path is not None and source.info is not None
         backend = next(BACKENDS[a] for a in source.info.architectures if a in BACKENDS)
         template, query_prompt = checkpoint_settings(source.info)
-        tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
-        tokenizer.padding_side = "right"
+        tokenizer = cls.load_tokenizer(source.path, padding_side="right")
         processor = None
         if backend == "llava-next":  # its processor needs no torchvision: it expands <image>
             processor = AutoProcessor.from_pretrained(source.path, trust_remote_code=False)
@@ -148,9 +142,7 @@ class VlmEmbedder(EmbeddingModel):
             image_processor = processor.image_processor
         else:
             image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
-        model = load_pretrained(
-            AutoModel, source.path, options.device, options.dtype, require_all=True
-        )
+        model = cls.load_weights(source.path, options, require_all=True)
         text = source.info.config.get("text_config") or source.info.config
         positions = int(text.get("max_position_embeddings") or MAX_LENGTH)
         return cls(
@@ -199,10 +191,6 @@ class VlmEmbedder(EmbeddingModel):
         return _Prepared(placeholder + words, images)
 
     # -- encoding -------------------------------------------------------------------------
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        return [len(row) for row in ids["input_ids"]]
-
     def encode(
         self,
         inputs: Sequence[Input],
@@ -247,8 +235,7 @@ class VlmEmbedder(EmbeddingModel):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         with torch.inference_mode():
             hidden = self.model(**inputs).last_hidden_state
-            pooled = last_token(hidden, inputs["attention_mask"])
-            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+            pooled = normalized(last_token(hidden, inputs["attention_mask"]))
         used = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
         return pooled.cpu().numpy(), cut, used
 
