@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from omniretrieve.models.registry import (
     default_registry,
 )
 from omniretrieve.runtime.progress import progress_bar
+from omniretrieve.text.coverage import language_warnings
 
 PROGRESS_THRESHOLD = 256
 """Inputs above this count show a progress bar when ``show_progress`` is left as None."""
@@ -215,10 +216,13 @@ class Embedder:
         return declared_languages(self.model, self.source)
 
     def language_warnings(self, inputs: Sequence[Any]) -> list[str]:
-        from omniretrieve.text.coverage import language_warnings
 
         texts = [(i, item.text) for i, item in enumerate(inputs) if isinstance(item, TextInput)]
         return language_warnings(self.model_id, self.languages, texts)
+
+    def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
+        """Character spans of the model's tokens in ``text`` (for splitting passages)."""
+        return self.model.token_offsets(text)
 
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         """Shorthand: float32 (n, d) normalised vectors of plain texts (no language check)."""

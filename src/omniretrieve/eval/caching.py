@@ -3,12 +3,13 @@ dataset once per model, and loads the model only when something is not cached.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from omniretrieve.embedder import Embedder
+from omniretrieve.embedder import Embedder, EmbeddingResult
+from omniretrieve.models.base import EmbeddingModel
 from omniretrieve.models.registry import declared_languages, default_registry
 from omniretrieve.runtime.cache import EmbeddingCache
 
@@ -18,17 +19,18 @@ class CachingEmbedder:
     :class:`EmbeddingCache`; the model is loaded only when something is not cached."""
 
     def __init__(
-        self, model_id: str, cache: EmbeddingCache, factory: Callable[[str], Any] | None = None
+        self, model_id: str, cache: EmbeddingCache, factory: Callable[[str], Embedder] | None = None
     ) -> None:
         self._model_id = model_id
         self._cache = cache
         self._factory = factory
-        self._embedder: Any = None
+        self._embedder: Embedder | None = None
         self._key: str | None = None
         self._languages: tuple[frozenset[str] | None] | None = None
 
     @property
-    def wrapped(self) -> Any:
+    def wrapped(self) -> Embedder:
+        """The embedder itself, loaded on first use."""
         if self._embedder is None:
             if self._factory is not None:
                 self._embedder = self._factory(self._model_id)
@@ -36,8 +38,37 @@ class CachingEmbedder:
                 self._embedder = Embedder(self._model_id)
         return self._embedder
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
+    # -- what the model is (these load it) -----------------------------------------------
+    @property
+    def model_id(self) -> str:
+        return self.wrapped.model_id
+
+    @property
+    def model(self) -> EmbeddingModel:
+        return self.wrapped.model
+
+    @property
+    def dimension(self) -> int:
+        return self.wrapped.dimension
+
+    @property
+    def max_length(self) -> int:
+        return self.wrapped.max_length
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.wrapped.modalities
+
+    @property
+    def fingerprint(self) -> str:
+        return self.wrapped.fingerprint
+
+    def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
+        return self.wrapped.token_offsets(text)
+
+    def encode(self, inputs: Any, **options: Any) -> EmbeddingResult:
+        """Uncached (images and mixed inputs): straight to the model."""
+        return self.wrapped.encode(inputs, **options)
 
     def cache_key(self) -> str:
         """The model's identity for the cache: its fingerprint (changes with the weights),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from omniretrieve.eval.context import EvalModels
 from omniretrieve.eval.loaders import EvalDataset
@@ -24,7 +23,7 @@ def dataset_collection(
     show_progress: bool,
     ocr: bool = False,
     images: bool = False,
-) -> Any:
+) -> Collection:
     """The dataset's collection in the cache, created or completed as needed (an interrupted
     build resumes: upsert skips documents already stored with the same content). With
     ``images``, documents keep their images and the (image-capable) embedders embed them."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.ocr.reader import OcrReader
 from omniretrieve.runtime.cache import EmbeddingCache
 
 
@@ -21,18 +23,16 @@ class OcrSource:
 
     def get(self) -> Any:
         if self.reader is None:
-            from omniretrieve.ocr.reader import OcrReader  # needs an OCR engine installed
-
             self.reader = OcrReader(self.engine)
         return self.reader
 
 
 @dataclass(frozen=True)
 class EvalModels:
-    embedders: dict[str, Any] = field(default_factory=dict)
+    embedders: dict[str, IndexEmbedder] = field(default_factory=dict)
     """Model id -> embedder; missing ones are added (cached on disk) when a pipeline needs
     them."""
-    rerankers: dict[str, Any] = field(default_factory=dict)
+    rerankers: dict[str, IndexReranker] = field(default_factory=dict)
     passages: Literal["split", "first"] = "split"
     vector_store: Literal["faiss", "milvus"] = "faiss"
     ocr: OcrSource = field(default_factory=OcrSource)

@@ -31,6 +31,7 @@ from omniretrieve.eval.datasets import (
     load_queries,
     load_query_groups,
 )
+from omniretrieve.index.documents import iter_folder_documents
 from omniretrieve.jsonl import read_jsonl
 
 Kind = Literal["text", "page-image", "multilingual", "image-caption", "winoground"]
@@ -308,8 +309,6 @@ def _load_own(root: Path) -> EvalDataset:
         corpus = load_corpus(root / "corpus.jsonl")
         files = [root / "corpus.jsonl", root / "queries.jsonl"]
     elif (root / "corpus").is_dir():
-        from omniretrieve.index.documents import iter_folder_documents
-
         corpus = {}
         files = [root / "queries.jsonl"]
         for record in iter_folder_documents(root / "corpus"):

@@ -8,7 +8,9 @@ with the pipeline's mode, vector fields and reranker, so an eval number is a num
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import platform
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +29,8 @@ from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
 from omniretrieve.eval.tuning import crossfit_pipeline_weights, fit_pipeline_weights
 from omniretrieve.eval.winoground_runner import TASK, evaluate_winoground, skip_reason
 from omniretrieve.index.collection import Collection
+from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.index.results import SearchHit
 from omniretrieve.models.registry import default_registry
 from omniretrieve.runtime.cache import EmbeddingCache, default_cache_dir
 
@@ -50,8 +54,8 @@ def evaluate(
     max_queries: int | None = None,
     show_progress: bool = True,
     out_dir: Path | None = None,
-    embedders: Mapping[str, Any] | None = None,
-    rerankers: Mapping[str, Any] | None = None,
+    embedders: Mapping[str, IndexEmbedder] | None = None,
+    rerankers: Mapping[str, IndexReranker] | None = None,
     passages: str = "split",
     fit_fusion: str | None = None,
     vector_store: str = "faiss",
@@ -84,7 +88,7 @@ def evaluate(
     if collection is not None and len(loaded) != 1:
         raise InputError("--collection evaluates exactly one dataset", field="collection")
     cache = EmbeddingCache(cache_dir)
-    shared: dict[str, Any] = dict(embedders or {})
+    shared: dict[str, IndexEmbedder] = dict(embedders or {})
     models = EvalModels(
         shared,
         dict(rerankers or {}),
@@ -240,7 +244,7 @@ def _evaluate_group(
 
 
 def _evaluate_task(
-    collection: Any,
+    collection: Collection,
     dataset: EvalDataset,
     task: EvalTask,
     pipelines: list[Pipeline],
@@ -275,7 +279,7 @@ def _evaluate_task(
 
 
 def _run_task(
-    collection: Any,
+    collection: Collection,
     dataset: EvalDataset,
     task: EvalTask,
     pipeline: Pipeline,
@@ -287,11 +291,9 @@ def _run_task(
     """Search the task's queries (fold by fold where folds have their own fusion weights)
     and score the run."""
     if show_progress:
-        import sys
-
         print(f"{dataset.name}/{task.name}: {pipeline.spec}", file=sys.stderr)
     started = time.perf_counter()
-    found: dict[str, Any] = {}
+    found: dict[str, list[SearchHit]] = {}
     for fold_queries, fusion_weights in folds:
         hits = collection.search_many(
             [queries[q] for q in fold_queries],
@@ -320,9 +322,10 @@ def _run_task(
 
 
 def _configuration(
-    datasets: list[EvalDataset], pipelines: list[Pipeline], embedders: Mapping[str, Any]
+    datasets: list[EvalDataset],
+    pipelines: list[Pipeline],
+    embedders: Mapping[str, IndexEmbedder],
 ) -> dict[str, Any]:
-    import importlib.metadata as metadata
 
     versions = {}
     for package in ("torch", "transformers", "faiss-cpu", "bm25s", "pytrec-eval-terrier"):
@@ -334,7 +337,11 @@ def _configuration(
     for model_id, embedder in embedders.items():
         try:
             cache_key = getattr(type(embedder), "cache_key", None)
-            models[model_id] = cache_key(embedder) if cache_key else str(embedder.fingerprint)
+            models[model_id] = (
+                cache_key(embedder)
+                if cache_key
+                else str(getattr(embedder, "fingerprint", "unverified"))
+            )
         except Exception:  # a model that failed to load is reported as such
             models[model_id] = "not loaded"
     return {

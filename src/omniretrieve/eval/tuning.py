@@ -20,6 +20,8 @@ from omniretrieve.errors import InputError
 from omniretrieve.eval.loaders import EvalDataset, EvalTask, load_eval_dataset
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.eval.pipelines import Pipeline
+from omniretrieve.fusion import top, zscore_matrix
+from omniretrieve.index.collection import Collection
 
 BM25_WEIGHTS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """BM25's share of the weight; the embedders split the rest equally."""
@@ -56,7 +58,7 @@ def weights_for(bm25_weight: float, fields: int) -> tuple[float, ...]:
 
 
 def fit_fusion_weights(
-    collection: Any,
+    collection: Collection,
     queries: Mapping[str, str],
     qrels: Mapping[str, Mapping[str, int]],
     *,
@@ -78,7 +80,7 @@ def fit_fusion_weights(
 
 
 def crossfit_fusion_weights(
-    collection: Any,
+    collection: Collection,
     queries: Mapping[str, str],
     qrels: Mapping[str, Mapping[str, int]],
     groups: Mapping[str, str] | None = None,
@@ -125,7 +127,7 @@ def _judged(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]) 
 
 
 def _grid_runs(
-    collection: Any,
+    collection: Collection,
     queries: Mapping[str, str],
     embedders: Sequence[str] | None,
     route_by_language: bool,
@@ -135,7 +137,6 @@ def _grid_runs(
     show_progress: bool,
 ) -> tuple[dict[float, dict[str, dict[str, float]]], int]:
     """Per BM25 weight of ``grid``, the run hybrid search gives (to the metric's depth)."""
-    from omniretrieve.fusion import top, zscore_matrix
 
     fields, stages = collection.first_stage_runs(
         list(queries.values()),
@@ -191,7 +192,7 @@ def _best(
 
 
 def crossfit_pipeline_weights(
-    collection: Any,
+    collection: Collection,
     task: EvalTask,
     pipelines: list[Pipeline],
     queries: dict[str, str],
@@ -236,7 +237,7 @@ def crossfit_pipeline_weights(
 
 
 def fit_pipeline_weights(
-    collection: Any,
+    collection: Collection,
     dataset: EvalDataset,
     pipelines: list[Pipeline],
     split: str,

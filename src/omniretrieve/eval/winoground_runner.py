@@ -14,6 +14,7 @@ from omniretrieve.eval.context import EvalModels
 from omniretrieve.eval.loaders import EvalDataset
 from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.eval.winoground import winoground_scores
+from omniretrieve.models.registry import default_registry
 from omniretrieve.reranker import Reranker
 
 TASK = "examples"
@@ -21,7 +22,6 @@ TASK = "examples"
 
 def skip_reason(pipeline: Pipeline) -> str | None:
     """None when the pipeline names a model that reads images, else why it cannot run."""
-    from omniretrieve.models.registry import default_registry
 
     model = pipeline.reranker if pipeline.reranker else None
     if model is None and pipeline.mode == "dense" and len(pipeline.embedders) == 1:

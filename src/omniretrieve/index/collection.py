@@ -21,10 +21,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
 from omniretrieve.index.documents import check_name
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.results import FirstStage, SearchHit, UpsertReport
 from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
 from omniretrieve.index.settings import (
@@ -43,6 +45,7 @@ from omniretrieve.index.store import (
     apply,
 )
 from omniretrieve.index.vectors import drop_vector_store, open_vector_store
+from omniretrieve.reranker import Reranker
 from omniretrieve.runtime.progress import progress_bar
 
 COMPACT_WAL_BYTES = 64 * 1024 * 1024
@@ -57,8 +60,8 @@ class Collection:
         directory: Path,
         settings: CollectionSettings,
         *,
-        embedders: Mapping[str, Any] | None = None,
-        rerankers: Mapping[str, Any] | None = None,
+        embedders: Mapping[str, IndexEmbedder] | None = None,
+        rerankers: Mapping[str, IndexReranker] | None = None,
         read_only: bool = False,
     ) -> None:
         self.directory = directory
@@ -76,8 +79,8 @@ class Collection:
             except Exception:
                 self._store.close()
                 raise
-        self._embedders: dict[str, Any] = dict(embedders or {})
-        self._rerankers: dict[str, Any] = dict(rerankers or {})
+        self._embedders: dict[str, IndexEmbedder] = dict(embedders or {})
+        self._rerankers: dict[str, IndexReranker] = dict(rerankers or {})
         self.options = IngestOptions()
         """What upserts accept (``image_paths``, ``max_text_chars``) and when they stop
         (``should_stop``): the server and the CLI set these."""
@@ -114,8 +117,8 @@ class Collection:
         *,
         root: Path | None = None,
         settings: CollectionSettings | None = None,
-        embedders: Mapping[str, Any] | None = None,
-        rerankers: Mapping[str, Any] | None = None,
+        embedders: Mapping[str, IndexEmbedder] | None = None,
+        rerankers: Mapping[str, IndexReranker] | None = None,
     ) -> Collection:
         check_name(name)
         settings = (settings or CollectionSettings()).validate()
@@ -134,8 +137,8 @@ class Collection:
         name: str,
         *,
         root: Path | None = None,
-        embedders: Mapping[str, Any] | None = None,
-        rerankers: Mapping[str, Any] | None = None,
+        embedders: Mapping[str, IndexEmbedder] | None = None,
+        rerankers: Mapping[str, IndexReranker] | None = None,
         read_only: bool = False,
     ) -> Collection:
         """Open an existing collection; ``read_only`` opens it beside a writer, seeing the
@@ -237,17 +240,13 @@ class Collection:
         return len(self._state.documents)
 
     # -- models ---------------------------------------------------------------------------
-    def embedder(self, model_id: str) -> Any:
+    def embedder(self, model_id: str) -> IndexEmbedder:
         if model_id not in self._embedders:
-            from omniretrieve.embedder import Embedder  # the embedder layer sits above index
-
             self._embedders[model_id] = Embedder(model_id)
         return self._embedders[model_id]
 
-    def reranker(self, model_id: str) -> Any:
+    def reranker(self, model_id: str) -> IndexReranker:
         if model_id not in self._rerankers:
-            from omniretrieve.reranker import Reranker  # the reranker layer sits above index
-
             shared = next(iter(self._embedders.values()), None)
             self._rerankers[model_id] = Reranker(
                 model_id, embedding_model=shared.model if shared is not None else None

@@ -18,10 +18,12 @@ from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.errors import InputError, ShuttingDownError
 from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.documents import parse_document
+from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.passages import passage_spans
 from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.store import StoredDocument, StoredState, encode_vectors
 from omniretrieve.inputs import ImageInput, decode_image_bytes
+from omniretrieve.ocr.reader import OcrReader
 
 UPSERT_BATCH = 256
 UPSERT_BATCH_CHARS = 200_000
@@ -79,7 +81,7 @@ class DocumentIngest:
         self,
         name: str,
         settings: Callable[[], CollectionSettings],
-        embedder: Callable[[str], Any],
+        embedder: Callable[[str], IndexEmbedder],
         options: IngestOptions,
     ) -> None:
         self._name = name
@@ -239,8 +241,6 @@ class DocumentIngest:
 
     def _ocr_reader(self) -> Any:
         if self._ocr is None:
-            from omniretrieve.ocr.reader import OcrReader
-
             self._ocr = OcrReader(self._settings().ocr_engine)
         return self._ocr
 
@@ -251,7 +251,7 @@ class DocumentIngest:
         reads images also embeds a document's image, as one more passage (span
         :data:`IMAGE_SPAN`)."""
         embedder = self._embedder(model_id)
-        reads_images = "image" in getattr(embedder, "modalities", frozenset({"text"}))
+        reads_images = "image" in embedder.modalities
         spans_by_doc: dict[str, list[tuple[int, int]]] = {}
         texts: list[str] = []
         images: list[Any] = []
@@ -288,12 +288,14 @@ class DocumentIngest:
                 rows.append(next(next_image) if span == IMAGE_SPAN else next(next_text))
         return spans_by_doc, np.asarray(rows, dtype=np.float32)
 
-    def _text_spans(self, document: StoredDocument, embedder: Any) -> list[tuple[int, int]]:
+    def _text_spans(
+        self, document: StoredDocument, embedder: IndexEmbedder
+    ) -> list[tuple[int, int]]:
         if self._settings().passages == "first":
             return [(0, len(document.text))]
         return passage_spans(
             document.text,
-            embedder.model.token_offsets,
+            embedder.token_offsets,
             max_tokens=embedder.max_length,
             overlap=self._settings().passage_overlap,
             boundaries=definition_starts(document.text, language_of(document.metadata)),

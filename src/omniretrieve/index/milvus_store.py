@@ -14,6 +14,7 @@ document id, the document's content hash, its metadata (a JSON field, for filter
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -201,7 +202,6 @@ class MilvusVectors:
 
 def row_version(content_hash: str, metadata: Mapping[str, Any]) -> str:
     """What a Milvus row must match: the document's content and its metadata (filters)."""
-    import hashlib
 
     payload = content_hash + json.dumps(metadata, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]

@@ -9,10 +9,11 @@ model's length, which is exactly that passage, so nothing is embedded again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.store import StoredDocument
 
 StoredFirstPassage = Callable[[str], "tuple[np.ndarray, Callable[[str], np.ndarray]] | None"]
@@ -24,7 +25,7 @@ or None when the collection holds no field of that embedder."""
 class StoredVectorScorer(Protocol):
     """A rerank model that can score from cosines the caller already has."""
 
-    embedder: Any
+    embedder: IndexEmbedder
     """Its embedder (``model_id`` names the field whose vectors it can use)."""
 
     def score_with_similarities(
@@ -33,7 +34,7 @@ class StoredVectorScorer(Protocol):
 
 
 def rerank_candidates(
-    reranker: Any,
+    reranker: IndexReranker,
     query: str,
     candidates: Sequence[tuple[str, float]],
     documents: Mapping[str, StoredDocument],
@@ -47,19 +48,16 @@ def rerank_candidates(
         return []
     texts = [documents[doc_id].text for doc_id, _ in candidates]
     model = reranker.model
-    stored = (
-        stored_first_passage(model.embedder.model_id)
-        if isinstance(model, StoredVectorScorer)
-        else None
-    )
-    if stored is not None:
+    scorer = model if isinstance(model, StoredVectorScorer) else None
+    stored = stored_first_passage(scorer.embedder.model_id) if scorer is not None else None
+    if scorer is not None and stored is not None:
         query_vector, first_passage = stored
         cosine = np.array(
             [float(first_passage(doc_id) @ query_vector) for doc_id, _ in candidates],
             dtype=np.float32,
         )
         languages = [language(doc_id) for doc_id, _ in candidates]
-        scores = model.score_with_similarities(query, texts, cosine, languages)
+        scores = scorer.score_with_similarities(query, texts, cosine, languages)
         order = np.argsort(-scores, kind="stable")
         return [(candidates[i][0], float(scores[i])) for i in order]
     response = reranker.rerank(query, texts, return_documents=False)

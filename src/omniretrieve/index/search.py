@@ -17,6 +17,7 @@ from omniretrieve.checks import check_text
 from omniretrieve.errors import InputError
 from omniretrieve.fusion import rrf_fusion, top, zscore_fusion
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.rerank_stage import rerank_candidates
 from omniretrieve.index.results import FirstStage, SearchHit
 from omniretrieve.index.settings import CollectionSettings, field_name
@@ -38,9 +39,9 @@ class SearchSource(Protocol):
 
     def state(self) -> StoredState: ...
 
-    def embedder(self, model_id: str) -> Any: ...
+    def embedder(self, model_id: str) -> IndexEmbedder: ...
 
-    def reranker(self, model_id: str) -> Any: ...
+    def reranker(self, model_id: str) -> IndexReranker: ...
 
 
 @dataclass(frozen=True)

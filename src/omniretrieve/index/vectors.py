@@ -19,6 +19,7 @@ import numpy as np
 
 from omniretrieve.fusion import top
 from omniretrieve.index.dense import DenseConfig, DenseIndex
+from omniretrieve.index.milvus_store import MilvusVectors, row_version
 from omniretrieve.index.store import StoredState
 
 if TYPE_CHECKING:
@@ -188,7 +189,6 @@ class MilvusStore:
         directory: Path,
         name: str,
     ) -> None:
-        from omniretrieve.index.milvus_store import MilvusVectors
 
         self._settings = settings
         self._fields = [field_name(m) for m in settings.embedders]
@@ -201,7 +201,6 @@ class MilvusStore:
         folder)."""
         if not settings.milvus_uri:
             return
-        from omniretrieve.index.milvus_store import MilvusVectors
 
         remote = MilvusVectors(settings.milvus_uri, name)
         remote.drop(field_name(m) for m in settings.embedders)
@@ -213,7 +212,6 @@ class MilvusStore:
         """Copy these documents' stored vectors to Milvus (after the WAL acknowledged them)."""
         if not doc_ids:
             return
-        from omniretrieve.index.milvus_store import row_version
 
         for field in fields or self._fields:
             per_doc = state.passages.get(field, {})
@@ -233,7 +231,6 @@ class MilvusStore:
     def sync(self, state: StoredState) -> None:
         """Make Milvus hold exactly the directory's vectors (after a crash between a WAL
         acknowledgement and its Milvus push, or after Milvus lost data)."""
-        from omniretrieve.index.milvus_store import row_version
 
         for field in self._fields:
             local = {

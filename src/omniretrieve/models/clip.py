@@ -19,6 +19,7 @@ import numpy as np
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
 from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
+from omniretrieve.models.images import load_image
 from omniretrieve.models.pooling import normalized
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.models.transformer_embedder import TransformerEmbedder
@@ -166,8 +167,6 @@ class DualEncoder(TransformerEmbedder):
 
     def _encode_images(self, images: list[ImageInput], positions: list[int]) -> np.ndarray:
         import torch
-
-        from omniretrieve.models.images import load_image
 
         pil = [
             load_image(image, field=f"input[{p}]")

@@ -16,6 +16,7 @@ from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import LoadOptions, ProgressCallback, RerankModel, ScoreOutput
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
+from omniretrieve.runtime.torch_utils import load_pretrained
 
 DEFAULT_MAX_LENGTH = 512
 """Query + document tokens per pair unless the checkpoint allows fewer (FlagEmbedding's and
@@ -65,8 +66,6 @@ class CrossEncoderReranker(RerankModel):
     @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> CrossEncoderReranker:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from omniretrieve.runtime.torch_utils import load_pretrained
 
         assert source.path is not None and source.info is not None
         tokenizer = AutoTokenizer.from_pretrained(source.path)

@@ -36,8 +36,11 @@ from omniretrieve.models.base import (
     RerankModel,
     ScoreOutput,
 )
-from omniretrieve.models.registry import DEFAULT_EMBEDDER
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, default_registry
 from omniretrieve.models.sources import Family, ModelSource
+from omniretrieve.text.analyzers import Analyzer, tokenize_group
+from omniretrieve.text.bm25 import BM25Index
+from omniretrieve.text.language import detect, detect_or
 
 PARAMS_FILE = Path(__file__).with_name("hybrid_reranker.json")
 FEATURES = ("dense_cosine", "bm25_over_max", "dense_z", "bm25_z")
@@ -77,12 +80,9 @@ def candidate_bm25(
     With ``tokens`` and ``languages`` (each document's terms and language, see
     :meth:`HybridReranker._terms`), the query is analysed in its language, chosen among the
     candidates' languages; without them, everything is analysed as English."""
-    from omniretrieve.text.analyzers import Analyzer
-    from omniretrieve.text.bm25 import BM25Index
 
     if languages is None:
         return BM25Index(documents, tokens=tokens).scores(query)
-    from omniretrieve.text.language import detect
 
     index = BM25Index(documents, analyzer=Analyzer("auto"), tokens=tokens)
     return index.scores(query, detect(query, among=set(languages)))
@@ -123,8 +123,6 @@ class HybridReranker(RerankModel):
         """BM25 terms and language of each document (analysed in its own language: English
         documents exactly as the weights were fitted), computed once and remembered (LRU).
         ``languages``, when the caller knows them, spares detecting each document's."""
-        from omniretrieve.text.analyzers import tokenize_group
-        from omniretrieve.text.language import detect_or
 
         with self._tokens_lock:
             cached = [self._tokens.get(d) for d in documents]
@@ -151,8 +149,6 @@ class HybridReranker(RerankModel):
     def load(cls, source: ModelSource, options: LoadOptions) -> HybridReranker:
         embedder = options.embedding_model
         if embedder is None or embedder.model_id != DEFAULT_EMBEDDER:
-            from omniretrieve.models.registry import default_registry
-
             embedder_source = default_registry().resolve(DEFAULT_EMBEDDER)
             embedder = embedder_source.family.loader().load(embedder_source, options)
         return cls(source.model_id, embedder, HybridParams.read())

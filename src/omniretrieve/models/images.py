@@ -12,13 +12,12 @@ from typing import Any
 
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput, decode_image_bytes, open_image
+from omniretrieve.runtime.fetch import FetchPolicy, fetch_url
 
 
 def image_data(image: ImageInput, *, field: str, allow_paths: bool = True) -> bytes:
     source = image.source
     if isinstance(source, str) and source.startswith(("http://", "https://")):
-        from omniretrieve.runtime.fetch import FetchPolicy, fetch_url
-
         return fetch_url(source, FetchPolicy(), field=field)
     if isinstance(source, str) and allow_paths and not source.startswith("data:"):
         if _is_file(source):

@@ -17,6 +17,7 @@ import numpy as np
 
 from omniretrieve.models.base import EmbeddingModel, LoadOptions, ProgressCallback
 from omniretrieve.runtime.batching import plan_batches
+from omniretrieve.runtime.torch_utils import load_pretrained
 
 PIECE_CHARS = 100_000
 """Longer texts are tokenised piece by piece (cut at whitespace) for their offsets, so the
@@ -64,8 +65,6 @@ class TransformerEmbedder(EmbeddingModel):
     def load_weights(path: Path, options: LoadOptions, *, require_all: bool = False) -> Any:
         """The bare transformers model, on the asked device and dtype, in eval mode."""
         from transformers import AutoModel
-
-        from omniretrieve.runtime.torch_utils import load_pretrained
 
         return load_pretrained(
             AutoModel, path, options.device, options.dtype, require_all=require_all

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from omniretrieve.errors import InputError
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import (
     EmbeddingModel,
@@ -109,7 +110,6 @@ class UseMultilingual(EmbeddingModel):
 
 
 def _device_error(device: str) -> Exception:
-    from omniretrieve.errors import InputError
 
     return InputError(
         f"the multilingual USE runs on numpy (cpu only); device {device!r} is not available",

@@ -27,6 +27,7 @@ from omniretrieve.models.base import (
     ProgressCallback,
     check_task,
 )
+from omniretrieve.models.images import load_image
 from omniretrieve.models.pooling import last_token, normalized
 from omniretrieve.models.qwen_vl_inputs import (
     IMAGE_PLACEHOLDER,
@@ -169,7 +170,6 @@ class VlmEmbedder(TransformerEmbedder):
 
     def prompt(self, item: Input, instruction: str, position: int) -> _Prepared:
         """One input as the model reads it (images not yet processed)."""
-        from omniretrieve.models.images import load_image
 
         text = item.text if isinstance(item, TextInput | MixedInput) else ""
         text = strip_vision_tokens(text)

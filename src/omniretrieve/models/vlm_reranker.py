@@ -23,6 +23,7 @@ import numpy as np
 from omniretrieve.errors import LimitExceededError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
 from omniretrieve.models.base import LoadOptions, ProgressCallback, RerankModel, ScoreOutput
+from omniretrieve.models.images import load_image
 from omniretrieve.models.qwen_vl_inputs import (
     IMAGE_PLACEHOLDER,
     VisualInput,
@@ -32,6 +33,7 @@ from omniretrieve.models.qwen_vl_inputs import (
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
+from omniretrieve.runtime.torch_utils import load_pretrained
 
 log = logging.getLogger("omniretrieve.models")
 
@@ -119,8 +121,6 @@ class VlmReranker(RerankModel):
     def load(cls, source: ModelSource, options: LoadOptions) -> VlmReranker:
         from transformers import AutoImageProcessor, AutoTokenizer
 
-        from omniretrieve.runtime.torch_utils import load_pretrained
-
         assert source.path is not None and source.info is not None
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
         tokenizer.padding_side = "left"
@@ -148,7 +148,6 @@ class VlmReranker(RerankModel):
     def _side(self, item: Input, limit: int, field_name: str) -> tuple[str, list[Any], bool]:
         """One side's prompt text (images as placeholders), its images and whether its text
         was cut to ``limit`` tokens."""
-        from omniretrieve.models.images import load_image
 
         text = item.text if isinstance(item, TextInput | MixedInput) else ""
         text = strip_vision_tokens(text)

@@ -14,8 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 from functools import cached_property
+from importlib.metadata import version
 from typing import Any, Protocol
 
+import numpy as np
+
+from omniretrieve.errors import InputError
 from omniretrieve.errors import OcrUnavailableError as OcrUnavailableError
 
 ENGINES = ("tesseract", "rapidocr")
@@ -69,12 +73,10 @@ class RapidOcrEngine:
 
     @property
     def version(self) -> str:
-        from importlib.metadata import version
 
         return version("rapidocr-onnxruntime")
 
     def read(self, image: Any) -> str:
-        import numpy as np
 
         result, _ = self._ocr(np.asarray(image.convert("RGB")))
         return "\n".join(str(line[1]) for line in result or [])
@@ -85,6 +87,5 @@ def load_engine(name: str = "tesseract") -> OcrEngine:
         return TesseractEngine()
     if name == "rapidocr":
         return RapidOcrEngine()
-    from omniretrieve.errors import InputError
 
     raise InputError(f"OCR engine must be one of {', '.join(ENGINES)}; got {name!r}", field="ocr")

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from omniretrieve.inputs import open_image
 from omniretrieve.ocr.engines import OcrEngine, load_engine
 from omniretrieve.runtime.cache import default_cache_dir
 from omniretrieve.runtime.progress import progress_bar
@@ -63,8 +64,6 @@ class OcrReader:
         if cached is not None:
             return cached
         if image is None:
-            from omniretrieve.inputs import open_image
-
             image = open_image(data)
         text = self.engine.read(image).strip()
         self.cache.put(self.engine, data, text)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from omniretrieve.errors import InputError
+from omniretrieve.errors import InputError, UnsupportedModelError
 
 
 def torch_dtype(name: str, device: str) -> Any:
@@ -61,11 +62,8 @@ def load_pretrained(
     with gradients off, never running the checkpoint's own code. Tensors the model has and the
     checkpoint lacks are refused with ``require_all`` (a head the family depends on), else
     logged."""
-    import logging
 
     import torch
-
-    from omniretrieve.errors import UnsupportedModelError
 
     device = check_device(device)
     with quiet_weight_loading():

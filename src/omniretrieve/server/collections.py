@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError
 from omniretrieve.index.collection import Collection, CollectionSettings, UpsertReport
+from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.reranker import Reranker
 from omniretrieve.server.config import Limits
 from omniretrieve.server.pool import ModelPool
@@ -64,13 +65,14 @@ class CollectionManager:
         self._open: dict[str, OpenCollection] = {}
         self._guard = threading.Lock()
 
-    def _models(self) -> dict[str, Any]:
-        embedders = {
+    def _embedders(self) -> dict[str, IndexEmbedder]:
+        return {
             mid: Embedder.wrap(m.model, languages=m.languages)
             for mid, m in self.pool.embedders.items()
         }
-        rerankers = {mid: Reranker.wrap(m.model) for mid, m in self.pool.rerankers.items()}
-        return {"embedders": embedders, "rerankers": rerankers}
+
+    def _rerankers(self) -> dict[str, IndexReranker]:
+        return {mid: Reranker.wrap(m.model) for mid, m in self.pool.rerankers.items()}
 
     def _serve(self, collection: Collection) -> OpenCollection:
         collection.options.image_paths = False  # a client may not make the server read files
@@ -90,7 +92,11 @@ class CollectionManager:
             )
         with self._guard:
             collection = Collection.create(
-                name, root=self.root, settings=settings, **self._models()
+                name,
+                root=self.root,
+                settings=settings,
+                embedders=self._embedders(),
+                rerankers=self._rerankers(),
             )
             self._open[name] = self._serve(collection)
         return collection
@@ -98,7 +104,12 @@ class CollectionManager:
     def get(self, name: str) -> OpenCollection:
         with self._guard:
             if name not in self._open:
-                collection = Collection.open(name, root=self.root, **self._models())
+                collection = Collection.open(
+                    name,
+                    root=self.root,
+                    embedders=self._embedders(),
+                    rerankers=self._rerankers(),
+                )
                 missing = [e for e in collection.settings.embedders if e not in self.pool.embedders]
                 if missing:
                     collection.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omniretrieve.errors import InputError
+from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, decode_image_bytes, open_image
 from omniretrieve.runtime.fetch import FetchPolicy, check_url
 from omniretrieve.server.config import Limits
@@ -60,7 +60,6 @@ def validate_images(
 
 
 def validate_text_lengths(items: Sequence[tuple[str, Input]], *, limits: Limits) -> None:
-    from omniretrieve.errors import LimitExceededError
 
     for field, item in items:
         text = getattr(item, "text", None)

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from omniretrieve.errors import InputError
-from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput, decode_image_bytes
+from omniretrieve.inputs import (
+    ImageInput,
+    Input,
+    MixedInput,
+    TextInput,
+    decode_image_bytes,
+    open_image,
+)
+from omniretrieve.ocr.engines import OcrUnavailableError
+from omniretrieve.ocr.reader import OcrReader
 from omniretrieve.runtime.fetch import FetchPolicy, fetch_url
 from omniretrieve.server.config import Limits
 
@@ -25,8 +34,6 @@ def create_reader(enabled: bool) -> Any:
     """The server's OCR reader, or None when disabled or no engine is installed."""
     if not enabled:
         return None
-    from omniretrieve.ocr.engines import OcrUnavailableError
-    from omniretrieve.ocr.reader import OcrReader
 
     try:
         return OcrReader("tesseract")
@@ -48,7 +55,6 @@ async def read_images_as_text(
     """``items`` with every image replaced by its OCR text; and the positions replaced."""
 
     def convert(field: str, item: Input) -> Input:
-        from omniretrieve.inputs import open_image
 
         image = item.image if isinstance(item, MixedInput) else item
         assert isinstance(image, ImageInput)

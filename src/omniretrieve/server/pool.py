@@ -6,10 +6,10 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError
-from omniretrieve.inputs import Input
+from omniretrieve.inputs import Input, TextInput
 from omniretrieve.models.base import (
     EmbeddingModel,
     EncodeOutput,
@@ -22,8 +22,10 @@ from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.metrics import ServerMetrics
+from omniretrieve.text.coverage import language_warnings
 
 log = logging.getLogger("omniretrieve.server")
+Loaded = TypeVar("Loaded")
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,7 @@ class LoadedEmbedder:
     queue: BatchingQueue[EncodeJob, EncodeOutput]
     languages: frozenset[str] | None = None
 
-    def language_warnings(self, inputs: Sequence[Any]) -> list[str]:
-        from omniretrieve.inputs import TextInput
-        from omniretrieve.text.coverage import language_warnings
-
+    def language_warnings(self, inputs: Sequence[Input]) -> list[str]:
         texts = [(i, item.text) for i, item in enumerate(inputs) if isinstance(item, TextInput)]
         return language_warnings(self.model.model_id, self.languages, texts)
 
@@ -173,7 +172,7 @@ class ModelPool:
             field="model",
         )
 
-    def _lookup(self, loaded: dict[str, Any], requested: str | None, kind: str) -> Any:
+    def _lookup(self, loaded: dict[str, Loaded], requested: str | None, kind: str) -> Loaded:
         if requested is None:
             if not loaded:
                 raise self._unknown("(default)", kind, [])

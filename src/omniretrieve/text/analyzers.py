@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from omniretrieve.text.language import normalise
+from omniretrieve.text.language import detect, detectable_languages, normalise
 
 SNOWBALL = {
     "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "cs": "czech",
@@ -60,7 +61,6 @@ def stopwords(language: str) -> frozenset[str]:
 
 
 def _jieba() -> Any:
-    import logging
 
     import jieba
 
@@ -107,7 +107,6 @@ def tokenize_group(texts: Sequence[str], language: str) -> list[list[str]]:
 
 def is_known_language(language: str) -> bool:
     """Whether ``language`` (a code or a name) is one BM25 analysis or detection knows."""
-    from omniretrieve.text.language import detectable_languages
 
     code = normalise(language)
     return (
@@ -138,8 +137,6 @@ class Analyzer:
         if self.language != "auto":
             chosen = [self.language] * len(texts)
         else:
-            from omniretrieve.text.language import detect
-
             given = list(languages) if languages is not None else [None] * len(texts)
             chosen = [code or detect(text) for text, code in zip(texts, given, strict=True)]
         out: list[list[str]] = [[] for _ in texts]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from omniretrieve.text.language import detect
+
 SAMPLE_CHARS = 300
 """Detection reads a text's opening only: enough to tell its language, and cheap."""
 
@@ -15,7 +17,6 @@ def language_warnings(
     """One warning per uncovered language, naming the inputs (by index) written in it."""
     if languages is None or not texts:
         return []
-    from omniretrieve.text.language import detect
 
     covered = frozenset(languages)
     outside: dict[str, list[int]] = {}
