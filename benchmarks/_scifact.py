@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from omniretrieve import Embedder
-from omniretrieve.eval.datasets import BeirDataset, load_beir
+from omniretrieve.eval.datasets import Document, load_corpus, load_qrels, load_queries
 from omniretrieve.models.hybrid_reranker import HybridParams, candidate_bm25, combine_features
 from omniretrieve.runtime.cache import EmbeddingCache
 from omniretrieve.text.bm25 import BM25Index
@@ -24,9 +24,29 @@ CACHE = EmbeddingCache(ROOT / ".cache")
 Run = dict[str, dict[str, float]]
 
 
+@dataclass(frozen=True)
+class SciFactSplit:
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    """Every query, in file order."""
+    qrels: dict[str, dict[str, int]]
+
+    @classmethod
+    def read(cls, split: str) -> SciFactSplit:
+        return cls(
+            load_corpus(SCIFACT / "corpus.jsonl"),
+            load_queries(SCIFACT / "queries.jsonl"),
+            load_qrels(SCIFACT / "qrels" / f"{split}.tsv"),
+        )
+
+    def judged_queries(self) -> dict[str, str]:
+        """The queries judged in this split, in file order."""
+        return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
+
+
 @dataclass
 class SciFactSetup:
-    data: BeirDataset
+    data: SciFactSplit
     doc_ids: list[str]
     doc_texts: list[str]
     bm25: BM25Index
@@ -35,7 +55,7 @@ class SciFactSetup:
 
     @classmethod
     def build(cls, split: str) -> SciFactSetup:
-        data = load_beir(SCIFACT, split)
+        data = SciFactSplit.read(split)
         doc_ids = list(data.corpus)
         doc_texts = [data.corpus[d].full_text for d in doc_ids]
         started = time.perf_counter()

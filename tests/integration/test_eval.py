@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from omniretrieve.cli import app
 from omniretrieve.eval.datasets import DatasetError
-from omniretrieve.eval.loaders import load_eval_dataset
+from omniretrieve.eval.layouts import load_eval_dataset
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.eval.runner import evaluate
 from omniretrieve.runtime.cache import EmbeddingCache

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from omniretrieve import Embedder, Reranker
-from omniretrieve.eval.loaders import load_eval_dataset
+from omniretrieve.eval.layouts import load_eval_dataset
 from omniretrieve.eval.runner import evaluate
 from omniretrieve.eval.winoground import winoground_scores
 from tests.builders.tiny_clip import build_tiny_clip, png_bytes

@@ -174,7 +174,7 @@ def _xquad_subset(source: Path, target: Path, languages: tuple[str, ...], questi
 def test_crossfit_searches_each_fold_with_the_other_folds_weights(
     tmp_path: Path, datasets_dir: Path, minilm, use_embedder
 ) -> None:
-    from omniretrieve.eval.loaders import load_eval_dataset
+    from omniretrieve.eval.layouts import load_eval_dataset
     from omniretrieve.eval.metrics import evaluate_run
     from omniretrieve.eval.runner import evaluate
     from omniretrieve.eval.tuning import fit_fusion_weights, split_folds

@@ -6,12 +6,13 @@ and content hash, so a second run reads it back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from omniretrieve.eval.datasets import load_beir
+from omniretrieve.eval.datasets import Document, load_corpus, load_qrels, load_queries
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.models.hybrid_reranker import HybridParams, candidate_bm25, combine_features
 from omniretrieve.runtime.cache import EmbeddingCache
@@ -23,9 +24,26 @@ pytestmark = pytest.mark.slow
 PARITY_PASSAGES = 300
 
 
+@dataclass(frozen=True)
+class SciFact:
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    """Every query, in file order."""
+    qrels: dict[str, dict[str, int]]
+
+    def judged_queries(self) -> dict[str, str]:
+        """The queries judged in the test split, in file order."""
+        return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
+
+
 @pytest.fixture(scope="module")
-def scifact(datasets_dir: Path):
-    return load_beir(datasets_dir / "scifact", "test")
+def scifact(datasets_dir: Path) -> SciFact:
+    root = datasets_dir / "scifact"
+    return SciFact(
+        load_corpus(root / "corpus.jsonl"),
+        load_queries(root / "queries.jsonl"),
+        load_qrels(root / "qrels" / "test.tsv"),
+    )
 
 
 def test_embeddings_match_sentence_transformers(scifact, minilm) -> None:

@@ -8,7 +8,7 @@ import math
 import pytest
 import pytrec_eval
 
-from omniretrieve.eval.loaders import WinogroundExample
+from omniretrieve.eval.datasets import WinogroundExample
 from omniretrieve.eval.metrics import evaluate_run, truncate
 from omniretrieve.eval.significance import compare
 from omniretrieve.eval.winoground import example_scores, winoground_scores

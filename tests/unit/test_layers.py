@@ -150,3 +150,38 @@ def test_a_family_importing_another_is_caught() -> None:
     source = "from omniretrieve.models.decoder_embedder import last_token\n"
     assert family_imports(source, families) == ["omniretrieve.models.decoder_embedder"]
     assert family_imports("from omniretrieve.models.pooling import pool\n", families) == []
+
+
+def kind_comparisons(source: str) -> list[int]:
+    """Lines where ``source`` compares something's ``.kind`` (a branch on a dataset's kind)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Attribute) and o.attr == "kind" for o in operands):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_evaluation_never_branches_on_a_dataset_kind() -> None:
+    """What differs between dataset layouts lives in eval/layouts/<name>.py; the rest of eval
+    asks the dataset's layout instead of comparing kinds."""
+    offenders = {
+        str(path.relative_to(PACKAGE)): found
+        for path in sorted((PACKAGE / "eval").rglob("*.py"))
+        if "layouts" not in path.parts
+        and (found := kind_comparisons(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}
+    assert kind_comparisons('if dataset.kind == "winoground":\n    pass\n') == [1]
+
+
+def test_every_layout_module_declares_its_layout() -> None:
+    from omniretrieve.eval.layouts import LAYOUT_MODULES, Layout, layouts
+
+    found = layouts()
+    assert len(found) == len(LAYOUT_MODULES)
+    assert all(isinstance(layout, Layout) for layout in found)
+    assert len({layout.name for layout in found}) == len(found)
+    modules = {p.stem for p in (PACKAGE / "eval" / "layouts").glob("*.py")} - {"__init__"}
+    assert {name.rsplit(".", 1)[1] for name in LAYOUT_MODULES} == modules

@@ -179,7 +179,7 @@ def collections_tune(
     ),
 ) -> None:
     """Choose hybrid fusion weights on training queries and save them in the collection."""
-    from omniretrieve.eval.loaders import load_eval_dataset
+    from omniretrieve.eval.layouts import load_eval_dataset
     from omniretrieve.eval.tuning import fit_fusion_weights
     from omniretrieve.index.collection import Collection
 

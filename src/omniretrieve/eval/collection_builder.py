@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from omniretrieve.eval.context import EvalModels
-from omniretrieve.eval.loaders import EvalDataset
+from omniretrieve.eval.datasets import EvalDataset
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.settings import CollectionSettings
 

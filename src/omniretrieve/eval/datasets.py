@@ -1,14 +1,17 @@
-"""Dataset loaders. BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+"""What an evaluation reads: datasets, their tasks and documents, and the readers of the
+files every layout shares (``corpus.jsonl``, ``queries.jsonl``, ``qrels/*.tsv``).
 
+Each layout (:mod:`omniretrieve.eval.layouts`) turns a folder into an :class:`EvalDataset`.
 Malformed files raise :class:`DatasetError` naming the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omniretrieve.errors import DatasetError as DatasetError  # re-exported
 from omniretrieve.jsonl import read_jsonl
@@ -34,17 +37,50 @@ class Document:
         return not self.full_text.strip() and self.image is None
 
 
-@dataclass(frozen=True)
-class BeirDataset:
-    name: str
-    corpus: dict[str, Document]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-    split: str
+Kind = Literal["text", "page-image", "multilingual", "image-caption", "winoground"]
 
-    def judged_queries(self) -> dict[str, str]:
-        """The queries that have at least one judgment in this split."""
-        return {qid: text for qid, text in self.queries.items() if qid in self.qrels}
+
+@dataclass(frozen=True)
+class EvalTask:
+    name: str
+    queries: dict[str, str]
+    """Query id -> text (or, for image queries, the image's path)."""
+    qrels: dict[str, dict[str, int]]
+    filter: dict[str, Any] | None = None
+    """Metadata filter that restricts the corpus this task searches."""
+    query_modality: Literal["text", "image"] = "text"
+    groups: dict[str, str] = field(default_factory=dict)
+    """Query id -> the question it belongs to (translations of one question share one), for
+    splitting queries in folds; a query without one is its own group."""
+
+
+@dataclass(frozen=True)
+class WinogroundExample:
+    example_id: str
+    captions: tuple[str, str]
+    images: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    name: str
+    path: Path
+    kind: Kind
+    corpus: dict[str, Document]
+    tasks: list[EvalTask]
+    checksum: str
+    """sha256 over the dataset's files: the report records exactly what was scored."""
+    layout: str
+    """The layout that read it (:mod:`omniretrieve.eval.layouts`): how it is run."""
+    metrics: tuple[str, ...]
+    """The metrics its report leads with (the layout's published ones)."""
+    examples: list[WinogroundExample] = field(default_factory=list)
+
+    @property
+    def doc_modality(self) -> str:
+        if self.corpus and all(d.image and not d.text.strip() for d in self.corpus.values()):
+            return "image"
+        return "text"
 
 
 def _require(record: dict[str, Any], key: str, path: Path, number: int) -> str:
@@ -121,14 +157,58 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
-    root = Path(path)
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist", field="dataset")
-    return BeirDataset(
-        name=root.name,
-        corpus=load_corpus(root / "corpus.jsonl"),
-        queries=load_queries(root / "queries.jsonl"),
-        qrels=load_qrels(root / "qrels" / f"{split}.tsv"),
-        split=split,
+def file_checksum(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def pick_split(qrels_dir: Path, split: str | None) -> str:
+    available = sorted(p.stem for p in qrels_dir.glob("*.tsv"))
+    if split is not None:
+        if split not in available:
+            raise DatasetError(
+                f"{qrels_dir}: no split {split!r}; available: {', '.join(available) or 'none'}",
+                field="split",
+            )
+        return split
+    for preferred in ("test", "dev", "validation"):
+        if preferred in available:
+            return preferred
+    if len(available) == 1:
+        return available[0]
+    raise DatasetError(
+        f"{qrels_dir}: several splits ({', '.join(available)}); choose one with --split",
+        field="split",
     )
+
+
+def check_qrels(qrels: dict[str, dict[str, int]], corpus: dict[str, Document], where: Path) -> None:
+    missing = {d for docs in qrels.values() for d in docs if d not in corpus}
+    if missing:
+        example = sorted(missing)[0]
+        raise DatasetError(
+            f"{where}: {len(missing)} judged document ids are not in the corpus (e.g. {example!r})",
+            field="qrels",
+        )
+
+
+def judged_queries(queries: dict[str, str], qrels: dict[str, dict[str, int]], where: Path) -> dict:
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise DatasetError(
+            f"{where}: {len(missing)} judged query ids have no query text (e.g. {missing[0]!r})",
+            field="qrels",
+        )
+    return {qid: queries[qid] for qid in qrels}
+
+
+def required_field(record: dict[str, Any], key: str, path: Path, number: int) -> str:
+    value = record.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DatasetError(f"{path}:{number}: missing field {key!r}", field=key)
+    return str(value)

@@ -5,6 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+ALL_METRICS: tuple[str, ...] = (
+    "ndcg@5",
+    "ndcg@10",
+    "mrr@10",
+    "map@20",
+    "recall@5",
+    "recall@10",
+    "recall@20",
+)
+"""Every metric an evaluation computes (reports lead with each layout's own)."""
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
 

@@ -7,6 +7,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from omniretrieve.eval.datasets import EvalDataset
+from omniretrieve.eval.layouts import TaskGroups, layout_of
 from omniretrieve.eval.results import EvalReport, TaskResult
 from omniretrieve.eval.significance import compare
 
@@ -77,15 +79,8 @@ def summary_rows(report: EvalReport) -> list[tuple[str, list[tuple[str, float | 
     return rows
 
 
-def _task_groups(dataset: Any) -> list[tuple[str, list[str]]]:
-    names = [t.name for t in dataset.tasks] or ["examples"]
-    if dataset.kind == "multilingual":
-        mono = [n for n in names if n.startswith("mono-")]
-        groups = [(" mono (mean)", mono)] if mono else []
-        return groups + [(f" {n}", [n]) for n in names if not n.startswith("mono-")]
-    if len(names) == 1:
-        return [("", names)]
-    return [(f" {n}", [n]) for n in names]
+def _task_groups(dataset: EvalDataset) -> TaskGroups:
+    return layout_of(dataset).task_groups(dataset)
 
 
 def markdown(report: EvalReport) -> str:
@@ -150,7 +145,7 @@ def _weights(weights: list[float]) -> str:
     return "(" + ", ".join(f"{w:.2f}" for w in weights) + ")"
 
 
-def _dataset_section(report: EvalReport, dataset: Any) -> list[str]:
+def _dataset_section(report: EvalReport, dataset: EvalDataset) -> list[str]:
     tasks = [t.name for t in dataset.tasks]
     if not tasks:
         return []

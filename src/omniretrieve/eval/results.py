@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omniretrieve.eval.loaders import EvalDataset
+from omniretrieve.eval.datasets import EvalDataset
 from omniretrieve.eval.pipelines import Pipeline
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.errors import InputError
-from omniretrieve.eval.loaders import EvalDataset, EvalTask, load_eval_dataset
+from omniretrieve.eval.datasets import EvalTask
 from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.fusion import top, zscore_matrix
@@ -26,6 +26,8 @@ from omniretrieve.index.collection import Collection
 BM25_WEIGHTS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """BM25's share of the weight; the embedders split the rest equally."""
 FOLDS = 2
+CROSSFIT = "crossfit"
+"""``fit_fusion`` value: fusion weights cross-fitted on two folds of the evaluated queries."""
 
 
 @dataclass(frozen=True)
@@ -238,25 +240,12 @@ def crossfit_pipeline_weights(
 
 def fit_pipeline_weights(
     collection: Collection,
-    dataset: EvalDataset,
+    training: EvalTask,
     pipelines: list[Pipeline],
-    split: str,
     fitted: dict[str, Any],
     show_progress: bool,
 ) -> dict[str, tuple[float, ...]]:
-    """Per hybrid pipeline: weights chosen on ``split``'s queries of the same corpus."""
-    if dataset.kind not in ("text", "page-image"):
-        raise InputError(
-            f"{dataset.name}: fusion weights can be fitted on BEIR-layout text sets only",
-            field="fit_fusion",
-        )
-    if split in {t.name for t in dataset.tasks}:
-        raise InputError(
-            f"{dataset.name}: --fit-fusion {split} is the split being evaluated; fit on another "
-            "(e.g. train)",
-            field="fit_fusion",
-        )
-    training = load_eval_dataset(dataset.path, split=split).tasks[0]
+    """Per hybrid pipeline: weights chosen on ``training``'s queries of the same corpus."""
     weights: dict[str, tuple[float, ...]] = {}
     fits: dict[tuple[str, ...], Any] = {}
     for pipeline in pipelines:

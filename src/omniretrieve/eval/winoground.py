@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from omniretrieve.eval.loaders import WinogroundExample
+from omniretrieve.eval.datasets import WinogroundExample
 
 Scorer = Callable[[str, str], float]
 """(caption, image path) -> similarity; higher is a better match."""

@@ -1,0 +1,218 @@
+"""Running pipelines through a collection: the way every layout but Winoground is evaluated.
+
+Each dataset is indexed once into a collection kept in the cache directory (named by the
+dataset's checksum and the embedders), so a second run re-uses it; query vectors are cached on
+disk by (model fingerprint, content hash). Every pipeline is a ``Collection.search_many`` call
+with the pipeline's mode, vector fields and reranker, so an eval number is a number users get.
+Pipelines are grouped by the collection they need: documents read as text, through OCR, or,
+for image-capable embedders over image documents, the images themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from omniretrieve.errors import InputError
+from omniretrieve.eval.caching import CachingEmbedder
+from omniretrieve.eval.collection_builder import dataset_collection
+from omniretrieve.eval.context import EvalRun
+from omniretrieve.eval.datasets import EvalDataset, EvalTask
+from omniretrieve.eval.layouts import layout_of
+from omniretrieve.eval.metrics import ALL_METRICS, evaluate_run
+from omniretrieve.eval.pipelines import Pipeline
+from omniretrieve.eval.results import TaskResult
+from omniretrieve.eval.tuning import CROSSFIT, crossfit_pipeline_weights, fit_pipeline_weights
+from omniretrieve.index.collection import Collection
+from omniretrieve.index.results import SearchHit
+from omniretrieve.models.registry import default_registry
+
+SEARCH_DEPTH = 20
+"""Documents kept per query: enough for every reported metric (MAP@20, Recall@20). The first
+stage still fuses each list's top 100, as search does."""
+
+
+def collection_skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
+    """Why a pipeline cannot search this dataset's documents (None: it can)."""
+    if pipeline.ocr and dataset.doc_modality != "image":
+        return "ocr+ reads image documents; this dataset's documents are text"
+    if pipeline.ocr:
+        return None
+    if dataset.doc_modality == "image":
+        if pipeline.mode == "dense" and reads_images(pipeline):
+            return None
+        return "the documents are images: use an ocr+ pipeline or dense:<image-capable model>"
+    return None
+
+
+def reads_images(pipeline: Pipeline) -> bool:
+    """Whether every embedder the pipeline names embeds images (CLIP, BGE-VL families)."""
+    if not pipeline.embedders:
+        return False
+    try:
+        registry = default_registry()
+        return all(
+            "image" in registry.resolve(m, allow_download=False).family.modalities
+            for m in pipeline.embedders
+        )
+    except Exception:  # an id that cannot be resolved here is reported when it is loaded
+        return False
+
+
+def training_task(dataset: EvalDataset, split: str) -> EvalTask:
+    """The queries of another split of the same corpus, to fit fusion weights on."""
+    layout = layout_of(dataset)
+    if not layout.fits_fusion:
+        raise InputError(
+            f"{dataset.name}: fusion weights can be fitted on BEIR-layout text sets only",
+            field="fit_fusion",
+        )
+    if split in {t.name for t in dataset.tasks}:
+        raise InputError(
+            f"{dataset.name}: --fit-fusion {split} is the split being evaluated; fit on another "
+            "(e.g. train)",
+            field="fit_fusion",
+        )
+    return layout.load(dataset.path, split).tasks[0]
+
+
+def evaluate_in_collections(
+    dataset: EvalDataset, runnable: list[Pipeline], run: EvalRun, *, native_images: bool
+) -> list[TaskResult]:
+    """Every runnable pipeline on every task; with ``native_images``, image-capable dense
+    pipelines search a collection that embedded the documents' images."""
+    pixels = [p for p in runnable if native_images and not p.ocr and reads_images(p)]
+    groups = [  # (pipelines, whether their collection embeds the images themselves)
+        ([p for p in runnable if not p.ocr and p not in pixels], False),
+        ([p for p in runnable if p.ocr], False),
+        (pixels, True),
+    ]
+    results: list[TaskResult] = []
+    for group, images in groups:
+        if group:
+            results.extend(_evaluate_group(dataset, group, run, images))
+    return results
+
+
+def _evaluate_group(
+    dataset: EvalDataset, runnable: list[Pipeline], run: EvalRun, images: bool = False
+) -> list[TaskResult]:
+    """Pipelines that share one collection (all read documents as text, all through OCR, or,
+    with ``images``, all embed the images themselves)."""
+    results: list[TaskResult] = []
+    needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
+    shared = run.models.embedders
+    for model_id in needed:
+        shared.setdefault(model_id, CachingEmbedder(model_id, run.cache))
+    ocr = runnable[0].ocr
+    if run.collection_name is not None:
+        opened = Collection.open(
+            run.collection_name,
+            root=run.collections_root,
+            embedders=shared,
+            rerankers=run.models.rerankers,
+            read_only=True,
+        )
+        missing = [m for m in needed if m not in opened.settings.embedders]
+        if missing:
+            opened.close()
+            raise InputError(
+                f"collection {run.collection_name!r} has no vectors from {', '.join(missing)}",
+                field="pipeline",
+            )
+    else:
+        opened = dataset_collection(
+            dataset, needed, run.cache_dir, run.models, run.show_progress, ocr, images
+        )
+    with opened:
+        weights: dict[str, tuple[float, ...]] = {}
+        if run.fit_fusion is not None and run.fit_fusion != CROSSFIT:
+            weights = fit_pipeline_weights(
+                opened,
+                training_task(dataset, run.fit_fusion),
+                runnable,
+                run.fitted,
+                run.show_progress,
+            )
+        for task in dataset.tasks:
+            with opened.reusing_first_stages():  # the pipelines share BM25 and dense lists
+                results.extend(_evaluate_task(opened, dataset, task, runnable, run, weights))
+    return results
+
+
+def _evaluate_task(
+    collection: Collection,
+    dataset: EvalDataset,
+    task: EvalTask,
+    pipelines: list[Pipeline],
+    run: EvalRun,
+    weights: dict[str, tuple[float, ...]],
+) -> list[TaskResult]:
+    """Every pipeline on one task (fusion weights fitted on another split, or cross-fitted
+    here on the task's own queries)."""
+    if task.query_modality == "image":
+        reason = "image queries are not searchable in collections yet (text queries only)"
+        return [TaskResult(dataset.name, task.name, p.spec, skipped=reason) for p in pipelines]
+    queries = dict(list(task.queries.items())[: run.max_queries])
+    qrels = {q: task.qrels[q] for q in queries}
+    folds: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
+    if run.fit_fusion == CROSSFIT:
+        folds = crossfit_pipeline_weights(
+            collection, task, pipelines, queries, qrels, run.fitted, run.show_progress
+        )
+    return [
+        _run_task(
+            collection,
+            dataset,
+            task,
+            pipeline,
+            queries,
+            qrels,
+            run.show_progress,
+            folds.get(pipeline.spec) or [(list(queries), weights.get(pipeline.spec))],
+        )
+        for pipeline in pipelines
+    ]
+
+
+def _run_task(
+    collection: Collection,
+    dataset: EvalDataset,
+    task: EvalTask,
+    pipeline: Pipeline,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    show_progress: bool,
+    folds: list[tuple[list[str], tuple[float, ...] | None]],
+) -> TaskResult:
+    """Search the task's queries (fold by fold where folds have their own fusion weights)
+    and score the run."""
+    if show_progress:
+        print(f"{dataset.name}/{task.name}: {pipeline.spec}", file=sys.stderr)
+    started = time.perf_counter()
+    found: dict[str, list[SearchHit]] = {}
+    for fold_queries, fusion_weights in folds:
+        hits = collection.search_many(
+            [queries[q] for q in fold_queries],
+            top_k=SEARCH_DEPTH,
+            mode=pipeline.mode,
+            rerank=pipeline.reranker or False,
+            filter=task.filter,
+            embedders=pipeline.embedders or None,
+            route_by_language=pipeline.routing,
+            fusion_weights=fusion_weights,
+            show_progress=show_progress,
+        )
+        found.update(zip(fold_queries, hits, strict=True))
+    seconds = time.perf_counter() - started
+    run = {qid: {hit.doc_id: hit.score for hit in found[qid]} for qid in queries}
+    scored = evaluate_run(qrels, run, ALL_METRICS)
+    return TaskResult(
+        dataset.name,
+        task.name,
+        pipeline.spec,
+        scored.mean,
+        scored.per_query,
+        len(queries),
+        seconds,
+    )
