@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.builders.servers import PoolCache
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("OMNIRETRIEVE_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -17,6 +20,14 @@ def datasets_dir() -> Path:
     if not DATASETS.is_dir():
         pytest.skip(f"shared datasets not found at {DATASETS}")
     return DATASETS
+
+
+@pytest.fixture(scope="session")
+def server_pool() -> Iterator[PoolCache]:
+    """``server_pool(config)``: the session's loaded model pool for that server config."""
+    pools = PoolCache()
+    yield pools
+    pools.close()
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,37 @@ def loaded_pool(config: ServerConfig) -> ModelPool:
     return pool
 
 
+def pool_key(config: ServerConfig) -> tuple[object, ...]:
+    """The settings a model pool depends on (the rest of a config is the app's)."""
+    return (
+        config.models,
+        config.device,
+        config.dtype,
+        config.batch_wait_ms,
+        config.max_batch_items,
+        config.limits.max_pending_items,
+    )
+
+
+class PoolCache:
+    """One loaded pool per :func:`pool_key`, shared by every test app of a session (an app
+    handed a pool never closes it; the session closes them at its end)."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[object, ...], ModelPool] = {}
+
+    def __call__(self, config: ServerConfig) -> ModelPool:
+        key = pool_key(config)
+        if key not in self._pools:
+            self._pools[key] = loaded_pool(config)
+        return self._pools[key]
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
 def png_data_uri(
     width: int = 64, height: int = 48, color: tuple[int, int, int] = (10, 120, 200)
 ) -> str:

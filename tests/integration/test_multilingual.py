@@ -108,15 +108,14 @@ def test_mixed_language_corpus_round_trip(tmp_path: Path, minilm, use_embedder) 
         assert {h.doc_id for h in cats} == {"en-2", "de-2", "zh-2"}
 
 
-def test_server_serves_the_multilingual_model_with_warnings() -> None:
+def test_server_serves_the_multilingual_model_with_warnings(server_pool) -> None:
     from fastapi.testclient import TestClient
 
     from omniretrieve.server.app import create_app
     from omniretrieve.server.config import ServerConfig
-    from tests.builders.servers import loaded_pool
 
     config = ServerConfig(models=("use-multilingual", "all-MiniLM-L6-v2"))
-    pool = loaded_pool(config)
+    pool = server_pool(config)
     with TestClient(create_app(config, pool=pool)) as client:
         hindi = "यह एक हिंदी वाक्य है जो परीक्षण के लिए लिखा गया है"
         response = client.post(
@@ -130,7 +129,6 @@ def test_server_serves_the_multilingual_model_with_warnings() -> None:
         assert "warnings" not in english.json()
         models = {m["id"] for m in client.get("/v1/models").json()["data"]}
         assert {"use-multilingual", "all-MiniLM-L6-v2"} <= models
-    pool.close()
 
 
 def _xquad_subset(source: Path, target: Path, languages: tuple[str, ...], questions: int) -> Path:

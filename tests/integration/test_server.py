@@ -16,14 +16,14 @@ from omniretrieve.server.config import Limits, ServerConfig
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.server.pool import EncodeJob, ModelPool
 from tests.builders.images import png_claiming_size
-from tests.builders.servers import loaded_pool, png_data_uri
+from tests.builders.servers import png_data_uri
 
 CONFIG = ServerConfig(limits=Limits(max_inputs=8, max_documents=6, max_body_bytes=200_000))
 
 
 @pytest.fixture(scope="module")
-def pool() -> ModelPool:
-    return loaded_pool(CONFIG)
+def pool(server_pool) -> ModelPool:
+    return server_pool(CONFIG)
 
 
 @pytest.fixture(scope="module")

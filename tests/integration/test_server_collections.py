@@ -9,13 +9,12 @@ from fastapi.testclient import TestClient
 
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
-from tests.builders.servers import loaded_pool
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory):
+def client(tmp_path_factory: pytest.TempPathFactory, server_pool):
     config = ServerConfig(collections_root=Path(tmp_path_factory.mktemp("collections")))
-    pool = loaded_pool(config)
+    pool = server_pool(config)
     with TestClient(create_app(config, pool=pool)) as test_client:
         yield test_client
 

@@ -17,13 +17,13 @@ import uvicorn
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.connections import timed_protocol
-from tests.builders.servers import free_port, loaded_pool, wait_ready
+from tests.builders.servers import free_port, wait_ready
 
 
 @pytest.fixture(scope="module")
-def served():
+def served(server_pool):
     config = ServerConfig(max_batch_items=8)
-    pool = loaded_pool(config)
+    pool = server_pool(config)
     app = create_app(config, pool=pool)
     port = free_port()
     server = uvicorn.Server(
@@ -43,7 +43,6 @@ def served():
     yield base, port, pool
     server.should_exit = True
     thread.join(30)
-    pool.close()
 
 
 @contextmanager

@@ -13,16 +13,15 @@ from fastapi.testclient import TestClient
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import Limits, ServerConfig
 from tests.builders.files import fingerprint
-from tests.builders.servers import loaded_pool
 
 LIMITS = Limits(max_text_chars=5000, max_upsert_documents=20)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory, server_pool):
     root = Path(tmp_path_factory.mktemp("collections"))
     config = ServerConfig(collections_root=root, limits=LIMITS)
-    pool = loaded_pool(config)
+    pool = server_pool(config)
     app = create_app(config, pool=pool)
     with TestClient(app) as client:
         yield client, root, app
@@ -171,9 +170,11 @@ def test_upserts_are_capped(server) -> None:
     assert client.get("/v1/collections/caps/documents/big").status_code == 404
 
 
-def test_shutdown_flushes_only_written_collections_and_all_of_them(tmp_path: Path, caplog) -> None:
+def test_shutdown_flushes_only_written_collections_and_all_of_them(
+    tmp_path: Path, caplog, server_pool
+) -> None:
     config = ServerConfig(collections_root=tmp_path, limits=LIMITS)
-    pool = loaded_pool(config)
+    pool = server_pool(config)
     app = create_app(config, pool=pool)
     with TestClient(app) as client:
         for name in ("read", "written", "broken"):
@@ -204,7 +205,6 @@ def test_shutdown_flushes_only_written_collections_and_all_of_them(tmp_path: Pat
     assert (tmp_path / "written" / "wal.jsonl").stat().st_size == 0  # flushed
     assert (tmp_path / "broken" / "wal.jsonl").stat().st_size > 0  # kept in its WAL
     assert "broken" in caplog.text and "disk full" in caplog.text
-    pool.close()
 
 
 def test_a_dropped_collection_is_not_used_after_lookup(server) -> None:
@@ -219,9 +219,9 @@ def test_a_dropped_collection_is_not_used_after_lookup(server) -> None:
         manager.run_on(entry, lambda c: c.search("cats"))
 
 
-def test_chunked_body_over_the_limit_is_413(tmp_path: Path) -> None:
+def test_chunked_body_over_the_limit_is_413(tmp_path: Path, server_pool) -> None:
     config = ServerConfig(collections_root=tmp_path, limits=Limits(max_body_bytes=1000))
-    app = create_app(config, pool=loaded_pool(config))
+    app = create_app(config, pool=server_pool(config))
 
     def chunks():
         for _ in range(10):

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from omniretrieve import Embedder, Reranker
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
-from tests.builders.servers import loaded_pool
 from tests.builders.tiny_clip import build_tiny_clip, png_bytes
 from tests.builders.tiny_m0 import build_tiny_m0
 
@@ -29,9 +28,9 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def client(checkpoints: dict[str, Path]):
+def client(checkpoints: dict[str, Path], server_pool):
     config = ServerConfig(models=(str(checkpoints["clip"]), str(checkpoints["reranker"])))
-    with TestClient(create_app(config, pool=loaded_pool(config))) as test_client:
+    with TestClient(create_app(config, pool=server_pool(config))) as test_client:
         yield test_client
 
 
