@@ -1,4 +1,8 @@
-"""Collections end to end on a tiny encoder (fast) and on MiniLM where meaning matters."""
+"""Collections end to end on a tiny encoder (fast) and on MiniLM where meaning matters.
+
+Every collection test runs once per vector store (faiss, and Milvus Lite where it is
+installed): the stores sit behind one interface and must behave the same through it.
+"""
 
 from __future__ import annotations
 
@@ -16,20 +20,31 @@ from omniretrieve.index.store import CollectionFormatError, CollectionLockedErro
 from tests.builders.collections import DOCS
 
 
+@pytest.fixture(params=["faiss", "milvus"])
+def vector_store(request: pytest.FixtureRequest) -> str:
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus")
+        pytest.importorskip("milvus_lite")
+    return request.param
+
+
 @pytest.fixture()
-def tiny_collection(tmp_path: Path, tiny_bert_dir: Path):
+def tiny_collection(tmp_path: Path, tiny_bert_dir: Path, vector_store: str):
     model = str(tiny_bert_dir)
-    settings = CollectionSettings(embedders=(model,))
+    settings = CollectionSettings(embedders=(model,), vector_store=vector_store)  # type: ignore[arg-type]
     embedders = {model: Embedder(tiny_bert_dir)}
     collection = Collection.create("tiny", root=tmp_path, settings=settings, embedders=embedders)
     yield collection, tmp_path, embedders
     collection.close()
 
 
-def minilm_collection(tmp_path: Path, minilm, hybrid_reranker, name: str = "m") -> Collection:
+def minilm_collection(
+    tmp_path: Path, minilm, hybrid_reranker, store: str, name: str = "m"
+) -> Collection:
     return Collection.create(
         name,
         root=tmp_path,
+        settings=CollectionSettings(vector_store=store),  # type: ignore[arg-type]
         embedders={"all-MiniLM-L6-v2": minilm},
         rerankers={"omniretrieve-hybrid-reranker": hybrid_reranker},
     )
@@ -159,8 +174,10 @@ def test_management_and_names(tmp_path: Path, tiny_collection) -> None:
         Collection.drop("tiny", root=root)
 
 
-def test_search_modes_filters_and_rerank(tmp_path: Path, minilm, hybrid_reranker) -> None:
-    with minilm_collection(tmp_path, minilm, hybrid_reranker) as collection:
+def test_search_modes_filters_and_rerank(
+    tmp_path: Path, minilm, hybrid_reranker, vector_store: str
+) -> None:
+    with minilm_collection(tmp_path, minilm, hybrid_reranker, vector_store) as collection:
         collection.upsert(DOCS)
         for mode in ("sparse", "dense", "hybrid"):
             hits = collection.search("what do cats eat", mode=mode, top_k=2)
@@ -184,14 +201,16 @@ def test_search_modes_filters_and_rerank(tmp_path: Path, minilm, hybrid_reranker
             collection.search("  ")
 
 
-def test_text_past_the_model_limit_is_searchable(tmp_path: Path, minilm, hybrid_reranker) -> None:
+def test_text_past_the_model_limit_is_searchable(
+    tmp_path: Path, minilm, hybrid_reranker, vector_store: str
+) -> None:
     """The answer sits after 600 words: passages make it visible to dense search."""
     filler = " ".join(["The committee reviewed the quarterly budget figures in detail."] * 60)
     documents = [
         {"id": "long", "text": filler + " The secret ingredient of the soup is saffron."},
         {"id": "other", "text": filler + " The meeting ended early."},
     ]
-    with minilm_collection(tmp_path, minilm, hybrid_reranker, "long") as collection:
+    with minilm_collection(tmp_path, minilm, hybrid_reranker, vector_store, "long") as collection:
         report = collection.upsert(documents)
         assert report.embedded_passages > 2
         hits = collection.search("secret soup ingredient saffron", mode="dense", top_k=1)
@@ -214,7 +233,7 @@ def test_ingest_helpers(tmp_path: Path) -> None:
 
 
 def test_rerank_from_stored_vectors_equals_the_reranker_api(
-    tmp_path: Path, minilm, hybrid_reranker
+    tmp_path: Path, minilm, hybrid_reranker, vector_store: str
 ) -> None:
     """The collection's fast rerank path gives the scores Reranker.rerank computes."""
     filler = " ".join(["Budgets were reviewed by the committee in great detail."] * 50)
@@ -222,7 +241,7 @@ def test_rerank_from_stored_vectors_equals_the_reranker_api(
         {"id": "long", "text": filler + " Saffron is the secret ingredient."},
         *DOCS,
     ]
-    with minilm_collection(tmp_path, minilm, hybrid_reranker, "rr") as collection:
+    with minilm_collection(tmp_path, minilm, hybrid_reranker, vector_store, "rr") as collection:
         collection.upsert(documents)
         hits = collection.search("what do cats eat", top_k=5, rerank=True)
         texts = [collection.get(h.doc_id).text for h in hits]
@@ -233,9 +252,9 @@ def test_rerank_from_stored_vectors_equals_the_reranker_api(
 
 
 def test_search_many_equals_search_and_weights_move_the_fusion(
-    tmp_path: Path, minilm, hybrid_reranker
+    tmp_path: Path, minilm, hybrid_reranker, vector_store: str
 ) -> None:
-    collection = minilm_collection(tmp_path, minilm, hybrid_reranker)
+    collection = minilm_collection(tmp_path, minilm, hybrid_reranker, vector_store)
     collection.upsert(DOCS)
     queries = ["what do cats eat", "capital city of France", "bones"]
     many = collection.search_many(queries, top_k=3, rerank=True)
@@ -260,10 +279,12 @@ def test_search_many_equals_search_and_weights_move_the_fusion(
     collection.close()
 
 
-def test_update_settings_and_fit_fusion(tmp_path: Path, minilm, hybrid_reranker) -> None:
+def test_update_settings_and_fit_fusion(
+    tmp_path: Path, minilm, hybrid_reranker, vector_store: str
+) -> None:
     from omniretrieve.eval.tuning import fit_fusion_weights
 
-    collection = minilm_collection(tmp_path, minilm, hybrid_reranker)
+    collection = minilm_collection(tmp_path, minilm, hybrid_reranker, vector_store)
     collection.upsert(DOCS)
     queries = {"q1": "cats eat fish", "q2": "capital of France", "q3": "stock market"}
     qrels = {"q1": {"cats": 1}, "q2": {"paris": 1}, "q3": {"stocks": 1}}
@@ -291,6 +312,7 @@ def test_update_settings_and_fit_fusion(tmp_path: Path, minilm, hybrid_reranker)
 
 
 def test_bm25_only_collection(tmp_path: Path) -> None:
+    """No vectors, so no vector store: once."""
     settings = CollectionSettings(embedders=())
     with Collection.create("bm25", root=tmp_path, settings=settings) as collection:
         report = collection.upsert(DOCS)
@@ -301,8 +323,10 @@ def test_bm25_only_collection(tmp_path: Path) -> None:
             collection.search("cats", mode="dense")
 
 
-def test_first_stages_are_reused_and_forgotten_on_change(tmp_path: Path, minilm, hybrid_reranker):
-    collection = minilm_collection(tmp_path, minilm, hybrid_reranker)
+def test_first_stages_are_reused_and_forgotten_on_change(
+    tmp_path: Path, minilm, hybrid_reranker, vector_store: str
+) -> None:
+    collection = minilm_collection(tmp_path, minilm, hybrid_reranker, vector_store)
     collection.upsert(DOCS)
     queries = ["cats eat fish", "capital of France", "Dogs chew bones"]
     plain = collection.search_many(queries, rerank=True)
