@@ -216,3 +216,33 @@ def test_mixed_documents_index_text_and_image(tmp_path: Path, minilm, hybrid_rer
         collection.options.image_paths = False  # as the server opens it: no local files
         with pytest.raises(InputError, match="URL|base64"):
             collection.upsert([{"id": "x", "text": "t", "image": "/etc/hostname"}])
+
+
+@needs_tesseract
+def test_ocr_pipelines_embed_the_ocr_text_only(tmp_path: Path) -> None:
+    """``ocr+dense:<image model>`` measures OCR: its collection holds the pages' OCR text,
+    embedded as text, and no vector of the page images (those belong to ``dense:<model>``)."""
+    from omniretrieve.eval.runner import evaluate
+    from omniretrieve.index.collection import IMAGE_SPAN, Collection
+    from tests.builders.tiny_clip import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path / "clip")
+    root = tmp_path / "pages_set"
+    (root / "pages").mkdir(parents=True)
+    (root / "qrels").mkdir()
+    facts = {"p1": "Honeybees communicate by dancing.", "p2": "Glaciers carve deep valleys."}
+    for doc_id, line in facts.items():
+        (root / "pages" / f"{doc_id}.png").write_bytes(text_image([line]))
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "image": f"pages/{d}.png"}) + "\n" for d in facts)
+    )
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "bees dance"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("q1\tp1\t1\n")
+    report = evaluate([root], [f"ocr+dense:{clip}"], cache_dir=tmp_path / "c", show_progress=False)
+    assert not report.result("pages_set", "test", f"ocr+dense:{clip}").skipped
+    built = tmp_path / "c" / "eval-collections"
+    (name,) = Collection.names(built)
+    with Collection.open(name, root=built, read_only=True) as collection:
+        assert "honeybees" in collection.get("p1").text.lower()
+        spans = [collection.spans(d) for d in collection.document_ids()]
+    assert spans and all(s and IMAGE_SPAN not in s for s in spans), spans

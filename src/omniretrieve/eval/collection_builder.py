@@ -26,7 +26,8 @@ def dataset_collection(
 ) -> Collection:
     """The dataset's collection in the cache, created or completed as needed (an interrupted
     build resumes: upsert skips documents already stored with the same content). With
-    ``images``, documents keep their images and the (image-capable) embedders embed them."""
+    ``images``, documents keep their images and the (image-capable) embedders embed them; with
+    ``ocr``, the pages' OCR text is indexed as text and the images are left out."""
     passages, store = models.passages, models.vector_store
     parts = [COLLECTION_FORMAT, dataset.checksum, passages, *embedders]
     if store != "faiss":
@@ -35,6 +36,7 @@ def dataset_collection(
     if ocr:
         reader = models.ocr.get()
         parts.append(f"ocr={reader.engine.name}-{reader.engine.version}")
+        parts.append("text-only")  # OCR collections once embedded the pages too: not re-used
     if images:
         parts.append("images=native")
     identity = "\n".join(parts)
@@ -62,7 +64,6 @@ def dataset_collection(
         )
     present = [d for d in dataset.corpus.values() if not d.empty]
     texts = [d.full_text for d in present]
-    with_images = images
     if reader is not None and len(opened) < len(present):
         pages = [Path(d.image).read_bytes() if d.image else b"" for d in present]
         read = reader.read_many(
@@ -73,12 +74,11 @@ def dataset_collection(
             f"{text}\n{next(found)}".strip() if page else text
             for text, page in zip(texts, pages, strict=True)
         ]
-        with_images = with_images or bool(pages)  # as before; issue 15: OCR text only here
     documents = [
         {"id": d.doc_id, "text": text, "metadata": d.metadata}
-        | ({"image": d.image} if with_images and d.image else {})
+        | ({"image": d.image} if images and d.image else {})
         for d, text in zip(present, texts, strict=True)
-        if text.strip() or (with_images and d.image)
+        if text.strip() or (images and d.image)
     ]
     if len(opened) < len(documents):
         opened.upsert(documents, show_progress=show_progress)
