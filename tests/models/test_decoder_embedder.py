@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from omniretrieve import Embedder
-from omniretrieve.models.decoder_embedder import CODE_INSTRUCTIONS
+from omniretrieve.models.decoder_embedder import CODE_INSTRUCTIONS, DEFAULT_TASK
 from omniretrieve.models.registry import default_registry
 from tests.builders.tiny_qwen2 import build_tiny_qwen2_embedder
 
@@ -52,7 +52,7 @@ def test_family_from_architectures(checkpoint: Path) -> None:
 def test_queries_carry_the_instruction_documents_none(checkpoint: Path) -> None:
     embedder = Embedder(checkpoint, token_budget=40, max_batch_size=2)  # padded batches
     queries = embedder.encode(QUERIES, task="retrieval.query").embeddings
-    default = CODE_INSTRUCTIONS["text2code"]
+    default = CODE_INSTRUCTIONS[DEFAULT_TASK]
     expected = reference(checkpoint, [prompt(default, q) for q in QUERIES])
     np.testing.assert_allclose(queries, expected, atol=1e-4)
     documents = embedder.encode(CODE, task="retrieval.passage").embeddings
@@ -66,10 +66,44 @@ def test_queries_carry_the_instruction_documents_none(checkpoint: Path) -> None:
     assert np.abs(first_token - documents).max() > 1e-3  # pooling position
 
 
+CARD_INSTRUCTIONS = {  # BGE-Code-v1's card, "Instructions for Evaluation" (FlagEmbedding)
+    "CosQA": "Given a web search query, retrieve relevant code that can help answer the query.",
+    "Text2SQL": "Given a question in text, retrieve SQL queries that are appropriate responses "
+    "to the question.",
+    "Apps": "Given a code contest problem description, retrieve relevant code that can help "
+    "solve the problem.",
+    "CSN": "Given a piece of code, retrieve the document string that summarizes the code.",
+    "CodeTrans-Contest": "Given a piece of Python code, retrieve C++ code that is semantically "
+    "equivalent to the input code.",
+    "MBPP": "Given a textual explanation of code functionality, retrieve the corresponding code "
+    "implementation.",
+    "SWE-bench-Lite": "Given a code snippet containing a bug and a natural language description "
+    "of the bug or error, retrieve code snippets that demonstrate solutions or fixes for similar "
+    "bugs or errors (the desired documents).",
+}
+
+
+def test_named_tasks_send_the_model_cards_exact_strings() -> None:
+    from omniretrieve.models.decoder_embedder import resolve_instruction
+
+    card_names = {
+        "Apps", "CosQA", "Text2SQL", "CSN", "CSN-CCR", "CodeTrans-DL", "CodeTrans-Contest",
+        "StackOverFlow-QA", "CodeFeedBack-ST", "CodeFeedBack-MT", "HumanEval", "MBPP",
+        "DS-1000", "ODEX", "RepoEval", "SWE-bench-Lite",
+    }  # fmt: skip
+    assert set(CODE_INSTRUCTIONS) == card_names
+    for name, text in CARD_INSTRUCTIONS.items():
+        assert CODE_INSTRUCTIONS[name] == text
+        assert resolve_instruction(name) == text
+        assert resolve_instruction(name.lower()) == text  # names match in any case
+    assert resolve_instruction("HummanEval") == CODE_INSTRUCTIONS["HumanEval"]  # card's spelling
+    assert resolve_instruction("Find the function.") == "Find the function."
+
+
 def test_named_and_custom_instructions(checkpoint: Path) -> None:
     embedder = Embedder(checkpoint)
-    sql = embedder.encode(QUERIES[:1], instruction="text2sql").embeddings
-    expected = reference(checkpoint, [prompt(CODE_INSTRUCTIONS["text2sql"], QUERIES[0])])
+    sql = embedder.encode(QUERIES[:1], instruction="Text2SQL").embeddings
+    expected = reference(checkpoint, [prompt(CARD_INSTRUCTIONS["Text2SQL"], QUERIES[0])])
     np.testing.assert_allclose(sql, expected, atol=1e-4)
     custom = embedder.encode(QUERIES[:1], instruction="Find the function.").embeddings
     expected = reference(checkpoint, [prompt("Find the function.", QUERIES[0])])

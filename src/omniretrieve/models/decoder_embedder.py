@@ -23,18 +23,68 @@ DECODER_ARCHITECTURES = frozenset({"Qwen2Model"})
 QUERY_TEMPLATE = "<instruct>{instruction}\n<query>{query}"
 DEFAULT_MAX_LENGTH = 4096
 """BGE-Code-v1's model-card length (CoIR was evaluated at 2048)."""
+MIXED_QA = (
+    "Given a question that consists of a mix of text and code snippets, retrieve relevant "
+    "answers that also consist of a mix of text and code snippets, and can help answer the "
+    "question."
+)
 CODE_INSTRUCTIONS: dict[str, str] = {
-    "text2code": "Given a question in natural language, retrieve code that answers it.",
-    "web-query": "Given a web search query, retrieve code that matches it.",
-    "text2sql": "Given a question in text, retrieve the SQL query that answers it.",
-    "code2text": "Given a piece of code, retrieve the text that describes it.",
-    "code2code": "Given a piece of code, retrieve code that does the same thing.",
-    "code-completion": "Given the start of some code, retrieve the code that completes it.",
-    "code-qa": "Given a programming question, retrieve the answer that solves it.",
+    "Apps": (
+        "Given a code contest problem description, retrieve relevant code that can help"
+        " solve the problem."
+    ),
+    "CosQA": "Given a web search query, retrieve relevant code that can help answer the query.",
+    "Text2SQL": (
+        "Given a question in text, retrieve SQL queries that are appropriate responses "
+        "to the question."
+    ),
+    "CSN": "Given a piece of code, retrieve the document string that summarizes the code.",
+    "CSN-CCR": (
+        "Given a piece of code segment, retrieve the code segment that is the latter "
+        "part of the code."
+    ),
+    "CodeTrans-DL": (
+        "Given a piece of code, retrieve code that is semantically equivalent to the input code."
+    ),
+    "CodeTrans-Contest": (
+        "Given a piece of Python code, retrieve C++ code that is semantically "
+        "equivalent to the input code."
+    ),
+    "StackOverFlow-QA": MIXED_QA,
+    "CodeFeedBack-ST": MIXED_QA,
+    "CodeFeedBack-MT": (
+        "Given a multi-turn conversation history that consists of a mix of text and "
+        "code snippets, retrieve relevant answers that also consist of a mix of text "
+        "and code snippets, and can help answer the question."
+    ),
+    "HumanEval": MIXED_QA,
+    "MBPP": (
+        "Given a textual explanation of code functionality, retrieve the corresponding "
+        "code implementation."
+    ),
+    "DS-1000": MIXED_QA,
+    "ODEX": (
+        "Given a question, retrieve relevant answers that also consist of a mix of text"
+        " and code snippets, and can help answer the question."
+    ),
+    "RepoEval": (
+        "Given a piece of code segment, retrieve the code segment that is the latter "
+        "part of the code."
+    ),
+    "SWE-bench-Lite": (
+        "Given a code snippet containing a bug and a natural language description of "
+        "the bug or error, retrieve code snippets that demonstrate solutions or fixes "
+        "for similar bugs or errors (the desired documents)."
+    ),
 }
-"""Named query instructions for code retrieval tasks (CoIR's task types, in our words; pass
-the model card's exact wording as ``instruction`` to reproduce its numbers)."""
-DEFAULT_INSTRUCTION = "text2code"
+"""BGE-Code-v1's query instructions by task name, exactly as its model card lists them
+("Instructions for Evaluation": the CoIR tasks, then the CodeRAG-Bench ones). A named task must
+send these strings: other wording gives other vectors."""
+INSTRUCTION_ALIASES = {"HummanEval": "HumanEval"}
+"""Names as the card spells them, where that differs from the benchmark's."""
+DEFAULT_TASK = "CosQA"
+"""For queries with no instruction and no checkpoint query prompt: natural-language search
+for code."""
 
 
 def _matches(info: CheckpointInfo) -> bool:
@@ -43,6 +93,16 @@ def _matches(info: CheckpointInfo) -> bool:
 
 def _dimension(info: CheckpointInfo) -> int | None:
     return int(info.config.get("hidden_size", 0)) or None
+
+
+def resolve_instruction(instruction: str) -> str:
+    """A task name of :data:`CODE_INSTRUCTIONS` (any case) -> the card's string; any other
+    text is the instruction itself."""
+    wanted = INSTRUCTION_ALIASES.get(instruction, instruction).casefold()
+    for name, text in CODE_INSTRUCTIONS.items():
+        if name.casefold() == wanted:
+            return text
+    return instruction
 
 
 def checkpoint_query_prompt(info: CheckpointInfo) -> str | None:
@@ -83,7 +143,7 @@ class DecoderEmbedder(TransformerEmbedder):
             return text
         if instruction is None and self.query_prompt is not None:
             return self.query_prompt + text
-        chosen = CODE_INSTRUCTIONS.get(instruction or DEFAULT_INSTRUCTION, instruction)
+        chosen = resolve_instruction(instruction or DEFAULT_TASK)
         return QUERY_TEMPLATE.format(instruction=chosen, query=text)
 
     def encode(
