@@ -99,7 +99,11 @@ def build_tiny_qwen25_vl(target: Path, *, seed: int = 0, chat_template: bool = T
     return target
 
 
-def build_tiny_llava_next(target: Path, *, seed: int = 0) -> Path:
+def build_tiny_llava_next(
+    target: Path, *, seed: int = 0, architecture: str = "LlavaNextForConditionalGeneration"
+) -> Path:
+    """LLaVA-NeXT weights; ``architecture="LLaVANextForEmbedding"`` saves them as BGE-VL-v1.5's
+    checkpoints name themselves (a remote-code class over the same weights)."""
     import torch
     from transformers import (
         LlavaNextConfig,
@@ -157,5 +161,8 @@ def build_tiny_llava_next(target: Path, *, seed: int = 0) -> Path:
         ],
     )
     saved = json.loads((target / "config.json").read_text())
-    assert saved["architectures"] == ["LlavaNextForConditionalGeneration"]
+    if architecture != "LlavaNextForConditionalGeneration":
+        saved["architectures"] = [architecture]
+        saved["auto_map"] = {"AutoModel": "modeling_llava_next.LLaVANextForEmbedding"}
+        (target / "config.json").write_text(json.dumps(saved, indent=2))
     return target

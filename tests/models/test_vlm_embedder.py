@@ -29,7 +29,15 @@ def qwen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llava_next(tmp_path_factory.mktemp("vlm") / "bge-vl-v1.5-tiny")
+    return build_tiny_llava_next(tmp_path_factory.mktemp("vlm") / "llava-next-tiny")
+
+
+@pytest.fixture(scope="module")
+def bge_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same weights as ``llava``, saved as BGE-VL-v1.5 names its checkpoints."""
+    return build_tiny_llava_next(
+        tmp_path_factory.mktemp("vlm") / "bge-vl-v1.5-tiny", architecture="LLaVANextForEmbedding"
+    )
 
 
 def pil(data: bytes):
@@ -165,3 +173,73 @@ def test_text_cannot_smuggle_in_image_slots(qwen: Path, llava: Path) -> None:
     np.testing.assert_allclose(vector, qwen_reference(qwen, qwen_turn("a page")), atol=1e-4)
     vector = Embedder(llava).encode(["a <image>page"]).embeddings[0]
     np.testing.assert_allclose(vector, llava_reference(llava, "[INST] a page [/INST]"), atol=1e-4)
+
+
+# BGE-VL-v1.5 (MODEL_RECIPES.md, verified): fixed prompts, images 512x512 RGB, the last
+# position of a left-padded batch.
+def bge_vl_reference(checkpoint: Path, texts: list[str], images: list[bytes]) -> np.ndarray:
+    """The recipe by hand: the processor over the batch padded on the left, the bare
+    backbone, the hidden state at position -1, L2-normalised."""
+    import torch
+    from transformers import AutoProcessor, LlavaNextModel
+
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    processor.tokenizer.padding_side = "left"
+    backbone = LlavaNextModel.from_pretrained(checkpoint).eval()
+    resized = [pil(d).resize((512, 512)) for d in images]
+    features = processor(text=texts, images=resized or None, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = backbone(**features).last_hidden_state[:, -1]
+    return torch.nn.functional.normalize(hidden, dim=-1).numpy()
+
+
+def test_bge_vl_prompts_are_the_reference_codes(bge_vl: Path) -> None:
+    from omniretrieve.inputs import parse_input
+
+    assert default_registry().resolve(bge_vl).family.name == "vlm-embedder"
+    embedder = Embedder(bge_vl)
+    model = embedder.model
+    red = base64.b64encode(png_bytes((200, 30, 30), (60, 40))).decode()
+    composed = parse_input({"text": "make it blue", "image": red}, field="input")
+    query = model.prompt(composed, model.instruction_for("retrieval.query", None), 0, query=True)
+    assert query.text == f"[INST] \n <instruct> {COMPOSED} <query>  make it blue \n <image> [/INST]"
+    assert query.images[0].size == (512, 512) and query.images[0].mode == "RGB"
+    text_candidate = model.prompt(parse_input("a red square", field="input"), "", 0, query=False)
+    assert text_candidate.text == "[INST]  a red square \n [/INST]"
+    image_candidate = model.prompt(parse_input({"image": red}, field="input"), "", 0, query=False)
+    assert image_candidate.text == "[INST]  <image> [/INST]"
+    no_instruction = model.prompt(parse_input("cats", field="input"), "", 0, query=True)
+    assert no_instruction.text == "[INST] \n <instruct>  <query>  cats \n [/INST]"
+
+
+def test_bge_vl_vectors_follow_the_recipe_in_left_padded_batches(bge_vl: Path, llava: Path) -> None:
+    red, blue = png_bytes((200, 30, 30), (60, 40)), png_bytes((30, 30, 200), (40, 60))
+    embedder = Embedder(bge_vl, max_batch_size=2)
+    composed = {"text": "make it blue", "image": base64.b64encode(red).decode()}
+    query_texts = [
+        f"[INST] \n <instruct> {COMPOSED} <query>  make it blue \n <image> [/INST]",
+        f"[INST] \n <instruct> {COMPOSED} <query>  a much longer query about squares \n [/INST]",
+    ]
+    queries = embedder.encode(
+        [composed, "a much longer query about squares"], task="retrieval.query"
+    )
+    expected = bge_vl_reference(bge_vl, query_texts, [red])
+    np.testing.assert_allclose(queries.embeddings, expected, atol=1e-4)
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(bge_vl)
+    resized = [pil(red).resize((512, 512))]
+    ids = processor(text=query_texts[:1], images=resized, return_tensors="pt")["input_ids"]
+    assert queries.token_counts[0] == ids.shape[1]  # the tokens the model read
+    candidates = embedder.encode(
+        [{"image": base64.b64encode(blue).decode()}, "a red square"]
+    ).embeddings
+    expected = bge_vl_reference(
+        bge_vl, ["[INST]  <image> [/INST]", "[INST]  a red square \n [/INST]"], [blue]
+    )
+    np.testing.assert_allclose(candidates, expected, atol=1e-4)
+    # the same weights through the chat template (plain LLaVA-NeXT) give other vectors
+    templated = Embedder(llava, max_batch_size=2).encode(
+        [composed, "a much longer query about squares"], task="retrieval.query"
+    )
+    assert np.abs(templated.embeddings - queries.embeddings).max() > 1e-3

@@ -1,6 +1,11 @@
-"""Multimodal embedders on vision-language backbones: BGE-VL-v1.5 (LLaVA-NeXT) and
-BGE-VL-Screenshot (Qwen2.5-VL). An input (text, image, or both: a composed query) becomes one
-prompt; its vector is the last hidden state at the last real token, L2-normalised.
+"""Multimodal embedders on vision-language backbones: BGE-VL-v1.5 (LLaVA-NeXT weights, named
+``LLaVANextForEmbedding``), other LLaVA-NeXT checkpoints and BGE-VL-Screenshot (Qwen2.5-VL). An
+input (text, image, or both: a composed query) becomes one prompt; its vector is the last
+hidden state at the last real token, L2-normalised.
+
+BGE-VL-v1.5 follows its reference code exactly (MODEL_RECIPES.md, verified): the fixed prompts
+of :func:`bge_vl_prompt`, images resized to 512x512 RGB, batches padded on the left and pooled
+at position -1. For the other checkpoints:
 
 What is read from the checkpoint (the recipes leave it open): the chat template
 (``chat_template`` in tokenizer_config.json, or chat_template.json / .jinja) wraps each input as
@@ -41,16 +46,26 @@ from omniretrieve.models.transformer_embedder import TransformerEmbedder
 from omniretrieve.runtime.batching import plan_batches
 
 BACKENDS = {
+    "LLaVANextForEmbedding": "bge-vl",
     "LlavaNextForConditionalGeneration": "llava-next",
     "Qwen2_5_VLForConditionalGeneration": "qwen2.5-vl",
 }
+"""``LLaVANextForEmbedding`` is BGE-VL's remote-code class over LLaVA-NeXT weights: the weights
+load as LLaVA-NeXT (no remote code runs) and the inputs follow its reference code."""
+COMPOSED_RETRIEVAL = (
+    "Retrieve the target image that best meets the combined criteria by using both the "
+    "provided image and the image retrieval instructions: "
+)
 DEFAULT_INSTRUCTIONS = {
-    "llava-next": "Retrieve the target image that best meets the combined criteria by using "
-    "both the provided image and the image retrieval instructions: ",
+    "bge-vl": COMPOSED_RETRIEVAL,
+    "llava-next": COMPOSED_RETRIEVAL,
     "qwen2.5-vl": "Represent the given image with the given query.",
 }
 """Query instructions from the models' recipes (BGE-VL-v1.5, BGE-VL-Screenshot)."""
-PLACEHOLDERS = {"llava-next": "<image>", "qwen2.5-vl": IMAGE_PLACEHOLDER}
+PLACEHOLDERS = {"bge-vl": "<image>", "llava-next": "<image>", "qwen2.5-vl": IMAGE_PLACEHOLDER}
+LLAVA_BACKENDS = frozenset({"bge-vl", "llava-next"})
+"""Backends whose processor (LlavaNextProcessor, no torchvision needed) expands ``<image>``."""
+BGE_VL_IMAGE_SIZE = (512, 512)
 MAX_LENGTH = 4096
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 1280 * 28 * 28
@@ -91,6 +106,17 @@ def checkpoint_settings(info: CheckpointInfo) -> tuple[str | None, str | None]:
         found = prompts["prompts"].get("query")
         query_prompt = found if isinstance(found, str) and found else None
     return template, query_prompt
+
+
+def bge_vl_prompt(text: str, has_image: bool, instruction: str, *, query: bool) -> str:
+    """BGE-VL's fixed prompt (its reference code, not a chat template): queries name their
+    instruction, candidates do not; the text, then the image, then the closing tag."""
+    prompt = f"[INST] \n <instruct> {instruction} <query> " if query else "[INST] "
+    if text:
+        prompt += f" {text} \n"
+    if has_image:
+        prompt += " <image>"
+    return prompt + " [/INST]"
 
 
 @dataclass
@@ -135,11 +161,13 @@ class VlmEmbedder(TransformerEmbedder):
         assert source.path is not None and source.info is not None
         backend = next(BACKENDS[a] for a in source.info.architectures if a in BACKENDS)
         template, query_prompt = checkpoint_settings(source.info)
-        tokenizer = cls.load_tokenizer(source.path, padding_side="right")
+        # BGE-VL pools position -1 of the padded batch, so its batches are padded on the left
+        padding_side = "left" if backend == "bge-vl" else "right"
+        tokenizer = cls.load_tokenizer(source.path, padding_side=padding_side)
         processor = None
-        if backend == "llava-next":  # its processor needs no torchvision: it expands <image>
+        if backend in LLAVA_BACKENDS:
             processor = AutoProcessor.from_pretrained(source.path, trust_remote_code=False)
-            processor.tokenizer.padding_side = "right"
+            processor.tokenizer.padding_side = padding_side
             image_processor = processor.image_processor
         else:
             image_processor = AutoImageProcessor.from_pretrained(source.path, backend="pil")
@@ -168,13 +196,16 @@ class VlmEmbedder(TransformerEmbedder):
             return ""
         return self.query_prompt or DEFAULT_INSTRUCTIONS[self.backend]
 
-    def prompt(self, item: Input, instruction: str, position: int) -> _Prepared:
+    def prompt(self, item: Input, instruction: str, position: int, *, query: bool) -> _Prepared:
         """One input as the model reads it (images not yet processed)."""
 
         text = item.text if isinstance(item, TextInput | MixedInput) else ""
         text = strip_vision_tokens(text)
         image = item if isinstance(item, ImageInput) else getattr(item, "image", None)
         images = [load_image(image, field=f"input[{position}]")] if image is not None else []
+        if self.backend == "bge-vl":
+            resized = [i.convert("RGB").resize(BGE_VL_IMAGE_SIZE) for i in images]
+            return _Prepared(bge_vl_prompt(text, bool(images), instruction, query=query), resized)
         words = f"{instruction}{text}"
         if self.chat_template is not None:
             content: list[dict[str, str]] = [{"type": "image"}] if images else []
@@ -201,7 +232,8 @@ class VlmEmbedder(TransformerEmbedder):
     ) -> EncodeOutput:
         check_task(task)
         chosen = self.instruction_for(task, instruction)
-        prepared = [self.prompt(item, chosen, i) for i, item in enumerate(inputs)]
+        query = task == "retrieval.query" or instruction is not None
+        prepared = [self.prompt(item, chosen, i, query=query) for i, item in enumerate(inputs)]
         counts = [
             len(self.tokenizer(p.text)["input_ids"]) + IMAGE_TOKEN_ESTIMATE * len(p.images)
             for p in prepared
@@ -226,7 +258,7 @@ class VlmEmbedder(TransformerEmbedder):
         """Vectors, truncation flags and tokens read (visual tokens included) of a batch."""
         import torch
 
-        if self.backend == "llava-next":
+        if self.backend in LLAVA_BACKENDS:
             inputs, cut = self._llava_inputs(prepared)
         else:
             inputs, cut = self._qwen_inputs(prepared)
