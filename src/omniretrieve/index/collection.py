@@ -27,6 +27,7 @@ from omniretrieve.index.documents import check_name
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.index.queries import SearchQuery
 from omniretrieve.index.results import FirstStage, SearchHit, UpsertReport
 from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
 from omniretrieve.index.settings import (
@@ -45,6 +46,7 @@ from omniretrieve.index.store import (
     apply,
 )
 from omniretrieve.index.vectors import drop_vector_store, open_vector_store
+from omniretrieve.inputs import Input
 from omniretrieve.reranker import Reranker
 from omniretrieve.runtime.progress import progress_bar
 
@@ -276,6 +278,11 @@ class Collection:
         entry = self._state.passages.get(name, {}).get(doc_id)
         return None if entry is None else entry[0]
 
+    def document_image(self, document: StoredDocument) -> bytes:
+        """A stored document's image bytes: inline data, or a file where the collection's
+        options allow paths (the library; never the server)."""
+        return self._ingest.image_bytes(document)
+
     def query_language(self, query: str) -> str:
         """The query's language, chosen among the languages of the collection's documents."""
         return self._sparse.query_language(query)
@@ -352,7 +359,7 @@ class Collection:
 
     def search(
         self,
-        query: str,
+        query: str | Mapping[str, Any] | Input | SearchQuery,
         *,
         top_k: int = 10,
         mode: str = "hybrid",
@@ -361,7 +368,8 @@ class Collection:
         embedders: Sequence[str] | Literal["auto"] | None = None,
         fusion_weights: Sequence[float] | None = None,
     ) -> list[SearchHit]:
-        """One query; see :meth:`search_many`."""
+        """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
+        :meth:`search_many`."""
         return self.search_many(
             [query],
             top_k=top_k,
@@ -372,14 +380,14 @@ class Collection:
             fusion_weights=fusion_weights,
         )[0]
 
-    def search_many(self, queries: Sequence[str], **options: Any) -> list[list[SearchHit]]:
+    def search_many(self, queries: Sequence[Any], **options: Any) -> list[list[SearchHit]]:
         """Search several queries with the same settings (``top_k``, ``mode``, ``rerank``,
         ``filter``, ``embedders``, ``fusion_weights``, ``route_by_language``,
         ``show_progress``): see :meth:`omniretrieve.index.search.Searcher.search_many`."""
         return self._searcher.search_many(queries, **options)
 
     def first_stage_runs(
-        self, queries: Sequence[str], **options: Any
+        self, queries: Sequence[Any], **options: Any
     ) -> tuple[tuple[str, ...], list[FirstStage]]:
         """The lists hybrid search fuses, per query, before fusion: see
         :meth:`omniretrieve.index.search.Searcher.first_stage_runs`."""

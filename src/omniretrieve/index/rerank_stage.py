@@ -1,5 +1,12 @@
 """The rerank stage: the first stage's top candidates re-ordered by a reranker.
 
+Each candidate reaches the reranker as what it is, through the inputs ``Reranker.rerank``
+takes: a reranker that reads images gets a document's stored image (with its text, when it has
+some); a text-only reranker gets the text (which holds the OCR text of an image, when the
+collection read it). A candidate the reranker cannot read (an image without text, for a
+text-only model), or every candidate when it cannot read the query, keeps its first-stage
+order after the scored ones, with a warning: a search never fails for it.
+
 A reranker whose model declares :class:`StoredVectorScorer` (the offline hybrid reranker)
 takes its dense evidence from the collection's stored first passage vectors when the
 collection holds its embedder's field: the reranker would embed each document cut at the
@@ -9,12 +16,15 @@ model's length, which is exactly that passage, so nothing is embedded again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.index.queries import SearchQuery
 from omniretrieve.index.store import StoredDocument
+from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
 
 StoredFirstPassage = Callable[[str], "tuple[np.ndarray, Callable[[str], np.ndarray]] | None"]
 """Embedder model id -> (the query's vector, document id -> its stored first passage vector),
@@ -33,32 +43,91 @@ class StoredVectorScorer(Protocol):
     ) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class RerankOutcome:
+    ranked: list[tuple[str, float]]
+    """Every candidate: the scored ones best first (by rerank score), then the unread ones
+    in their first-stage order (with their first-stage scores)."""
+    scored: list[tuple[str, float]]
+    """The candidates the reranker read, with its scores."""
+    warnings: dict[str, str] = field(default_factory=dict)
+    """Document id -> why the reranker did not read it."""
+
+
+def document_input(
+    document: StoredDocument, reads_images: bool, image: Callable[[StoredDocument], bytes]
+) -> Input | None:
+    """The document as the reranker reads it; None when it cannot read it at all."""
+    if reads_images and document.image:
+        picture = ImageInput(image(document))
+        return MixedInput(document.text, picture) if document.text.strip() else picture
+    return TextInput(document.text) if document.text.strip() else None
+
+
 def rerank_candidates(
     reranker: IndexReranker,
-    query: str,
+    query: SearchQuery,
     candidates: Sequence[tuple[str, float]],
     documents: Mapping[str, StoredDocument],
     *,
+    document_image: Callable[[StoredDocument], bytes],
+    stored_first_passage: StoredFirstPassage,
+    language: Callable[[str], str],
+) -> RerankOutcome:
+    """``candidates`` (document id, first-stage score) re-ordered by ``reranker``."""
+    if not candidates:
+        return RerankOutcome([], [])
+    model = reranker.model
+    reads_images = "image" in model.modalities
+    if query.image is not None and not reads_images:
+        if not query.has_text:
+            why = f"not reranked: {model.model_id} reads text only and the query is an image"
+            return RerankOutcome(list(candidates), [], {d: why for d, _ in candidates})
+        query = SearchQuery(query.text)  # a text-only reranker reads the query's text
+    inputs = {
+        doc_id: document_input(documents[doc_id], reads_images, document_image)
+        for doc_id, _ in candidates
+    }
+    readable = [(d, s) for d, s in candidates if inputs[d] is not None]
+    unread = [(d, s) for d, s in candidates if inputs[d] is None]
+    why = (
+        f"not reranked: {model.model_id} reads text only and this document is an image without text"
+    )
+    warnings = {d: why for d, _ in unread}
+    if not readable:
+        return RerankOutcome(list(candidates), [], warnings)
+    scored = _score(
+        reranker, query, readable, [inputs[d] for d, _ in readable], stored_first_passage, language
+    )
+    return RerankOutcome(scored + unread, scored, warnings)
+
+
+def _score(
+    reranker: IndexReranker,
+    query: SearchQuery,
+    candidates: Sequence[tuple[str, float]],
+    inputs: Sequence[Input | None],
     stored_first_passage: StoredFirstPassage,
     language: Callable[[str], str],
 ) -> list[tuple[str, float]]:
-    """``candidates`` (document id, first-stage score) re-ordered by ``reranker``, with its
-    scores; empty for no candidates."""
-    if not candidates:
-        return []
-    texts = [documents[doc_id].text for doc_id, _ in candidates]
     model = reranker.model
     scorer = model if isinstance(model, StoredVectorScorer) else None
-    stored = stored_first_passage(scorer.embedder.model_id) if scorer is not None else None
+    texts_only = all(isinstance(i, TextInput) for i in inputs) and query.image is None
+    stored = (
+        stored_first_passage(scorer.embedder.model_id)
+        if scorer is not None and texts_only
+        else None
+    )
     if scorer is not None and stored is not None:
+        texts = [i.text for i in inputs if isinstance(i, TextInput)]
         query_vector, first_passage = stored
         cosine = np.array(
             [float(first_passage(doc_id) @ query_vector) for doc_id, _ in candidates],
             dtype=np.float32,
         )
         languages = [language(doc_id) for doc_id, _ in candidates]
-        scores = scorer.score_with_similarities(query, texts, cosine, languages)
+        scores = scorer.score_with_similarities(query.text, texts, cosine, languages)
         order = np.argsort(-scores, kind="stable")
         return [(candidates[i][0], float(scores[i])) for i in order]
-    response = reranker.rerank(query, texts, return_documents=False)
+    response = reranker.rerank(query.as_input(), list(inputs), return_documents=False)
     return [(candidates[r.index][0], r.relevance_score) for r in response.results]

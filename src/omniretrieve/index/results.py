@@ -13,10 +13,16 @@ class SearchHit:
     text: str
     metadata: dict[str, Any]
     scores: dict[str, float] = field(default_factory=dict)
-    """Per stage: sparse, dense:<model>, fused, rerank."""
+    """Per stage that ran for this hit: sparse, dense:<model>, fused, rerank."""
+    warning: str | None = None
+    """Set when a stage could not read this hit (e.g. not reranked: an image without text for
+    a text-only reranker); the hit keeps its first-stage place."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.warning is None:
+            del data["warning"]
+        return data
 
 
 @dataclass(frozen=True)

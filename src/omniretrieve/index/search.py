@@ -13,16 +13,16 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from omniretrieve.checks import check_text
 from omniretrieve.errors import InputError
 from omniretrieve.fusion import rrf_fusion, top, zscore_fusion
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
-from omniretrieve.index.rerank_stage import rerank_candidates
+from omniretrieve.index.queries import SearchQuery, parse_queries
+from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
 from omniretrieve.index.results import FirstStage, SearchHit
 from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.sparse_field import SparseField
-from omniretrieve.index.store import StoredState
+from omniretrieve.index.store import StoredDocument, StoredState
 from omniretrieve.index.vectors import VectorStore
 from omniretrieve.runtime.progress import progress_bar
 
@@ -42,6 +42,10 @@ class SearchSource(Protocol):
     def embedder(self, model_id: str) -> IndexEmbedder: ...
 
     def reranker(self, model_id: str) -> IndexReranker: ...
+
+    def document_image(self, document: StoredDocument) -> bytes:
+        """A stored document's image bytes (files only where the collection allows paths)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class Searcher:
 
     def search_many(
         self,
-        queries: Sequence[str],
+        queries: Sequence[Any],
         *,
         top_k: int = 10,
         mode: str = "hybrid",
@@ -117,6 +121,9 @@ class Searcher:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
 
+        A query is a text, an image or both (``{"text": ..., "image": ...}``, a composed
+        query): BM25 and text-only embedders read its text and sit out for an image alone;
+        image-capable embedders read all of it; a hit's ``scores`` name the stages that ran.
         ``embedders`` picks which of the collection's vector fields dense and hybrid search
         use: all of them by default; ``"auto"``: per query, the fields whose model covers the
         query's language (for hybrid search, none when no model covers it: BM25 alone; for
@@ -126,30 +133,35 @@ class Searcher:
         ``embedders`` as ``"auto"`` does among all."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
+        parsed = parse_queries(queries)
         want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
-        plan = self._plan(queries, mode, filter, embedders, route_by_language, want)
+        plan = self._plan(parsed, mode, filter, embedders, route_by_language, want)
         self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
-        dense_runs, query_vectors = self._dense_stage(queries, plan, show_progress)
+        dense_runs, query_vectors = self._dense_stage(parsed, plan, show_progress)
         results: list[list[SearchHit]] = []
-        with progress_bar(len(queries), "searching", enabled=show_progress) as advance:
-            for position, query in enumerate(queries):
+        with progress_bar(len(parsed), "searching", enabled=show_progress) as advance:
+            for position, query in enumerate(parsed):
                 stage_scores, used = self._query_stages(query, dense_runs[position], plan)
                 weights = self._fusion_weights(used, fusion_weights, plan.fields)
+                if weights is not None and "sparse" not in stage_scores:
+                    weights = weights[1:]  # BM25 sat out (an image alone): its weight goes
                 first = self._fuse(stage_scores, weights, mode)
                 if mode == "hybrid" or len(stage_scores) > 1:
                     stage_scores["fused"] = first
                 ranked = top(first, want)
+                warnings: dict[str, str] = {}
                 if rerank:
                     model_id = self._source.settings.reranker if rerank is True else str(rerank)
-                    vectors = {k: v[position] for k, v in query_vectors.items()}
-                    ranked = self._rerank(model_id, query, ranked, stage_scores, vectors)
-                results.append(self._hits(ranked[:top_k], stage_scores))
+                    ranked, warnings = self._rerank(
+                        model_id, query, ranked, stage_scores, query_vectors[position]
+                    )
+                results.append(self._hits(ranked[:top_k], stage_scores, warnings))
                 advance(1)
         return results
 
     def first_stage_runs(
         self,
-        queries: Sequence[str],
+        queries: Sequence[Any],
         *,
         depth: int = FIRST_STAGE,
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
@@ -160,11 +172,12 @@ class Searcher:
         """The lists hybrid search fuses, per query, before fusion: for choosing fusion
         weights without searching once per candidate weight (see :meth:`fuse_runs`). Returns
         the vector fields in play and, per query, its lists and the fields it used."""
-        plan = self._plan(queries, "hybrid", filter, embedders, route_by_language, depth)
-        dense_runs, _ = self._dense_stage(queries, plan, show_progress)
+        parsed = parse_queries(queries)
+        plan = self._plan(parsed, "hybrid", filter, embedders, route_by_language, depth)
+        dense_runs, _ = self._dense_stage(parsed, plan, show_progress)
         stages = []
-        with progress_bar(len(queries), "first stage", enabled=show_progress) as advance:
-            for query, dense in zip(queries, dense_runs, strict=True):
+        with progress_bar(len(parsed), "first stage", enabled=show_progress) as advance:
+            for query, dense in zip(parsed, dense_runs, strict=True):
                 runs, used = self._query_stages(query, dense, plan)
                 stages.append(FirstStage(runs, used))
                 advance(1)
@@ -183,18 +196,13 @@ class Searcher:
 
     def _plan(
         self,
-        queries: Sequence[str],
+        queries: Sequence[SearchQuery],
         mode: str,
         filter: Mapping[str, Any] | None,  # noqa: A002
         embedders: Sequence[str] | Literal["auto"] | None,
         route_by_language: bool,
         want: int,
     ) -> SearchPlan:
-        for position, query in enumerate(queries):
-            field_path = "query" if len(queries) == 1 else f"queries[{position}]"
-            if not isinstance(query, str) or not query.strip():
-                raise InputError(f"{field_path} is an empty text", field=field_path)
-            check_text(query, field_path)
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
         routing = route_by_language or embedders == "auto"
@@ -205,85 +213,134 @@ class Searcher:
                 f"collection {self._source.name!r} holds no vectors (BM25 only): use mode 'sparse'",
                 field="mode",
             )
+        self._check_readable(queries, mode, fields)
         allowed = self._filter(filter) if filter else None
         filter_key = json.dumps(filter, sort_keys=True, default=str) if filter else None
         return SearchPlan(
             mode, fields, routing, allowed, filter, filter_key, max(want, FIRST_STAGE)
         )
 
+    def _check_readable(
+        self, queries: Sequence[SearchQuery], mode: str, fields: tuple[str, ...]
+    ) -> None:
+        """A query some stage of this search can read: an image alone needs an image-capable
+        embedder among ``fields`` in dense or hybrid mode."""
+        readers = [m for m in fields if "image" in self._source.embedder(m).modalities]
+        for position, query in enumerate(queries):
+            if query.has_text or (readers and mode != "sparse"):
+                continue
+            field_path = "query" if len(queries) == 1 else f"queries[{position}]"
+            why = "BM25 reads text" if mode == "sparse" else "these embedders read text only"
+            raise InputError(
+                f"{field_path} is an image without text, and no stage of this search reads "
+                f"images ({why}: {', '.join(fields) or 'none'}); add an image-capable "
+                "embedder (CLIP, BGE-VL) to the collection, or send text",
+                field=field_path,
+            )
+
     def _dense_stage(
-        self, queries: Sequence[str], plan: SearchPlan, show_progress: bool
-    ) -> tuple[list[dict[str, dict[str, float]]], dict[str, np.ndarray]]:
-        """Per query, each vector field's list; and the query vectors per field."""
+        self, queries: Sequence[SearchQuery], plan: SearchPlan, show_progress: bool
+    ) -> tuple[list[dict[str, dict[str, float]]], list[dict[str, np.ndarray]]]:
+        """Per query, each vector field's list and its vectors per field (fields that cannot
+        read the query, a text-only model and an image alone, sit out)."""
         dense_runs: list[dict[str, dict[str, float]]] = [{} for _ in queries]
-        query_vectors: dict[str, np.ndarray] = {}
+        query_vectors: list[dict[str, np.ndarray]] = [{} for _ in queries]
         if plan.mode not in ("dense", "hybrid"):
             return dense_runs, query_vectors
-        cache = self._stage_cache
+        cache = self._stage_cache if self._stage_cache is not None else {}
         for model_id in plan.fields:
-            if cache is None:
-                vectors = self._source.embedder(model_id).encode_texts(
-                    list(queries), task="retrieval.query", show_progress=show_progress
-                )
-                runs = self._vectors.search(
-                    field_name(model_id), vectors, plan.depth, plan.allowed, plan.filter
-                )
-            else:
-                vectors, runs = self._cached_dense(model_id, queries, plan, cache, show_progress)
-            query_vectors[model_id] = vectors
-            for stage, run in zip(dense_runs, runs, strict=True):
-                stage[f"dense:{model_id}"] = run
+            embedder = self._source.embedder(model_id)
+            reads_images = "image" in embedder.modalities
+            read = [i for i, q in enumerate(queries) if reads_images or q.has_text]
+            if not read:
+                continue
+            # what the model reads: the whole query, or (text-only models) its text
+            seen = [queries[i] if reads_images else SearchQuery(queries[i].text) for i in read]
+            vectors, runs = self._cached_dense(model_id, seen, plan, cache, show_progress)
+            for index, vector, run in zip(read, vectors, runs, strict=True):
+                query_vectors[index][model_id] = vector
+                dense_runs[index][f"dense:{model_id}"] = run
         return dense_runs, query_vectors
 
     def _cached_dense(
         self,
         model_id: str,
-        queries: Sequence[str],
+        queries: Sequence[SearchQuery],
         plan: SearchPlan,
         cache: dict[tuple[Any, ...], Any],
         show_progress: bool,
     ) -> tuple[np.ndarray, list[dict[str, float]]]:
-        """:meth:`_dense_stage` for one field, computing only what the stage cache lacks."""
+        """One field's query vectors and lists, computing only what ``cache`` lacks (the
+        stage cache, or a fresh dict outside :meth:`reusing_first_stages`)."""
         run_key = ("dense", model_id, plan.depth, plan.filter_key)
-        missing = list(dict.fromkeys(q for q in queries if (*run_key, q) not in cache))
-        unencoded = [q for q in missing if ("vector", model_id, q) not in cache]
+        missing = list({q.key: q for q in queries if (*run_key, q.key) not in cache}.values())
+        unencoded = [q for q in missing if ("vector", model_id, q.key) not in cache]
         if unencoded:
-            encoded = self._source.embedder(model_id).encode_texts(
-                unencoded, task="retrieval.query", show_progress=show_progress
-            )
-            for query, vector in zip(unencoded, encoded, strict=True):
-                cache[("vector", model_id, query)] = vector
+            for query, vector in zip(
+                unencoded, self._encode_queries(model_id, unencoded, show_progress), strict=True
+            ):
+                cache[("vector", model_id, query.key)] = vector
         if missing:
-            vectors = np.stack([cache[("vector", model_id, q)] for q in missing])
+            vectors = np.stack([cache[("vector", model_id, q.key)] for q in missing])
             runs = self._vectors.search(
                 field_name(model_id), vectors, plan.depth, plan.allowed, plan.filter
             )
             for query, run in zip(missing, runs, strict=True):
-                cache[(*run_key, query)] = run
-        vectors = np.stack([cache[("vector", model_id, q)] for q in queries])
-        return vectors, [cache[(*run_key, q)] for q in queries]
+                cache[(*run_key, query.key)] = run
+        vectors = np.stack([cache[("vector", model_id, q.key)] for q in queries])
+        return vectors, [cache[(*run_key, q.key)] for q in queries]
+
+    def _encode_queries(
+        self, model_id: str, queries: Sequence[SearchQuery], show_progress: bool
+    ) -> np.ndarray:
+        """Query vectors, texts through ``encode_texts`` (cached on disk by eval), images and
+        composed queries through ``encode``, in the order given."""
+        embedder = self._source.embedder(model_id)
+        vectors = np.empty((len(queries), embedder.dimension), dtype=np.float32)
+        texts = [i for i, q in enumerate(queries) if q.image is None]
+        others = [i for i, q in enumerate(queries) if q.image is not None]
+        if texts:
+            vectors[texts] = embedder.encode_texts(
+                [queries[i].text for i in texts],
+                task="retrieval.query",
+                show_progress=show_progress,
+            )
+        if others:
+            vectors[others] = np.asarray(
+                embedder.encode(
+                    [queries[i].as_input() for i in others], task="retrieval.query"
+                ).embeddings
+            )
+        return vectors
 
     def _query_stages(
-        self, query: str, dense: dict[str, dict[str, float]], plan: SearchPlan
+        self, query: SearchQuery, dense: dict[str, dict[str, float]], plan: SearchPlan
     ) -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
         """One query's lists (BM25's first) and the vector fields it uses."""
-        mode, fields = plan.mode, plan.fields
-        language = self._sparse.query_language(query) if plan.routing or mode != "dense" else None
+        mode = plan.mode
+        text = query.text
+        fields = tuple(m for m in plan.fields if f"dense:{m}" in dense)  # those that read it
+        reads_text = query.has_text
+        language = (
+            self._sparse.query_language(text)
+            if reads_text and (plan.routing or mode != "dense")
+            else None
+        )
         used = fields
         stage_scores = dict(dense)
-        if plan.routing and mode != "sparse":
+        if plan.routing and mode != "sparse" and reads_text:
             used = self._covering(fields, language)
             if not used and mode == "dense":
                 used = fields  # dense search must use some model: all of them
             for model_id in fields:
                 if model_id not in used:
                     stage_scores.pop(f"dense:{model_id}", None)
-        if mode in ("sparse", "hybrid"):
+        if mode in ("sparse", "hybrid") and reads_text:
             cache = self._stage_cache
-            key = ("sparse", query, language, plan.depth, plan.filter_key)
+            key = ("sparse", text, language, plan.depth, plan.filter_key)
             sparse = None if cache is None else cache.get(key)
             if sparse is None:
-                sparse = self._sparse.search(query, plan.depth, plan.allowed, language)
+                sparse = self._sparse.search(text, plan.depth, plan.allowed, language)
                 if cache is not None:
                     cache[key] = sparse
             stage_scores = {"sparse": sparse, **stage_scores}
@@ -349,7 +406,10 @@ class Searcher:
         return tuple(chosen)
 
     def _hits(
-        self, ranked: Sequence[tuple[str, float]], stage_scores: dict[str, dict[str, float]]
+        self,
+        ranked: Sequence[tuple[str, float]],
+        stage_scores: dict[str, dict[str, float]],
+        warnings: Mapping[str, str],
     ) -> list[SearchHit]:
         documents = self._source.state().documents
         stages = list(stage_scores.items())
@@ -357,7 +417,16 @@ class Searcher:
         for doc_id, score in ranked:
             document = documents[doc_id]
             scores = {stage: values[doc_id] for stage, values in stages if doc_id in values}
-            hits.append(SearchHit(doc_id, float(score), document.text, document.metadata, scores))
+            hits.append(
+                SearchHit(
+                    doc_id,
+                    float(score),
+                    document.text,
+                    document.metadata,
+                    scores,
+                    warnings.get(doc_id),
+                )
+            )
         return hits
 
     def _filter(self, conditions: Mapping[str, Any]) -> set[str]:
@@ -367,45 +436,45 @@ class Searcher:
                 allowed.add(doc_id)
         return allowed
 
-    def _query_vector(self, key: str, query: str, cache: dict[str, np.ndarray]) -> np.ndarray:
-        """The query's vector from embedder ``key``, computed once per search."""
-        if key not in cache:
-            cache[key] = self._source.embedder(key).encode_texts([query], task="retrieval.query")[0]
-        return cache[key]
-
     def _rerank(
         self,
         model_id: str,
-        query: str,
+        query: SearchQuery,
         ranked: list[tuple[str, float]],
         stage_scores: dict[str, dict[str, float]],
         query_vectors: dict[str, np.ndarray],
-    ) -> list[tuple[str, float]]:
+    ) -> tuple[list[tuple[str, float]], dict[str, str]]:
+        """The candidates re-ordered by the reranker; those it cannot read keep their
+        first-stage order after the scored ones, each with a warning saying why."""
         count = self._source.settings.rerank_candidates
-        reranked = rerank_candidates(
+        outcome = rerank_candidates(
             self._source.reranker(model_id),
             query,
             ranked[:count],
             self._source.state().documents,
+            document_image=self._source.document_image,
             stored_first_passage=self._stored_first_passage(query, query_vectors),
             language=self._languages.document,
         )
-        if not reranked:
-            return ranked
-        stage_scores["rerank"] = dict(reranked)
-        return reranked + ranked[count:]
+        if outcome.scored:
+            stage_scores["rerank"] = dict(outcome.scored)
+        return outcome.ranked + ranked[count:], outcome.warnings
 
-    def _stored_first_passage(self, query: str, query_vectors: dict[str, np.ndarray]) -> Any:
+    def _stored_first_passage(
+        self, query: SearchQuery, query_vectors: dict[str, np.ndarray]
+    ) -> StoredFirstPassage:
         """For an embedder of this collection (by model id): the query's vector and, per
-        document, its stored first passage vector; None for other embedders."""
+        document, its stored first passage vector; None for other embedders (or a query
+        that field did not read)."""
         keys = {self._source.embedder(k).model_id: k for k in self._source.settings.embedders}
 
         def lookup(model_id: str) -> tuple[np.ndarray, Any] | None:
             key = keys.get(model_id)
-            if key is None:
+            if key is None or not query.has_text or query.image is not None:
                 return None
-            vector = self._query_vector(key, query, query_vectors)
+            if key not in query_vectors:
+                query_vectors[key] = self._encode_queries(key, [query], False)[0]
             per_doc = self._source.state().passages[field_name(key)]
-            return vector, lambda doc_id: per_doc[doc_id][1][0]
+            return query_vectors[key], lambda doc_id: per_doc[doc_id][1][0]
 
         return lookup
