@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ from omniretrieve.index.results import FirstStage, SearchHit, UpsertReport
 from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
 from omniretrieve.index.settings import (
     CollectionSettings,
+    changed_settings,
     default_root,
     field_name,
     read_settings,
@@ -171,17 +171,7 @@ class Collection:
         rerank_candidates, reranker), saved atomically; settings that shape the stored data
         need a new collection."""
         self._check_writable()
-        allowed = {"language", "fusion", "fusion_weights", "rerank_candidates", "reranker"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise InputError(
-                f"only {', '.join(sorted(allowed))} can change on an existing collection; "
-                f"{', '.join(sorted(unknown))} shape the stored data (create a new collection)",
-                field=sorted(unknown)[0],
-            )
-        if changes.get("fusion_weights") is not None:
-            changes["fusion_weights"] = tuple(float(w) for w in changes["fusion_weights"])
-        settings = replace(self.settings, **changes).validate()
+        settings = changed_settings(self.settings, changes)
         self._store.write_settings(settings_json(settings))
         self.settings = settings
         self._invalidate()

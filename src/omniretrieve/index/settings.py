@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,3 +156,24 @@ def read_settings(store: CollectionStore) -> CollectionSettings:
 
 def settings_json(settings: CollectionSettings) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+
+
+SEARCH_TIME_SETTINGS = frozenset(
+    {"language", "fusion", "fusion_weights", "rerank_candidates", "reranker"}
+)
+"""What may change on an existing collection; the rest shapes the stored data."""
+
+
+def changed_settings(settings: CollectionSettings, changes: dict[str, Any]) -> CollectionSettings:
+    """``settings`` with search-time ``changes`` applied and checked."""
+    unknown = set(changes) - SEARCH_TIME_SETTINGS
+    if unknown:
+        raise InputError(
+            f"only {', '.join(sorted(SEARCH_TIME_SETTINGS))} can change on an existing "
+            f"collection; {', '.join(sorted(unknown))} shape the stored data (create a new "
+            "collection)",
+            field=sorted(unknown)[0],
+        )
+    if changes.get("fusion_weights") is not None:
+        changes = {**changes, "fusion_weights": tuple(float(w) for w in changes["fusion_weights"])}
+    return replace(settings, **changes).validate()
