@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class RerankResult:
     """In [0, 1]; higher is more relevant."""
     document: Input | None = None
     truncated: bool = False
+    unread: bool = False
+    """The model could not read this document (an image without text, for a text-only model):
+    it is ranked after the scored ones with a score of 0."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class RerankResponse:
     notes: list[str] = field(default_factory=list)
     ocr_positions: list[int] = field(default_factory=list)
     """Inputs a text-only model read through OCR: 0 is the query, i + 1 is documents[i]."""
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,7 @@ class RerankResponse:
                     "relevance_score": r.relevance_score,
                     **({"document": document_json(r.document)} if r.document is not None else {}),
                     "truncated": r.truncated,
+                    **({"unread": True} if r.unread else {}),
                 }
                 for r in self.results
             ],
@@ -74,22 +80,38 @@ def build_rerank_response(
     *,
     top_n: int | None,
     return_documents: bool,
+    unread: Sequence[int] = (),
 ) -> RerankResponse:
-    """Scores in document order -> results best first (stable for ties), cut to ``top_n``."""
-    scores = np.asarray(output.scores, dtype=np.float64)
+    """Scores of the read documents (``documents`` less the ``unread`` positions, in order)
+    -> results best first (stable for ties), the unread ones after them in their order, cut
+    to ``top_n``."""
+    unread_set = set(unread)
+    read = [i for i in range(len(documents)) if i not in unread_set]
+    scores = np.full(len(documents), -1.0)
+    truncated = [False] * len(documents)
+    for position, score, cut in zip(read, output.scores, output.truncated, strict=True):
+        scores[position], truncated[position] = float(score), bool(cut)
     order = np.argsort(-scores, kind="stable")
     if top_n is not None:
         order = order[:top_n]
     results = [
         RerankResult(
             index=int(i),
-            relevance_score=float(scores[i]),
+            relevance_score=0.0 if i in unread_set else float(scores[i]),
             document=documents[i] if return_documents else None,
-            truncated=bool(output.truncated[i]),
+            truncated=truncated[i],
+            unread=i in unread_set,
         )
         for i in order
     ]
-    return RerankResponse(model=model_id, results=results, total_tokens=output.total_tokens)
+    warnings = [
+        f"documents[{i}] is an image in which OCR found no text; {model_id} reads text only, "
+        "so it is ranked last, unscored"
+        for i in sorted(unread_set)
+    ]
+    return RerankResponse(
+        model=model_id, results=results, total_tokens=output.total_tokens, warnings=warnings
+    )
 
 
 def document_json(document: Input) -> dict[str, Any]:

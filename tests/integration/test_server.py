@@ -281,6 +281,35 @@ def test_jina_announcement_request_with_images(client: TestClient) -> None:
     assert sorted(r["index"] for r in everything["results"]) == [0, 1, 2, 3, 4]
 
 
+@needs_tesseract
+def test_a_photo_without_text_is_flagged_not_fatal_for_a_text_reranker(client) -> None:
+    """Jina's API scores every document: a text-less image sent to a text-only reranker comes
+    back after the scored ones, flagged with a warning, instead of failing the request."""
+    photo = png_data_uri(64, 48, (10, 120, 200))
+    request = {
+        "query": "tax deadlines",
+        "documents": [
+            "Tax rates for the year 2021 and filing deadlines.",
+            {"image": photo},
+            "Penguins huddle to keep warm.",
+        ],
+    }
+    response = client.post("/v1/rerank", json=request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["index"] for r in body["results"]][-1] == 1
+    flagged = body["results"][-1]
+    assert flagged["unread"] is True and flagged["relevance_score"] == 0.0
+    assert all("unread" not in r for r in body["results"][:-1])
+    assert len(body["warnings"]) == 1 and "documents[1]" in body["warnings"][0]
+    alone = client.post(
+        "/v1/rerank", json={"query": "tax", "documents": [{"image": photo}], "top_n": 1}
+    )
+    assert alone.status_code == 200 and alone.json()["results"][0]["unread"] is True
+    blank_query = client.post("/v1/rerank", json={"query": {"image": photo}, "documents": ["a"]})
+    assert blank_query.status_code == 422 and error_of(blank_query)["field"] == "query"
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "field"),
     [

@@ -28,8 +28,11 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def client(checkpoints: dict[str, Path], server_pool):
-    config = ServerConfig(models=(str(checkpoints["clip"]), str(checkpoints["reranker"])))
+def client(checkpoints: dict[str, Path], server_pool, tmp_path_factory: pytest.TempPathFactory):
+    config = ServerConfig(
+        models=(str(checkpoints["clip"]), str(checkpoints["reranker"])),
+        collections_root=tmp_path_factory.mktemp("collections"),
+    )
     with TestClient(create_app(config, pool=server_pool(config))) as test_client:
         yield test_client
 
@@ -114,3 +117,55 @@ def test_image_embeddings_through_the_api(client: TestClient, checkpoints: dict[
     )
     assert local.status_code == 422  # the server never reads a local path
     assert local.json()["error"]["field"] == "input[0]"
+
+
+def test_collection_search_reranks_images_and_takes_image_queries(
+    client: TestClient, checkpoints: dict[str, Path]
+) -> None:
+    """Over HTTP as in the library: an m0-architecture reranker reads each candidate as text,
+    image or both; a query may be an image or an image with text."""
+    created = client.post(
+        "/v1/collections",
+        json={"name": "pictures", "embedders": ["clip-vit-tiny"], "ocr_images": False},
+    )
+    assert created.status_code == 201, created.text
+    red, green = (
+        data_uri(png_bytes((200, 30, 30), (64, 56))),
+        data_uri(png_bytes((30, 200, 30), (64, 56))),
+    )
+    documents = [
+        {"id": "text", "text": "A red square drawn on white paper."},
+        {"id": "photo", "image": red},
+        {"id": "captioned", "text": "A green square, captioned.", "image": green},
+    ]
+    upserted = client.put("/v1/collections/pictures/documents", json={"documents": documents})
+    assert upserted.status_code == 200, upserted.text
+    body = {"query": "a red square", "top_k": 3, "rerank": "jina-reranker-m0"}
+    response = client.post("/v1/collections/pictures/search", json=body)
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    by_id = {d["id"]: {k: v for k, v in d.items() if k != "id"} for d in documents}
+    library = Reranker(checkpoints["reranker"]).rerank(
+        "a red square", [by_id[h["doc_id"]] for h in hits], return_documents=False
+    )
+    for result in library.results:
+        assert hits[result.index]["scores"]["rerank"] == pytest.approx(
+            result.relevance_score, abs=1e-5
+        )
+    image_query = {"query": {"image": red}, "top_k": 3, "mode": "dense"}
+    response = client.post("/v1/collections/pictures/search", json=image_query)
+    assert response.status_code == 200, response.text
+    assert response.json()["hits"][0]["doc_id"] == "photo"  # the same image, cosine 1
+    composed = {"query": {"text": "greener", "image": red}, "rerank": "jina-reranker-m0"}
+    response = client.post("/v1/collections/pictures/search", json=composed)
+    assert response.status_code == 422  # a dual encoder embeds text or an image, not both
+    assert response.json()["error"]["field"] == "query"
+    assert "one or the other" in response.json()["error"]["message"]
+    for bad, field in (
+        ({"query": {"image": "/etc/hostname"}}, "query"),
+        ({"query": {"image": "http://127.0.0.1:9/x.png"}}, "query"),
+        ({"query": {"txt": "typo"}}, "query"),
+    ):
+        response = client.post("/v1/collections/pictures/search", json=bad)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == field, response.text

@@ -306,11 +306,13 @@ class Searcher:
                 show_progress=show_progress,
             )
         if others:
-            vectors[others] = np.asarray(
-                embedder.encode(
+            try:
+                encoded = embedder.encode(
                     [queries[i].as_input() for i in others], task="retrieval.query"
-                ).embeddings
-            )
+                )
+            except InputError as exc:  # e.g. a dual encoder given text and image in one query
+                raise InputError(f"query: {exc.message}", field="query") from exc
+            vectors[others] = np.asarray(encoded.embeddings)
         return vectors
 
     def _query_stages(

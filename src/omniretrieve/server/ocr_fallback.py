@@ -50,11 +50,18 @@ def image_bytes(image: ImageInput, *, field: str, limits: Limits) -> bytes:
 
 
 async def read_images_as_text(
-    items: Sequence[tuple[str, Input]], *, reader: Any, limits: Limits
+    items: Sequence[tuple[str, Input]],
+    *,
+    reader: Any,
+    limits: Limits,
+    unreadable: set[int] | None = None,
 ) -> tuple[list[Input], list[int]]:
-    """``items`` with every image replaced by its OCR text; and the positions replaced."""
+    """``items`` with every image replaced by its OCR text; and the positions replaced. An
+    image in which OCR finds no text is an error naming its field, unless its position is
+    added to ``unreadable`` (rerank: such documents are flagged, not fatal; the item is kept
+    as it was)."""
 
-    def convert(field: str, item: Input) -> Input:
+    def convert(position: int, field: str, item: Input) -> Input:
 
         image = item.image if isinstance(item, MixedInput) else item
         assert isinstance(image, ImageInput)
@@ -65,6 +72,9 @@ async def read_images_as_text(
         text = reader.read_one(data, decoded)
         if isinstance(item, MixedInput):
             text = f"{item.text}\n{text}".strip()
+        if not text and unreadable is not None and position > 0:
+            unreadable.add(position)
+            return item
         if not text:
             raise InputError(
                 f"{field} is an image in which OCR found no text, and the model reads text only",
@@ -76,8 +86,9 @@ async def read_images_as_text(
     replaced: list[int] = []
     for position, (field, item) in enumerate(items):
         if isinstance(item, ImageInput | MixedInput):
-            converted.append(await asyncio.to_thread(convert, field, item))
-            replaced.append(position)
+            converted.append(await asyncio.to_thread(convert, position, field, item))
+            if unreadable is None or position not in unreadable:
+                replaced.append(position)
         else:
             converted.append(item)
     return converted, replaced

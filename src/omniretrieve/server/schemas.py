@@ -142,6 +142,9 @@ class CreateCollectionRequest(BaseModel):
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="milvus: dense search in the server's configured Milvus"
     )
+    ocr_images: bool = Field(
+        True, description="Index the text OCR reads in documents' images (for BM25 and text models)"
+    )
 
 
 class UpsertRequest(BaseModel):
@@ -167,15 +170,38 @@ class UpsertRequest(BaseModel):
     ]
 
 
+class QueryItem(BaseModel):
+    """A query with an image: the image alone, or with a text (a composed query)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = None
+    image: str | None = Field(None, description="data URI, base64, or an http(s) URL")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str
+    query: str | QueryItem = Field(
+        ..., description='a text, or {"image": ...} / {"text": ..., "image": ...}'
+    )
     top_k: int = Field(10, ge=1, le=1000)
     mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
     rerank: bool | str = Field(
         False, description="true: the collection's reranker; or the id of a loaded reranker"
     )
     filter: dict[str, Any] | None = None
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _query_shape(cls, value: Any) -> Any:
+        """One message naming ``query`` for every wrong shape (not one per union member)."""
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError('query is a text or an object with "text" and/or "image"')
+        unknown = sorted(set(value) - {"text", "image"})
+        if unknown:
+            raise ValueError(f'query has unknown key(s) {unknown}; expected "text" and/or "image"')
+        return value
 
     @field_validator("rerank")
     @classmethod

@@ -10,8 +10,10 @@ from fastapi.responses import JSONResponse
 
 from omniretrieve.errors import CollectionNotFoundError, LimitExceededError, ModelNotFoundError
 from omniretrieve.index.collection import CollectionSettings
+from omniretrieve.index.queries import parse_query
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.errors import ERROR_RESPONSES
+from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.routes import app_config, ready_pool
 from omniretrieve.server.schemas import CreateCollectionRequest, SearchRequest, UpsertRequest
 
@@ -63,6 +65,7 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
         fusion=body.fusion,
         vector_store=body.vector_store,
         milvus_uri=request.app.state.milvus_uri if body.vector_store == "milvus" else None,
+        ocr_images=body.ocr_images,
     ).validate()
     collection = await in_collection_threads(request, collections.create, body.name, settings)
     return {"name": collection.name, "settings": collection.settings.__dict__}
@@ -108,11 +111,22 @@ async def delete_document(name: str, doc_id: str, request: Request) -> dict[str,
 
 @router.post("/{name}/search")
 async def search_collection(name: str, body: SearchRequest, request: Request) -> dict[str, Any]:
+    """Search with a text, an image, or both (a composed query)."""
+    raw = body.query if isinstance(body.query, str) else body.query.model_dump(exclude_none=True)
+    query = parse_query(raw, "query")
+    limits = app_config(request).limits
+    validate_text_lengths([("query", query.as_input())], limits=limits)
+    validate_images(  # inline within the limits, URLs public: never a file, never a bomb
+        [("query", query.as_input())],
+        limits=limits,
+        model_id="",
+        modalities=frozenset({"text", "image"}),
+    )
 
     def search(collection: Any) -> Any:
         reranker = loaded_reranker(request, body.rerank, collection)
         return collection.search(
-            body.query,
+            query,
             top_k=body.top_k,
             mode=body.mode,
             rerank=reranker or False,
@@ -120,4 +134,4 @@ async def search_collection(name: str, body: SearchRequest, request: Request) ->
         )
 
     hits = await locked(request, name, search)
-    return {"collection": name, "query": body.query, "hits": [h.to_json() for h in hits]}
+    return {"collection": name, "query": query.describe(), "hits": [h.to_json() for h in hits]}

@@ -6,9 +6,11 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 
 from omniretrieve.inputs import parse_input, parse_inputs
+from omniretrieve.models.base import ScoreOutput
 from omniretrieve.reranker import RerankResponse, build_rerank_response, document_json
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
@@ -53,17 +55,28 @@ async def run_rerank(
     )
     originals = documents
     read_by_ocr: list[int] = []
+    unreadable: set[int] = set()  # positions as in ``named``: documents[i] is i + 1
     if "image" not in model.modalities and reader is not None:
         converted, read_by_ocr = await read_images_as_text(
-            named, reader=reader, limits=config.limits
+            named, reader=reader, limits=config.limits, unreadable=unreadable
         )
         query, documents = converted[0], converted[1:]
-    job = RerankJob(query, documents)  # one model call: scores depend on the whole set
-    futures = submit_all(loaded.queue, [(job, len(documents))], key=object())
-    (output,) = await results_unless_disconnected(request, loaded.queue, futures)
+    unread = sorted(p - 1 for p in unreadable)
+    readable = [d for i, d in enumerate(documents) if i + 1 not in unreadable]
+    if readable:
+        job = RerankJob(query, readable)  # one model call: scores depend on the whole set
+        futures = submit_all(loaded.queue, [(job, len(readable))], key=object())
+        (output,) = await results_unless_disconnected(request, loaded.queue, futures)
+    else:
+        output = ScoreOutput(scores=np.zeros(0, dtype=np.float32), truncated=[], total_tokens=0)
     app_metrics(request).tokens.labels(model.model_id).inc(output.total_tokens)
     response = build_rerank_response(
-        model.model_id, output, originals, top_n=top_n, return_documents=return_documents
+        model.model_id,
+        output,
+        originals,
+        top_n=top_n,
+        return_documents=return_documents,
+        unread=unread,
     )
     return replace(response, ocr_positions=read_by_ocr)
 
@@ -76,6 +89,7 @@ def result_rows(response: RerankResponse) -> list[dict[str, Any]]:
             "relevance_score": r.relevance_score,
             **({"document": document_json(r.document)} if r.document is not None else {}),
             **({"ocr": True} if r.index + 1 in ocr else {}),
+            **({"unread": True} if r.unread else {}),
         }
         for r in response.results
     ]
@@ -102,6 +116,7 @@ async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
         "usage": usage_of(response),
         "results": result_rows(response),
         "meta": {"billed_units": {"search_units": 1}},
+        **({"warnings": response.warnings} if response.warnings else {}),
     }
 
 
@@ -118,4 +133,5 @@ async def rerank_cohere(body: CohereRerankRequest, request: Request) -> dict[str
             "api_version": {"version": "2"},
             "billed_units": {"search_units": 1, "input_tokens": response.total_tokens},
         },
+        **({"warnings": response.warnings} if response.warnings else {}),
     }
