@@ -238,3 +238,40 @@ def test_cli_search_of_empty_and_damaged_collections(runner: CliRunner, tmp_path
         assert damaged.exit_code == 1, damaged.output
         assert "documents.jsonl" in damaged.stderr and "Traceback" not in damaged.output
     assert len(documents.read_bytes().splitlines()) == 3  # nothing compacted over it
+
+
+def test_cli_search_with_an_image_query(runner: CliRunner, tmp_path: Path) -> None:
+    import base64
+
+    from omniretrieve import Embedder
+    from omniretrieve.index.collection import Collection, CollectionSettings
+    from tests.builders.tiny_clip import build_tiny_clip, png_bytes
+
+    clip = build_tiny_clip(tmp_path / "clip")
+    root = tmp_path / "collections"
+    colors = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    settings = CollectionSettings(embedders=(str(clip),), ocr_images=False)
+    with Collection.create(
+        "pics", root=root, settings=settings, embedders={str(clip): Embedder(clip)}
+    ) as collection:
+        collection.upsert(
+            [
+                {"id": name, "image": base64.b64encode(png_bytes(color, (64, 56))).decode()}
+                for name, color in colors.items()
+            ]
+        )
+    query = tmp_path / "query.png"
+    query.write_bytes(png_bytes(colors["green"], (64, 56)))
+    body = run_ok(
+        runner,
+        ["search", "pics", "--query-image", str(query), "--root", str(root), "--mode", "dense"],
+    )
+    assert body["hits"][0]["doc_id"] == "green"  # the same pixels: cosine 1
+    assert body["query"] == {"text": None, "image": str(query)}
+    missing = runner.invoke(app, ["search", "pics", "--root", str(root)])
+    assert missing.exit_code != 0 and "--query-image" in missing.output
+    text_only = runner.invoke(
+        app,
+        ["search", "pics", "--query-image", str(query), "--root", str(root), "--mode", "sparse"],
+    )
+    assert text_only.exit_code != 0 and "image without text" in text_only.output

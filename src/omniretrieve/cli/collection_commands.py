@@ -13,6 +13,7 @@ from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.cli.app import app, collections_app
 from omniretrieve.cli.common import handle_errors, parse_filters, write_json
 from omniretrieve.errors import InputError
+from omniretrieve.inputs import ImageInput
 
 
 @app.command()
@@ -115,7 +116,10 @@ def _visual(
 @handle_errors
 def search(
     name: str = typer.Argument(..., help="Collection name."),
-    query: str = typer.Argument(..., help="The query."),
+    query: str = typer.Argument(None, help="The query's text (optional with --query-image)."),
+    query_image: Path = typer.Option(
+        None, "--query-image", help="An image file to search with (alone, or with QUERY)."
+    ),
     top_k: int = typer.Option(10, "--top-k", "-k"),
     mode: str = typer.Option("hybrid", help="dense, sparse or hybrid."),
     rerank: bool = typer.Option(False, "--rerank", help="Rerank the first stage's candidates."),
@@ -124,18 +128,29 @@ def search(
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per hit."),
 ) -> None:
-    """Search a collection; JSON hits best first with per-stage scores."""
+    """Search a collection with a text, an image, or both; JSON hits best first with
+    per-stage scores."""
     from omniretrieve.index.collection import Collection
+    from omniretrieve.index.queries import SearchQuery
 
+    if query is None and query_image is None:
+        raise InputError("give a QUERY, a --query-image, or both", field="query")
+    image = None
+    if query_image is not None:
+        if not query_image.is_file():
+            raise InputError(f"--query-image {query_image} is not a file", field="query_image")
+        image = ImageInput(query_image.read_bytes())
+    searched = SearchQuery(query or "", image)
     with Collection.open(name, root=root, read_only=True) as collection:
         hits = collection.search(
-            query,
+            searched,
             top_k=top_k,
             mode=mode,
             rerank=reranker or rerank,
             filter=parse_filters(filters),
         )
-    payload = {"collection": name, "query": query, "hits": [h.to_json() for h in hits]}
+    shown = query if image is None else {"text": query, "image": str(query_image)}
+    payload = {"collection": name, "query": shown, "hits": [h.to_json() for h in hits]}
     write_json(payload, "hits", jsonl)
 
 
