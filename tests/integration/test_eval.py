@@ -39,6 +39,10 @@ def test_layouts_are_recognised(datasets_dir: Path) -> None:
     assert coco.kind == "image-caption" and [t.name for t in coco.tasks] == ["t2i", "i2t"]
     assert len(coco.tasks[0].queries) == 795 and len(coco.tasks[1].queries) == 159
     assert coco.tasks[1].query_modality == "image"
+    first = next(iter(coco.tasks[1].query_images.values()))
+    assert Path(first).is_file() and coco.tasks[1].search_queries(
+        [next(iter(coco.tasks[1].queries))]
+    )[0] == {"image": first}
 
     cosqa = load_eval_dataset(datasets_dir / "cosqa")
     assert cosqa.kind == "text" and cosqa.tasks[0].name == "dev"

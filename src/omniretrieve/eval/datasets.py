@@ -37,21 +37,33 @@ class Document:
         return not self.full_text.strip() and self.image is None
 
 
-Kind = Literal["text", "page-image", "multilingual", "image-caption", "winoground"]
+Kind = Literal["text", "page-image", "multilingual", "image-caption", "composed", "winoground"]
 
 
 @dataclass(frozen=True)
 class EvalTask:
     name: str
     queries: dict[str, str]
-    """Query id -> text (or, for image queries, the image's path)."""
+    """Query id -> its text ("" for an image alone)."""
     qrels: dict[str, dict[str, int]]
     filter: dict[str, Any] | None = None
     """Metadata filter that restricts the corpus this task searches."""
-    query_modality: Literal["text", "image"] = "text"
+    query_modality: Literal["text", "image", "composed"] = "text"
+    query_images: dict[str, str] = field(default_factory=dict)
+    """Query id -> the path of its image, for image and composed queries."""
     groups: dict[str, str] = field(default_factory=dict)
     """Query id -> the question it belongs to (translations of one question share one), for
     splitting queries in folds; a query without one is its own group."""
+
+    def search_queries(self, ids: list[str]) -> list[str | dict[str, str]]:
+        """The queries ``ids`` as a collection search takes them: a text, or an image (with
+        its text, when it has one)."""
+        return [
+            {"image": self.query_images[q], **({"text": t} if (t := self.queries[q]) else {})}
+            if q in self.query_images
+            else self.queries[q]
+            for q in ids
+        ]
 
 
 @dataclass(frozen=True)

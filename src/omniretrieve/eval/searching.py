@@ -150,9 +150,6 @@ def _evaluate_task(
 ) -> list[TaskResult]:
     """Every pipeline on one task (fusion weights fitted on another split, or cross-fitted
     here on the task's own queries)."""
-    if task.query_modality == "image":
-        reason = "image queries are not searchable in collections yet (text queries only)"
-        return [TaskResult(dataset.name, task.name, p.spec, skipped=reason) for p in pipelines]
     queries = dict(list(task.queries.items())[: run.max_queries])
     qrels = {q: task.qrels[q] for q in queries}
     folds: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
@@ -193,7 +190,7 @@ def _run_task(
     found: dict[str, list[SearchHit]] = {}
     for fold_queries, fusion_weights in folds:
         hits = collection.search_many(
-            [queries[q] for q in fold_queries],
+            task.search_queries(fold_queries),
             top_k=SEARCH_DEPTH,
             mode=pipeline.mode,
             rerank=pipeline.reranker or False,
@@ -206,7 +203,7 @@ def _run_task(
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started
     run = {qid: {hit.doc_id: hit.score for hit in found[qid]} for qid in queries}
-    scored = evaluate_run(qrels, run, ALL_METRICS)
+    scored = evaluate_run(qrels, run, dict.fromkeys([*ALL_METRICS, *dataset.metrics]))
     return TaskResult(
         dataset.name,
         task.name,

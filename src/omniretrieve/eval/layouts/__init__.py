@@ -25,6 +25,7 @@ LAYOUT_MODULES: tuple[str, ...] = (
     "omniretrieve.eval.layouts.winoground",
     "omniretrieve.eval.layouts.image_caption",
     "omniretrieve.eval.layouts.multilingual",
+    "omniretrieve.eval.layouts.composed",
     "omniretrieve.eval.layouts.beir",
     "omniretrieve.eval.layouts.own",
 )

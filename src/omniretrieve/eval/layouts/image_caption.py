@@ -1,6 +1,7 @@
 """Image-caption retrieval (``images.jsonl``, ``captions.jsonl``, ``qrels_t2i.tsv``, as COCO):
 a text->image and an image->text task over one corpus of images and captions, scored by
-Recall@5/10 like M-BEIR. Only pipelines that embed images can search it.
+Recall@5/10 like M-BEIR. Only pipelines that embed images can search it; in the image->text
+task each query is an image, searched through the collection like any query.
 """
 
 from __future__ import annotations
@@ -75,10 +76,11 @@ def load(root: Path, split: str | None = None) -> EvalDataset:
         ),
         EvalTask(
             "i2t",
-            {i: images[i] for i in i2t},
+            {i: "" for i in i2t},
             {i: {f"caption:{c}": g for c, g in d.items()} for i, d in i2t.items()},
             {"modality": "text"},
             query_modality="image",
+            query_images={i: images[i] for i in i2t},
         ),
     ]
     files = [root / "images.jsonl", root / "captions.jsonl"]
