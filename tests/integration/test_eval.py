@@ -260,3 +260,94 @@ def test_index_with_the_cli_then_eval_over_that_collection(tmp_path: Path) -> No
         app, ["eval", "-d", str(data), "--collection", "nope", "--root", str(root), "-p", "bm25"]
     )
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_suites_name_a_task_or_an_instruction_per_run(tmp_path: Path) -> None:
+    """``task = "Text2SQL"`` in a suite run sends BGE-Code's card string with the queries of
+    the embedders that know it (MiniLM keeps its default); ``instruction = ...`` goes to all.
+    The runs equal exact search with those query vectors."""
+    from omniretrieve import Embedder
+    from omniretrieve.eval.suites import evaluate_suite
+    from omniretrieve.models.decoder_embedder import CODE_INSTRUCTIONS
+    from tests.builders.tiny_qwen2 import build_tiny_qwen2_embedder
+
+    coder = build_tiny_qwen2_embedder(tmp_path / "bge-code-tiny")
+    root = tmp_path / "sql-mini"
+    (root / "qrels").mkdir(parents=True)
+    corpus = {
+        "d1": "SELECT name FROM staff WHERE id = 4;",
+        "d2": "DELETE FROM livestock WHERE age > 5;",
+        "d3": "UPDATE prices SET amount = 2 WHERE item = 'tea';",
+    }
+    queries = {"q1": "names of staff member four", "q2": "remove old animals"}
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in corpus.items())
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    )
+    (root / "qrels" / "test.tsv").write_text("q1\td1\t1\nq2\td2\t1\n")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        f'[[run]]\ndatasets = ["{root}"]\npipelines = ["dense:{coder}", "dense"]\n'
+        'task = "Text2SQL"\n'
+        f'[[run]]\ndatasets = ["{root}"]\npipelines = ["dense:{coder}"]\n'
+        'instruction = "Find the SQL."\n'
+    )
+    named = evaluate_suite(suite, cache_dir=tmp_path / "c", show_progress=False)
+    notes = named.config["query_instructions"]
+    assert notes["run 1"][str(coder)] == f"task Text2SQL: {CODE_INSTRUCTIONS['Text2SQL']}"
+    assert "not one of this model's" in notes["run 1"]["all-MiniLM-L6-v2"]
+    assert notes["run 2"] == {str(coder): "Find the SQL."}
+    embedder = Embedder(coder)
+    documents = embedder.encode(list(corpus.values())).embeddings
+
+    def expected(instruction: str | None) -> dict[str, float]:
+        vectors = embedder.encode(
+            list(queries.values()), task="retrieval.query", instruction=instruction
+        ).embeddings
+        run = {
+            q: {d: float(s) for d, s in zip(corpus, row, strict=True)}
+            for q, row in zip(queries, vectors @ documents.T, strict=True)
+        }
+        return evaluate_run({"q1": {"d1": 1}, "q2": {"d2": 1}}, run, ["mrr@10"]).per_query["mrr@10"]
+
+    found = [r for r in named.results if r.pipeline == f"dense:{coder}"]
+    assert found[0].per_query["mrr@10"] == expected(CODE_INSTRUCTIONS["Text2SQL"])
+    assert found[1].per_query["mrr@10"] == expected("Find the SQL.")
+    minilm = named.result("sql-mini", "test", "dense")
+    plain = evaluate([root], ["dense"], cache_dir=tmp_path / "c", show_progress=False)
+    assert minilm.per_query == plain.result("sql-mini", "test", "dense").per_query
+    with pytest.raises(Exception, match="knows task"):
+        evaluate([root], ["dense"], cache_dir=tmp_path / "c", named_task="Text2SQL")
+
+
+def test_collection_search_sends_the_instruction_with_the_queries(tmp_path: Path) -> None:
+    from omniretrieve import Embedder
+    from omniretrieve.index.collection import Collection, CollectionSettings
+    from omniretrieve.models.decoder_embedder import CODE_INSTRUCTIONS
+    from tests.builders.tiny_qwen2 import build_tiny_qwen2_embedder
+
+    coder = build_tiny_qwen2_embedder(tmp_path / "bge-code-tiny")
+    embedder = Embedder(coder)
+    settings = CollectionSettings(embedders=(str(coder),))
+    documents = ["SELECT name FROM staff;", "DELETE FROM livestock;", "print('hello')"]
+    with Collection.create(
+        "code", root=tmp_path, settings=settings, embedders={str(coder): embedder}
+    ) as collection:
+        collection.upsert([{"id": str(i), "text": t} for i, t in enumerate(documents)])
+        stored = np.stack([collection.vectors(str(i))[0] for i in range(len(documents))])
+        for instruction in ("Text2SQL", "Find the SQL.", None):
+            hits = collection.search("staff names", mode="dense", top_k=3, instruction=instruction)
+            query = embedder.encode(
+                ["staff names"], task="retrieval.query", instruction=instruction
+            ).embeddings[0]
+            for hit in hits:
+                assert hit.score == pytest.approx(float(stored[int(hit.doc_id)] @ query), abs=1e-5)
+        named = embedder.encode(["q"], task="retrieval.query", instruction="Text2SQL")
+        card = embedder.encode(
+            ["q"], task="retrieval.query", instruction=CODE_INSTRUCTIONS["Text2SQL"]
+        )
+        default = embedder.encode(["q"], task="retrieval.query")
+        np.testing.assert_allclose(named.embeddings, card.embeddings, atol=1e-6)
+        assert np.abs(named.embeddings - default.embeddings).max() > 1e-3

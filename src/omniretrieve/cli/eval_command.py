@@ -56,6 +56,15 @@ def eval_command(
     passages: str = typer.Option(
         "split", help="split: long documents as passages; first: one truncated vector each."
     ),
+    named_task: str = typer.Option(
+        None,
+        "--task",
+        help="A named task for the queries (BGE-Code: CosQA, Text2SQL, ...), sent to the "
+        "embedders that know it.",
+    ),
+    instruction: str = typer.Option(
+        None, "--instruction", help="A query instruction of your own, sent to every embedder."
+    ),
     compare: list[str] = typer.Option(
         None,
         "--compare",
@@ -77,6 +86,8 @@ def eval_command(
         "passages": passages,
         "vector_store": vector_store,
         "ocr_engine": ocr_engine,
+        "named_task": named_task,
+        "instruction": instruction,
     }
     if suite is not None:
         if dataset or pipeline or collection:

@@ -3,6 +3,7 @@ dataset once per model, and loads the model only when something is not cached.""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -91,10 +92,17 @@ class CachingEmbedder:
         return self._languages[0]
 
     def encode_texts(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
-        task = kwargs.get("task")
+        """Vectors from the cache, keyed by the model, the texts and what changes the vectors
+        (task, Matryoshka dimensions, instruction)."""
+        variant: str | None = kwargs.get("task")
+        if kwargs.get("dimensions"):
+            variant = f"{variant}-{kwargs['dimensions']}"
+        if kwargs.get("instruction") is not None:
+            digest = hashlib.sha256(str(kwargs["instruction"]).encode()).hexdigest()[:16]
+            variant = f"{variant}-instruction-{digest}"
         return self._cache.get_or_compute(
             self.cache_key(),
-            f"{task}-{kwargs.get('dimensions')}" if kwargs.get("dimensions") else task,
+            variant,
             texts,
             lambda items: self.wrapped.encode_texts(list(items), **kwargs),
         )

@@ -52,3 +52,6 @@ class EvalRun:
     fit_fusion: str | None
     fitted: dict[str, Any]
     """Fusion fits of this dataset, by pipeline (filled as they are made, for the report)."""
+    instructions: dict[str, str] = field(default_factory=dict)
+    """Embedder id -> the instruction its queries carry (a named task or a text); embedders
+    not listed use their default."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from omniretrieve import __version__
-from omniretrieve.errors import InputError
+from omniretrieve.errors import InputError, OmniRetrieveError
 from omniretrieve.eval.context import EvalModels, EvalRun, OcrSource
 from omniretrieve.eval.datasets import EvalDataset, EvalTask
 from omniretrieve.eval.layouts import layout_of, load_eval_dataset
@@ -23,6 +23,7 @@ from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
 from omniretrieve.eval.searching import SEARCH_DEPTH, reads_images
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.models.registry import default_registry
 from omniretrieve.runtime.cache import EmbeddingCache, default_cache_dir
 
 __all__ = ["EvalReport", "TaskResult", "evaluate", "merge_reports", "reads_images"]
@@ -45,6 +46,8 @@ def evaluate(
     fit_fusion: str | None = None,
     vector_store: str = "faiss",
     ocr_engine: str = "tesseract",
+    named_task: str | None = None,
+    instruction: str | None = None,
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -57,7 +60,9 @@ def evaluate(
     fusion weights before the evaluated split is searched, or is ``"crossfit"``: each task's
     queries are split in two folds (a question and its translations in the same fold) and
     each fold is searched with the weights that do best on the other;
-    ``vector_store="milvus"`` runs the dense searches in Milvus Lite."""
+    ``vector_store="milvus"`` runs the dense searches in Milvus Lite; ``named_task`` (a task
+    an embedder's model card names, e.g. BGE-Code's ``CosQA``) goes to the embedders that know
+    it, ``instruction`` (any text) to every embedder, with the queries."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
     if not datasets:
@@ -72,6 +77,10 @@ def evaluate(
     ]
     if collection is not None and len(loaded) != 1:
         raise InputError("--collection evaluates exactly one dataset", field="collection")
+    if named_task is not None and instruction is not None:
+        raise InputError("give a named task or an instruction, not both", field="instruction")
+    embedder_ids = list(dict.fromkeys(e for p in parsed for e in p.embedders))
+    instructions, instruction_notes = query_instructions(embedder_ids, named_task, instruction)
     cache = EmbeddingCache(cache_dir)
     shared: dict[str, IndexEmbedder] = dict(embedders or {})
     models = EvalModels(
@@ -98,10 +107,13 @@ def evaluate(
                     show_progress=show_progress,
                     fit_fusion=fit_fusion,
                     fitted=fitted.setdefault(dataset.name, {}),
+                    instructions=instructions,
                 ),
             )
         )
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
+    if instruction_notes:
+        report.config["query_instructions"] = instruction_notes
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
     reader = models.ocr.reader
@@ -134,6 +146,39 @@ def _evaluate_dataset(
     order = {p.spec: i for i, p in enumerate(pipelines)}
     tasks = {t.name: i for i, t in enumerate(dataset.tasks)}
     return sorted(results, key=lambda r: (tasks.get(r.task, 0), order[r.pipeline]))
+
+
+def query_instructions(
+    embedder_ids: list[str], named_task: str | None, instruction: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Per embedder, the instruction its queries carry, and notes for the report: a named
+    task goes to the embedders whose family knows it (the others keep their default)."""
+    if instruction is not None:
+        return dict.fromkeys(embedder_ids, instruction), dict.fromkeys(embedder_ids, instruction)
+    if named_task is None:
+        return {}, {}
+    chosen: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    for model_id in embedder_ids:
+        try:
+            family = default_registry().resolve(model_id, allow_download=False).family
+            named = family.loader().named_instructions
+        except OmniRetrieveError as exc:
+            notes[model_id] = f"task {named_task}: not checked ({exc.message})"
+            continue
+        found = next((n for n in named if n.casefold() == named_task.casefold()), None)
+        if found is None:
+            notes[model_id] = f"task {named_task} is not one of this model's: its default"
+        else:
+            chosen[model_id] = found
+            notes[model_id] = f"task {found}: {named[found]}"
+    if not chosen:
+        raise InputError(
+            f"no embedder of these pipelines knows task {named_task!r} "
+            f"({', '.join(embedder_ids) or 'none'}); pass an instruction instead",
+            field="task",
+        )
+    return chosen, notes
 
 
 def _configuration(

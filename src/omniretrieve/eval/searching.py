@@ -167,6 +167,7 @@ def _evaluate_task(
             qrels,
             run.show_progress,
             folds.get(pipeline.spec) or [(list(queries), weights.get(pipeline.spec))],
+            run.instructions,
         )
         for pipeline in pipelines
     ]
@@ -181,6 +182,7 @@ def _run_task(
     qrels: dict[str, dict[str, int]],
     show_progress: bool,
     folds: list[tuple[list[str], tuple[float, ...] | None]],
+    instructions: dict[str, str],
 ) -> TaskResult:
     """Search the task's queries (fold by fold where folds have their own fusion weights)
     and score the run."""
@@ -199,6 +201,7 @@ def _run_task(
             route_by_language=pipeline.routing,
             fusion_weights=fusion_weights,
             show_progress=show_progress,
+            instruction=instructions or None,
         )
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started

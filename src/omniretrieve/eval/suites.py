@@ -25,6 +25,8 @@ def evaluate_suite(
         datasets = ["scifact", "cranfield"]
         pipelines = ["bm25", "hybrid+rerank"]
         fit_fusion = "crossfit"                    # optional: as --fit-fusion, for this run
+        task = "CosQA"                             # optional: a named task (as --task), or
+        instruction = "Find the code that ..."     # any query instruction (as --instruction)
 
     ``datasets_root`` (argument, else ``$OMNIRETRIEVE_DATASETS``, else the file's) locates
     dataset names that are not paths."""
@@ -57,8 +59,21 @@ def evaluate_suite(
                     f"{suite}: run {number} sets fit_fusion; drop --fit-fusion", field="fit_fusion"
                 )
             chosen["fit_fusion"] = str(run["fit_fusion"])
+        for key, option in (("task", "named_task"), ("instruction", "instruction")):
+            if key in run:  # a run may name its datasets' task or instruction
+                if options.get(option) is not None:
+                    raise InputError(f"{suite}: run {number} sets {key}; drop --{key}", field=key)
+                chosen[option] = str(run[key])
         reports.append(evaluate(paths, [str(p) for p in pipelines], **chosen))
     report = merge_reports(reports)
+    instructions = {
+        f"run {number}": r.config["query_instructions"]
+        for number, r in enumerate(reports, start=1)
+        if "query_instructions" in r.config
+    }
+    report.config.pop("query_instructions", None)
+    if instructions:
+        report.config["query_instructions"] = instructions
     report.config["suite"] = str(suite)
     if out_dir is not None:
         write_report(report, out_dir)

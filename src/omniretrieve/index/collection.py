@@ -357,6 +357,7 @@ class Collection:
         filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
         embedders: Sequence[str] | Literal["auto"] | None = None,
         fusion_weights: Sequence[float] | None = None,
+        instruction: str | None = None,
     ) -> list[SearchHit]:
         """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
         :meth:`search_many`."""
@@ -368,6 +369,7 @@ class Collection:
             filter=filter,
             embedders=embedders,
             fusion_weights=fusion_weights,
+            instruction=instruction,
         )[0]
 
     def search_many(self, queries: Sequence[Any], **options: Any) -> list[list[SearchHit]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -57,6 +57,8 @@ class SearchPlan:
     filter: Mapping[str, Any] | None
     filter_key: str | None
     depth: int
+    instructions: Mapping[str, str | None] = field(default_factory=dict)
+    """Per vector field, the query instruction its embedder gets (None: its default)."""
 
 
 def matches(value: Any, condition: Any) -> bool:
@@ -117,9 +119,13 @@ class Searcher:
         fusion_weights: Sequence[float] | None = None,
         route_by_language: bool = False,
         show_progress: bool = False,
+        instruction: str | Mapping[str, str] | None = None,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
+
+        ``instruction`` goes to the embedders with the queries: one for all, or per embedder
+        (model id -> instruction; a named task such as BGE-Code's ``CosQA``, or any text).
 
         A query is a text, an image or both (``{"text": ..., "image": ...}``, a composed
         query): BM25 and text-only embedders read its text and sit out for an image alone;
@@ -135,7 +141,7 @@ class Searcher:
             raise InputError("top_k must be a positive integer", field="top_k")
         parsed = parse_queries(queries)
         want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
-        plan = self._plan(parsed, mode, filter, embedders, route_by_language, want)
+        plan = self._plan(parsed, mode, filter, embedders, route_by_language, want, instruction)
         self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
         dense_runs, query_vectors = self._dense_stage(parsed, plan, show_progress)
         results: list[list[SearchHit]] = []
@@ -152,9 +158,12 @@ class Searcher:
                 warnings: dict[str, str] = {}
                 if rerank:
                     model_id = self._source.settings.reranker if rerank is True else str(rerank)
-                    ranked, warnings = self._rerank(
-                        model_id, query, ranked, stage_scores, query_vectors[position]
-                    )
+                    vectors = {
+                        m: v
+                        for m, v in query_vectors[position].items()
+                        if plan.instructions.get(m) is None  # the reranker's own vectors
+                    }
+                    ranked, warnings = self._rerank(model_id, query, ranked, stage_scores, vectors)
                 results.append(self._hits(ranked[:top_k], stage_scores, warnings))
                 advance(1)
         return results
@@ -202,6 +211,7 @@ class Searcher:
         embedders: Sequence[str] | Literal["auto"] | None,
         route_by_language: bool,
         want: int,
+        instruction: str | Mapping[str, str] | None = None,
     ) -> SearchPlan:
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}", field="mode")
@@ -216,8 +226,21 @@ class Searcher:
         self._check_readable(queries, mode, fields)
         allowed = self._filter(filter) if filter else None
         filter_key = json.dumps(filter, sort_keys=True, default=str) if filter else None
+        instructions = {
+            m: instruction
+            if isinstance(instruction, str) or instruction is None
+            else instruction.get(m)
+            for m in fields
+        }
         return SearchPlan(
-            mode, fields, routing, allowed, filter, filter_key, max(want, FIRST_STAGE)
+            mode,
+            fields,
+            routing,
+            allowed,
+            filter,
+            filter_key,
+            max(want, FIRST_STAGE),
+            instructions,
         )
 
     def _check_readable(
@@ -272,30 +295,36 @@ class Searcher:
     ) -> tuple[np.ndarray, list[dict[str, float]]]:
         """One field's query vectors and lists, computing only what ``cache`` lacks (the
         stage cache, or a fresh dict outside :meth:`reusing_first_stages`)."""
-        run_key = ("dense", model_id, plan.depth, plan.filter_key)
+        instruction = plan.instructions.get(model_id)
+        run_key = ("dense", model_id, instruction, plan.depth, plan.filter_key)
+        vector_key = ("vector", model_id, instruction)
         missing = list({q.key: q for q in queries if (*run_key, q.key) not in cache}.values())
-        unencoded = [q for q in missing if ("vector", model_id, q.key) not in cache]
+        unencoded = [q for q in missing if (*vector_key, q.key) not in cache]
         if unencoded:
-            for query, vector in zip(
-                unencoded, self._encode_queries(model_id, unencoded, show_progress), strict=True
-            ):
-                cache[("vector", model_id, query.key)] = vector
+            encoded = self._encode_queries(model_id, unencoded, show_progress, instruction)
+            for query, vector in zip(unencoded, encoded, strict=True):
+                cache[(*vector_key, query.key)] = vector
         if missing:
-            vectors = np.stack([cache[("vector", model_id, q.key)] for q in missing])
+            vectors = np.stack([cache[(*vector_key, q.key)] for q in missing])
             runs = self._vectors.search(
                 field_name(model_id), vectors, plan.depth, plan.allowed, plan.filter
             )
             for query, run in zip(missing, runs, strict=True):
                 cache[(*run_key, query.key)] = run
-        vectors = np.stack([cache[("vector", model_id, q.key)] for q in queries])
+        vectors = np.stack([cache[(*vector_key, q.key)] for q in queries])
         return vectors, [cache[(*run_key, q.key)] for q in queries]
 
     def _encode_queries(
-        self, model_id: str, queries: Sequence[SearchQuery], show_progress: bool
+        self,
+        model_id: str,
+        queries: Sequence[SearchQuery],
+        show_progress: bool,
+        instruction: str | None = None,
     ) -> np.ndarray:
         """Query vectors, texts through ``encode_texts`` (cached on disk by eval), images and
         composed queries through ``encode``, in the order given."""
         embedder = self._source.embedder(model_id)
+        instructed = {} if instruction is None else {"instruction": instruction}
         vectors = np.empty((len(queries), embedder.dimension), dtype=np.float32)
         texts = [i for i, q in enumerate(queries) if q.image is None]
         others = [i for i, q in enumerate(queries) if q.image is not None]
@@ -304,11 +333,12 @@ class Searcher:
                 [queries[i].text for i in texts],
                 task="retrieval.query",
                 show_progress=show_progress,
+                **instructed,
             )
         if others:
             try:
                 encoded = embedder.encode(
-                    [queries[i].as_input() for i in others], task="retrieval.query"
+                    [queries[i].as_input() for i in others], task="retrieval.query", **instructed
                 )
             except InputError as exc:  # e.g. a dual encoder given text and image in one query
                 raise InputError(f"query: {exc.message}", field="query") from exc
@@ -474,7 +504,7 @@ class Searcher:
             key = keys.get(model_id)
             if key is None or not query.has_text or query.image is not None:
                 return None
-            if key not in query_vectors:
+            if key not in query_vectors:  # (also when the search's own had an instruction)
                 query_vectors[key] = self._encode_queries(key, [query], False)[0]
             per_doc = self._source.state().passages[field_name(key)]
             return query_vectors[key], lambda doc_id: per_doc[doc_id][1][0]

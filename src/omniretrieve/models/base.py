@@ -8,8 +8,9 @@ are the same for every family (input parsing, dimensions, output types, top-n, p
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -76,6 +77,9 @@ class EmbeddingModel(ABC):
     modalities: frozenset[str]
     normalized: bool
     """Whether the checkpoint's own pipeline L2-normalises its output."""
+    named_instructions: Mapping[str, str] = MappingProxyType({})
+    """Task names this family turns into its model card's query instructions (BGE-Code's
+    ``CosQA``, ``Text2SQL``...); any other ``instruction`` is used as given."""
 
     @abstractmethod
     def encode(

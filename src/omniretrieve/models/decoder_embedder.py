@@ -12,6 +12,7 @@ unpadded sequence gives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
@@ -119,6 +120,9 @@ class DecoderEmbedder(TransformerEmbedder):
     family = "decoder-embedder"
     modalities = frozenset({"text"})
     normalized = True
+    named_instructions = MappingProxyType(
+        {**CODE_INSTRUCTIONS, **{a: CODE_INSTRUCTIONS[n] for a, n in INSTRUCTION_ALIASES.items()}}
+    )
     query_prompt: str | None = None
 
     @classmethod
