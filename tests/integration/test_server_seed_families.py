@@ -169,3 +169,64 @@ def test_collection_search_reranks_images_and_takes_image_queries(
         response = client.post("/v1/collections/pictures/search", json=bad)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["field"] == field, response.text
+
+
+def test_concurrent_rerank_requests_share_one_model_batch(
+    client: TestClient, checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the model is busy, two more rerank requests queue; they run as one merged model
+    batch (``omniretrieve_batch_requests`` counts 2 jobs) with the scores each gets alone."""
+    import threading
+
+    pool = client.app.state.pool
+    loaded = pool.reranker("jina-reranker-m0")
+    gate, started = threading.Event(), threading.Event()
+    batches: list[int] = []
+    original = loaded.model.score_many
+
+    def gated(requests):
+        batches.append(len(requests))
+        started.set()
+        gate.wait(30)
+        return original(requests)
+
+    monkeypatch.setattr(loaded.model, "score_many", gated)
+    pages = [data_uri(png_bytes((220, 220, 220), (120, 160)))]
+    requests = [
+        {"query": "first request", "documents": ["a document", {"image": pages[0]}]},
+        {"query": "second request", "documents": ["cats eat fish", "stocks fell"]},
+        {"query": "third request", "documents": [{"image": pages[0]}, "paris"]},
+    ]
+    responses: dict[int, dict] = {}
+
+    def send(number: int) -> None:
+        response = client.post("/v1/rerank", json={**requests[number], "return_documents": False})
+        responses[number] = response.json()
+
+    first = threading.Thread(target=send, args=(0,))
+    first.start()
+    assert started.wait(30)  # the model is busy with the first request
+    others = [threading.Thread(target=send, args=(n,)) for n in (1, 2)]
+    for thread in others:
+        thread.start()
+    deadline = 0
+    while loaded.queue.pending_cost < 6 and deadline < 300:  # all three queued or running
+        threading.Event().wait(0.01)
+        deadline += 1
+    gate.set()
+    for thread in [first, *others]:
+        thread.join(60)
+    assert batches == [1, 2]  # the two waiting requests ran as one model batch
+    metrics = client.get("/metrics").text
+    merged = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("omniretrieve_batch_requests_sum") and "jina-reranker-m0" in line
+    ]
+    assert merged and float(merged[0].rsplit(" ", 1)[1]) >= 3
+    library = Reranker(checkpoints["reranker"])
+    for number, request in enumerate(requests):
+        alone = library.rerank(request["query"], request["documents"], return_documents=False)
+        expected = {r.index: r.relevance_score for r in alone.results}
+        for result in responses[number]["results"]:
+            assert result["relevance_score"] == pytest.approx(expected[result["index"]], abs=1e-5)

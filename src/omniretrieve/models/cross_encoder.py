@@ -99,11 +99,28 @@ class CrossEncoderReranker(RerankModel):
         *,
         progress: ProgressCallback | None = None,
     ) -> ScoreOutput:
+        return self.score_many([(query, documents)], progress=progress)[0]
+
+    def score_many(
+        self,
+        requests: Sequence[tuple[Input, Sequence[Input]]],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> list[ScoreOutput]:
+        """Every request's pairs planned into shared batches (pairs are scored independently),
+        split back per request."""
         import torch
 
-        query_text = texts_of([query], model_id=self.model_id, field="query")[0]
-        texts = texts_of(documents, model_id=self.model_id, field="documents")
-        pairs, truncated = self._pairs(query_text, texts)
+        pairs: list[dict[str, Any]] = []
+        truncated: list[bool] = []
+        sizes: list[int] = []
+        for query, documents in requests:
+            query_text = texts_of([query], model_id=self.model_id, field="query")[0]
+            texts = texts_of(documents, model_id=self.model_id, field="documents")
+            request_pairs, request_cut = self._pairs(query_text, texts)
+            pairs += request_pairs
+            truncated += request_cut
+            sizes.append(len(request_pairs))
         lengths = [len(p["input_ids"]) for p in pairs]
         scores = np.empty(len(pairs), dtype=np.float32)
         device = self.options.device
@@ -119,7 +136,18 @@ class CrossEncoderReranker(RerankModel):
             scores[batch] = torch.sigmoid(logits.float()).cpu().numpy()
             if progress is not None:
                 progress(len(batch))
-        return ScoreOutput(scores=scores, truncated=truncated, total_tokens=sum(lengths))
+        outputs, start = [], 0
+        for size in sizes:
+            end = start + size
+            outputs.append(
+                ScoreOutput(
+                    scores=scores[start:end],
+                    truncated=truncated[start:end],
+                    total_tokens=sum(lengths[start:end]),
+                )
+            )
+            start = end
+        return outputs
 
 
 FAMILY = Family(

@@ -194,10 +194,22 @@ class VlmReranker(RerankModel):
         *,
         progress: ProgressCallback | None = None,
     ) -> ScoreOutput:
-        prepared_query = self._side(query, self.max_query_length, "query")
-        pairs = [self._pair(prepared_query, d, i) for i, d in enumerate(documents)]
-        total = sum(len(p.ids) for p in pairs)
-        self._warn_if_slow(total)
+        return self.score_many([(query, documents)], progress=progress)[0]
+
+    def score_many(
+        self,
+        requests: Sequence[tuple[Input, Sequence[Input]]],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> list[ScoreOutput]:
+        """Every request's pairs planned into shared batches (a pair's score does not depend
+        on the others), split back per request."""
+        per_request: list[list[_Pair]] = []
+        for query, documents in requests:
+            prepared_query = self._side(query, self.max_query_length, "query")
+            per_request.append([self._pair(prepared_query, d, i) for i, d in enumerate(documents)])
+        pairs = [pair for group in per_request for pair in group]
+        self._warn_if_slow(sum(len(p.ids) for p in pairs))
         scores = np.empty(len(pairs), dtype=np.float32)
         groups = [
             [i for i, p in enumerate(pairs) if not p.images],
@@ -214,9 +226,18 @@ class VlmReranker(RerankModel):
                 scores[chosen] = self._score_batch([pairs[i] for i in chosen])
                 if progress is not None:
                     progress(len(chosen))
-        return ScoreOutput(
-            scores=scores, truncated=[p.truncated for p in pairs], total_tokens=total
-        )
+        outputs, start = [], 0
+        for request_pairs in per_request:
+            end = start + len(request_pairs)
+            outputs.append(
+                ScoreOutput(
+                    scores=scores[start:end],
+                    truncated=[p.truncated for p in request_pairs],
+                    total_tokens=sum(len(p.ids) for p in request_pairs),
+                )
+            )
+            start = end
+        return outputs
 
     def _score_batch(self, pairs: list[_Pair]) -> np.ndarray:
         import torch

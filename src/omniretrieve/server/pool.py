@@ -149,11 +149,13 @@ class ModelPool:
         self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
 
     def _add_reranker(self, spec: str, model: RerankModel) -> None:
+        # concurrent requests share model batches (their documents within max_batch_items);
+        # a family whose scores depend on the whole set scores each request alone
         queue: BatchingQueue[RerankJob, ScoreOutput] = BatchingQueue(
             model.model_id,
-            lambda jobs: [model.score(job.query, job.documents) for job in jobs],
-            max_wait_s=0.0,
-            max_batch_cost=1,  # each rerank request is one model call
+            lambda jobs: model.score_many([(job.query, job.documents) for job in jobs]),
+            max_wait_s=self.config.batch_wait_ms / 1000,
+            max_batch_cost=self.config.max_batch_items,
             max_pending_cost=self.config.limits.max_pending_items,
             on_batch=self._on_batch(model.model_id),
             on_idle=release_free_memory,

@@ -64,8 +64,8 @@ async def run_rerank(
     unread = sorted(p - 1 for p in unreadable)
     readable = [d for i, d in enumerate(documents) if i + 1 not in unreadable]
     if readable:
-        job = RerankJob(query, readable)  # one model call: scores depend on the whole set
-        futures = submit_all(loaded.queue, [(job, len(readable))], key=object())
+        job = RerankJob(query, readable)  # one job: a request's documents stay together
+        futures = submit_all(loaded.queue, [(job, len(readable))], key="rerank")
         (output,) = await results_unless_disconnected(request, loaded.queue, futures)
     else:
         output = ScoreOutput(scores=np.zeros(0, dtype=np.float32), truncated=[], total_tokens=0)
