@@ -230,3 +230,75 @@ def test_concurrent_rerank_requests_share_one_model_batch(
         expected = {r.index: r.relevance_score for r in alone.results}
         for result in responses[number]["results"]:
             assert result["relevance_score"] == pytest.approx(expected[result["index"]], abs=1e-5)
+
+
+def test_image_urls_are_fetched_once_each_from_an_allowed_host(
+    checkpoints: dict[str, Path], server_pool, tmp_path: Path
+) -> None:
+    """A loopback image server, allowed by name for this test only (as ``--allow-image-host``
+    allows a deployment's internal hosts): each unique URL is fetched once across requests,
+    and an image by URL embeds and reranks like the same image inline."""
+    import http.server
+    import threading
+    from collections import Counter
+
+    pictures = {
+        "/red.png": png_bytes((200, 30, 30), (64, 56)),
+        "/blue.png": png_bytes((30, 30, 200), (64, 56)),
+    }
+    served: Counter[str] = Counter()
+
+    class Images(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            served[self.path] += 1
+            body = pictures.get(self.path)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Images)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://localhost:{server.server_address[1]}"
+    models = (str(checkpoints["clip"]), str(checkpoints["reranker"]))
+    try:
+        closed = ServerConfig(models=models, collections_root=tmp_path)
+        with TestClient(create_app(closed, pool=server_pool(closed))) as client:
+            refused = client.post("/v1/embeddings", json={"input": [{"image": f"{base}/red.png"}]})
+            assert refused.status_code == 422 and "non-public" in refused.text
+        config = ServerConfig(
+            models=models, collections_root=tmp_path, allowed_image_hosts=("localhost",)
+        )
+        with TestClient(create_app(config, pool=server_pool(config))) as client:
+            red, blue = f"{base}/red.png", f"{base}/blue.png"
+            embedded = client.post(
+                "/v1/embeddings",
+                json={"input": [{"image": red}, {"image": red}, {"image": blue}]},
+            )
+            assert embedded.status_code == 200, embedded.text
+            inline = client.post(
+                "/v1/embeddings", json={"input": [{"image": data_uri(pictures["/red.png"])}]}
+            )
+            np.testing.assert_allclose(
+                embedded.json()["data"][0]["embedding"],
+                inline.json()["data"][0]["embedding"],
+                atol=1e-6,
+            )
+            reranked = client.post(
+                "/v1/rerank",
+                json={"query": "a red square", "documents": [{"image": red}, {"image": blue}]},
+            )
+            assert reranked.status_code == 200, reranked.text
+            echoed = [r["document"] for r in reranked.json()["results"]]
+            assert sorted(d["image"] for d in echoed) == [blue, red]  # as sent: the URLs
+            missing = client.post(
+                "/v1/embeddings", json={"input": [{"image": f"{base}/missing.png"}]}
+            )
+            assert missing.status_code == 422 and "HTTP 404" in missing.text
+    finally:
+        server.shutdown()
+    assert served == {"/red.png": 1, "/blue.png": 1, "/missing.png": 1}

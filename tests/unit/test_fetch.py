@@ -133,3 +133,20 @@ def test_allowed_network_fetch_and_size_cap() -> None:
         with pytest.raises(LimitExceededError, match="larger than 1000 bytes"):
             fetch_url(url, capped)
         assert len(hits) == 2
+
+
+def test_allowed_hosts_are_fetched_by_name_only() -> None:
+    """``--allow-image-host images.internal`` lets that name reach its private address; another
+    name resolving to the same address, or the address itself, is still refused."""
+    def resolver(host: str, port: int) -> list[str]:
+        return ["10.0.0.5"]
+
+    policy = FetchPolicy(allowed_hosts=("Images.Internal",))
+    assert check_url("http://images.internal/a.png", policy, field="f", resolver=resolver)[2] == (
+        "10.0.0.5"
+    )
+    for url in ("http://other.internal/a.png", "http://10.0.0.5/a.png"):
+        with pytest.raises(InputError, match="non-public"):
+            check_url(url, policy, field="f", resolver=resolver)
+    with pytest.raises(InputError, match="non-public"):
+        check_url("http://images.internal/a.png", FetchPolicy(), field="f", resolver=resolver)

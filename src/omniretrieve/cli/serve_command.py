@@ -52,6 +52,15 @@ def serve(
     milvus_uri: str = typer.Option(
         None, "--milvus-uri", help="Milvus for vector_store=milvus collections (default: Lite)."
     ),
+    allow_image_host: list[str] = typer.Option(
+        None,
+        "--allow-image-host",
+        help="A host image URLs may come from although it is internal (repeatable); every "
+        "other host must resolve to public addresses.",
+    ),
+    image_cache_mb: int = typer.Option(
+        256, help="Megabytes of fetched images kept, so a URL sent again is not re-fetched."
+    ),
     header_timeout: float = typer.Option(
         10.0, help="Seconds a client has to send a request's headers (then: disconnected)."
     ),
@@ -106,6 +115,8 @@ def serve(
         collections_root=collections_root,
         milvus_uri=milvus_uri,
         ocr_fallback=not no_ocr_fallback,
+        allowed_image_hosts=tuple(allow_image_host or ()),
+        image_cache_bytes=image_cache_mb * 1024 * 1024,
     )
     import logging
 

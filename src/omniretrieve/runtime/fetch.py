@@ -58,6 +58,9 @@ class FetchPolicy:
     max_redirects: int = 3
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
     """Networks allowed although not public (e.g. an internal image store); empty by default."""
+    allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    """Host names fetched from whatever they resolve to (a deployment's own image hosts,
+    ``--allow-image-host``); every other host keeps the public-address rule."""
 
     def allows(self, address: IPAddress) -> bool:
         if is_public(address):
@@ -90,7 +93,8 @@ def check_url(
             raise InputError(f"{field}: the host {host!r} cannot be resolved", field=field) from exc
     if not addresses:
         raise InputError(f"{field}: the host {host!r} cannot be resolved", field=field)
-    refused = [a for a in addresses if not policy.allows(a)]
+    named = host.lower().rstrip(".") in {h.lower().rstrip(".") for h in policy.allowed_hosts}
+    refused = [] if named else [a for a in addresses if not policy.allows(a)]
     if refused:
         raise InputError(
             f"{field}: refusing to fetch from a non-public address ({refused[0]}): loopback, "

@@ -20,6 +20,7 @@ from omniretrieve.server.body_checks import JsonBodyCheckMiddleware
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.errors import install_error_handlers
+from omniretrieve.server.image_fetch import ImageFetcher
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.server.ocr_fallback import create_reader
 from omniretrieve.server.pool import ModelPool
@@ -63,6 +64,9 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
     app.state.collections = CollectionManager(pool, config.collections_root, config.limits)
     app.state.milvus_uri = config.milvus_uri
     app.state.ocr_reader = create_reader(config.ocr_fallback)
+    app.state.image_fetcher = ImageFetcher(
+        config.fetch_policy(), config.limits, config.image_cache_bytes
+    )
 
     if config.cors_origins:
         app.add_middleware(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omniretrieve.errors import InputError
 from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+from omniretrieve.runtime.fetch import FetchPolicy
 
 API_KEYS_ENV = "OMNIRETRIEVE_API_KEYS"
 
@@ -48,6 +49,17 @@ class ServerConfig:
     """Where the server's collections live (default: the user's data directory)."""
     milvus_uri: str | None = None
     """Milvus for collections created with vector_store=milvus (None: Milvus Lite files)."""
+    allowed_image_hosts: tuple[str, ...] = ()
+    """Host names image URLs may be fetched from although they resolve to non-public
+    addresses (``--allow-image-host``); every other host must be public."""
+    image_cache_bytes: int = 256 * 1024 * 1024
+    """Fetched images kept (by content hash) so a URL sent again is not fetched again."""
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The SSRF policy for this server's image URLs."""
+        return FetchPolicy(
+            max_bytes=self.limits.max_image_bytes, allowed_hosts=self.allowed_image_hosts
+        )
 
 
 def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[str, ...]:

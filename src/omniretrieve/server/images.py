@@ -31,10 +31,12 @@ def validate_images(
     model_id: str,
     modalities: frozenset[str],
     ocr_available: bool = False,
+    policy: FetchPolicy | None = None,
 ) -> None:
     """``items`` are (field name, input); raises on the first bad one. Images for a text-only
-    model pass only when the server can read them with OCR."""
-    policy = FetchPolicy(max_bytes=limits.max_image_bytes)
+    model pass only when the server can read them with OCR. URLs are checked against
+    ``policy`` (default: public addresses only)."""
+    policy = policy or FetchPolicy(max_bytes=limits.max_image_bytes)
     for field, item in items:
         image = image_of(item)
         if image is None:

@@ -121,7 +121,11 @@ async def search_collection(name: str, body: SearchRequest, request: Request) ->
         limits=limits,
         model_id="",
         modalities=frozenset({"text", "image"}),
+        policy=app_config(request).fetch_policy(),
     )
+    if query.image is not None:
+        (fetched,) = await request.app.state.image_fetcher.prefetch([("query", query.as_input())])
+        query = parse_query(fetched, "query")
 
     def search(collection: Any) -> Any:
         reranker = loaded_reranker(request, body.rerank, collection)

@@ -102,7 +102,10 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
             model_id=model.model_id,
             modalities=model.modalities,
             ocr_available=reader is not None,
+            policy=config.fetch_policy(),
         )
+        inputs = await request.app.state.image_fetcher.prefetch(named)
+        named = [(field, item) for (field, _), item in zip(named, inputs, strict=True)]
         read_by_ocr: list[int] = []
         if "image" not in model.modalities and reader is not None:
             inputs, read_by_ocr = await read_images_as_text(

@@ -52,8 +52,12 @@ async def run_rerank(
         model_id=model.model_id,
         modalities=model.modalities,
         ocr_available=reader is not None,
+        policy=config.fetch_policy(),
     )
-    originals = documents
+    originals = documents  # as sent (URLs kept) for return_documents
+    fetched = await request.app.state.image_fetcher.prefetch(named)
+    named = [(field, item) for (field, _), item in zip(named, fetched, strict=True)]
+    query, documents = fetched[0], fetched[1:]
     read_by_ocr: list[int] = []
     unreadable: set[int] = set()  # positions as in ``named``: documents[i] is i + 1
     if "image" not in model.modalities and reader is not None:
