@@ -25,7 +25,6 @@ from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError
 from omniretrieve.index.collection import Collection, CollectionSettings, UpsertReport
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
-from omniretrieve.reranker import Reranker
 from omniretrieve.server.config import Limits
 from omniretrieve.server.pool import ModelPool
 
@@ -72,7 +71,8 @@ class CollectionManager:
         }
 
     def _rerankers(self) -> dict[str, IndexReranker]:
-        return {mid: Reranker.wrap(m.model) for mid, m in self.pool.rerankers.items()}
+        """The pool's rerankers, through their queues (batches shared with /v1/rerank)."""
+        return dict(self.pool.rerankers)
 
     def _serve(self, collection: Collection) -> OpenCollection:
         collection.options.image_paths = False  # a client may not make the server read files

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError
-from omniretrieve.inputs import Input, TextInput
+from omniretrieve.inputs import Input, TextInput, parse_input, parse_inputs
 from omniretrieve.models.base import (
     EmbeddingModel,
     EncodeOutput,
@@ -18,6 +18,7 @@ from omniretrieve.models.base import (
     ScoreOutput,
 )
 from omniretrieve.models.registry import Registry, declared_languages, default_registry
+from omniretrieve.reranker import RerankResponse, build_rerank_response
 from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.config import ServerConfig
@@ -56,6 +57,26 @@ class LoadedEmbedder:
 class LoadedReranker:
     model: RerankModel
     queue: BatchingQueue[RerankJob, ScoreOutput]
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def rerank(
+        self, query: Any, documents: Any, *, return_documents: bool = True
+    ) -> RerankResponse:
+        """``Reranker.rerank`` through this model's queue (a collection search's rerank stage
+        shares model batches with concurrent /v1/rerank requests); blocks until scored."""
+        parsed_query = parse_input(query, field="query")
+        parsed = parse_inputs(documents, field="documents")
+        future = self.queue.submit(RerankJob(parsed_query, parsed), cost=len(parsed), key="rerank")
+        return build_rerank_response(
+            self.model.model_id,
+            future.result(),
+            parsed,
+            top_n=None,
+            return_documents=return_documents,
+        )
 
 
 def encode_merged(model: EmbeddingModel, jobs: Sequence[EncodeJob]) -> list[EncodeOutput]:
