@@ -248,6 +248,8 @@ class Searcher:
     ) -> None:
         """A query some stage of this search can read: an image alone needs an image-capable
         embedder among ``fields`` in dense or hybrid mode."""
+        if all(q.has_text for q in queries):
+            return  # (no model is loaded to ask: a warm eval reads its vectors from the cache)
         readers = [m for m in fields if "image" in self._source.embedder(m).modalities]
         for position, query in enumerate(queries):
             if query.has_text or (readers and mode != "sparse"):
@@ -272,8 +274,8 @@ class Searcher:
             return dense_runs, query_vectors
         cache = self._stage_cache if self._stage_cache is not None else {}
         for model_id in plan.fields:
-            embedder = self._source.embedder(model_id)
-            reads_images = "image" in embedder.modalities
+            with_images = any(q.image is not None for q in queries)
+            reads_images = with_images and "image" in self._source.embedder(model_id).modalities
             read = [i for i, q in enumerate(queries) if reads_images or q.has_text]
             if not read:
                 continue
