@@ -3,17 +3,22 @@ an image with an instruction or a modification text).
 
 Each stage reads what it can: BM25 and text-only embedders read the text (and sit out for an
 image alone), image-capable embedders and rerankers read the whole query. A query's ``key``
-identifies it in the first-stage cache (a text query's key is its text).
+identifies it in the first-stage cache (a text query's key is its text). Also here: the check
+that some stage can read each query, and query encoding (texts and images apart).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from omniretrieve.checks import check_text
 from omniretrieve.errors import InputError
+from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput, parse_input
 
 
@@ -70,3 +75,59 @@ def parse_queries(values: Any) -> list[SearchQuery]:
     return [
         parse_query(v, "query" if len(items) == 1 else f"queries[{i}]") for i, v in enumerate(items)
     ]
+
+
+def check_readable(
+    queries: Sequence[SearchQuery],
+    mode: str,
+    fields: tuple[str, ...],
+    modalities: Callable[[str], frozenset[str]],
+) -> None:
+    """Every query can be read by some stage of this search: an image alone needs an
+    image-capable embedder among ``fields`` in dense or hybrid mode. ``modalities(field)`` is
+    asked only when a query has no text (it loads the model)."""
+    if all(q.has_text for q in queries):
+        return
+    readers = [m for m in fields if "image" in modalities(m)]
+    for position, query in enumerate(queries):
+        if query.has_text or (readers and mode != "sparse"):
+            continue
+        field_path = "query" if len(queries) == 1 else f"queries[{position}]"
+        why = "BM25 reads text" if mode == "sparse" else "these embedders read text only"
+        raise InputError(
+            f"{field_path} is an image without text, and no stage of this search reads "
+            f"images ({why}: {', '.join(fields) or 'none'}); add an image-capable "
+            "embedder (CLIP, BGE-VL) to the collection, or send text",
+            field=field_path,
+        )
+
+
+def encode_queries(
+    embedder: IndexEmbedder,
+    queries: Sequence[SearchQuery],
+    *,
+    show_progress: bool = False,
+    instruction: str | None = None,
+) -> np.ndarray:
+    """Query vectors in the order given: texts through ``encode_texts`` (which eval caches on
+    disk), images and composed queries through ``encode``."""
+    instructed = {} if instruction is None else {"instruction": instruction}
+    vectors = np.empty((len(queries), embedder.dimension), dtype=np.float32)
+    texts = [i for i, q in enumerate(queries) if q.image is None]
+    others = [i for i, q in enumerate(queries) if q.image is not None]
+    if texts:
+        vectors[texts] = embedder.encode_texts(
+            [queries[i].text for i in texts],
+            task="retrieval.query",
+            show_progress=show_progress,
+            **instructed,
+        )
+    if others:
+        try:
+            encoded = embedder.encode(
+                [queries[i].as_input() for i in others], task="retrieval.query", **instructed
+            )
+        except InputError as exc:  # e.g. a dual encoder given text and image in one query
+            raise InputError(f"query: {exc.message}", field="query") from exc
+        vectors[others] = np.asarray(encoded.embeddings)
+    return vectors

@@ -17,7 +17,12 @@ from omniretrieve.errors import InputError
 from omniretrieve.fusion import rrf_fusion, top, zscore_fusion
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
-from omniretrieve.index.queries import SearchQuery, parse_queries
+from omniretrieve.index.queries import (
+    SearchQuery,
+    check_readable,
+    encode_queries,
+    parse_queries,
+)
 from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
 from omniretrieve.index.results import FirstStage, SearchHit
 from omniretrieve.index.settings import CollectionSettings, field_name
@@ -246,22 +251,7 @@ class Searcher:
     def _check_readable(
         self, queries: Sequence[SearchQuery], mode: str, fields: tuple[str, ...]
     ) -> None:
-        """A query some stage of this search can read: an image alone needs an image-capable
-        embedder among ``fields`` in dense or hybrid mode."""
-        if all(q.has_text for q in queries):
-            return  # (no model is loaded to ask: a warm eval reads its vectors from the cache)
-        readers = [m for m in fields if "image" in self._source.embedder(m).modalities]
-        for position, query in enumerate(queries):
-            if query.has_text or (readers and mode != "sparse"):
-                continue
-            field_path = "query" if len(queries) == 1 else f"queries[{position}]"
-            why = "BM25 reads text" if mode == "sparse" else "these embedders read text only"
-            raise InputError(
-                f"{field_path} is an image without text, and no stage of this search reads "
-                f"images ({why}: {', '.join(fields) or 'none'}); add an image-capable "
-                "embedder (CLIP, BGE-VL) to the collection, or send text",
-                field=field_path,
-            )
+        check_readable(queries, mode, fields, lambda m: self._source.embedder(m).modalities)
 
     def _dense_stage(
         self, queries: Sequence[SearchQuery], plan: SearchPlan, show_progress: bool
@@ -323,29 +313,12 @@ class Searcher:
         show_progress: bool,
         instruction: str | None = None,
     ) -> np.ndarray:
-        """Query vectors, texts through ``encode_texts`` (cached on disk by eval), images and
-        composed queries through ``encode``, in the order given."""
-        embedder = self._source.embedder(model_id)
-        instructed = {} if instruction is None else {"instruction": instruction}
-        vectors = np.empty((len(queries), embedder.dimension), dtype=np.float32)
-        texts = [i for i, q in enumerate(queries) if q.image is None]
-        others = [i for i, q in enumerate(queries) if q.image is not None]
-        if texts:
-            vectors[texts] = embedder.encode_texts(
-                [queries[i].text for i in texts],
-                task="retrieval.query",
-                show_progress=show_progress,
-                **instructed,
-            )
-        if others:
-            try:
-                encoded = embedder.encode(
-                    [queries[i].as_input() for i in others], task="retrieval.query", **instructed
-                )
-            except InputError as exc:  # e.g. a dual encoder given text and image in one query
-                raise InputError(f"query: {exc.message}", field="query") from exc
-            vectors[others] = np.asarray(encoded.embeddings)
-        return vectors
+        return encode_queries(
+            self._source.embedder(model_id),
+            queries,
+            show_progress=show_progress,
+            instruction=instruction,
+        )
 
     def _query_stages(
         self, query: SearchQuery, dense: dict[str, dict[str, float]], plan: SearchPlan
