@@ -76,6 +76,16 @@ def training_task(dataset: EvalDataset, split: str) -> EvalTask:
     return layout.load(dataset.path, split).tasks[0]
 
 
+def evaluate_in_dataset_collections(
+    dataset: EvalDataset, runnable: list[Pipeline], run: EvalRun
+) -> list[TaskResult]:
+    """:func:`evaluate_in_collections`, embedding the documents' images when the documents
+    are images (page-image sets)."""
+    return evaluate_in_collections(
+        dataset, runnable, run, native_images=dataset.doc_modality == "image"
+    )
+
+
 def evaluate_in_collections(
     dataset: EvalDataset, runnable: list[Pipeline], run: EvalRun, *, native_images: bool
 ) -> list[TaskResult]:

@@ -129,3 +129,26 @@ class RerankModel(ABC):
     @classmethod
     @abstractmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> RerankModel: ...
+
+
+class PairwiseRerankModel(RerankModel):
+    """A reranker whose pairs are scored independently of each other (m0, cross-encoders):
+    it implements :meth:`score_many`, sharing model batches across requests, and one request
+    is a call of it."""
+
+    def score(
+        self,
+        query: Input,
+        documents: Sequence[Input],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreOutput:
+        return self.score_many([(query, documents)], progress=progress)[0]
+
+    @abstractmethod
+    def score_many(
+        self,
+        requests: Sequence[tuple[Input, Sequence[Input]]],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> list[ScoreOutput]: ...

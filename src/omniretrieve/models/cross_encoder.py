@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.inputs import Input, texts_of
-from omniretrieve.models.base import LoadOptions, ProgressCallback, RerankModel, ScoreOutput
+from omniretrieve.models.base import (
+    LoadOptions,
+    PairwiseRerankModel,
+    ProgressCallback,
+    ScoreOutput,
+)
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
 from omniretrieve.runtime.torch_utils import load_pretrained
@@ -50,7 +55,7 @@ def max_pair_length(config: dict[str, Any], tokenizer_limit: int | None) -> int:
     return min(limits)
 
 
-class CrossEncoderReranker(RerankModel):
+class CrossEncoderReranker(PairwiseRerankModel):
     family = "cross-encoder"
     modalities = frozenset({"text"})
 
@@ -91,15 +96,6 @@ class CrossEncoderReranker(RerankModel):
         pairs = [{k: cut[k][i] for k in keys} for i in range(len(documents))]
         truncated = [len(ids) > self.max_length for ids in full["input_ids"]]
         return pairs, truncated
-
-    def score(
-        self,
-        query: Input,
-        documents: Sequence[Input],
-        *,
-        progress: ProgressCallback | None = None,
-    ) -> ScoreOutput:
-        return self.score_many([(query, documents)], progress=progress)[0]
 
     def score_many(
         self,

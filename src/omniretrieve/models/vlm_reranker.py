@@ -22,7 +22,12 @@ import numpy as np
 
 from omniretrieve.errors import LimitExceededError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, TextInput
-from omniretrieve.models.base import LoadOptions, ProgressCallback, RerankModel, ScoreOutput
+from omniretrieve.models.base import (
+    LoadOptions,
+    PairwiseRerankModel,
+    ProgressCallback,
+    ScoreOutput,
+)
 from omniretrieve.models.images import load_image
 from omniretrieve.models.qwen_vl_inputs import (
     IMAGE_PLACEHOLDER,
@@ -92,7 +97,7 @@ class _Pair:
     ids: list[int] = field(default_factory=list)
 
 
-class VlmReranker(RerankModel):
+class VlmReranker(PairwiseRerankModel):
     family = "vlm-reranker"
     modalities = frozenset({"text", "image"})
 
@@ -187,15 +192,6 @@ class VlmReranker(RerankModel):
         return pair
 
     # -- scoring --------------------------------------------------------------------------
-    def score(
-        self,
-        query: Input,
-        documents: Sequence[Input],
-        *,
-        progress: ProgressCallback | None = None,
-    ) -> ScoreOutput:
-        return self.score_many([(query, documents)], progress=progress)[0]
-
     def score_many(
         self,
         requests: Sequence[tuple[Input, Sequence[Input]]],

@@ -22,7 +22,10 @@ from omniretrieve.eval.datasets import (
     pick_split,
 )
 from omniretrieve.eval.layouts import Layout
-from omniretrieve.eval.searching import collection_skip_reason, evaluate_in_collections
+from omniretrieve.eval.searching import (
+    collection_skip_reason,
+    evaluate_in_dataset_collections,
+)
 
 TEXT_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10")
 PAGE_METRICS: tuple[str, ...] = ("ndcg@5", "ndcg@10")
@@ -61,8 +64,6 @@ LAYOUT = Layout(
     detect=detect,
     load=load,
     skip_reason=collection_skip_reason,
-    evaluate=lambda dataset, pipelines, run: evaluate_in_collections(
-        dataset, pipelines, run, native_images=dataset.doc_modality == "image"
-    ),
+    evaluate=evaluate_in_dataset_collections,
     fits_fusion=True,
 )

@@ -20,7 +20,10 @@ from omniretrieve.eval.datasets import (
     load_query_groups,
 )
 from omniretrieve.eval.layouts import Layout, TaskGroups
-from omniretrieve.eval.searching import collection_skip_reason, evaluate_in_collections
+from omniretrieve.eval.searching import (
+    collection_skip_reason,
+    evaluate_in_dataset_collections,
+)
 
 METRICS: tuple[str, ...] = ("map@20", "recall@10")
 
@@ -86,8 +89,6 @@ LAYOUT = Layout(
     detect=detect,
     load=load,
     skip_reason=collection_skip_reason,
-    evaluate=lambda dataset, pipelines, run: evaluate_in_collections(
-        dataset, pipelines, run, native_images=dataset.doc_modality == "image"
-    ),
+    evaluate=evaluate_in_dataset_collections,
     task_groups=task_groups,
 )

@@ -19,7 +19,10 @@ from omniretrieve.eval.datasets import (
 )
 from omniretrieve.eval.layouts import Layout
 from omniretrieve.eval.layouts.beir import TEXT_METRICS
-from omniretrieve.eval.searching import collection_skip_reason, evaluate_in_collections
+from omniretrieve.eval.searching import (
+    collection_skip_reason,
+    evaluate_in_dataset_collections,
+)
 from omniretrieve.index.documents import iter_folder_documents
 from omniretrieve.jsonl import read_jsonl
 
@@ -84,7 +87,5 @@ LAYOUT = Layout(
     detect=detect,
     load=load,
     skip_reason=collection_skip_reason,
-    evaluate=lambda dataset, pipelines, run: evaluate_in_collections(
-        dataset, pipelines, run, native_images=dataset.doc_modality == "image"
-    ),
+    evaluate=evaluate_in_dataset_collections,
 )
