@@ -342,3 +342,28 @@ def test_first_stages_are_reused_and_forgotten_on_change(
         assert "lions" in {h.doc_id for h in collection.search("cats eat fish")}
     assert collection.cached_first_stages is None
     collection.close()
+
+
+def test_dense_search_over_two_fields_takes_their_weights(tmp_path: Path, tiny_bert_dir) -> None:
+    """Dense mode fuses its fields with the weights after BM25's: all weight on the first
+    field ranks as that field alone does."""
+    from tests.builders.tiny_bert import build_tiny_bert
+
+    other = build_tiny_bert(tmp_path / "other", seed=7)
+    first, second = str(tiny_bert_dir), str(other)
+    settings = CollectionSettings(embedders=(first, second))
+    embedders = {first: Embedder(tiny_bert_dir), second: Embedder(other)}
+    with Collection.create(
+        "two", root=tmp_path, settings=settings, embedders=embedders
+    ) as collection:
+        collection.upsert(DOCS)
+        alone = collection.search("cats and fish", mode="dense", embedders=[first], top_k=4)
+        weighted = collection.search(
+            "cats and fish", mode="dense", top_k=4, fusion_weights=(0.5, 1.0, 0.0)
+        )
+        assert [h.doc_id for h in weighted] == [h.doc_id for h in alone]
+        flipped = collection.search(
+            "cats and fish", mode="dense", top_k=4, fusion_weights=(0.5, 0.0, 1.0)
+        )
+        only_second = collection.search("cats and fish", mode="dense", embedders=[second], top_k=4)
+        assert [h.doc_id for h in flipped] == [h.doc_id for h in only_second]

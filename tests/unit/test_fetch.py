@@ -138,6 +138,7 @@ def test_allowed_network_fetch_and_size_cap() -> None:
 def test_allowed_hosts_are_fetched_by_name_only() -> None:
     """``--allow-image-host images.internal`` lets that name reach its private address; another
     name resolving to the same address, or the address itself, is still refused."""
+
     def resolver(host: str, port: int) -> list[str]:
         return ["10.0.0.5"]
 

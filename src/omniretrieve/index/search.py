@@ -154,7 +154,7 @@ class Searcher:
             for position, query in enumerate(parsed):
                 stage_scores, used = self._query_stages(query, dense_runs[position], plan)
                 weights = self._fusion_weights(used, fusion_weights, plan.fields)
-                if weights is not None and "sparse" not in stage_scores:
+                if weights is not None and mode == "hybrid" and "sparse" not in stage_scores:
                     weights = weights[1:]  # BM25 sat out (an image alone): its weight goes
                 first = self._fuse(stage_scores, weights, mode)
                 if mode == "hybrid" or len(stage_scores) > 1:
