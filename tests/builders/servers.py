@@ -32,6 +32,7 @@ def pool_key(config: ServerConfig) -> tuple[object, ...]:
         config.batch_wait_ms,
         config.max_batch_items,
         config.limits.max_pending_items,
+        config.aliases,
     )
 
 

@@ -15,7 +15,12 @@ from tests.builders.servers import running_server
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    with running_server(ServerConfig(api_keys=("test-key",), batch_wait_ms=20)) as url:
+    aliases = (
+        ("text-embedding-3-small", "all-MiniLM-L6-v2"),  # the clients' default model names
+        ("rerank-english-v3.0", "omniretrieve-hybrid-reranker"),
+    )
+    config = ServerConfig(api_keys=("test-key",), batch_wait_ms=20, aliases=aliases)
+    with running_server(config) as url:
         yield url
 
 
@@ -32,10 +37,20 @@ def test_openai_client_embeddings(base_url: str, minilm) -> None:
         model="all-MiniLM-L6-v2", input="hello", encoding_format="float", dimensions=64
     )
     assert len(floats.data[0].embedding) == 64
-    from openai import AuthenticationError, NotFoundError
+    from openai import AuthenticationError, NotFoundError, UnprocessableEntityError
 
-    with pytest.raises(NotFoundError):
-        client.embeddings.create(model="text-embedding-3-small", input="x")
+    aliased = client.embeddings.create(model="text-embedding-3-small", input=texts)  # --alias
+    np.testing.assert_allclose(
+        np.array([item.embedding for item in aliased.data]), vectors, atol=1e-6
+    )
+    listed = {m.id for m in client.models.list()}
+    assert {"all-MiniLM-L6-v2", "text-embedding-3-small", "rerank-english-v3.0"} <= listed
+    with pytest.raises(NotFoundError) as missing:
+        client.embeddings.create(model="text-embedding-ada-002", input="x")
+    assert (missing.value.code, missing.value.param) == ("model_not_found", "model")
+    with pytest.raises(UnprocessableEntityError) as invalid:
+        client.embeddings.create(model="all-MiniLM-L6-v2", input="")
+    assert (invalid.value.code, invalid.value.param) == ("invalid_input", "input[0]")
     bad_key = OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0)
     with pytest.raises(AuthenticationError):
         bad_key.embeddings.create(model="all-MiniLM-L6-v2", input="x")
@@ -50,7 +65,7 @@ def test_cohere_client_rerank(base_url: str) -> None:
         "Capital punishment has existed in the United States since before it was a country.",
     ]
     response = client.rerank(
-        model="omniretrieve-hybrid-reranker",
+        model="rerank-english-v3.0",  # the Cohere client's default, an --alias here
         query="What is the capital of the United States?",
         documents=documents,
         top_n=2,

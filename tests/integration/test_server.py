@@ -45,7 +45,7 @@ def text_page_uri(lines: list[str]) -> str:
 
 def error_of(response) -> dict:
     body = response.json()
-    assert set(body) == {"error"} and {"type", "message", "field"} <= set(body["error"])
+    assert set(body) == {"error", "detail"} and {"type", "message", "field"} <= set(body["error"])
     return body["error"]
 
 
@@ -133,6 +133,7 @@ def test_truncation_flag_and_truncate_false(client: TestClient) -> None:
             "disagree",
         ),
         ({"input": [{"txt": "typo"}]}, 422, "input[0]", "unknown key"),
+        ({"input": "x", "late_chunking": True}, 422, "late_chunking", "not supported"),
         ({"input": [{"image": "http://127.0.0.1:9/x.png"}]}, 422, "input[0]", "non-public"),
         ({"input": [{"image": "http://169.254.169.254/"}]}, 422, "input[0]", "non-public"),
         ({"input": [{"image": "file:///etc/passwd"}]}, 422, "input[0]", "only http"),
@@ -145,6 +146,9 @@ def test_bad_embedding_requests(client: TestClient, payload, status, field, mess
     assert response.status_code == status, response.text
     error = error_of(response)
     assert error["field"] == field and message in error["message"]
+    # the names other clients read: OpenAI's param and code, Jina's / FastAPI's detail
+    assert (error["param"], error["code"]) == (error["field"], error["type"])
+    assert response.json()["detail"] == error["message"]
 
 
 def test_images_for_a_text_model_without_ocr_are_a_422_naming_the_field(pool) -> None:
@@ -374,6 +378,9 @@ def test_api_keys(pool: ModelPool) -> None:
         )
         assert ok.status_code == 200
         assert keyed.get("/metrics").status_code == 401
+        refused = keyed.post("/v1/embeddings", json={"input": "x"}).json()
+        assert refused["detail"] == refused["error"]["message"]
+        assert refused["error"]["code"] == "unauthorized"
 
 
 def test_cors_only_when_configured(pool: ModelPool) -> None:
@@ -428,3 +435,20 @@ def test_full_queue_answers_429_with_retry_after(pool: ModelPool) -> None:
         gate.set()
         blocker.result(timeout=30)
         assert client.post("/v1/embeddings", json={"input": "now"}).status_code == 200
+
+
+def test_aliases_must_name_a_loaded_model() -> None:
+    from omniretrieve.errors import InputError, ModelNotFoundError
+    from omniretrieve.server.config import parse_aliases
+
+    assert parse_aliases(["text-embedding-3-small=all-MiniLM-L6-v2"]) == (
+        ("text-embedding-3-small", "all-MiniLM-L6-v2"),
+    )
+    with pytest.raises(InputError, match="NAME=MODEL"):
+        parse_aliases(["no-equals-sign"])
+    config = ServerConfig(models=("all-MiniLM-L6-v2",), aliases=(("gpt", "not-loaded"),))
+    pool = ModelPool(config, ServerMetrics.create())
+    with pytest.raises(ModelNotFoundError, match="'gpt' names 'not-loaded'"):
+        pool.load()
+    assert not pool.ready.is_set()
+    pool.close()

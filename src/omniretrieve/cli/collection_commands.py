@@ -25,7 +25,11 @@ def index(
         None, "--embedder", "-e", help="Embedder(s) of a new collection (default MiniLM)."
     ),
     quantization: str = typer.Option("float", help="float, int8 or binary (new collection)."),
-    language: str = typer.Option("english", help="BM25 stemmer language (new collection)."),
+    language: str = typer.Option(
+        "auto",
+        help="BM25 analysis of a new collection: auto (each document and query in its own "
+        "language) or one language for all (english, german, ...).",
+    ),
     vector_store: str = typer.Option(
         "faiss", "--vector-store", help="faiss (in process) or milvus (new collection)."
     ),

@@ -52,6 +52,12 @@ def serve(
     milvus_uri: str = typer.Option(
         None, "--milvus-uri", help="Milvus for vector_store=milvus collections (default: Lite)."
     ),
+    alias: list[str] = typer.Option(
+        None,
+        "--alias",
+        help="NAME=MODEL (repeatable): requests naming NAME get that loaded model, e.g. "
+        "text-embedding-3-small=all-MiniLM-L6-v2 for clients' default model names.",
+    ),
     allow_image_host: list[str] = typer.Option(
         None,
         "--allow-image-host",
@@ -79,7 +85,13 @@ def serve(
         MULTILINGUAL_EMBEDDER,
     )
     from omniretrieve.server.app import create_app
-    from omniretrieve.server.config import API_KEYS_ENV, Limits, ServerConfig, read_api_keys
+    from omniretrieve.server.config import (
+        API_KEYS_ENV,
+        Limits,
+        ServerConfig,
+        parse_aliases,
+        read_api_keys,
+    )
 
     if api_key:
         typer.echo(
@@ -115,6 +127,7 @@ def serve(
         collections_root=collections_root,
         milvus_uri=milvus_uri,
         ocr_fallback=not no_ocr_fallback,
+        aliases=parse_aliases(alias),
         allowed_image_hosts=tuple(allow_image_host or ()),
         image_cache_bytes=image_cache_mb * 1024 * 1024,
     )

@@ -49,6 +49,9 @@ class ServerConfig:
     """Where the server's collections live (default: the user's data directory)."""
     milvus_uri: str | None = None
     """Milvus for collections created with vector_store=milvus (None: Milvus Lite files)."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(name, model) pairs: ``name`` in a request's ``model`` picks that loaded model
+    (``--alias text-embedding-3-small=all-MiniLM-L6-v2``), as served model names do."""
     allowed_image_hosts: tuple[str, ...] = ()
     """Host names image URLs may be fetched from although they resolve to non-public
     addresses (``--allow-image-host``); every other host must be public."""
@@ -60,6 +63,17 @@ class ServerConfig:
         return FetchPolicy(
             max_bytes=self.limits.max_image_bytes, allowed_hosts=self.allowed_image_hosts
         )
+
+
+def parse_aliases(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``NAME=MODEL`` strings -> (name, model) pairs; a malformed one is an error naming it."""
+    pairs = []
+    for value in values or []:
+        name, sep, model = value.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            raise InputError(f"--alias {value!r}: expected NAME=MODEL", field="alias")
+        pairs.append((name.strip(), model.strip()))
+    return tuple(pairs)
 
 
 def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[str, ...]:

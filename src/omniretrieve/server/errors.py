@@ -1,4 +1,7 @@
-"""The server's error shape, ``{"error": {"type", "message", "field"}}``, for every failure."""
+"""The server's error shape for every failure: ``{"error": {"type", "message", "field",
+"param", "code"}, "detail": message}``. ``param`` and ``code`` repeat the field and the type
+under the names OpenAI's clients read; the top-level ``detail`` is what Jina's and FastAPI's
+clients read."""
 
 from __future__ import annotations
 
@@ -26,7 +29,22 @@ def error_response(exc: OmniRetrieveError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after_s)
     elif exc.status_code == 503:
         headers["Retry-After"] = "5"
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code, headers=headers)
+    return JSONResponse(
+        error_body(exc.error_type, exc.message, exc.field), exc.status_code, headers
+    )
+
+
+def error_body(error_type: str, message: str, field: str | None) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": error_type,
+            "message": message,
+            "field": field,
+            "param": field,
+            "code": error_type,
+        },
+        "detail": message,
+    }
 
 
 def field_name(location: tuple[Any, ...]) -> str:

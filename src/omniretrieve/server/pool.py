@@ -141,6 +141,7 @@ class ModelPool:
                     )
                     self._add_reranker(spec, source.family.loader().load(source, rerank_options))
                 log.info("loaded %s (%s)", source.model_id, source.family.name)
+            self._add_aliases()
             self.ready.set()
         except OmniRetrieveError as exc:
             self.load_error = exc.message
@@ -183,6 +184,18 @@ class ModelPool:
         )
         self.rerankers[model.model_id] = LoadedReranker(model, queue)
         self.aliases.update({spec: model.model_id, model.model_id: model.model_id})
+
+    def _add_aliases(self) -> None:
+        """The configured names for loaded models (clients' default model names)."""
+        for name, target in self.config.aliases:
+            model_id = self.aliases.get(target)
+            if model_id is None:
+                raise ModelNotFoundError(
+                    f"alias {name!r} names {target!r}, which is not a loaded model; loaded: "
+                    f"{', '.join(self.model_ids())}",
+                    field="alias",
+                )
+            self.aliases[name] = model_id
 
     # -- lookup -------------------------------------------------------------------------
     def model_ids(self) -> list[str]:

@@ -63,7 +63,21 @@ class EmbeddingsRequest(BaseModel):
     )
     normalized: bool = True
     truncate: bool = Field(True, description="False: texts over the model's length are an error")
+    late_chunking: bool = Field(
+        False, description="Jina's late chunking: not supported here (true is a 422)"
+    )
     user: str | None = None
+
+    @field_validator("late_chunking")
+    @classmethod
+    def _no_late_chunking(cls, value: bool) -> bool:
+        """Never silently ignored: a client asking for it is told it is not done."""
+        if value:
+            raise ValueError(
+                "late chunking is not supported: send the chunks as separate inputs (each is "
+                "embedded on its own)"
+            )
+        return value
 
 
 class EmbeddingData(BaseModel):
@@ -126,10 +140,15 @@ class ErrorBody(BaseModel):
     type: str
     message: str
     field: str | None = None
+    param: str | None = Field(None, description="The field again, as OpenAI's clients read it")
+    code: str | None = Field(None, description="The type again, as OpenAI's clients read it")
 
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+    detail: str = Field(
+        ..., description="The message again, as Jina's and FastAPI's clients read it"
+    )
 
 
 class CreateCollectionRequest(BaseModel):
@@ -137,7 +156,11 @@ class CreateCollectionRequest(BaseModel):
     name: str
     embedders: list[str] | None = Field(None, description="Loaded embedder ids; default: the first")
     quantization: Literal["float", "int8", "binary"] = "float"
-    language: str = Field("english", description="BM25 stemmer language")
+    language: str = Field(
+        "auto",
+        description="BM25 analysis: auto (each document and query in its own language) or one "
+        "language for all",
+    )
     fusion: Literal["zscore", "rrf"] = "zscore"
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="milvus: dense search in the server's configured Milvus"

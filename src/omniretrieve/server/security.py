@@ -9,6 +9,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from omniretrieve.server.errors import error_body
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -40,7 +42,7 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 async def send_error(
     send: Send, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps({"error": {"type": error_type, "message": message, "field": None}}).encode()
+    body = json.dumps(error_body(error_type, message, None)).encode()
     raw_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
