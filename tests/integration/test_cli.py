@@ -275,3 +275,38 @@ def test_cli_search_with_an_image_query(runner: CliRunner, tmp_path: Path) -> No
         ["search", "pics", "--query-image", str(query), "--root", str(root), "--mode", "sparse"],
     )
     assert text_only.exit_code != 0 and "image without text" in text_only.output
+
+
+def test_index_reports_progress_into_a_log_file(tmp_path: Path) -> None:
+    """``omniretrieve index`` with stderr redirected to a file (not a terminal) writes plain
+    progress lines during the run, not nothing."""
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"_id": str(i), "text": f"document number {i} about topic {i % 7}"}) + "\n"
+            for i in range(300)
+        )
+    )
+    log = tmp_path / "index.log"
+    with log.open("w") as stderr:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "omniretrieve.cli",
+                "index",
+                "logged",
+                "--from",
+                str(corpus),
+                "--root",
+                str(tmp_path / "collections"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "OMNIRETRIEVE_PROGRESS_SECONDS": "0", "HF_HUB_OFFLINE": "1"},
+            timeout=300,
+        )
+    assert done.returncode == 0, log.read_text()
+    lines = [line for line in log.read_text().splitlines() if "/300 (" in line]
+    assert len(lines) >= 2 and lines[-1].split(": ", 1)[1].startswith("300/300 (100%)"), lines
