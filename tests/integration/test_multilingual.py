@@ -224,3 +224,30 @@ def test_crossfit_searches_each_fold_with_the_other_folds_weights(
                 judged = {q: task.qrels[q] for q in fold}
                 ours = evaluate_run(judged, run, ["recall@10"]).per_query["recall@10"]
                 assert ours == pytest.approx({q: per_query["recall@10"][q] for q in fold})
+
+
+def test_language_warnings_without_false_alarms(datasets_dir: Path) -> None:
+    """English queries never look foreign to an English model; real foreign questions do."""
+    import json
+    from collections import defaultdict
+
+    from omniretrieve.text.coverage import language_warnings
+
+    def warned(texts: list[str]) -> int:
+        found = language_warnings("m", {"en"}, list(enumerate(texts)))
+        return sum(int(line.split(" ", 1)[0]) for line in found)
+
+    def queries(name: str) -> list[dict]:
+        with (datasets_dir / name / "queries.jsonl").open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    short = ["python sort list", "pandas dataframe merge", "Paris hotels", "java string split"]
+    assert warned(short) == 0
+    for name in ("scifact", "cranfield", "cosqa"):
+        assert warned([q["text"] for q in queries(name)]) == 0, name
+    by_language: dict[str, list[str]] = defaultdict(list)
+    for query in queries("xquad_r"):
+        by_language[(query.get("metadata") or {}).get("lang", "")].append(query["text"])
+    assert warned(by_language.pop("en")) == 0
+    for language, texts in by_language.items():
+        assert warned(texts) >= 0.95 * len(texts), language

@@ -62,6 +62,16 @@ def _identifier(languages: tuple[str, ...] | None) -> Any:
     return identifier
 
 
+def language_probabilities(text: str) -> dict[str, float]:
+    """Every language's probability for ``text`` (normalised over py3langid's languages,
+    regional variants folded into their macro-language)."""
+    folded: dict[str, float] = {}
+    for code, probability in _identifier(None).rank(text):
+        key = normalise(code)
+        folded[key] = folded.get(key, 0.0) + float(probability)
+    return folded
+
+
 CONFIDENT = 0.8
 """A text detected outside ``among`` with at least this probability keeps its language."""
 
