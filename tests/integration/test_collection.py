@@ -367,3 +367,20 @@ def test_dense_search_over_two_fields_takes_their_weights(tmp_path: Path, tiny_b
         )
         only_second = collection.search("cats and fish", mode="dense", embedders=[second], top_k=4)
         assert [h.doc_id for h in flipped] == [h.doc_id for h in only_second]
+
+
+def test_open_or_create(tmp_path: Path, tiny_bert_dir) -> None:
+    model = str(tiny_bert_dir)
+    embedders = {model: Embedder(tiny_bert_dir)}
+    settings = CollectionSettings(embedders=(model,), language="german")
+    with Collection.open_or_create(
+        "either", root=tmp_path, settings=settings, embedders=embedders
+    ) as made:
+        made.upsert(DOCS)
+    with Collection.open_or_create(
+        "either", root=tmp_path, settings=CollectionSettings(), embedders=embedders
+    ) as opened:
+        assert len(opened) == len(DOCS) and opened.settings.language == "german"
+    assert Collection.names(tmp_path) == ["either"]
+    Collection.drop("either", root=tmp_path)
+    assert Collection.names(tmp_path) == []

@@ -12,7 +12,6 @@ This facade keeps the public API and delegates each job to its module:
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
+from omniretrieve.index.catalog import collection_names, drop_collection
 from omniretrieve.index.documents import check_name
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
 from omniretrieve.index.languages import LanguageCache
@@ -39,13 +39,12 @@ from omniretrieve.index.settings import (
 )
 from omniretrieve.index.sparse_field import SparseField
 from omniretrieve.index.store import (
-    CollectionFormatError,
     CollectionStore,
     StoredDocument,
     StoredState,
     apply,
 )
-from omniretrieve.index.vectors import drop_vector_store, open_vector_store
+from omniretrieve.index.vectors import open_vector_store
 from omniretrieve.inputs import Input
 from omniretrieve.reranker import Reranker
 from omniretrieve.runtime.progress import progress_bar
@@ -154,6 +153,15 @@ class Collection:
             directory, settings, embedders=embedders, rerankers=rerankers, read_only=read_only
         )
 
+    @classmethod
+    def open_or_create(cls, name: str, **options: Any) -> Collection:
+        """Open ``name``, or create it (with ``settings``) when it does not exist: an existing
+        collection keeps its stored settings. Options as :meth:`open` / :meth:`create`."""
+        if ((options.get("root") or default_root()) / name / "collection.json").is_file():
+            options.pop("settings", None)
+            return cls.open(name, **options)
+        return cls.create(name, **options)
+
     def refresh(self) -> bool:
         """Read-only: reload if a writer acknowledged anything since; True when it did."""
         if not self.read_only:
@@ -181,32 +189,8 @@ class Collection:
         if self.read_only:
             raise InputError(f"collection {self.name!r} is open read-only", field="name")
 
-    @staticmethod
-    def names(root: Path | None = None) -> list[str]:
-        """The collections under ``root`` (default: the user data directory)."""
-        base = root or default_root()
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if (p / "collection.json").is_file())
-
-    @staticmethod
-    def drop(name: str, root: Path | None = None) -> None:
-        check_name(name)
-        directory = (root or default_root()) / name
-        if not (directory / "collection.json").is_file():
-            raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
-        store = CollectionStore(directory)
-        store.lock()  # never drop a collection another process is writing
-        try:
-            try:
-                settings = read_settings(store)
-            except CollectionFormatError:
-                settings = None  # a damaged collection can still be dropped (its folder)
-            if settings is not None:
-                drop_vector_store(settings, name)
-        finally:
-            store.close()
-        shutil.rmtree(directory)
+    names = staticmethod(collection_names)
+    drop = staticmethod(drop_collection)
 
     def flush(self) -> None:
         """Write a snapshot and empty the write-ahead log."""
