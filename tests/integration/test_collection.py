@@ -384,3 +384,32 @@ def test_open_or_create(tmp_path: Path, tiny_bert_dir) -> None:
     assert Collection.names(tmp_path) == ["either"]
     Collection.drop("either", root=tmp_path)
     assert Collection.names(tmp_path) == []
+
+
+def test_hits_name_their_best_passage_and_the_query_terms_in_it(
+    tmp_path: Path, minilm, hybrid_reranker
+) -> None:
+    """A long document whose answer sits after 600 words: the hit's passage is the one that
+    holds it, its highlights are the query's words (stemmed as BM25 stems them) inside that
+    passage, and ``max_chars`` returns text from the passage's start."""
+    filler = " ".join(["The committee reviewed the quarterly budget figures in detail."] * 60)
+    text = filler + " The secret ingredient of the soup is saffron, said the cooks."
+    with minilm_collection(tmp_path, minilm, hybrid_reranker, "faiss", "snip") as collection:
+        collection.upsert([{"id": "long", "text": text}, {"id": "other", "text": "Cats."}])
+        for mode in ("dense", "hybrid", "sparse"):
+            (hit,) = collection.search("secret soup ingredients", mode=mode, top_k=1)
+            assert hit.doc_id == "long" and hit.passage is not None, mode
+            start, end = hit.passage
+            assert start <= text.index("saffron") < end, mode
+            words = {text[a:b] for a, b in hit.highlights}
+            assert words == {"secret", "ingredient", "soup"}, (mode, words)
+            assert all(start <= a and b <= end for a, b in hit.highlights)
+            assert hit.text == text and hit.text_start == 0
+        (cut,) = collection.search("secret soup ingredients", top_k=1, max_chars=200)
+        # a window of the passage that shows its matching words
+        assert cut.passage[0] <= cut.text_start < cut.passage[1]
+        assert cut.text == text[cut.text_start :][:200]
+        assert {text[a:b] for a, b in cut.highlights} == {"secret", "ingredient", "soup"}
+        assert all(cut.text_start <= a and b <= cut.text_start + 200 for a, b in cut.highlights)
+        with pytest.raises(InputError, match="max_chars"):
+            collection.search("soup", max_chars=0)

@@ -84,3 +84,19 @@ def test_bad_documents_and_searches(client: TestClient) -> None:
         assert response.status_code == 422 and response.json()["error"]["field"] == field
     response = client.post("/v1/collections/bad/search", json={"query": "x", "mode": "fuzzy"})
     assert response.status_code == 422 and response.json()["error"]["field"] == "mode"
+
+
+def test_search_hits_carry_passages_and_highlights(client) -> None:
+    created = client.post("/v1/collections", json={"name": "snippets"})
+    assert created.status_code == 201, created.text
+    text = "Tides rise twice a day. " * 40 + "The Moon's gravity pulls the oceans."
+    client.put(
+        "/v1/collections/snippets/documents", json={"documents": [{"id": "t", "text": text}]}
+    )
+    body = {"query": "moon gravity", "top_k": 1, "max_chars": 120}
+    hit = client.post("/v1/collections/snippets/search", json=body).json()["hits"][0]
+    start = hit["text_start"]
+    assert hit["text"] == text[start : start + 120]
+    assert {text[a:b] for a, b in hit["highlights"]} == {"Moon", "gravity"}
+    bad = client.post("/v1/collections/snippets/search", json={**body, "max_chars": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "max_chars"

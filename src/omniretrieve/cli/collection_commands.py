@@ -131,6 +131,9 @@ def search(
     filters: list[str] = typer.Option(None, "--filter", help='key=value, or key=["a","b"].'),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per hit."),
+    max_chars: int = typer.Option(
+        None, "--max-chars", help="Text per hit: this much from its best passage."
+    ),
 ) -> None:
     """Search a collection with a text, an image, or both; JSON hits best first with
     per-stage scores."""
@@ -152,6 +155,7 @@ def search(
             mode=mode,
             rerank=reranker or rerank,
             filter=parse_filters(filters),
+            max_chars=max_chars,
         )
     shown = query if image is None else {"text": query, "image": str(query_image)}
     payload = {"collection": name, "query": shown, "hits": [h.to_json() for h in hits]}

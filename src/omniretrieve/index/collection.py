@@ -342,6 +342,7 @@ class Collection:
         embedders: Sequence[str] | Literal["auto"] | None = None,
         fusion_weights: Sequence[float] | None = None,
         instruction: str | None = None,
+        max_chars: int | None = None,
     ) -> list[SearchHit]:
         """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
         :meth:`search_many`."""
@@ -354,6 +355,7 @@ class Collection:
             embedders=embedders,
             fusion_weights=fusion_weights,
             instruction=instruction,
+            max_chars=max_chars,
         )[0]
 
     def search_many(self, queries: Sequence[Any], **options: Any) -> list[list[SearchHit]]:

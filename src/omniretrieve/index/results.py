@@ -17,11 +17,19 @@ class SearchHit:
     warning: str | None = None
     """Set when a stage could not read this hit (e.g. not reranked: an image without text for
     a text-only reranker); the hit keeps its first-stage place."""
+    passage: tuple[int, int] | None = None
+    """Character span of the passage that matched best (None: the document is one passage)."""
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    """Character spans of the query's terms in that passage (offsets in the document)."""
+    text_start: int = 0
+    """Where ``text`` begins in the document (not 0 when ``max_chars`` cut it)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if self.warning is None:
             del data["warning"]
+        data["passage"] = list(self.passage) if self.passage is not None else None
+        data["highlights"] = [list(span) for span in self.highlights]
         return data
 
 

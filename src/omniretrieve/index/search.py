@@ -26,6 +26,7 @@ from omniretrieve.index.queries import (
 from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
 from omniretrieve.index.results import FirstStage, SearchHit
 from omniretrieve.index.settings import CollectionSettings, field_name
+from omniretrieve.index.snippets import with_snippets
 from omniretrieve.index.sparse_field import SparseField
 from omniretrieve.index.store import StoredDocument, StoredState
 from omniretrieve.index.vectors import VectorStore
@@ -125,12 +126,16 @@ class Searcher:
         route_by_language: bool = False,
         show_progress: bool = False,
         instruction: str | Mapping[str, str] | None = None,
+        max_chars: int | None = None,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
 
         ``instruction`` goes to the embedders with the queries: one for all, or per embedder
         (model id -> instruction; a named task such as BGE-Code's ``CosQA``, or any text).
+        Each hit names its best passage and the query's terms in it (``passage``,
+        ``highlights``); ``max_chars`` returns that much text from the passage instead of the
+        whole document.
 
         A query is a text, an image or both (``{"text": ..., "image": ...}``, a composed
         query): BM25 and text-only embedders read its text and sit out for an image alone;
@@ -144,6 +149,10 @@ class Searcher:
         ``embedders`` as ``"auto"`` does among all."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
+        if max_chars is not None and (
+            isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1
+        ):
+            raise InputError("max_chars must be a positive integer", field="max_chars")
         parsed = parse_queries(queries)
         want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
         plan = self._plan(parsed, mode, filter, embedders, route_by_language, want, instruction)
@@ -169,7 +178,10 @@ class Searcher:
                         if plan.instructions.get(m) is None  # the reranker's own vectors
                     }
                     ranked, warnings = self._rerank(model_id, query, ranked, stage_scores, vectors)
-                results.append(self._hits(ranked[:top_k], stage_scores, warnings))
+                hits = self._hits(ranked[:top_k], stage_scores, warnings)
+                state, language = self._source.state(), self._languages.document
+                vectors = query_vectors[position]
+                results.append(with_snippets(hits, state, query.text, language, vectors, max_chars))
                 advance(1)
         return results
 

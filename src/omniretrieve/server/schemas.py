@@ -212,6 +212,9 @@ class SearchRequest(BaseModel):
         False, description="true: the collection's reranker; or the id of a loaded reranker"
     )
     filter: dict[str, Any] | None = None
+    max_chars: int | None = Field(
+        None, ge=1, description="Return this much text from each hit's best passage"
+    )
 
     @field_validator("query", mode="before")
     @classmethod

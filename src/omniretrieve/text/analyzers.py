@@ -117,6 +117,14 @@ def is_known_language(language: str) -> bool:
     )
 
 
+def word_term(word: str, language: str) -> str | None:
+    """The BM25 term of one word of a segmented language (None: too short or a stopword)."""
+    lowered = word.lower()
+    if len(lowered) < 2 or lowered in stopwords(language):
+        return None
+    return _stemmer(language).stemWord(lowered) if language in SNOWBALL else lowered
+
+
 def tokenize_one(text: str, language: str) -> list[str]:
     return tokenize_group([text], language)[0]
 

@@ -135,6 +135,7 @@ async def search_collection(name: str, body: SearchRequest, request: Request) ->
             mode=body.mode,
             rerank=reranker or False,
             filter=body.filter,
+            max_chars=body.max_chars,
         )
 
     hits = await locked(request, name, search)
