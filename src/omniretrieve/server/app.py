@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 
 from omniretrieve import __version__
 from omniretrieve.errors import OmniRetrieveError
@@ -23,6 +24,7 @@ from omniretrieve.server.errors import install_error_handlers
 from omniretrieve.server.image_fetch import ImageFetcher
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.server.ocr_fallback import create_reader
+from omniretrieve.server.page import DOCS_ASSETS, install_search_page
 from omniretrieve.server.pool import ModelPool
 from omniretrieve.server.routes import collections, embeddings, rerank, service
 from omniretrieve.server.security import ApiKeyMiddleware, BodySizeLimitMiddleware
@@ -52,12 +54,14 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
             if owns_pool:  # a pool handed in belongs to the caller, who closes it
                 await asyncio.to_thread(pool.close)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from files installed with the package
         title="omniretrieve",
         version=__version__,
         description="Embeddings and rerank, compatible with the Jina, OpenAI and Cohere APIs.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
+    install_search_page(app)
     app.state.config = config
     app.state.pool = pool
     app.state.metrics = metrics

@@ -10,6 +10,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from omniretrieve.server.errors import error_body
+from omniretrieve.server.page import OPEN_PATHS as PAGE_PATHS
+from omniretrieve.server.page import OPEN_PREFIXES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,7 +62,14 @@ class ApiKeyMiddleware:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or path in OPEN_PATHS
+            or path in PAGE_PATHS
+            or path.startswith(OPEN_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope.get("headers", []))

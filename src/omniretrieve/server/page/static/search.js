@@ -1,0 +1,129 @@
+// The search page: the form's state lives in the URL (?collection=&q=&mode=&rerank=1), so a
+// search is a link. It calls the server's own API; nothing is loaded from another host.
+"use strict";
+
+const form = document.getElementById("search");
+const statusLine = document.getElementById("status");
+const hitsList = document.getElementById("hits");
+const keyInput = document.getElementById("key");
+keyInput.value = localStorage.getItem("omniretrieve-key") || "";
+
+function headers() {
+  const key = keyInput.value.trim();
+  localStorage.setItem("omniretrieve-key", key);
+  const sent = { "content-type": "application/json" };
+  if (key) sent.authorization = "Bearer " + key;
+  return sent;
+}
+
+function say(text, isError) {
+  statusLine.textContent = text;
+  statusLine.className = isError ? "error" : "";
+}
+
+async function call(path, body) {
+  const response = await fetch(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: headers(),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
+  return data;
+}
+
+function snippetElement(hit) {
+  // the hit's text with its highlights (document offsets; the text starts at text_start)
+  const element = document.createElement("p");
+  element.className = "snippet";
+  const text = hit.text;
+  let position = 0;
+  for (const [start, end] of hit.highlights) {
+    const from = start - hit.text_start;
+    const to = end - hit.text_start;
+    if (from < position || to > text.length) continue;
+    element.append(text.slice(position, from));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(from, to);
+    element.append(mark);
+    position = to;
+  }
+  element.append(text.slice(position));
+  return element;
+}
+
+function show(hits) {
+  hitsList.replaceChildren();
+  for (const hit of hits) {
+    const item = document.createElement("li");
+    item.className = "hit";
+    item.dataset.id = hit.doc_id;
+    const title = document.createElement("div");
+    title.className = "id";
+    title.textContent = hit.metadata && hit.metadata.title ? hit.metadata.title : hit.doc_id;
+    const scores = document.createElement("div");
+    scores.className = "scores";
+    scores.textContent = "score " + hit.score.toFixed(4) + " · " +
+      Object.entries(hit.scores).map(([stage, value]) => stage + " " + value.toFixed(3)).join(" · ");
+    item.append(title, scores, snippetElement(hit));
+    if (hit.warning) {
+      const warning = document.createElement("div");
+      warning.className = "warning";
+      warning.textContent = hit.warning;
+      item.append(warning);
+    }
+    hitsList.append(item);
+  }
+}
+
+async function search() {
+  const params = new URLSearchParams(location.search);
+  const collection = params.get("collection");
+  const query = params.get("q");
+  if (!collection || !query) return;
+  say("searching…");
+  try {
+    const body = {
+      query: query,
+      mode: params.get("mode") || "hybrid",
+      rerank: params.get("rerank") === "1",
+      top_k: 10,
+      max_chars: 400,
+    };
+    const found = await call("v1/collections/" + encodeURIComponent(collection) + "/search", body);
+    show(found.hits);
+    say(found.hits.length + " hit(s)");
+  } catch (error) {
+    hitsList.replaceChildren();
+    say(error.message, true);
+  }
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  document.getElementById("q").value = params.get("q") || "";
+  document.getElementById("mode").value = params.get("mode") || "hybrid";
+  document.getElementById("rerank").checked = params.get("rerank") === "1";
+  const select = document.getElementById("collection");
+  try {
+    const listed = await call("v1/collections");
+    for (const name of listed.collections) select.append(new Option(name, name));
+    if (params.get("collection")) select.value = params.get("collection");
+  } catch (error) {
+    say(error.message, true);
+  }
+  await search();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const params = new URLSearchParams();
+  params.set("collection", document.getElementById("collection").value);
+  params.set("q", document.getElementById("q").value);
+  params.set("mode", document.getElementById("mode").value);
+  if (document.getElementById("rerank").checked) params.set("rerank", "1");
+  history.pushState(null, "", "?" + params.toString());
+  search();
+});
+window.addEventListener("popstate", start);
+start();

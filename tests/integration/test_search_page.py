@@ -1,0 +1,119 @@
+"""The search page and the API docs in a real browser (headless Chromium driven by Selenium),
+with every host but the server's unreachable: nothing may come from a CDN."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from omniretrieve.server.config import ServerConfig
+from tests.builders.servers import running_server
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("chromium") is None or shutil.which("chromedriver") is None,
+    reason="chromium and chromium-driver are not installed (.ci/run installs them)",
+)
+
+DOCUMENTS = [
+    {"id": "tides", "text": "Tides rise twice a day. The Moon's gravity pulls the oceans."},
+    {"id": "stocks", "text": "The stock market fell on Monday after the report."},
+    {"id": "cats", "text": "Cats eat fish and mice and sleep most of the day."},
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    config = ServerConfig(
+        models=("all-MiniLM-L6-v2",),
+        api_keys=("page-key",),
+        collections_root=Path(tmp_path_factory.mktemp("collections")),
+    )
+    with running_server(config) as base:
+        headers = {"Authorization": "Bearer page-key"}
+        assert httpx.post(f"{base}/v1/collections", json={"name": "notes"}, headers=headers)
+        httpx.put(
+            f"{base}/v1/collections/notes/documents",
+            json={"documents": DOCUMENTS},
+            headers=headers,
+            timeout=60,
+        ).raise_for_status()
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+        # every host but the loopback server resolves to nothing: no CDN can be reached
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, css: str, timeout: float = 30.0, by: str = "css selector"):
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        expected_conditions.presence_of_element_located((by, css))
+    )
+
+
+def test_a_search_link_shows_the_hit_with_its_highlights(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/")
+    browser.execute_script("localStorage.setItem('omniretrieve-key', 'page-key')")
+    browser.get(f"{server}/?collection=notes&q=moon+gravity&mode=hybrid")
+    first = wait_for(browser, "#hits li.hit")
+    assert first.get_attribute("data-id") == "tides"
+    marked = [m.text for m in first.find_elements(By.CSS_SELECTOR, "mark")]
+    assert marked == ["Moon", "gravity"]
+    assert "hybrid" in browser.find_element(By.ID, "mode").get_attribute("value")
+    # the form writes its state back to the URL: a search is a link
+    box = browser.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("cats fish")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(browser, "#hits li.hit[data-id=cats]")
+    assert "q=cats+fish" in browser.current_url
+
+
+def test_a_wrong_key_is_said_on_the_page(server: str, browser) -> None:
+    browser.get(f"{server}/")
+    browser.execute_script("localStorage.setItem('omniretrieve-key', 'wrong')")
+    browser.get(f"{server}/?collection=notes&q=moon")
+    wait_for(browser, "#status.error")
+    browser.execute_script("localStorage.setItem('omniretrieve-key', 'page-key')")
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_api_docs_render_offline(server: str, browser, path: str) -> None:
+    """Swagger UI and ReDoc come from the package's own files: they render with no other
+    host reachable."""
+    from PIL import Image
+
+    browser.get(f"{server}{path}")
+    heading = wait_for(
+        browser, "//*[self::h1 or self::h2][contains(., 'omniretrieve')]", by="xpath"
+    )
+    assert "omniretrieve" in heading.text
+    shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L")
+    low, high = shot.getextrema()
+    assert high - low > 100  # not a blank page
