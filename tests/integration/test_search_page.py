@@ -29,7 +29,7 @@ DOCUMENTS = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = ServerConfig(
-        models=("all-MiniLM-L6-v2",),
+        models=("all-MiniLM-L6-v2", "omniretrieve-hybrid-reranker"),
         api_keys=("page-key",),
         collections_root=Path(tmp_path_factory.mktemp("collections")),
     )
@@ -117,3 +117,34 @@ def test_the_api_docs_render_offline(server: str, browser, path: str) -> None:
     shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L")
     low, high = shot.getextrema()
     assert high - low > 100  # not a blank page
+
+
+def test_files_added_from_the_page_are_searchable(server: str, browser, tmp_path: Path) -> None:
+    """The page's file picker (the drop zone's handler) indexes files into the collection."""
+    from selenium.webdriver.common.by import By
+
+    first = tmp_path / "volcanoes.md"
+    first.write_text("# Volcanoes\nVolcanoes release sulfur dioxide when they erupt.")
+    second = tmp_path / "penguins.txt"
+    second.write_text("Penguins huddle together to keep warm in the Antarctic winter.")
+    browser.get(f"{server}/?collection=notes")
+    wait_for(browser, "#collection option[value=notes]")
+    browser.find_element(By.ID, "files").send_keys(f"{first}\n{second}")
+    wait_for(browser, "#added.done")
+    assert "added 2" in browser.find_element(By.ID, "added").text
+    browser.get(f"{server}/?collection=notes&q=sulfur+dioxide+eruption")
+    assert wait_for(browser, "#hits li.hit").get_attribute("data-id") == "volcanoes.md"
+
+
+def test_the_rerank_playground(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/")
+    browser.find_element(By.ID, "rerank-query").send_keys("what do cats eat")
+    browser.find_element(By.ID, "rerank-documents").send_keys(
+        "The stock market fell.\nCats eat fish and mice.\nParis is in France."
+    )
+    browser.find_element(By.ID, "rerank-run").click()
+    first = wait_for(browser, "#ranked li")
+    assert first.text.endswith("Cats eat fish and mice.")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#ranked li")) == 3

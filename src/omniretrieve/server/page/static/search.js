@@ -21,9 +21,9 @@ function say(text, isError) {
   statusLine.className = isError ? "error" : "";
 }
 
-async function call(path, body) {
+async function request(path, body, method) {
   const response = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
+    method: method || (body === undefined ? "GET" : "POST"),
     headers: headers(),
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -90,7 +90,7 @@ async function search() {
       top_k: 10,
       max_chars: 400,
     };
-    const found = await call("v1/collections/" + encodeURIComponent(collection) + "/search", body);
+    const found = await request("v1/collections/" + encodeURIComponent(collection) + "/search", body);
     show(found.hits);
     say(found.hits.length + " hit(s)");
   } catch (error) {
@@ -106,7 +106,7 @@ async function start() {
   document.getElementById("rerank").checked = params.get("rerank") === "1";
   const select = document.getElementById("collection");
   try {
-    const listed = await call("v1/collections");
+    const listed = await request("v1/collections");
     for (const name of listed.collections) select.append(new Option(name, name));
     if (params.get("collection")) select.value = params.get("collection");
   } catch (error) {
@@ -114,6 +114,68 @@ async function start() {
   }
   await search();
 }
+
+function readFile(file) {
+  // text files as text, images as data URIs (the API's inline image form)
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    if (file.type.startsWith("image/")) reader.readAsDataURL(file);
+    else reader.readAsText(file);
+  });
+}
+
+async function addFiles(files) {
+  const added = document.getElementById("added");
+  const collection = document.getElementById("collection").value;
+  if (!collection) { added.textContent = "create a collection first (POST /v1/collections)"; return; }
+  const documents = [];
+  for (const file of files) {
+    const content = await readFile(file);
+    documents.push(file.type.startsWith("image/")
+      ? { id: file.name, image: content } : { id: file.name, text: content });
+  }
+  try {
+    const report = await request(
+      "v1/collections/" + encodeURIComponent(collection) + "/documents", { documents }, "PUT");
+    added.textContent = "added " + report.added + ", updated " + report.updated +
+      ", unchanged " + report.unchanged;
+    added.className = "done";
+  } catch (error) {
+    added.textContent = error.message;
+    added.className = "error";
+  }
+}
+
+const dropZone = document.getElementById("add");
+dropZone.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("dragging");
+  addFiles(event.dataTransfer.files);
+});
+document.getElementById("files").addEventListener("change", (event) => addFiles(event.target.files));
+
+document.getElementById("rerank-run").addEventListener("click", async () => {
+  const ranked = document.getElementById("ranked");
+  const documents = document.getElementById("rerank-documents").value
+    .split("\n").map((line) => line.trim()).filter((line) => line);
+  try {
+    const found = await request("v1/rerank", {
+      query: document.getElementById("rerank-query").value, documents,
+    });
+    ranked.replaceChildren(...found.results.map((result) => {
+      const item = document.createElement("li");
+      item.textContent = result.relevance_score.toFixed(4) + "  " + documents[result.index];
+      return item;
+    }));
+  } catch (error) {
+    ranked.replaceChildren();
+    say(error.message, true);
+  }
+});
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
