@@ -148,3 +148,31 @@ def test_the_rerank_playground(server: str, browser) -> None:
     first = wait_for(browser, "#ranked li")
     assert first.text.endswith("Cats eat fish and mice.")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#ranked li")) == 3
+
+
+def test_the_embeddings_playground(server: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/")
+    browser.find_element(By.ID, "embed-texts").send_keys("cats eat fish\nkittens like fish")
+    browser.find_element(By.ID, "embed-run").click()
+    wait_for(browser, "#similarities tr")
+    cells = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#similarities td")]
+    assert cells[0] == "1.000" and cells[3] == "1.000" and float(cells[1]) > 0.3
+
+
+def test_an_image_query_is_sent_as_one(server: str, browser, tmp_path: Path) -> None:
+    """The page's query image goes to the API as an image query (this collection's MiniLM reads
+    text only, so the server's answer, shown on the page, says so)."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    picture = tmp_path / "query.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(picture)
+    browser.get(f"{server}/?collection=notes")
+    wait_for(browser, "#collection option[value=notes]")
+    browser.find_element(By.ID, "query-image").send_keys(str(picture))
+    browser.find_element(By.ID, "q").clear()
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    status = wait_for(browser, "#status.error")
+    assert "image without text" in status.text

@@ -76,11 +76,18 @@ function show(hits) {
   }
 }
 
+let queryImage = null;  // a data URI: the query's image, with its text if any
+document.getElementById("query-image").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  queryImage = file ? await readFile(file) : null;
+});
+
 async function search() {
   const params = new URLSearchParams(location.search);
   const collection = params.get("collection");
-  const query = params.get("q");
-  if (!collection || !query) return;
+  const text = params.get("q") || "";
+  if (!collection || (!text && !queryImage)) return;
+  const query = queryImage ? (text ? { text, image: queryImage } : { image: queryImage }) : text;
   say("searching…");
   try {
     const body = {
@@ -173,6 +180,31 @@ document.getElementById("rerank-run").addEventListener("click", async () => {
     }));
   } catch (error) {
     ranked.replaceChildren();
+    say(error.message, true);
+  }
+});
+
+document.getElementById("embed-run").addEventListener("click", async () => {
+  const table = document.getElementById("similarities");
+  const texts = document.getElementById("embed-texts").value
+    .split("\n").map((line) => line.trim()).filter((line) => line);
+  try {
+    const found = await request("v1/embeddings", { input: texts });
+    const vectors = found.data.map((row) => row.embedding);
+    const dot = (a, b) => a.reduce((sum, value, i) => sum + value * b[i], 0);
+    table.replaceChildren(...vectors.map((a, i) => {
+      const row = document.createElement("tr");
+      const name = document.createElement("th");
+      name.textContent = texts[i];
+      row.append(name, ...vectors.map((b) => {
+        const cell = document.createElement("td");
+        cell.textContent = dot(a, b).toFixed(3);  // the vectors are normalised: cosines
+        return cell;
+      }));
+      return row;
+    }));
+  } catch (error) {
+    table.replaceChildren();
     say(error.message, true);
   }
 });
