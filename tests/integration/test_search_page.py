@@ -176,3 +176,23 @@ def test_an_image_query_is_sent_as_one(server: str, browser, tmp_path: Path) -> 
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     status = wait_for(browser, "#status.error")
     assert "image without text" in status.text
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+def test_image_documents_show_a_thumbnail(server: str, browser, tmp_path: Path) -> None:
+    """An image document (read by OCR for this text-only collection) is shown with its
+    picture, fetched from the document API."""
+    from selenium.webdriver.common.by import By
+
+    from tests.builders.documents import text_image
+
+    page = tmp_path / "slide.png"
+    page.write_bytes(text_image(["Quarterly revenue grew", "by twelve percent"], (600, 200)))
+    browser.get(f"{server}/?collection=notes")
+    wait_for(browser, "#collection option[value=notes]")
+    browser.find_element(By.ID, "files").send_keys(str(page))
+    wait_for(browser, "#added.done")
+    browser.get(f"{server}/?collection=notes&q=quarterly+revenue&mode=sparse")
+    hit = wait_for(browser, "#hits li.hit[data-id='slide.png']")
+    picture = wait_for(browser, "#hits li.hit img.thumbnail[src^='data:image/']")
+    assert picture.get_attribute("alt") == "slide.png" and hit.is_displayed()

@@ -23,6 +23,8 @@ class SearchHit:
     """Character spans of the query's terms in that passage (offsets in the document)."""
     text_start: int = 0
     """Where ``text`` begins in the document (not 0 when ``max_chars`` cut it)."""
+    has_image: bool = False
+    """The document holds an image (fetch the document for it)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -444,6 +444,7 @@ class Searcher:
                     document.metadata,
                     scores,
                     warnings.get(doc_id),
+                    has_image=document.image is not None,
                 )
             )
         return hits

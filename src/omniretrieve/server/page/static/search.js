@@ -52,6 +52,21 @@ function snippetElement(hit) {
   return element;
 }
 
+function thumbnail(docId) {
+  // an image document's picture, fetched from the API (inline data only)
+  const image = document.createElement("img");
+  image.className = "thumbnail";
+  image.alt = docId;
+  const collection = new URLSearchParams(location.search).get("collection");
+  request("v1/collections/" + encodeURIComponent(collection) + "/documents/" +
+          docId.split("/").map(encodeURIComponent).join("/"))
+    .then((stored) => {
+      if (stored.image && stored.image.startsWith("data:image/")) image.src = stored.image;
+    })
+    .catch(() => image.remove());
+  return image;
+}
+
 function show(hits) {
   hitsList.replaceChildren();
   for (const hit of hits) {
@@ -66,6 +81,7 @@ function show(hits) {
     scores.textContent = "score " + hit.score.toFixed(4) + " · " +
       Object.entries(hit.scores).map(([stage, value]) => stage + " " + value.toFixed(3)).join(" · ");
     item.append(title, scores, snippetElement(hit));
+    if (hit.has_image) item.append(thumbnail(hit.doc_id));
     if (hit.warning) {
       const warning = document.createElement("div");
       warning.className = "warning";
