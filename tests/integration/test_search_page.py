@@ -196,3 +196,24 @@ def test_image_documents_show_a_thumbnail(server: str, browser, tmp_path: Path) 
     hit = wait_for(browser, "#hits li.hit[data-id='slide.png']")
     picture = wait_for(browser, "#hits li.hit img.thumbnail[src^='data:image/']")
     assert picture.get_attribute("alt") == "slide.png" and hit.is_displayed()
+
+
+def test_an_image_dropped_on_the_search_form_is_the_query(server: str, browser) -> None:
+    """A drop event carrying an image file (built in the page, as a drag from the desktop
+    delivers it) searches with that image."""
+    browser.get(f"{server}/?collection=notes")
+    wait_for(browser, "#collection option[value=notes]")
+    browser.execute_script(
+        """
+        const canvas = document.createElement("canvas");
+        canvas.width = 30; canvas.height = 20;
+        canvas.toBlob((blob) => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([blob], "query.png", {type: "image/png"}));
+          const drop = new DragEvent("drop", {dataTransfer: transfer, bubbles: true});
+          document.getElementById("search").dispatchEvent(drop);
+        }, "image/png");
+        """
+    )
+    status = wait_for(browser, "#status.error")
+    assert "image without text" in status.text  # sent as an image query (MiniLM reads text)

@@ -98,6 +98,16 @@ document.getElementById("query-image").addEventListener("change", async (event) 
   queryImage = file ? await readFile(file) : null;
 });
 
+// an image dropped onto the search form is the query's image (the typed text goes with it)
+form.addEventListener("dragover", (event) => event.preventDefault());
+form.addEventListener("drop", async (event) => {
+  const file = [...event.dataTransfer.files].find((f) => f.type.startsWith("image/"));
+  if (!file) return;
+  event.preventDefault();
+  queryImage = await readFile(file);
+  form.requestSubmit();
+});
+
 async function search() {
   const params = new URLSearchParams(location.search);
   const collection = params.get("collection");
