@@ -240,7 +240,7 @@ class Searcher:
                 f"collection {self._source.name!r} holds no vectors (BM25 only): use mode 'sparse'",
                 field="mode",
             )
-        self._check_readable(queries, mode, fields)
+        check_readable(queries, mode, fields, lambda m: self._source.embedder(m).modalities)
         allowed = self._filter(filter) if filter else None
         filter_key = json.dumps(filter, sort_keys=True, default=str) if filter else None
         instructions = {
@@ -259,11 +259,6 @@ class Searcher:
             max(want, FIRST_STAGE),
             instructions,
         )
-
-    def _check_readable(
-        self, queries: Sequence[SearchQuery], mode: str, fields: tuple[str, ...]
-    ) -> None:
-        check_readable(queries, mode, fields, lambda m: self._source.embedder(m).modalities)
 
     def _dense_stage(
         self, queries: Sequence[SearchQuery], plan: SearchPlan, show_progress: bool

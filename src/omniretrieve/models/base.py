@@ -152,3 +152,22 @@ class PairwiseRerankModel(RerankModel):
         *,
         progress: ProgressCallback | None = None,
     ) -> list[ScoreOutput]: ...
+
+
+def split_scores(
+    scores: np.ndarray, truncated: Sequence[bool], tokens: Sequence[int], sizes: Sequence[int]
+) -> list[ScoreOutput]:
+    """Per-pair scores, truncation flags and token counts of several requests' pairs (in
+    request order) -> one output per request of ``sizes`` pairs."""
+    outputs, start = [], 0
+    for size in sizes:
+        end = start + size
+        outputs.append(
+            ScoreOutput(
+                scores=scores[start:end],
+                truncated=list(truncated[start:end]),
+                total_tokens=sum(tokens[start:end]),
+            )
+        )
+        start = end
+    return outputs

@@ -18,6 +18,7 @@ from omniretrieve.models.base import (
     PairwiseRerankModel,
     ProgressCallback,
     ScoreOutput,
+    split_scores,
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
@@ -132,18 +133,7 @@ class CrossEncoderReranker(PairwiseRerankModel):
             scores[batch] = torch.sigmoid(logits.float()).cpu().numpy()
             if progress is not None:
                 progress(len(batch))
-        outputs, start = [], 0
-        for size in sizes:
-            end = start + size
-            outputs.append(
-                ScoreOutput(
-                    scores=scores[start:end],
-                    truncated=truncated[start:end],
-                    total_tokens=sum(lengths[start:end]),
-                )
-            )
-            start = end
-        return outputs
+        return split_scores(scores, truncated, lengths, sizes)
 
 
 FAMILY = Family(

@@ -27,6 +27,7 @@ from omniretrieve.models.base import (
     PairwiseRerankModel,
     ProgressCallback,
     ScoreOutput,
+    split_scores,
 )
 from omniretrieve.models.images import load_image
 from omniretrieve.models.qwen_vl_inputs import (
@@ -222,18 +223,12 @@ class VlmReranker(PairwiseRerankModel):
                 scores[chosen] = self._score_batch([pairs[i] for i in chosen])
                 if progress is not None:
                     progress(len(chosen))
-        outputs, start = [], 0
-        for request_pairs in per_request:
-            end = start + len(request_pairs)
-            outputs.append(
-                ScoreOutput(
-                    scores=scores[start:end],
-                    truncated=[p.truncated for p in request_pairs],
-                    total_tokens=sum(len(p.ids) for p in request_pairs),
-                )
-            )
-            start = end
-        return outputs
+        return split_scores(
+            scores,
+            [p.truncated for p in pairs],
+            [len(p.ids) for p in pairs],
+            [len(request_pairs) for request_pairs in per_request],
+        )
 
     def _score_batch(self, pairs: list[_Pair]) -> np.ndarray:
         import torch

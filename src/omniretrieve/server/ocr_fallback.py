@@ -24,7 +24,6 @@ from omniretrieve.inputs import (
 )
 from omniretrieve.ocr.engines import OcrUnavailableError
 from omniretrieve.ocr.reader import OcrReader
-from omniretrieve.runtime.fetch import FetchPolicy, fetch_url
 from omniretrieve.server.config import Limits
 
 log = logging.getLogger("omniretrieve.server")
@@ -42,14 +41,7 @@ def create_reader(enabled: bool) -> Any:
         return None
 
 
-def image_bytes(image: ImageInput, *, field: str, limits: Limits) -> bytes:
-    source = image.source
-    if isinstance(source, str) and "://" in source[:16]:
-        return fetch_url(source, FetchPolicy(max_bytes=limits.max_image_bytes), field=field)
-    return decode_image_bytes(source, field=field)
-
-
-async def read_images_as_text(
+async def read_images_as_text(  # after ImageFetcher.prefetch: images are inline
     items: Sequence[tuple[str, Input]],
     *,
     reader: Any,
@@ -65,7 +57,7 @@ async def read_images_as_text(
 
         image = item.image if isinstance(item, MixedInput) else item
         assert isinstance(image, ImageInput)
-        data = image_bytes(image, field=field, limits=limits)
+        data = decode_image_bytes(image.source, field=field)  # URLs were fetched before
         decoded = open_image(
             data, field=field, max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels
         )
