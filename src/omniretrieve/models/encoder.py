@@ -65,6 +65,9 @@ class EncoderLayout:
     lowercase: bool
     dimension: int
     prompts: dict[str, str]
+    default_prompt: str = ""
+    """The prompt of ``default_prompt_name`` (sentence-transformers' setting): used when the
+    task names none of the checkpoint's prompts (e5's ``query: ``)."""
 
     @classmethod
     def read(cls, info: CheckpointInfo) -> EncoderLayout:
@@ -92,6 +95,9 @@ class EncoderLayout:
             max_length = min(max_length, model_max - 2)  # roberta positions start after padding
         prompts_config = info.read_json("config_sentence_transformers.json") or {}
         prompts = prompts_config.get("prompts", {}) if isinstance(prompts_config, dict) else {}
+        default_name = (
+            prompts_config.get("default_prompt_name") if isinstance(prompts_config, dict) else None
+        )
         dimension = int(
             (pooling_config if isinstance(pooling_config, dict) else {}).get(
                 "word_embedding_dimension"
@@ -106,17 +112,16 @@ class EncoderLayout:
             lowercase=bool(st_config.get("do_lower_case", False)),
             dimension=dimension,
             prompts={k: v for k, v in prompts.items() if isinstance(v, str)},
+            default_prompt=str(prompts.get(default_name, "")) if default_name else "",
         )
 
     def prompt_for(self, task: str | None, instruction: str | None) -> str:
         if instruction is not None:
             return instruction
-        if task is None:
-            return ""
-        for name in TASK_PROMPT_NAMES.get(task, ()):
+        for name in TASK_PROMPT_NAMES.get(task, ()) if task is not None else ():
             if name in self.prompts:
                 return self.prompts[name]
-        return ""
+        return self.default_prompt
 
 
 def _pooling_mode(config: dict[str, Any]) -> str:

