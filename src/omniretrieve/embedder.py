@@ -100,6 +100,13 @@ def finish_embeddings(
     )
 
 
+def vectors_key(model_id: str, weights: str, dtype: str) -> str:
+    """What identifies a model's vectors: its id, its weights and, other than float32, the
+    precision it runs in."""
+    key = f"{model_id.replace('/', '--')}-{weights}"
+    return key if dtype == "float32" else f"{key}-{dtype}"
+
+
 class Embedder:
     """Embed texts (and, with image-capable families, images and mixed inputs).
 
@@ -155,9 +162,14 @@ class Embedder:
 
     @property
     def fingerprint(self) -> str:
-        """Changes when the weights change; keys on-disk embedding caches."""
+        """Changes when the weights or the precision change; keys on-disk embedding caches."""
         weights = self.source.fingerprint() if self.source is not None else "unverified"
-        return f"{self.model_id.replace('/', '--')}-{weights}"
+        return vectors_key(self.model_id, weights, getattr(self.model, "dtype", "float32"))
+
+    @property
+    def dtype(self) -> str:
+        """The precision the model runs in (``auto`` resolved)."""
+        return str(getattr(self.model, "dtype", "float32"))
 
     @property
     def dimension(self) -> int:

@@ -14,6 +14,7 @@ from omniretrieve.cli.app import app, collections_app
 from omniretrieve.cli.common import handle_errors, parse_filters, write_json
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput
+from omniretrieve.models.base import check_dtype
 
 
 @app.command()
@@ -44,6 +45,11 @@ def index(
     ),
     max_chars: int = typer.Option(
         MAX_TEXT_CHARS, "--max-chars", help="Longest document text; longer files are skipped."
+    ),
+    dtype: str = typer.Option(
+        "auto",
+        help="Precision of the embedders: auto (bfloat16 on CPUs with native bf16, else "
+        "float32), float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
     ),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped).
@@ -85,6 +91,7 @@ def index(
         collection = Collection.create(name, root=root, settings=settings)
     with collection:
         collection.options.max_text_chars = max_chars
+        collection.options.dtype = check_dtype(dtype)
         report = collection.upsert(documents, show_progress=True)
         collection.flush()
         payload = {"collection": name, "documents": len(collection), **report.__dict__}
@@ -134,6 +141,11 @@ def search(
     max_chars: int = typer.Option(
         None, "--max-chars", help="Text per hit: this much from its best passage."
     ),
+    dtype: str = typer.Option(
+        "auto",
+        help="Precision of the embedders: auto (bfloat16 on CPUs with native bf16, else "
+        "float32), float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
+    ),
 ) -> None:
     """Search a collection with a text, an image, or both; JSON hits best first with
     per-stage scores."""
@@ -149,6 +161,7 @@ def search(
         image = ImageInput(query_image.read_bytes())
     searched = SearchQuery(query or "", image)
     with Collection.open(name, root=root, read_only=True) as collection:
+        collection.options.dtype = check_dtype(dtype)
         hits = collection.search(
             searched,
             top_k=top_k,

@@ -65,6 +65,11 @@ def eval_command(
     instruction: str = typer.Option(
         None, "--instruction", help="A query instruction of your own, sent to every embedder."
     ),
+    dtype: str = typer.Option(
+        "auto",
+        help="Precision of the embedders: auto (bfloat16 on CPUs with native bf16, else "
+        "float32), float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
+    ),
     compare: list[str] = typer.Option(
         None,
         "--compare",
@@ -88,6 +93,7 @@ def eval_command(
         "ocr_engine": ocr_engine,
         "named_task": named_task,
         "instruction": instruction,
+        "dtype": dtype,
     }
     if suite is not None:
         if dataset or pipeline or collection:

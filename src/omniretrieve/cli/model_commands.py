@@ -26,7 +26,11 @@ def embed(
     normalize: bool = typer.Option(True, "--normalize/--no-normalize"),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per input."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
-    dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16."),
+    dtype: str = typer.Option(
+        "auto",
+        help="auto (bfloat16 on CPUs with native bf16 for sentence encoders, else float32), "
+        "float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
+    ),
 ) -> None:
     """Embed texts; JSON on stdout with a 'truncated' flag per input."""
     from omniretrieve.embedder import Embedder

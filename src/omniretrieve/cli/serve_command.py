@@ -29,7 +29,14 @@ def serve(
     api_key_file: Path = typer.Option(None, "--api-key-file", help="File of API keys, one a line."),
     cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allowed CORS origin."),
     device: str = typer.Option("cpu"),
-    dtype: str = typer.Option("auto"),
+    dtype: str = typer.Option(
+        "auto",
+        help="Precision of the models: auto (bfloat16 for sentence encoders on CPUs with "
+        "native bf16, else float32; float16 on GPU), float32, bfloat16, float16, int8.",
+    ),
+    model_dtype: list[str] = typer.Option(
+        None, "--model-dtype", help="MODEL=DTYPE: this model's precision (repeatable)."
+    ),
     max_body_bytes: int = typer.Option(32 * 1024 * 1024, help="Largest request body."),
     max_inputs: int = typer.Option(2048, help="Inputs per embeddings request."),
     max_documents: int = typer.Option(1000, help="Documents per rerank request."),
@@ -79,9 +86,11 @@ def serve(
     """Serve /v1/embeddings, /v1/rerank (Jina), /v2/rerank (Cohere) and more over HTTP."""
     import uvicorn
 
+    from omniretrieve.models.base import check_dtype
     from omniretrieve.models.registry import (
         DEFAULT_EMBEDDER,
         DEFAULT_RERANKER,
+        E5_EMBEDDER,
         MULTILINGUAL_EMBEDDER,
     )
     from omniretrieve.server.app import create_app
@@ -90,6 +99,7 @@ def serve(
         Limits,
         ServerConfig,
         parse_aliases,
+        parse_pairs,
         read_api_keys,
     )
 
@@ -101,10 +111,18 @@ def serve(
         )
     models = list(model or [])
     if not no_bundled:
-        bundled = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, DEFAULT_RERANKER)
+        bundled = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, E5_EMBEDDER, DEFAULT_RERANKER)
         models += [m for m in bundled if m not in models]
     if not models:
         raise InputError("no model to serve: pass --model or drop --no-bundled")
+    per_model_dtypes = parse_pairs(model_dtype, "model-dtype", "MODEL=DTYPE")
+    for name, value in per_model_dtypes:
+        check_dtype(value)
+        if name not in models:
+            raise InputError(
+                f"--model-dtype {name}={value}: {name!r} is not served (--model)",
+                field="model-dtype",
+            )
     config = ServerConfig(
         models=tuple(models),
         api_keys=read_api_keys(api_key, api_key_file),
@@ -121,7 +139,8 @@ def serve(
             max_pending_items=max_pending,
         ),
         device=device,
-        dtype=dtype,
+        dtype=check_dtype(dtype),
+        model_dtypes=per_model_dtypes,
         batch_wait_ms=batch_wait_ms,
         max_batch_items=max_batch_items,
         collections_root=collections_root,

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from omniretrieve.embedder import Embedder, EmbeddingResult
+from omniretrieve.embedder import Embedder, EmbeddingResult, vectors_key
 from omniretrieve.models.base import EmbeddingModel
 from omniretrieve.models.registry import declared_languages, default_registry
 from omniretrieve.runtime.cache import EmbeddingCache
@@ -20,11 +20,17 @@ class CachingEmbedder:
     :class:`EmbeddingCache`; the model is loaded only when something is not cached."""
 
     def __init__(
-        self, model_id: str, cache: EmbeddingCache, factory: Callable[[str], Embedder] | None = None
+        self,
+        model_id: str,
+        cache: EmbeddingCache,
+        factory: Callable[[str], Embedder] | None = None,
+        *,
+        dtype: str = "auto",
     ) -> None:
         self._model_id = model_id
         self._cache = cache
         self._factory = factory
+        self._dtype = dtype
         self._embedder: Embedder | None = None
         self._key: str | None = None
         self._languages: tuple[frozenset[str] | None] | None = None
@@ -36,7 +42,7 @@ class CachingEmbedder:
             if self._factory is not None:
                 self._embedder = self._factory(self._model_id)
             else:
-                self._embedder = Embedder(self._model_id)
+                self._embedder = Embedder(self._model_id, dtype=self._dtype)
         return self._embedder
 
     # -- what the model is (these load it) -----------------------------------------------
@@ -72,13 +78,14 @@ class CachingEmbedder:
         return self.wrapped.encode(inputs, **options)
 
     def cache_key(self) -> str:
-        """The model's identity for the cache: its fingerprint (changes with the weights),
-        read from the checkpoint's files without loading the model."""
+        """The model's identity for the cache: its fingerprint (changes with the weights and
+        the precision), read from the checkpoint's files without loading the model."""
         if self._embedder is not None:
             return str(self._embedder.fingerprint)
         if self._key is None:
             source = default_registry().resolve(self._model_id, allow_download=False)
-            self._key = f"{source.model_id.replace('/', '--')}-{source.fingerprint()}"
+            dtype = source.family.loader().runs_in(self._dtype, "cpu")
+            self._key = vectors_key(source.model_id, source.fingerprint(), dtype)
         return self._key
 
     @property

@@ -11,7 +11,7 @@ from omniretrieve.eval.datasets import EvalDataset
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.settings import CollectionSettings
 
-COLLECTION_FORMAT = "eval-1"
+COLLECTION_FORMAT = "eval-2"
 """Bump when the way eval builds its collections changes, so old ones are not re-used."""
 
 
@@ -29,7 +29,7 @@ def dataset_collection(
     ``images``, documents keep their images and the (image-capable) embedders embed them; with
     ``ocr``, the pages' OCR text is indexed as text and the images are left out."""
     passages, store = models.passages, models.vector_store
-    parts = [COLLECTION_FORMAT, dataset.checksum, passages, *embedders]
+    parts = [COLLECTION_FORMAT, dataset.checksum, passages, f"dtype={models.dtype}", *embedders]
     if store != "faiss":
         parts.append(f"store={store}")
     reader = None

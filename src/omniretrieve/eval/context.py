@@ -36,6 +36,8 @@ class EvalModels:
     passages: Literal["split", "first"] = "split"
     vector_store: Literal["faiss", "milvus"] = "faiss"
     ocr: OcrSource = field(default_factory=OcrSource)
+    dtype: str = "auto"
+    """Precision of the embedders the evaluation loads itself (float32, bfloat16, int8...)."""
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omniretrieve.errors import InputError
-from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER, MULTILINGUAL_EMBEDDER
+from omniretrieve.models.registry import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_RERANKER,
+    E5_EMBEDDER,
+    MULTILINGUAL_EMBEDDER,
+)
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
-AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER)
+AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, E5_EMBEDDER)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
 from omniretrieve.eval.searching import SEARCH_DEPTH, reads_images
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.models.base import check_dtype
 from omniretrieve.models.registry import default_registry
 from omniretrieve.runtime.cache import EmbeddingCache, default_cache_dir
 
@@ -48,6 +49,7 @@ def evaluate(
     ocr_engine: str = "tesseract",
     named_task: str | None = None,
     instruction: str | None = None,
+    dtype: str = "auto",
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -62,7 +64,8 @@ def evaluate(
     each fold is searched with the weights that do best on the other;
     ``vector_store="milvus"`` runs the dense searches in Milvus Lite; ``named_task`` (a task
     an embedder's model card names, e.g. BGE-Code's ``CosQA``) goes to the embedders that know
-    it, ``instruction`` (any text) to every embedder, with the queries."""
+    it, ``instruction`` (any text) to every embedder, with the queries; ``dtype`` is the
+    precision of the embedders it loads (``auto``: each family's fastest quality-safe one)."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
     if not datasets:
@@ -89,6 +92,7 @@ def evaluate(
         cast(Literal["split", "first"], passages),  # checked above
         cast(Literal["faiss", "milvus"], vector_store),  # checked by the collection settings
         OcrSource(ocr_engine),
+        check_dtype(dtype),
     )
     fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
@@ -116,6 +120,7 @@ def evaluate(
         report.config["query_instructions"] = instruction_notes
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
+    report.config["dtype"] = dtype
     reader = models.ocr.reader
     if reader is not None:
         report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"

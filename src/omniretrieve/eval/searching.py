@@ -113,7 +113,7 @@ def _evaluate_group(
     needed = tuple(dict.fromkeys(e for p in runnable for e in p.embedders))
     shared = run.models.embedders
     for model_id in needed:
-        shared.setdefault(model_id, CachingEmbedder(model_id, run.cache))
+        shared.setdefault(model_id, CachingEmbedder(model_id, run.cache, dtype=run.models.dtype))
     ocr = runnable[0].ocr
     if run.collection_name is not None:
         opened = Collection.open(

@@ -218,7 +218,7 @@ class Collection:
     # -- models ---------------------------------------------------------------------------
     def embedder(self, model_id: str) -> IndexEmbedder:
         if model_id not in self._embedders:
-            self._embedders[model_id] = Embedder(model_id)
+            self._embedders[model_id] = Embedder(model_id, dtype=self.options.dtype)
         return self._embedders[model_id]
 
     def reranker(self, model_id: str) -> IndexReranker:

@@ -43,6 +43,8 @@ def never() -> bool:
 class IngestOptions:
     image_paths: bool = True
     """Whether ``image`` may name a local file (the server turns this off)."""
+    dtype: str = "auto"
+    """Precision of the embedders the collection loads itself (given ones keep theirs)."""
     max_text_chars: int = MAX_TEXT_CHARS
     """Longest document text an upsert accepts (the server sets its own limit)."""
     should_stop: Callable[[], bool] = never

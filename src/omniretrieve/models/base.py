@@ -17,6 +17,7 @@ import numpy as np
 
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import Input
+from omniretrieve.runtime.precision import resolve_dtype
 
 if TYPE_CHECKING:
     from omniretrieve.models.sources import ModelSource
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[int], None]
 """Called with the number of items just finished."""
 
-Dtype = Literal["auto", "float32", "bfloat16", "float16"]
-DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+Dtype = Literal["auto", "float32", "bfloat16", "float16", "int8"]
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16", "int8")
+"""``auto``: what :func:`~omniretrieve.runtime.precision.resolve_dtype` picks for the family on
+the device; ``int8`` only for the sentence-encoder family, on CPU."""
 
 TASKS: tuple[str, ...] = (
     "retrieval.query",
@@ -35,6 +38,12 @@ TASKS: tuple[str, ...] = (
     "separation",
 )
 """Task names accepted everywhere (the Jina API's). Families map them to their own prompts."""
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}", field="dtype")
+    return dtype
 
 
 def check_task(task: str | None) -> str | None:
@@ -80,6 +89,20 @@ class EmbeddingModel(ABC):
     named_instructions: Mapping[str, str] = MappingProxyType({})
     """Task names this family turns into its model card's query instructions (BGE-Code's
     ``CosQA``, ``Text2SQL``...); any other ``instruction`` is used as given."""
+    dtype: str = "float32"
+    """The precision the loaded model runs in (``auto`` resolved)."""
+
+    @classmethod
+    def runs_in(cls, requested: str, device: str) -> str:
+        """The precision ``requested`` resolves to for this family on ``device``, known without
+        loading (it keys caches of computed vectors). Families with a faster path override."""
+        if requested == "int8":
+            raise InputError(
+                f"dtype int8 is available for sentence encoders (BERT-like) only, not the "
+                f"{cls.family} family",
+                field="dtype",
+            )
+        return resolve_dtype(requested, device)
 
     @abstractmethod
     def encode(

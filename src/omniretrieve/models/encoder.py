@@ -9,15 +9,16 @@ transformers checkpoint gets mean pooling and the model's own maximum length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from omniretrieve.errors import UnsupportedModelError
+from omniretrieve.errors import InputError, UnsupportedModelError
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
 from omniretrieve.models.pooling import pool
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.models.transformer_embedder import TransformerEmbedder
+from omniretrieve.runtime.precision import resolve_dtype
 
 ENCODER_ARCHITECTURES = frozenset(
     {
@@ -136,6 +137,23 @@ def _pooling_mode(config: dict[str, Any]) -> str:
     raise UnsupportedModelError(f"pooling configuration {config} is not supported")
 
 
+def _int8_model(source: ModelSource, options: LoadOptions) -> Any:
+    """The checkpoint's int8 onnxruntime graph (built once per weights, then cached)."""
+    import torch
+
+    from omniretrieve.runtime.cache import default_cache_dir
+    from omniretrieve.runtime.onnx_int8 import OnnxEncoder, int8_artefact
+
+    path = source.path
+    assert path is not None
+    artefact = int8_artefact(
+        lambda: SentenceEncoder.load_weights(path, replace(options, dtype="float32")),
+        f"{source.model_id.replace('/', '--')}-{source.fingerprint()}",
+        default_cache_dir(),
+    )
+    return OnnxEncoder(artefact, torch.get_num_threads())
+
+
 def _dimension(info: CheckpointInfo) -> int | None:
     try:
         return EncoderLayout.read(info).dimension or None
@@ -167,11 +185,25 @@ class SentenceEncoder(TransformerEmbedder):
         self.normalized = layout.normalize
 
     @classmethod
+    def runs_in(cls, requested: str, device: str) -> str:
+        """bf16 by default on CPUs with native bf16 (measured: 1.9x float32 at mean cosine
+        0.99995, see ``runtime/precision.py``); int8 on request, on CPU only."""
+        if requested == "int8" and device != "cpu":
+            raise InputError("dtype int8 runs on CPU only (onnxruntime)", field="dtype")
+        if requested == "int8":
+            return requested
+        return resolve_dtype(requested, device, fast_cpu=True)
+
+    @classmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> SentenceEncoder:
         assert source.path is not None and source.info is not None
         source.verify()
         layout = EncoderLayout.read(source.info)
-        model = cls.load_weights(source.path, options)
+        dtype = cls.runs_in(options.dtype, options.device)
+        if dtype == "int8":
+            model = _int8_model(source, options)
+        else:
+            model = cls.load_weights(source.path, replace(options, dtype=dtype))  # type: ignore[arg-type]
         return cls(source.model_id, model, cls.load_tokenizer(source.path), layout, options)
 
     # -- tokenisation -------------------------------------------------------------------

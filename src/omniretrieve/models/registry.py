@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omniretrieve.errors import (
-    InputError,
     ModelNotFoundError,
     ModelUnavailableError,
     OmniRetrieveError,
     UnsupportedModelError,
 )
-from omniretrieve.models.base import DTYPES
+from omniretrieve.models.base import check_dtype
 from omniretrieve.models.sources import (
     BundledModel,
     CheckpointInfo,
@@ -236,10 +235,7 @@ class Registry:
         allow_download: bool = True,
     ) -> tuple[ModelSource, Any]:
         """Resolve ``model``, check that it is of ``kind``, and load it with ``options``."""
-        if options.dtype not in DTYPES:
-            raise InputError(
-                f"dtype must be one of {', '.join(DTYPES)}; got {options.dtype!r}", field="dtype"
-            )
+        check_dtype(options.dtype)
         source = self.resolve(model, allow_download=allow_download)
         if source.family.kind != kind:
             raise OmniRetrieveError(
@@ -247,7 +243,10 @@ class Registry:
                 f"not {'an' if kind == 'embedder' else 'a'} {kind}",
                 field="model",
             )
-        return source, source.family.loader().load(source, options)
+        family_class = source.family.loader()
+        if kind == "embedder":
+            family_class.runs_in(options.dtype, options.device)  # a clear error before loading
+        return source, family_class.load(source, options)
 
     def bundled_ids(self) -> str:
         return ", ".join(entry.model_id for entry in self.bundled)

@@ -45,6 +45,7 @@ class TransformerEmbedder(EmbeddingModel):
         self.options = options
         self.dimension = dimension
         self.max_length = max_length
+        self.dtype = self.runs_in(options.dtype, options.device)
 
     # -- loading ------------------------------------------------------------------------
     @staticmethod

@@ -54,6 +54,11 @@ class UseMultilingual(EmbeddingModel):
     normalized = True
     languages = LANGUAGES
 
+    @classmethod
+    def runs_in(cls, requested: str, device: str) -> str:
+        """numpy in float32 whatever is asked (its weights ship in float32)."""
+        return "float32"
+
     def __init__(self, model_id: str, path: Path, options: LoadOptions) -> None:
         if options.device != "cpu":
             raise _device_error(options.device)

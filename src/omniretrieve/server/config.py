@@ -40,6 +40,8 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     device: str = "cpu"
     dtype: str = "auto"
+    model_dtypes: tuple[tuple[str, str], ...] = ()
+    """(model, dtype) pairs overriding ``dtype`` for one model (``--model-dtype``)."""
     batch_wait_ms: float = 5.0
     max_batch_items: int = 64
     ocr_fallback: bool = True
@@ -65,15 +67,22 @@ class ServerConfig:
         )
 
 
-def parse_aliases(values: list[str] | None) -> tuple[tuple[str, str], ...]:
-    """``NAME=MODEL`` strings -> (name, model) pairs; a malformed one is an error naming it."""
+def parse_pairs(
+    values: list[str] | None, option: str = "alias", shape: str = "NAME=MODEL"
+) -> tuple[tuple[str, str], ...]:
+    """``A=B`` strings (``--alias NAME=MODEL``, ``--model-dtype MODEL=DTYPE``) -> (a, b)
+    pairs; a malformed one is an error naming the option and the value."""
     pairs = []
     for value in values or []:
-        name, sep, model = value.partition("=")
-        if not sep or not name.strip() or not model.strip():
-            raise InputError(f"--alias {value!r}: expected NAME=MODEL", field="alias")
-        pairs.append((name.strip(), model.strip()))
+        left, sep, right = value.partition("=")
+        if not sep or not left.strip() or not right.strip():
+            raise InputError(f"--{option} {value!r}: expected {shape}", field=option)
+        pairs.append((left.strip(), right.strip()))
     return tuple(pairs)
+
+
+def parse_aliases(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    return parse_pairs(values)
 
 
 def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError
@@ -129,6 +129,8 @@ class ModelPool:
             for spec, source in sources:
                 if self._closed:
                     return
+                dtypes = dict(self.config.model_dtypes)
+                options = replace(options, dtype=dtypes.get(spec, self.config.dtype))  # type: ignore[arg-type]
                 if source.family.kind == "embedder":
                     model = source.family.loader().load(source, options)
                     self._add_embedder(spec, model, declared_languages(model, source))

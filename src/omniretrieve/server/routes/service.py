@@ -50,6 +50,7 @@ async def list_models(request: Request) -> dict[str, Any]:
             "dimension": m.model.dimension,
             "max_length": m.model.max_length,
             "modalities": sorted(m.model.modalities),
+            "dtype": m.model.dtype,
         }
         for m in pool.embedders.values()
     ]
