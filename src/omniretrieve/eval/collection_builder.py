@@ -15,6 +15,19 @@ COLLECTION_FORMAT = "eval-2"
 """Bump when the way eval builds its collections changes, so old ones are not re-used."""
 
 
+def _vectors_identity(model_id: str, models: EvalModels) -> str:
+    """What the stored vectors of ``model_id`` depend on: its weights and its precision (a
+    collection built in bf16 is not searched with float32 queries), read without loading the
+    model where it is cached."""
+    embedder = models.embedders.get(model_id)
+    if embedder is None:
+        return model_id
+    cache_key = getattr(embedder, "cache_key", None)
+    if callable(cache_key):
+        return f"{model_id}@{cache_key()}"
+    return f"{model_id}@{getattr(embedder, 'fingerprint', 'unknown')}"
+
+
 def dataset_collection(
     dataset: EvalDataset,
     embedders: tuple[str, ...],
@@ -29,7 +42,8 @@ def dataset_collection(
     ``images``, documents keep their images and the (image-capable) embedders embed them; with
     ``ocr``, the pages' OCR text is indexed as text and the images are left out."""
     passages, store = models.passages, models.vector_store
-    parts = [COLLECTION_FORMAT, dataset.checksum, passages, f"dtype={models.dtype}", *embedders]
+    parts = [COLLECTION_FORMAT, dataset.checksum, passages]
+    parts += [_vectors_identity(model_id, models) for model_id in embedders]
     if store != "faiss":
         parts.append(f"store={store}")
     reader = None
