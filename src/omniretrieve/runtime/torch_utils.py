@@ -74,7 +74,8 @@ def load_pretrained(
             output_loading_info=True,
             **kwargs,
         )
-    missing = sorted(loading["missing_keys"])
+    # the pooler head of BERT-like models is built by AutoModel but no embedder reads it
+    missing = sorted(k for k in loading["missing_keys"] if not k.startswith("pooler."))
     if missing:
         listed = f"{', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}"
         if require_all:
