@@ -90,6 +90,12 @@ def test_models_list_json(runner: CliRunner) -> None:
         (["embed", "x", "--task", "nope"], "task must be one of", 2),
         (["rerank", "q", "--file", "/does/not/exist"], "no such file", 2),
         (["embed", "x", "-m", "omniretrieve-hybrid-reranker"], "not an embedder", 1),
+        (["embed", "x", "--dtype", "int4"], "dtype must be one of", 2),
+        (["eval", "-d", "/nowhere", "--dtype", "fp8"], "dtype must be one of", 2),
+        (["search", "c", "q", "--dtype", "half"], "dtype must be one of", 2),
+        (["serve", "--model-dtype", "all-MiniLM-L6-v2"], "expected MODEL=DTYPE", 2),
+        (["serve", "--model-dtype", "all-MiniLM-L6-v2=int3"], "dtype must be one of", 2),
+        (["serve", "--model-dtype", "other=int8"], "'other' is not served", 2),
     ],
 )
 def test_errors_are_one_line(runner: CliRunner, args: list[str], message: str, code: int) -> None:

@@ -63,6 +63,7 @@ def index(
     from omniretrieve.ingest.files import SkippedFile
     from omniretrieve.ingest.visual import VISUAL_SUFFIXES, visual_files
 
+    check_dtype(dtype)
     skipped: list[SkippedFile] = []
     if source.is_dir():
         documents = list(
@@ -91,7 +92,7 @@ def index(
         collection = Collection.create(name, root=root, settings=settings)
     with collection:
         collection.options.max_text_chars = max_chars
-        collection.options.dtype = check_dtype(dtype)
+        collection.options.dtype = dtype
         report = collection.upsert(documents, show_progress=True)
         collection.flush()
         payload = {"collection": name, "documents": len(collection), **report.__dict__}
@@ -154,6 +155,7 @@ def search(
 
     if query is None and query_image is None:
         raise InputError("give a QUERY, a --query-image, or both", field="query")
+    check_dtype(dtype)
     image = None
     if query_image is not None:
         if not query_image.is_file():
@@ -161,7 +163,7 @@ def search(
         image = ImageInput(query_image.read_bytes())
     searched = SearchQuery(query or "", image)
     with Collection.open(name, root=root, read_only=True) as collection:
-        collection.options.dtype = check_dtype(dtype)
+        collection.options.dtype = dtype
         hits = collection.search(
             searched,
             top_k=top_k,

@@ -82,7 +82,9 @@ def eval_command(
     from omniretrieve.eval.runner import evaluate
     from omniretrieve.eval.significance import compare as paired_test
     from omniretrieve.eval.suites import evaluate_suite
+    from omniretrieve.models.base import check_dtype
 
+    check_dtype(dtype)
     options = {
         "split": split,
         "cache_dir": cache_dir,
