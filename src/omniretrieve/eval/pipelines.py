@@ -4,8 +4,9 @@
     first-stage:= "bm25" | "dense" [":" model] | "hybrid" [":" model ("," model)*]
 
 ``dense`` and ``hybrid`` without a model use the bundled default embedder. ``auto`` as the model
-means both bundled embedders (MiniLM, English; USE, 16 languages), each query routed to those
-trained on its language (hybrid: BM25 alone when neither is; dense: both). ``hybrid`` fuses
+means the three bundled embedders (MiniLM, English; USE, 16 languages; multilingual-e5-small,
+~100 languages), each query routed to those trained on its language (hybrid: BM25 alone when
+none is; dense: all). ``hybrid`` fuses
 BM25 with every named embedder (z-score fusion unless the collection says otherwise).
 ``+rerank`` re-orders the first stage's top 100 with the default reranker, ``+rerank:<model>``
 with that one. ``ocr+`` reads image documents (and image queries) through OCR first.
