@@ -11,7 +11,7 @@ import typer
 
 from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.cli.app import app, collections_app
-from omniretrieve.cli.common import handle_errors, parse_filters, write_json
+from omniretrieve.cli.common import dtype_option, handle_errors, parse_filters, write_json
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput
 from omniretrieve.models.base import check_dtype
@@ -46,11 +46,7 @@ def index(
     max_chars: int = typer.Option(
         MAX_TEXT_CHARS, "--max-chars", help="Longest document text; longer files are skipped."
     ),
-    dtype: str = typer.Option(
-        "auto",
-        help="Precision of the embedders: auto (bfloat16 on CPUs with native bf16, else "
-        "float32), float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
-    ),
+    dtype: str = dtype_option(),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped).
 
@@ -142,11 +138,7 @@ def search(
     max_chars: int = typer.Option(
         None, "--max-chars", help="Text per hit: this much from its best passage."
     ),
-    dtype: str = typer.Option(
-        "auto",
-        help="Precision of the embedders: auto (bfloat16 on CPUs with native bf16, else "
-        "float32), float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
-    ),
+    dtype: str = dtype_option(),
 ) -> None:
     """Search a collection with a text, an image, or both; JSON hits best first with
     per-stage scores."""

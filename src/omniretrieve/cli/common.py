@@ -16,6 +16,17 @@ from omniretrieve.errors import InputError, OmniRetrieveError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+DTYPE_HELP = (
+    "Precision of the models: auto (bfloat16 for sentence encoders on CPUs with native "
+    "bf16, else float32; float16 on GPU), float32, bfloat16, float16 or int8 (onnxruntime, "
+    "sentence encoders)."
+)
+
+
+def dtype_option() -> Any:
+    """``--dtype``, the same in every command that loads models."""
+    return typer.Option("auto", "--dtype", help=DTYPE_HELP)
+
 
 def _fail(message: str, code: int) -> None:
     typer.echo(f"error: {message}", err=True)

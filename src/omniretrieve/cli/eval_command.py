@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from omniretrieve.cli.app import app
-from omniretrieve.cli.common import handle_errors
+from omniretrieve.cli.common import dtype_option, handle_errors
 
 DEFAULT_PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank")
 
@@ -65,11 +65,7 @@ def eval_command(
     instruction: str = typer.Option(
         None, "--instruction", help="A query instruction of your own, sent to every embedder."
     ),
-    dtype: str = typer.Option(
-        "auto",
-        help="Precision of the embedders: auto (bfloat16 on CPUs with native bf16, else "
-        "float32), float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
-    ),
+    dtype: str = dtype_option(),
     compare: list[str] = typer.Option(
         None,
         "--compare",
@@ -82,9 +78,7 @@ def eval_command(
     from omniretrieve.eval.runner import evaluate
     from omniretrieve.eval.significance import compare as paired_test
     from omniretrieve.eval.suites import evaluate_suite
-    from omniretrieve.models.base import check_dtype
 
-    check_dtype(dtype)
     options = {
         "split": split,
         "cache_dir": cache_dir,

@@ -8,7 +8,13 @@ import sys
 import typer
 
 from omniretrieve.cli.app import app, models_app
-from omniretrieve.cli.common import gather_inputs, handle_errors, note_truncation, write_json
+from omniretrieve.cli.common import (
+    dtype_option,
+    gather_inputs,
+    handle_errors,
+    note_truncation,
+    write_json,
+)
 
 
 @app.command()
@@ -26,11 +32,7 @@ def embed(
     normalize: bool = typer.Option(True, "--normalize/--no-normalize"),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per input."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
-    dtype: str = typer.Option(
-        "auto",
-        help="auto (bfloat16 on CPUs with native bf16 for sentence encoders, else float32), "
-        "float32, bfloat16, float16 or int8 (onnxruntime, sentence encoders).",
-    ),
+    dtype: str = dtype_option(),
 ) -> None:
     """Embed texts; JSON on stdout with a 'truncated' flag per input."""
     from omniretrieve.embedder import Embedder

@@ -8,7 +8,7 @@ import typer
 
 from omniretrieve import __version__
 from omniretrieve.cli.app import app
-from omniretrieve.cli.common import handle_errors
+from omniretrieve.cli.common import dtype_option, handle_errors
 from omniretrieve.errors import InputError
 
 
@@ -29,11 +29,7 @@ def serve(
     api_key_file: Path = typer.Option(None, "--api-key-file", help="File of API keys, one a line."),
     cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allowed CORS origin."),
     device: str = typer.Option("cpu"),
-    dtype: str = typer.Option(
-        "auto",
-        help="Precision of the models: auto (bfloat16 for sentence encoders on CPUs with "
-        "native bf16, else float32; float16 on GPU), float32, bfloat16, float16, int8.",
-    ),
+    dtype: str = dtype_option(),
     model_dtype: list[str] = typer.Option(
         None, "--model-dtype", help="MODEL=DTYPE: this model's precision (repeatable)."
     ),

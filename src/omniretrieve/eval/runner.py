@@ -68,6 +68,7 @@ def evaluate(
     precision of the embedders it loads (``auto``: each family's fastest quality-safe one)."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
+    check_dtype(dtype)
     if not datasets:
         raise InputError("name at least one dataset", field="dataset")
     if not pipelines:
@@ -92,7 +93,7 @@ def evaluate(
         cast(Literal["split", "first"], passages),  # checked above
         cast(Literal["faiss", "milvus"], vector_store),  # checked by the collection settings
         OcrSource(ocr_engine),
-        check_dtype(dtype),
+        dtype,
     )
     fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
