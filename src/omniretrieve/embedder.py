@@ -26,6 +26,7 @@ from omniretrieve.models.registry import (
     declared_languages,
     default_registry,
 )
+from omniretrieve.models.sources import vectors_key
 from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.text.coverage import language_warnings
 
@@ -100,13 +101,6 @@ def finish_embeddings(
     )
 
 
-def vectors_key(model_id: str, weights: str, dtype: str) -> str:
-    """What identifies a model's vectors: its id, its weights and, other than float32, the
-    precision it runs in."""
-    key = f"{model_id.replace('/', '--')}-{weights}"
-    return key if dtype == "float32" else f"{key}-{dtype}"
-
-
 class Embedder:
     """Embed texts (and, with image-capable families, images and mixed inputs).
 
@@ -164,12 +158,12 @@ class Embedder:
     def fingerprint(self) -> str:
         """Changes when the weights or the precision change; keys on-disk embedding caches."""
         weights = self.source.fingerprint() if self.source is not None else "unverified"
-        return vectors_key(self.model_id, weights, getattr(self.model, "dtype", "float32"))
+        return vectors_key(self.model_id, weights, self.dtype)
 
     @property
     def dtype(self) -> str:
         """The precision the model runs in (``auto`` resolved)."""
-        return str(getattr(self.model, "dtype", "float32"))
+        return self.model.dtype
 
     @property
     def dimension(self) -> int:

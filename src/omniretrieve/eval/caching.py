@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from omniretrieve.embedder import Embedder, EmbeddingResult, vectors_key
+from omniretrieve.embedder import Embedder, EmbeddingResult
 from omniretrieve.models.base import EmbeddingModel
 from omniretrieve.models.registry import declared_languages, default_registry
+from omniretrieve.models.sources import vectors_key
 from omniretrieve.runtime.cache import EmbeddingCache
 
 

@@ -159,6 +159,7 @@ class Searcher:
         self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
         dense_runs, query_vectors = self._dense_stage(parsed, plan, show_progress)
         results: list[list[SearchHit]] = []
+        state, language = self._source.state(), self._languages.document
         with progress_bar(len(parsed), "searching", enabled=show_progress) as advance:
             for position, query in enumerate(parsed):
                 stage_scores, used = self._query_stages(query, dense_runs[position], plan)
@@ -179,9 +180,10 @@ class Searcher:
                     }
                     ranked, warnings = self._rerank(model_id, query, ranked, stage_scores, vectors)
                 hits = self._hits(ranked[:top_k], stage_scores, warnings)
-                state, language = self._source.state(), self._languages.document
-                vectors = query_vectors[position]
-                results.append(with_snippets(hits, state, query.text, language, vectors, max_chars))
+                snippets = with_snippets(
+                    hits, state, query.text, language, query_vectors[position], max_chars
+                )
+                results.append(snippets)
                 advance(1)
         return results
 

@@ -16,7 +16,7 @@ from omniretrieve.errors import InputError, UnsupportedModelError
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
 from omniretrieve.models.pooling import pool
-from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource, vectors_key
 from omniretrieve.models.transformer_embedder import TransformerEmbedder
 from omniretrieve.runtime.precision import resolve_dtype
 
@@ -148,7 +148,7 @@ def _int8_model(source: ModelSource, options: LoadOptions) -> Any:
     assert path is not None
     artefact = int8_artefact(
         lambda: SentenceEncoder.load_weights(path, replace(options, dtype="float32")),
-        f"{source.model_id.replace('/', '--')}-{source.fingerprint()}",
+        vectors_key(source.model_id, source.fingerprint()),
         default_cache_dir(),
     )
     return OnnxEncoder(artefact, torch.get_num_threads())
@@ -188,9 +188,9 @@ class SentenceEncoder(TransformerEmbedder):
     def runs_in(cls, requested: str, device: str) -> str:
         """bf16 by default on CPUs with native bf16 (measured: 1.9x float32 at mean cosine
         0.99995, see ``runtime/precision.py``); int8 on request, on CPU only."""
-        if requested == "int8" and device != "cpu":
-            raise InputError("dtype int8 runs on CPU only (onnxruntime)", field="dtype")
         if requested == "int8":
+            if device != "cpu":
+                raise InputError("dtype int8 runs on CPU only (onnxruntime)", field="dtype")
             return requested
         return resolve_dtype(requested, device, fast_cpu=True)
 

@@ -118,6 +118,13 @@ class ModelSource:
                 )
 
 
+def vectors_key(model_id: str, weights: str, dtype: str = "float32") -> str:
+    """What identifies a model's vectors (and what is built from its weights): its id, its
+    weights' fingerprint and, other than float32, the precision it runs in."""
+    key = f"{model_id.replace('/', '--')}-{weights}"
+    return key if dtype == "float32" else f"{key}-{dtype}"
+
+
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -126,10 +126,10 @@ class ModelPool:
             sources = [(spec, self.registry.resolve(spec)) for spec in self.config.models]
             sources.sort(key=lambda pair: pair[1].family.kind != "embedder")
             options = LoadOptions(device=self.config.device, dtype=self.config.dtype)  # type: ignore[arg-type]
+            dtypes = dict(self.config.model_dtypes)
             for spec, source in sources:
                 if self._closed:
                     return
-                dtypes = dict(self.config.model_dtypes)
                 options = replace(options, dtype=dtypes.get(spec, self.config.dtype))  # type: ignore[arg-type]
                 if source.family.kind == "embedder":
                     model = source.family.loader().load(source, options)
