@@ -257,6 +257,18 @@ class Collection:
         options allow paths (the library; never the server)."""
         return self._ingest.image_bytes(document)
 
+    def document_language(self, doc_id: str) -> str:
+        """The language a stored document's text is analysed in (``metadata.lang`` or
+        detected from its opening)."""
+        return self._languages.document(doc_id)
+
+    def passage_vectors(
+        self, model_id: str, documents: Sequence[StoredDocument]
+    ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
+        """Documents split and embedded as an upsert would (nothing is stored): per
+        document its passages' spans, and their vectors in document order."""
+        return self._ingest.passage_vectors(model_id, documents)
+
     def query_language(self, query: str) -> str:
         """The query's language, chosen among the languages of the collection's documents."""
         return self._sparse.query_language(query)

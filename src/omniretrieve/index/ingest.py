@@ -194,7 +194,7 @@ class DocumentIngest:
         to_embed = self._read_images(to_embed)
         vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
         for model_id in self._settings().embedders:
-            spans_by_doc, vectors = self._embed_passages(model_id, to_embed)
+            spans_by_doc, vectors = self.passage_vectors(model_id, to_embed)
             row = 0
             for document in to_embed:
                 spans = spans_by_doc[document.doc_id]
@@ -246,7 +246,7 @@ class DocumentIngest:
             self._ocr = OcrReader(self._settings().ocr_engine)
         return self._ocr
 
-    def _embed_passages(
+    def passage_vectors(
         self, model_id: str, documents: Sequence[StoredDocument]
     ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
         """Per document, its passages' spans, and their vectors in document order. A model that

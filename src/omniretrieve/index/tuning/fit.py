@@ -1,0 +1,336 @@
+"""Choosing a collection's fusion (method, weight per signal, whether to fuse at all) and its
+reranker mix from pseudo-queries alone: no relevance labels, no real queries.
+
+Every candidate is judged by NDCG@10 of the pseudo-queries' source documents (ties: the
+higher mean reciprocal rank, then the weighting closest to equal weights, then the simplest
+method). Candidates: each :data:`~omniretrieve.fusion.methods.FUSION_METHODS` method with
+every weighting on a grid over the simplex (a signal at weight 0 is not fused at all), equal
+weights among them. The reranker is then judged on the chosen fusion's top candidates: its
+scores' z-score mixed with the first stage's, ``first_stage_share`` from 0 (the reranker
+alone) to 1 (no rerank); it is used only when it gains at least :data:`MIN_RERANK_GAIN`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.fusion import top, zscores
+from omniretrieve.fusion.methods import FUSION_METHODS
+from omniretrieve.index.queries import SearchQuery
+from omniretrieve.index.rerank_stage import rerank_candidates
+from omniretrieve.index.settings import field_name
+from omniretrieve.index.store import StoredDocument
+from omniretrieve.runtime.progress import progress_bar
+from omniretrieve.index.tuning.pseudo_lists import PseudoLists
+
+METHOD_ORDER = ("zscore", "zscore-adaptive", "rrf")
+"""Tie-break among methods: the simplest first."""
+RERANK_DEPTH = 20
+"""Candidates the reranker is judged on per pseudo-query."""
+RERANK_QUERIES = 400
+MIN_RERANK_GAIN = 0.005
+"""NDCG@10 the reranker must add on the pseudo-queries to be used."""
+MIX_GRID = tuple(i / 10 for i in range(11))
+"""The first stage's share of the reranked score (0: the reranker alone; 1: no rerank)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    method: str
+    weights: tuple[float, ...]
+    ndcg: float
+    mrr: float
+
+
+@dataclass(frozen=True)
+class RerankDecision:
+    reranker: str
+    first_stage_share: float
+    """1.0: not reranked (the reranker did not gain); 0.0: the reranker's order alone."""
+    ndcg_without: float
+    ndcg_reranker_alone: float
+    ndcg: float
+    """At the chosen share."""
+    grid: dict[float, float]
+    queries: int
+    candidates: int
+
+    @property
+    def used(self) -> bool:
+        return self.first_stage_share < 1.0
+
+
+@dataclass(frozen=True)
+class CollectionTuning:
+    """A collection's self-tuned search, as stored in ``tuning.json``."""
+
+    method: str
+    embedders: tuple[str, ...]
+    weights: tuple[float, ...]
+    """BM25's first, then one per embedder."""
+    ndcg: float
+    equal_ndcg: float
+    """Pseudo-query NDCG@10 of the default (z-score fusion, equal weights)."""
+    alone: dict[str, float]
+    """``bm25`` / ``dense:<model>`` -> pseudo-query NDCG@10 of that signal alone."""
+    candidates: list[Candidate]
+    rerank: RerankDecision | None
+    queries: int
+    kinds: dict[str, int]
+    """How the pseudo-queries were cut (docstring / lead / span)."""
+    documents: int
+    """Documents in the collection when it was fitted (a refit is due when this drifts)."""
+    universe: int
+    seed: int
+    seconds: float
+    fitted_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    def weight_of(self, model_id: str) -> float | None:
+        if model_id not in self.embedders:
+            return None
+        return self.weights[1 + self.embedders.index(model_id)]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["candidates"] = [
+            {"method": c.method, "weights": list(c.weights), "ndcg": c.ndcg, "mrr": c.mrr}
+            for c in self.candidates
+        ]
+        if self.rerank is not None:
+            data["rerank"]["grid"] = {str(k): v for k, v in self.rerank.grid.items()}
+        data["embedders"], data["weights"] = list(self.embedders), list(self.weights)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CollectionTuning:
+        rerank = data.get("rerank")
+        return cls(
+            method=str(data["method"]),
+            embedders=tuple(data["embedders"]),
+            weights=tuple(float(w) for w in data["weights"]),
+            ndcg=float(data["ndcg"]),
+            equal_ndcg=float(data["equal_ndcg"]),
+            alone={str(k): float(v) for k, v in data["alone"].items()},
+            candidates=[
+                Candidate(c["method"], tuple(c["weights"]), c["ndcg"], c["mrr"])
+                for c in data["candidates"]
+            ],
+            rerank=None
+            if rerank is None
+            else RerankDecision(
+                **{**rerank, "grid": {float(k): v for k, v in rerank["grid"].items()}}
+            ),
+            queries=int(data["queries"]),
+            kinds=dict(data["kinds"]),
+            documents=int(data["documents"]),
+            universe=int(data["universe"]),
+            seed=int(data["seed"]),
+            seconds=float(data["seconds"]),
+            fitted_at=str(data["fitted_at"]),
+        )
+
+
+def weight_grid(signals: int) -> list[tuple[float, ...]]:
+    """Weightings of ``signals`` lists on the simplex (steps of 1/10 for up to three lists,
+    coarser beyond), equal weights included."""
+    steps = 10 if signals <= 3 else 8 if signals == 4 else 4
+    grid = {
+        tuple(round(c / steps, 6) for c in combo)
+        for combo in itertools.product(range(steps + 1), repeat=signals)
+        if sum(combo) == steps
+    }
+    grid.add(tuple([round(1 / signals, 6)] * signals))
+    return sorted(grid)
+
+
+def choose_fusion(
+    lists: PseudoLists, methods: Sequence[str] = METHOD_ORDER
+) -> tuple[Candidate, list[Candidate], dict[str, float], float]:
+    """The chosen (method, weights) on the pseudo-queries, every candidate, each signal
+    alone, and the default's (z-score, equal weights) NDCG@10.
+
+    Pseudo-queries are a noisy judge, so the best candidate is not taken blindly: among the
+    candidates within one standard error of it (paired over the queries), the simplest
+    wins: one signal alone, else the simplest method (z-score first) with the weights
+    closest to equal."""
+    signals = 1 + len(lists.fields)
+    grid = weight_grid(signals)
+    weights = np.array(grid, dtype=np.float64)
+    count = len(lists.queries)
+    gains = {m: np.zeros((count, len(grid))) for m in methods}
+    reciprocal = {m: np.zeros((count, len(grid))) for m in methods}
+    for row, (query, runs) in enumerate(zip(lists.queries, lists.runs, strict=True)):
+        for name in methods:
+            docs, matrix = FUSION_METHODS[name].matrix(runs)
+            if query.doc_id not in docs:
+                continue
+            fused = weights @ matrix
+            own = fused[:, docs.index(query.doc_id)]
+            rank = 1 + (fused > own[:, None]).sum(axis=1)
+            gains[name][row] = np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
+            reciprocal[name][row] = 1 / rank
+    equal = tuple([round(1 / signals, 6)] * signals)
+    candidates = [
+        Candidate(name, grid[i], float(gains[name][:, i].mean()), float(reciprocal[name][:, i].mean()))
+        for name in methods
+        for i in range(len(grid))
+    ]
+
+    def preference(c: Candidate) -> tuple[float, float, float, int]:
+        distance = sum(abs(a - b) for a, b in zip(c.weights, equal, strict=True))
+        return (round(c.ndcg, 9), round(c.mrr, 9), -distance, -methods.index(c.method))
+
+    def per_query(c: Candidate) -> np.ndarray:
+        return gains[c.method][:, grid.index(c.weights)]
+
+    best = max(candidates, key=preference)
+    by_key = {(c.method, c.weights): c for c in candidates}
+    singles = [
+        by_key[(methods[0], tuple(1.0 if j == i else 0.0 for j in range(signals)))]
+        for i in range(signals)
+    ]
+    default = by_key[(methods[0], equal)]
+    top_values = per_query(best)
+    close = [c for c in candidates if within_one_standard_error(top_values, per_query(c))]
+
+    def simplicity(c: Candidate) -> tuple[int, int, float, float]:
+        used = sum(1 for w in c.weights if w > 0)
+        distance = sum(abs(a - b) for a, b in zip(c.weights, equal, strict=True))
+        single = 0 if used == 1 else 1
+        return (single, methods.index(c.method) if used > 1 else 0, round(distance, 6), -c.ndcg)
+
+    best = min(close, key=simplicity)
+    names = ["bm25", *[f"dense:{m}" for m in lists.fields]]
+    alone = {name: single.ndcg for name, single in zip(names, singles, strict=True)}
+    return best, candidates, alone, default.ndcg
+
+
+def within_one_standard_error(best: np.ndarray, simpler: np.ndarray) -> bool:
+    """Whether ``simpler``'s per-query values trail ``best``'s by at most one standard error
+    of their paired difference."""
+    difference = best - simpler
+    if difference.size < 2:
+        return True
+    error = float(difference.std(ddof=1) / np.sqrt(difference.size))
+    return float(difference.mean()) <= error
+
+
+def choose_rerank_mix(
+    source: Any,
+    lists: PseudoLists,
+    chosen: Candidate,
+    reranker_id: str,
+    *,
+    show_progress: bool = False,
+) -> RerankDecision:
+    """The reranker judged on the chosen fusion's top :data:`RERANK_DEPTH` candidates of
+    (at most :data:`RERANK_QUERIES`) pseudo-queries, with the sources masked. It is used
+    only when its best mix beats the first stage's own order by :data:`MIN_RERANK_GAIN`
+    and by one standard error."""
+    reranker = source.reranker(reranker_id)
+    documents = _Overlay(source.state().documents, lists.masked)
+    method = FUSION_METHODS[chosen.method]
+    weights = np.asarray(chosen.weights)
+    shares = np.asarray(MIX_GRID)
+    judged = list(zip(lists.queries, lists.runs, lists.query_vectors, strict=True))
+    judged = judged[:RERANK_QUERIES]
+    gains = np.zeros((len(judged), len(MIX_GRID)))
+    with progress_bar(len(judged), "tuning: rerank", enabled=show_progress) as advance:
+        for row, (query, runs, vectors) in enumerate(judged):
+            advance(1)
+            docs, matrix = method.matrix(runs)
+            ranked = top(dict(zip(docs, (weights @ matrix).tolist(), strict=True)), RERANK_DEPTH)
+            if query.doc_id not in dict(ranked):
+                continue
+            outcome = rerank_candidates(
+                reranker,
+                SearchQuery(query.text),
+                ranked,
+                documents,
+                document_image=source.document_image,
+                stored_first_passage=_first_passages(source, lists, vectors),
+                language=source.document_language,
+            )
+            scored = dict(outcome.scored)
+            if query.doc_id not in scored:
+                continue  # the reranker could not read it
+            ids = [d for d, _ in ranked if d in scored]
+            first = dict(ranked)
+            mixed = mix_scores(
+                np.array([scored[d] for d in ids]), np.array([first[d] for d in ids]), shares
+            )
+            own = mixed[:, ids.index(query.doc_id)]
+            rank = 1 + (mixed > own[:, None]).sum(axis=1)
+            gains[row] = np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
+    ndcg = gains.mean(axis=0) if len(judged) else np.zeros(len(MIX_GRID))
+    grid = {float(s): float(v) for s, v in zip(MIX_GRID, ndcg, strict=True)}
+    without = len(MIX_GRID) - 1  # a share of 1: the first stage's own order
+    best = max(range(len(MIX_GRID)), key=lambda i: (round(ndcg[i], 9), MIX_GRID[i]))
+    gain = float(ndcg[best] - ndcg[without])
+    if gain < MIN_RERANK_GAIN or within_one_standard_error(gains[:, best], gains[:, without]):
+        best = without
+    return RerankDecision(
+        reranker_id,
+        MIX_GRID[best],
+        grid[1.0],
+        grid[0.0],
+        grid[MIX_GRID[best]],
+        grid,
+        len(judged),
+        RERANK_DEPTH,
+    )
+
+
+def mix_scores(rerank: np.ndarray, first_stage: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Per share ``s`` (rows): ``(1 - s) * z(rerank) + s * z(first_stage)`` over the same
+    candidates: the one way search and tuning mix a reranker with its first stage."""
+    rerank_z = zscores(rerank.astype(np.float64))
+    first_z = zscores(first_stage.astype(np.float64))
+    return (1 - shares)[:, None] * rerank_z + shares[:, None] * first_z
+
+
+def _first_passages(source: Any, lists: PseudoLists, vectors: dict[str, Any]) -> Any:
+    """For the rerank stage: the query's vector and each document's first passage vector (the
+    masked one for a source document)."""
+    state = source.state()
+    keys = {source.embedder(m).model_id: m for m in lists.fields}
+
+    def lookup(model_id: str) -> Any:
+        key = keys.get(model_id)
+        if key is None:
+            return None
+        stored = state.passages[field_name(key)]
+        masked = lists.masked_first_passage[key]
+
+        def first(candidate: str) -> Any:
+            return masked[candidate] if candidate in masked else stored[candidate][1][0]
+
+        return vectors[key], first
+
+    return lookup
+
+
+class _Overlay(Mapping[str, StoredDocument]):
+    """The collection's documents with the sources masked."""
+
+    def __init__(
+        self, documents: Mapping[str, StoredDocument], masked: Mapping[str, StoredDocument]
+    ) -> None:
+        self._documents = documents
+        self._masked = masked
+
+    def __getitem__(self, doc_id: str) -> StoredDocument:
+        return self._masked.get(doc_id) or self._documents[doc_id]
+
+    def __iter__(self) -> Any:
+        return iter(self._documents)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+

@@ -1,0 +1,167 @@
+"""The first-stage lists of pseudo-queries, computed as search computes them but over the
+collection with each source document masked (its query cut out of it).
+
+Masking cannot touch the collection's own indexes, so the lists are computed here: BM25 over
+the documents (the collection's analysis and per-document languages) with the sources'
+masked texts, and for each vector field exact cosine search over the stored passage vectors
+with the sources' masked passages embedded afresh (a few hundred documents). A collection
+larger than :data:`UNIVERSE` documents is represented by the sources plus a seeded sample of
+the rest, so the fit costs the same for a million documents as for fifty thousand.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from omniretrieve.index.model_protocols import IndexEmbedder
+from omniretrieve.index.queries import SearchQuery, encode_queries
+from omniretrieve.index.settings import CollectionSettings, field_name
+from omniretrieve.index.store import StoredDocument, StoredState
+from omniretrieve.runtime.progress import progress_bar
+from omniretrieve.text.bm25 import Analyzer, BM25Index
+from omniretrieve.index.tuning.pseudo_queries import PseudoQuery
+
+UNIVERSE = 50_000
+"""Documents the lists are computed over, at most (the sources always among them)."""
+DEPTH = 100
+"""Each list's length, as hybrid search's first stage (``FIRST_STAGE``)."""
+
+
+class TunedSource(Protocol):
+    """What the lists read from a collection."""
+
+    settings: CollectionSettings
+
+    def state(self) -> StoredState: ...
+
+    def embedder(self, model_id: str) -> IndexEmbedder: ...
+
+    def document_language(self, doc_id: str) -> str: ...
+
+    def query_language(self, query: str) -> str: ...
+
+    def passage_vectors(
+        self, model_id: str, documents: Sequence[StoredDocument]
+    ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]: ...
+
+
+@dataclass
+class PseudoLists:
+    fields: tuple[str, ...]
+    """The vector fields (model ids), in the order of each query's lists after BM25's."""
+    queries: list[PseudoQuery]
+    runs: list[list[dict[str, float]]]
+    """Per query: BM25's list, then one per field (document id -> score, best ``DEPTH``)."""
+    query_vectors: list[dict[str, np.ndarray]]
+    """Per query: model id -> its vector."""
+    masked_first_passage: dict[str, dict[str, np.ndarray]]
+    """Model id -> source document id -> the masked document's first passage vector."""
+    masked: dict[str, StoredDocument]
+    """Source document id -> the document as the fit sees it (its query cut out)."""
+    universe: int
+
+
+def pseudo_lists(
+    source: TunedSource,
+    queries: Sequence[PseudoQuery],
+    fields: tuple[str, ...],
+    *,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> PseudoLists:
+    state = source.state()
+    masked = {q.doc_id: replace(state.documents[q.doc_id], text=q.masked) for q in queries}
+    universe = _universe(list(state.documents), masked, seed)
+    documents = {d: masked.get(d) or state.documents[d] for d in universe}
+    texts = [q.text for q in queries]
+    bm25_runs = _bm25_runs(source, documents, texts, show_progress)
+    dense_runs: list[list[dict[str, float]]] = []
+    query_vectors: list[dict[str, np.ndarray]] = [{} for _ in queries]
+    masked_first: dict[str, dict[str, np.ndarray]] = {}
+    for model_id in fields:
+        embedder = source.embedder(model_id)
+        vectors = encode_queries(embedder, [SearchQuery(t) for t in texts])
+        for row, vector in zip(query_vectors, vectors, strict=True):
+            row[model_id] = vector
+        spans, fresh = source.passage_vectors(model_id, list(masked.values()))
+        per_source, start = {}, 0
+        for doc_id in masked:
+            per_source[doc_id] = fresh[start : start + len(spans[doc_id])]
+            start += len(spans[doc_id])
+        masked_first[model_id] = {d: v[0] for d, v in per_source.items() if len(v)}
+        stored = state.passages.get(field_name(model_id), {})
+        passages = {d: per_source.get(d, stored.get(d, ((), None))[1]) for d in universe}
+        dense_runs.append(_dense_runs(passages, vectors, source.settings.aggregate))
+    runs = [
+        [bm25_runs[i], *[field_runs[i] for field_runs in dense_runs]] for i in range(len(queries))
+    ]
+    return PseudoLists(
+        fields, list(queries), runs, query_vectors, masked_first, masked, len(universe)
+    )
+
+
+def _universe(ids: list[str], masked: Mapping[str, StoredDocument], seed: int) -> list[str]:
+    if len(ids) <= UNIVERSE:
+        return ids
+    others = sorted(set(ids) - set(masked))
+    chosen = set(random.Random(seed).sample(others, UNIVERSE - len(masked)))
+    return [d for d in ids if d in chosen or d in masked]
+
+
+def _bm25_runs(
+    source: TunedSource,
+    documents: Mapping[str, StoredDocument],
+    queries: Sequence[str],
+    show_progress: bool,
+) -> list[dict[str, float]]:
+    ids = list(documents)
+    analyzer = Analyzer(source.settings.language)
+    languages = None
+    if analyzer.language == "auto":
+        languages = [source.document_language(d) for d in ids]
+    index = BM25Index(
+        [documents[d].text for d in ids], analyzer=analyzer, languages=languages
+    )
+    runs = []
+    with progress_bar(len(queries), "tuning: BM25", enabled=show_progress) as advance:
+        for query in queries:
+            language = source.query_language(query) if languages is not None else None
+            scores = index.scores(query, language)
+            runs.append(_best(ids, scores, positive=True))
+            advance(1)
+    return runs
+
+
+def _dense_runs(
+    passages: Mapping[str, np.ndarray | None], queries: np.ndarray, how: str
+) -> list[dict[str, float]]:
+    """Exact search over passage vectors, aggregated per document (max or sum) as the
+    collection's vector store does."""
+    ids = [d for d, v in passages.items() if v is not None and len(v)]
+    if not ids:
+        return [{} for _ in queries]
+    blocks = [np.asarray(passages[d], dtype=np.float32) for d in ids]
+    counts = np.array([len(b) for b in blocks])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    matrix = np.concatenate(blocks)
+    reduce: Callable[..., np.ndarray] = np.maximum.reduceat if how == "max" else np.add.reduceat
+    runs = []
+    for chunk in range(0, len(queries), 64):
+        scores = queries[chunk : chunk + 64].astype(np.float32) @ matrix.T
+        per_doc = reduce(scores, starts, axis=1)
+        runs.extend(_best(ids, row, positive=False) for row in per_doc)
+    return runs
+
+
+def _best(ids: list[str], scores: np.ndarray, *, positive: bool) -> dict[str, float]:
+    k = min(DEPTH, len(ids))
+    best = np.argpartition(-scores, k - 1)[:k]
+    if positive:
+        best = best[scores[best] > 0]
+    best = best[np.lexsort((best, -scores[best]))]
+    return {ids[i]: float(scores[i]) for i in best.tolist()}

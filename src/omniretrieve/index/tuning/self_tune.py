@@ -1,0 +1,69 @@
+"""A collection tunes its own search: pseudo-queries drawn from its documents choose the
+fusion (method and weights) and whether, and how much, its reranker is trusted. The fitter
+reads the collection's documents and vectors only: no queries, no relevance labels."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from omniretrieve.errors import InputError
+from omniretrieve.index.tuning.fit import CollectionTuning, choose_fusion, choose_rerank_mix
+from omniretrieve.index.tuning.pseudo_lists import pseudo_lists
+from omniretrieve.index.tuning.pseudo_queries import draw_pseudo_queries
+
+PSEUDO_QUERIES = 400
+MIN_PSEUDO_QUERIES = 20
+"""Fewer than this and the collection keeps equal weights (nothing to judge by)."""
+
+
+def tune(
+    source: Any,
+    *,
+    embedders: Sequence[str] | None = None,
+    reranker: str | None = None,
+    queries: int = PSEUDO_QUERIES,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> CollectionTuning:
+    """Fit ``source``'s (a :class:`~omniretrieve.index.collection.Collection`) fusion over
+    BM25 and ``embedders`` (default: all its vector fields) and the mix of ``reranker``
+    (default: the collection's; ``""``: none) from ``queries`` pseudo-queries."""
+    started = time.perf_counter()
+    fields = tuple(embedders) if embedders is not None else tuple(source.settings.embedders)
+    if not fields:
+        raise InputError("a BM25-only collection has nothing to fuse", field="embedders")
+    state = source.state()
+    drawn = draw_pseudo_queries(state.documents, queries, seed)
+    if len(drawn) < MIN_PSEUDO_QUERIES:
+        raise InputError(
+            f"collection {source.name!r} yields {len(drawn)} pseudo-queries (at least "
+            f"{MIN_PSEUDO_QUERIES} are needed: documents with a few sentences of text)",
+            field="collection",
+        )
+    lists = pseudo_lists(source, drawn, fields, seed=seed, show_progress=show_progress)
+    best, candidates, alone, equal = choose_fusion(lists)
+    model_id = source.settings.reranker if reranker is None else reranker
+    decision = (
+        choose_rerank_mix(source, lists, best, model_id, show_progress=show_progress)
+        if model_id
+        else None
+    )
+    return CollectionTuning(
+        method=best.method,
+        embedders=fields,
+        weights=best.weights,
+        ndcg=best.ndcg,
+        equal_ndcg=equal,
+        alone=alone,
+        candidates=candidates,
+        rerank=decision,
+        queries=len(drawn),
+        kinds=dict(Counter(q.kind for q in drawn)),
+        documents=len(state.documents),
+        universe=lists.universe,
+        seed=seed,
+        seconds=round(time.perf_counter() - started, 3),
+    )
