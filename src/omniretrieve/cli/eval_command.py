@@ -44,8 +44,9 @@ def eval_command(
     fit_fusion: str = typer.Option(
         None,
         "--fit-fusion",
-        help="Choose hybrid fusion weights on this split (e.g. train), or 'crossfit': on two "
-        "folds of the evaluated queries, each fold searched with the other's weights.",
+        help="Choose hybrid fusion weights on this split (e.g. train); 'crossfit': on two "
+        "folds of the evaluated queries, each fold searched with the other's weights; "
+        "'pseudo': on pseudo-queries from the corpus alone (as collections tune themselves).",
     ),
     vector_store: str = typer.Option(
         "faiss", "--vector-store", help="faiss, or milvus (Milvus Lite) for the dense searches."

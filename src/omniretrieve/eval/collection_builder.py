@@ -61,13 +61,17 @@ def dataset_collection(
         passages=passages,
         vector_store=store,
         ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
+        fusion="zscore",  # a pipeline's weights are equal unless the run fits them
     ).validate()
     if (root / name / "collection.json").is_file():
         opened = Collection.open(
             name, root=root, embedders=models.embedders, rerankers=models.rerankers
         )
-        if opened.settings.language != settings.language:  # BM25 analysis is not stored
-            opened.update_settings(language=settings.language)
+        if (opened.settings.language, opened.settings.fusion) != (
+            settings.language,
+            settings.fusion,
+        ):  # search-time settings: not part of the collection's name
+            opened.update_settings(language=settings.language, fusion=settings.fusion)
     else:
         opened = Collection.create(
             name,

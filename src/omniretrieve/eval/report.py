@@ -124,6 +124,9 @@ def markdown(report: EvalReport) -> str:
     for dataset, fits in fusion.get("by_dataset", {}).items():
         fitted_on = fusion.get("fitted_on", {}).get(dataset)
         for pipeline, fit in fits.items():
+            if "pseudo" in fit:  # fitted on pseudo-queries from the corpus
+                lines.append(_pseudo_line(dataset, pipeline, fit["pseudo"]))
+                continue
             if "weights" in fit:  # fitted on another split
                 lines.append(
                     f"- {dataset} / {pipeline}: fusion weights (BM25 first) "
@@ -139,6 +142,23 @@ def markdown(report: EvalReport) -> str:
                 )
                 lines.append(f"- {dataset}/{task} / {pipeline}: cross-fitted weights: {folds}")
     return "\n".join(lines) + "\n"
+
+
+def _pseudo_line(dataset: str, pipeline: str, fit: dict[str, Any]) -> str:
+    line = (
+        f"- {dataset} / {pipeline}: {fit['method']} fusion, weights (BM25 first) "
+        f"{_weights(fit['weights'])}, chosen on {fit['queries']} pseudo-queries from the "
+        f"corpus (pseudo NDCG@10 {fit['ndcg']:.4f}; equal weights {fit['equal_ndcg']:.4f})"
+    )
+    rerank = fit.get("rerank")
+    if rerank is not None:
+        share = rerank["first_stage_share"]
+        line += (
+            f"; reranker {rerank['reranker']}: not used (no gain on pseudo-queries)"
+            if share >= 1.0
+            else f"; reranker {rerank['reranker']} mixed with the first stage at {share:.1f}"
+        )
+    return line
 
 
 def _weights(weights: list[float]) -> str:

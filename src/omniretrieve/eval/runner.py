@@ -61,7 +61,9 @@ def evaluate(
     ``fit_fusion`` names a split (e.g. ``train``) whose queries choose each hybrid pipeline's
     fusion weights before the evaluated split is searched, or is ``"crossfit"``: each task's
     queries are split in two folds (a question and its translations in the same fold) and
-    each fold is searched with the weights that do best on the other;
+    each fold is searched with the weights that do best on the other; or is ``"pseudo"``:
+    each hybrid pipeline fuses (method, weights, reranker mix) as fitted on pseudo-queries
+    drawn from the corpus alone, as a collection with ``fusion="auto"`` tunes itself;
     ``vector_store="milvus"`` runs the dense searches in Milvus Lite; ``named_task`` (a task
     an embedder's model card names, e.g. BGE-Code's ``CosQA``) goes to the embedders that know
     it, ``instruction`` (any text) to every embedder, with the queries; ``dtype`` is the

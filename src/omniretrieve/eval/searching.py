@@ -22,7 +22,14 @@ from omniretrieve.eval.layouts import layout_of
 from omniretrieve.eval.metrics import ALL_METRICS, evaluate_run
 from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.eval.results import TaskResult
-from omniretrieve.eval.tuning import CROSSFIT, crossfit_pipeline_weights, fit_pipeline_weights
+from omniretrieve.eval.tuning import (
+    CROSSFIT,
+    PSEUDO,
+    FusionChoice,
+    crossfit_pipeline_weights,
+    fit_pipeline_weights,
+    pseudo_pipeline_fusion,
+)
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.results import SearchHit
 from omniretrieve.models.registry import default_registry
@@ -135,15 +142,18 @@ def _evaluate_group(
             dataset, needed, run.cache_dir, run.models, run.show_progress, ocr, images
         )
     with opened:
-        weights: dict[str, tuple[float, ...]] = {}
-        if run.fit_fusion is not None and run.fit_fusion != CROSSFIT:
-            weights = fit_pipeline_weights(
+        weights: dict[str, FusionChoice] = {}
+        if run.fit_fusion == PSEUDO:
+            weights = pseudo_pipeline_fusion(opened, runnable, run.fitted, run.show_progress)
+        elif run.fit_fusion is not None and run.fit_fusion != CROSSFIT:
+            fitted = fit_pipeline_weights(
                 opened,
                 training_task(dataset, run.fit_fusion),
                 runnable,
                 run.fitted,
                 run.show_progress,
             )
+            weights = {spec: FusionChoice(w) for spec, w in fitted.items()}
         for task in dataset.tasks:
             with opened.reusing_first_stages():  # the pipelines share BM25 and dense lists
                 results.extend(_evaluate_task(opened, dataset, task, runnable, run, weights))
@@ -156,17 +166,21 @@ def _evaluate_task(
     task: EvalTask,
     pipelines: list[Pipeline],
     run: EvalRun,
-    weights: dict[str, tuple[float, ...]],
+    weights: dict[str, FusionChoice],
 ) -> list[TaskResult]:
-    """Every pipeline on one task (fusion weights fitted on another split, or cross-fitted
-    here on the task's own queries)."""
+    """Every pipeline on one task (fusion fitted on another split or on pseudo-queries, or
+    cross-fitted here on the task's own queries)."""
     queries = dict(list(task.queries.items())[: run.max_queries])
     qrels = {q: task.qrels[q] for q in queries}
-    folds: dict[str, list[tuple[list[str], tuple[float, ...] | None]]] = {}
+    folds: dict[str, list[tuple[list[str], FusionChoice]]] = {}
     if run.fit_fusion == CROSSFIT:
-        folds = crossfit_pipeline_weights(
+        crossfit = crossfit_pipeline_weights(
             collection, task, pipelines, queries, qrels, run.fitted, run.show_progress
         )
+        folds = {
+            spec: [(fold, FusionChoice(w)) for fold, w in per_fold]
+            for spec, per_fold in crossfit.items()
+        }
     return [
         _run_task(
             collection,
@@ -176,7 +190,8 @@ def _evaluate_task(
             queries,
             qrels,
             run.show_progress,
-            folds.get(pipeline.spec) or [(list(queries), weights.get(pipeline.spec))],
+            folds.get(pipeline.spec)
+            or [(list(queries), weights.get(pipeline.spec) or FusionChoice())],
             run.instructions,
         )
         for pipeline in pipelines
@@ -191,7 +206,7 @@ def _run_task(
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
     show_progress: bool,
-    folds: list[tuple[list[str], tuple[float, ...] | None]],
+    folds: list[tuple[list[str], FusionChoice]],
     instructions: dict[str, str],
 ) -> TaskResult:
     """Search the task's queries (fold by fold where folds have their own fusion weights)
@@ -200,7 +215,7 @@ def _run_task(
         print(f"{dataset.name}/{task.name}: {pipeline.spec}", file=sys.stderr)
     started = time.perf_counter()
     found: dict[str, list[SearchHit]] = {}
-    for fold_queries, fusion_weights in folds:
+    for fold_queries, fusion in folds:
         hits = collection.search_many(
             task.search_queries(fold_queries),
             top_k=SEARCH_DEPTH,
@@ -209,7 +224,9 @@ def _run_task(
             filter=task.filter,
             embedders=pipeline.embedders or None,
             route_by_language=pipeline.routing,
-            fusion_weights=fusion_weights,
+            fusion_weights=fusion.weights,
+            fusion_method=fusion.method,
+            rerank_share=fusion.rerank_share if pipeline.reranker else None,
             show_progress=show_progress,
             instruction=instructions or None,
         )

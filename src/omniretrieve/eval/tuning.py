@@ -22,12 +22,27 @@ from omniretrieve.eval.metrics import evaluate_run
 from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.fusion import top, zscore_matrix
 from omniretrieve.index.collection import Collection
+from omniretrieve.index.tuning.fit import CollectionTuning
+from omniretrieve.index.tuning.self_tune import tune
 
 BM25_WEIGHTS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """BM25's share of the weight; the embedders split the rest equally."""
 FOLDS = 2
 CROSSFIT = "crossfit"
 """``fit_fusion`` value: fusion weights cross-fitted on two folds of the evaluated queries."""
+PSEUDO = "pseudo"
+"""``fit_fusion`` value: fusion (method, weights) and reranker mix fitted on pseudo-queries
+drawn from the corpus, as a collection with ``fusion="auto"`` fits itself: no queries, no
+qrels."""
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    """How one pipeline fuses (and mixes its reranker) for some queries."""
+
+    weights: tuple[float, ...] | None = None
+    method: str | None = None
+    rerank_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -270,3 +285,39 @@ def fit_pipeline_weights(
             "queries": fit.queries,
         }
     return weights
+
+
+def pseudo_pipeline_fusion(
+    collection: Collection,
+    pipelines: list[Pipeline],
+    fitted: dict[str, Any],
+    show_progress: bool,
+) -> dict[str, FusionChoice]:
+    """Per hybrid pipeline: the fusion its first stage gets from pseudo-queries (the corpus
+    alone), and for a pipeline that reranks, the reranker's mix. Pipelines with the same
+    embedders and reranker share one fit."""
+    chosen: dict[str, FusionChoice] = {}
+    fits: dict[tuple[tuple[str, ...], str], CollectionTuning] = {}
+    for pipeline in pipelines:
+        if pipeline.mode != "hybrid":
+            continue
+        key = (pipeline.embedders, pipeline.reranker or "")
+        if key not in fits:
+            fits[key] = tune(
+                collection,
+                embedders=pipeline.embedders or None,
+                reranker=pipeline.reranker or "",
+                show_progress=show_progress,
+            )
+        fit = fits[key]
+        share = fit.rerank.first_stage_share if fit.rerank is not None else None
+        chosen[pipeline.spec] = FusionChoice(fit.weights, fit.method, share)
+        fitted[pipeline.spec] = {"pseudo": summary(fit)}
+    return chosen
+
+
+def summary(fit: CollectionTuning) -> dict[str, Any]:
+    """What a report shows of a self-tuned fit (the full candidate list stays out)."""
+    data = fit.to_json()
+    data.pop("candidates")
+    return data

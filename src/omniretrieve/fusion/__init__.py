@@ -1,4 +1,6 @@
-"""Combining ranked lists: z-score fusion (the default) and reciprocal-rank fusion."""
+"""Combining ranked lists: z-score fusion, reciprocal-rank fusion, and the mix of a reranker's
+scores with its first stage's. The methods a collection chooses among are in
+:mod:`omniretrieve.fusion.methods`."""
 
 from __future__ import annotations
 
@@ -35,6 +37,14 @@ def zscores(values: np.ndarray, *, min_std: float = 1e-12) -> np.ndarray:
     if std <= min_std:
         return np.zeros_like(values)
     return (values - values.mean()) / std
+
+
+def mix_scores(rerank: np.ndarray, first_stage: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Per share ``s`` (rows): ``(1 - s) * z(rerank) + s * z(first_stage)`` over the same
+    candidates: the one way search and tuning mix a reranker with its first stage."""
+    rerank_z = zscores(rerank.astype(np.float64))
+    first_z = zscores(first_stage.astype(np.float64))
+    return (1 - shares)[:, None] * rerank_z + shares[:, None] * first_z
 
 
 def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:

@@ -44,6 +44,8 @@ from omniretrieve.index.store import (
     StoredState,
     apply,
 )
+from omniretrieve.index.tuning.fit import CollectionTuning
+from omniretrieve.index.tuning.self_tune import PSEUDO_QUERIES, read_tuning, tune, tuning_due
 from omniretrieve.index.vectors import open_vector_store
 from omniretrieve.inputs import Input
 from omniretrieve.reranker import Reranker
@@ -109,6 +111,7 @@ class Collection:
             lambda: self._state.documents, lambda: self.settings.language, self._languages
         )
         self._searcher = Searcher(self, self._vectors, self._sparse, self._languages)
+        self._tuning = read_tuning(self._store)
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -170,6 +173,7 @@ class Collection:
         if version == self._version:
             return False
         self._state = self._store.load_consistent()
+        self._tuning = read_tuning(self._store)
         self._version = version
         self._invalidate()
         return True
@@ -300,7 +304,43 @@ class Collection:
         with guard():
             if self._store.wal_bytes() > COMPACT_WAL_BYTES:
                 self.flush()
+        if self.options.auto_tune and tuning_due(self.settings, self._tuning, len(self)):
+            self._tune_quietly(show_progress)
         return UpsertReport(*totals)
+
+    # -- self-tuning (see omniretrieve.index.tuning) --------------------------------------
+    def tuning(self) -> CollectionTuning | None:
+        """The fusion and reranker mix fitted on pseudo-queries (None: not fitted yet)."""
+        return self._tuning
+
+    def tune(
+        self,
+        *,
+        queries: int = PSEUDO_QUERIES,
+        seed: int = 0,
+        reranker: str | None = None,
+        show_progress: bool = False,
+    ) -> CollectionTuning:
+        """Fit this collection's fusion (method, weights per signal, whether to fuse at all)
+        and its reranker's mix on ``queries`` pseudo-queries drawn from its documents (no
+        labels), save it, and use it from now on where ``fusion`` is ``auto``. Upserts do
+        this on their own when the collection has grown or shrunk by half since the last fit
+        (``options.auto_tune``)."""
+        self._check_writable()
+        fitted = tune(
+            self, queries=queries, seed=seed, reranker=reranker, show_progress=show_progress
+        )
+        self._store.write_tuning(fitted.to_json())
+        self._tuning = fitted
+        self._invalidate()
+        return fitted
+
+    def _tune_quietly(self, show_progress: bool) -> None:
+        """Tune after an upsert; a collection too small to judge keeps what it has."""
+        try:
+            self.tune(show_progress=show_progress)
+        except InputError:
+            pass
 
     def check_documents(self, documents: Iterable[Any]) -> list[StoredDocument]:
         """Documents parsed and checked as :meth:`upsert` takes them; nothing is stored."""

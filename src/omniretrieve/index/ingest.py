@@ -47,6 +47,9 @@ class IngestOptions:
     """Precision of the embedders the collection loads itself (given ones keep theirs)."""
     max_text_chars: int = MAX_TEXT_CHARS
     """Longest document text an upsert accepts (the server sets its own limit)."""
+    auto_tune: bool = True
+    """Whether upserts refit the self-tuned fusion when it is due (``fusion="auto"``, see
+    :func:`omniretrieve.index.tuning.self_tune.tuning_due`)."""
     should_stop: Callable[[], bool] = never
     """Asked between batches of an upsert (and of its embedding): True stops it with
     :class:`ShuttingDownError`, the batches acknowledged so far kept (server shutdown)."""

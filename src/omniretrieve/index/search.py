@@ -14,7 +14,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from omniretrieve.errors import InputError
-from omniretrieve.fusion import rrf_fusion, top, zscore_fusion
+from omniretrieve.fusion import mix_scores, top
+from omniretrieve.fusion.methods import FUSION_METHODS, fuse
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import (
@@ -29,6 +30,7 @@ from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.snippets import with_snippets
 from omniretrieve.index.sparse_field import SparseField
 from omniretrieve.index.store import StoredDocument, StoredState
+from omniretrieve.index.tuning.fit import CollectionTuning
 from omniretrieve.index.vectors import VectorStore
 from omniretrieve.runtime.progress import progress_bar
 
@@ -48,6 +50,10 @@ class SearchSource(Protocol):
     def embedder(self, model_id: str) -> IndexEmbedder: ...
 
     def reranker(self, model_id: str) -> IndexReranker: ...
+
+    def tuning(self) -> CollectionTuning | None:
+        """The fusion fitted on pseudo-queries (used where ``fusion`` is ``auto``)."""
+        ...
 
     def document_image(self, document: StoredDocument) -> bytes:
         """A stored document's image bytes (files only where the collection allows paths)."""
@@ -127,6 +133,8 @@ class Searcher:
         show_progress: bool = False,
         instruction: str | Mapping[str, str] | None = None,
         max_chars: int | None = None,
+        fusion_method: str | None = None,
+        rerank_share: float | None = None,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
@@ -146,7 +154,12 @@ class Searcher:
         dense search, all). ``fusion_weights`` (BM25's first, then one per field in use)
         overrides the collection's for this call; when routing, one per field named, of which
         each query uses those of its fields. ``route_by_language`` routes among the given
-        ``embedders`` as ``"auto"`` does among all."""
+        ``embedders`` as ``"auto"`` does among all.
+
+        Fusion follows the collection's ``fusion``: with ``auto``, the method, weights and
+        reranker mix it fitted on pseudo-queries (:meth:`Collection.tune`). ``fusion_method``
+        (a name in ``FUSION_METHODS``) and ``rerank_share`` (the first stage's share of the
+        reranked score: 0 the reranker alone, 1 no rerank) override them for this call."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
         if max_chars is not None and (
@@ -157,6 +170,9 @@ class Searcher:
         want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
         plan = self._plan(parsed, mode, filter, embedders, route_by_language, want, instruction)
         self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
+        method = self._method(fusion_method)
+        model_id = self._source.settings.reranker if rerank is True else str(rerank)
+        share = self._rerank_share(rerank, model_id, rerank_share) if rerank else 1.0
         dense_runs, query_vectors = self._dense_stage(parsed, plan, show_progress)
         results: list[list[SearchHit]] = []
         state, language = self._source.state(), self._languages.document
@@ -166,19 +182,20 @@ class Searcher:
                 weights = self._fusion_weights(used, fusion_weights, plan.fields)
                 if weights is not None and mode == "hybrid" and "sparse" not in stage_scores:
                     weights = weights[1:]  # BM25 sat out (an image alone): its weight goes
-                first = self._fuse(stage_scores, weights, mode)
+                first = self._fuse(stage_scores, weights, mode, method)
                 if mode == "hybrid" or len(stage_scores) > 1:
                     stage_scores["fused"] = first
                 ranked = top(first, want)
                 warnings: dict[str, str] = {}
-                if rerank:
-                    model_id = self._source.settings.reranker if rerank is True else str(rerank)
+                if share < 1.0:
                     vectors = {
                         m: v
                         for m, v in query_vectors[position].items()
                         if plan.instructions.get(m) is None  # the reranker's own vectors
                     }
-                    ranked, warnings = self._rerank(model_id, query, ranked, stage_scores, vectors)
+                    ranked, warnings = self._rerank(
+                        model_id, query, ranked, stage_scores, vectors, share
+                    )
                 hits = self._hits(ranked[:top_k], stage_scores, warnings)
                 snippets = with_snippets(
                     hits, state, query.text, language, query_vectors[position], max_chars
@@ -220,7 +237,7 @@ class Searcher:
         """Hybrid search's fused scores for one query's first stage (as search_many fuses
         them), with ``fusion_weights`` over BM25 and ``fields``."""
         weights = self._fusion_weights(stage.fields, fusion_weights, fields)
-        return self._fuse(dict(stage.runs), weights, "hybrid")
+        return self._fuse(dict(stage.runs), weights, "hybrid", self._method(None))
 
     def _plan(
         self,
@@ -363,16 +380,52 @@ class Searcher:
         return stage_scores, used
 
     def _fuse(
-        self, stage_scores: dict[str, dict[str, float]], weights: list[float] | None, mode: str
+        self,
+        stage_scores: dict[str, dict[str, float]],
+        weights: list[float] | None,
+        mode: str,
+        method: str,
     ) -> dict[str, float]:
         """The first stage's ranking: fused lists in hybrid mode (and dense over several
-        fields), else the one list."""
-        fuse = zscore_fusion if self._source.settings.fusion == "zscore" else rrf_fusion
-        if mode == "hybrid":
-            return fuse(list(stage_scores.values()), weights)
-        if mode == "dense" and len(stage_scores) > 1:
-            return fuse(list(stage_scores.values()), None if weights is None else weights[1:])
+        fields), else the one list. Weights that are all zero for the lists present (a
+        fit that dropped the only signal this query has) count as equal weights."""
+        if mode == "dense" and weights is not None:
+            weights = weights[1:]
+        if weights is not None and not any(weights):
+            weights = None
+        if mode == "hybrid" or (mode == "dense" and len(stage_scores) > 1):
+            return fuse(FUSION_METHODS[method], list(stage_scores.values()), weights)
         return next(iter(stage_scores.values()))
+
+    def _tuned(self) -> CollectionTuning | None:
+        """The collection's fit, where its ``fusion`` is ``auto``."""
+        return self._source.tuning() if self._source.settings.fusion == "auto" else None
+
+    def _method(self, override: str | None) -> str:
+        if override is not None:
+            if override not in FUSION_METHODS:
+                raise InputError(
+                    f"fusion_method must be one of {', '.join(FUSION_METHODS)}",
+                    field="fusion_method",
+                )
+            return override
+        if self._source.settings.fusion != "auto":
+            return self._source.settings.fusion
+        tuned = self._tuned()
+        return tuned.method if tuned is not None else "zscore"
+
+    def _rerank_share(self, rerank: bool | str, model_id: str, override: float | None) -> float:
+        """The first stage's share of the reranked score: given, or the collection's fit for
+        its own reranker (``rerank=True``), else 0 (the reranker's order)."""
+        if override is not None:
+            if isinstance(override, bool) or not 0.0 <= float(override) <= 1.0:
+                raise InputError("rerank_share must be within 0 and 1", field="rerank_share")
+            return float(override)
+        tuned = self._tuned()
+        decision = tuned.rerank if tuned is not None else None
+        if rerank is True and decision is not None and decision.reranker == model_id:
+            return decision.first_stage_share
+        return 0.0
 
     def _vector_fields(self, embedders: Sequence[str] | None) -> tuple[str, ...]:
         if embedders is None:
@@ -404,6 +457,9 @@ class Searcher:
                 )
             return [float(override[0])] + [float(override[1 + fields.index(m)]) for m in used]
         weights = self._source.settings.fusion_weights
+        tuned = self._tuned()
+        if weights is None and tuned is not None and all(m in tuned.embedders for m in used):
+            return [tuned.weights[0]] + [tuned.weights[1 + tuned.embedders.index(m)] for m in used]
         if weights is None:
             return None
         chosen = [weights[0]]
@@ -460,8 +516,10 @@ class Searcher:
         ranked: list[tuple[str, float]],
         stage_scores: dict[str, dict[str, float]],
         query_vectors: dict[str, np.ndarray],
+        share: float = 0.0,
     ) -> tuple[list[tuple[str, float]], dict[str, str]]:
-        """The candidates re-ordered by the reranker; those it cannot read keep their
+        """The candidates re-ordered by the reranker (its z-scores mixed with the first
+        stage's, the first stage weighing ``share``); those it cannot read keep their
         first-stage order after the scored ones, each with a warning saying why."""
         count = self._source.settings.rerank_candidates
         outcome = rerank_candidates(
@@ -473,9 +531,21 @@ class Searcher:
             stored_first_passage=self._stored_first_passage(query, query_vectors),
             language=self._languages.document,
         )
-        if outcome.scored:
-            stage_scores["rerank"] = dict(outcome.scored)
-        return outcome.ranked + ranked[count:], outcome.warnings
+        if not outcome.scored:
+            return outcome.ranked + ranked[count:], outcome.warnings
+        stage_scores["rerank"] = dict(outcome.scored)
+        reordered = outcome.ranked
+        if share > 0.0:
+            first = dict(ranked)
+            ids = [d for d, _ in outcome.scored]
+            mixed = mix_scores(
+                np.array([s for _, s in outcome.scored]),
+                np.array([first[d] for d in ids]),
+                np.array([share]),
+            )[0]
+            scored = top(dict(zip(ids, mixed.tolist(), strict=True)), len(ids))
+            reordered = scored + outcome.ranked[len(ids) :]
+        return reordered + ranked[count:], outcome.warnings
 
     def _stored_first_passage(
         self, query: SearchQuery, query_vectors: dict[str, np.ndarray]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omniretrieve.errors import InputError
+from omniretrieve.fusion.methods import FUSION_METHODS
 from omniretrieve.index.dense import QUANTIZATIONS
 from omniretrieve.index.store import CollectionFormatError, CollectionStore
 from omniretrieve.index.vectors import VECTOR_STORES, field_name
@@ -45,9 +46,13 @@ class CollectionSettings:
     """``split``: long documents become overlapping passages that each fit the embedder;
     ``first``: one vector per document, the model truncating it (as sentence-transformers)."""
     aggregate: Literal["max", "sum"] = "max"
-    fusion: Literal["zscore", "rrf"] = "zscore"
+    fusion: Literal["auto", "zscore", "rrf", "zscore-adaptive"] = "auto"
+    """``auto``: the method, weights and reranker mix the collection fitted on pseudo-queries
+    drawn from its own documents (:mod:`omniretrieve.index.tuning`; z-score fusion with equal
+    weights until it has); or one method with ``fusion_weights``."""
     fusion_weights: tuple[float, ...] | None = None
-    """BM25's weight first, then one per embedder; equal weights when None."""
+    """BM25's weight first, then one per embedder; None: equal weights (or, with ``auto``,
+    the fitted ones). Given weights win over fitted ones."""
     hnsw_threshold: int = 50_000
     rerank_candidates: int = 100
     reranker: str = "omniretrieve-hybrid-reranker"
@@ -73,8 +78,10 @@ class CollectionSettings:
             raise InputError("passages must be split or first", field="passages")
         if self.aggregate not in ("max", "sum"):
             raise InputError("aggregate must be max or sum", field="aggregate")
-        if self.fusion not in ("zscore", "rrf"):
-            raise InputError("fusion must be zscore or rrf", field="fusion")
+        if self.fusion != "auto" and self.fusion not in FUSION_METHODS:
+            raise InputError(
+                f"fusion must be auto or one of {', '.join(FUSION_METHODS)}", field="fusion"
+            )
         if (
             isinstance(self.rerank_candidates, bool)
             or not isinstance(self.rerank_candidates, int)

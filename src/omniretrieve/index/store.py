@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,33 @@ class CollectionStore:
         """Replace the settings (atomically: readers see the old or the new file)."""
         payload = {"format_version": FORMAT_VERSION, **settings}
         write_atomic(self.settings_path, json.dumps(payload, indent=2).encode())
+
+    @property
+    def tuning_path(self) -> Path:
+        return self.directory / "tuning.json"
+
+    def write_tuning(self, tuning: dict[str, Any] | None) -> None:
+        """Replace (None: remove) the self-tuned fusion, atomically."""
+        if tuning is None:
+            self.tuning_path.unlink(missing_ok=True)
+            return
+        write_atomic(self.tuning_path, json.dumps(tuning, indent=2).encode())
+
+    def read_tuning(self) -> dict[str, Any] | None:
+        """The self-tuned fusion; None when there is none, or when the file cannot be read
+        (with a warning: search falls back to equal weights, nothing is lost)."""
+        try:
+            data = json.loads(self.tuning_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            warnings.warn(
+                f"{self.tuning_path} is unreadable ({exc}); searching with equal fusion "
+                "weights until the collection is tuned again",
+                stacklevel=2,
+            )
+            return None
+        return data if isinstance(data, dict) else None
 
     def read_settings(self) -> dict[str, Any]:
         try:
@@ -183,9 +211,15 @@ class CollectionStore:
         except FileNotFoundError:
             return None
 
-    def version(self) -> tuple[str | None, int]:
+    def version(self) -> tuple[str | None, int, int]:
         """Changes whenever a write is acknowledged (WAL grows) or a compaction lands."""
-        return self.current_name(), self.wal_bytes()
+        return self.current_name(), self.wal_bytes(), self._tuning_stamp()
+
+    def _tuning_stamp(self) -> int:
+        try:
+            return self.tuning_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     def _settings_version(self) -> Any:
         try:

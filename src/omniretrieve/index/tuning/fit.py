@@ -15,19 +15,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from omniretrieve.fusion import top, zscores
+from omniretrieve.fusion import mix_scores, top
 from omniretrieve.fusion.methods import FUSION_METHODS
 from omniretrieve.index.queries import SearchQuery
 from omniretrieve.index.rerank_stage import rerank_candidates
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.store import StoredDocument
-from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.index.tuning.pseudo_lists import PseudoLists
+from omniretrieve.runtime.progress import progress_bar
 
 METHOD_ORDER = ("zscore", "zscore-adaptive", "rrf")
 """Tie-break among methods: the simplest first."""
@@ -89,7 +89,7 @@ class CollectionTuning:
     universe: int
     seed: int
     seconds: float
-    fitted_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    fitted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def weight_of(self, model_id: str) -> float | None:
         if model_id not in self.embedders:
@@ -177,7 +177,9 @@ def choose_fusion(
             reciprocal[name][row] = 1 / rank
     equal = tuple([round(1 / signals, 6)] * signals)
     candidates = [
-        Candidate(name, grid[i], float(gains[name][:, i].mean()), float(reciprocal[name][:, i].mean()))
+        Candidate(
+            name, grid[i], float(gains[name][:, i].mean()), float(reciprocal[name][:, i].mean())
+        )
         for name in methods
         for i in range(len(grid))
     ]
@@ -271,7 +273,7 @@ def choose_rerank_mix(
     ndcg = gains.mean(axis=0) if len(judged) else np.zeros(len(MIX_GRID))
     grid = {float(s): float(v) for s, v in zip(MIX_GRID, ndcg, strict=True)}
     without = len(MIX_GRID) - 1  # a share of 1: the first stage's own order
-    best = max(range(len(MIX_GRID)), key=lambda i: (round(ndcg[i], 9), MIX_GRID[i]))
+    best = max(range(len(MIX_GRID)), key=lambda i: (round(float(ndcg[i]), 9), MIX_GRID[i]))
     gain = float(ndcg[best] - ndcg[without])
     if gain < MIN_RERANK_GAIN or within_one_standard_error(gains[:, best], gains[:, without]):
         best = without
@@ -285,14 +287,6 @@ def choose_rerank_mix(
         len(judged),
         RERANK_DEPTH,
     )
-
-
-def mix_scores(rerank: np.ndarray, first_stage: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Per share ``s`` (rows): ``(1 - s) * z(rerank) + s * z(first_stage)`` over the same
-    candidates: the one way search and tuning mix a reranker with its first stage."""
-    rerank_z = zscores(rerank.astype(np.float64))
-    first_z = zscores(first_stage.astype(np.float64))
-    return (1 - shares)[:, None] * rerank_z + shares[:, None] * first_z
 
 
 def _first_passages(source: Any, lists: PseudoLists, vectors: dict[str, Any]) -> Any:
@@ -333,4 +327,3 @@ class _Overlay(Mapping[str, StoredDocument]):
 
     def __len__(self) -> int:
         return len(self._documents)
-

@@ -22,9 +22,9 @@ from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.queries import SearchQuery, encode_queries
 from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.store import StoredDocument, StoredState
+from omniretrieve.index.tuning.pseudo_queries import PseudoQuery
 from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.text.bm25 import Analyzer, BM25Index
-from omniretrieve.index.tuning.pseudo_queries import PseudoQuery
 
 UNIVERSE = 50_000
 """Documents the lists are computed over, at most (the sources always among them)."""
@@ -124,10 +124,8 @@ def _bm25_runs(
     languages = None
     if analyzer.language == "auto":
         languages = [source.document_language(d) for d in ids]
-    index = BM25Index(
-        [documents[d].text for d in ids], analyzer=analyzer, languages=languages
-    )
-    runs = []
+    index = BM25Index([documents[d].text for d in ids], analyzer=analyzer, languages=languages)
+    runs: list[dict[str, float]] = []
     with progress_bar(len(queries), "tuning: BM25", enabled=show_progress) as advance:
         for query in queries:
             language = source.query_language(query) if languages is not None else None
@@ -150,7 +148,7 @@ def _dense_runs(
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     matrix = np.concatenate(blocks)
     reduce: Callable[..., np.ndarray] = np.maximum.reduceat if how == "max" else np.add.reduceat
-    runs = []
+    runs: list[dict[str, float]] = []
     for chunk in range(0, len(queries), 64):
         scores = queries[chunk : chunk + 64].astype(np.float32) @ matrix.T
         per_doc = reduce(scores, starts, axis=1)

@@ -109,7 +109,7 @@ def _documentation(text: str, rng: random.Random) -> tuple[int, int, str] | None
 
 
 def _first_doc_sentence(documentation: str) -> str:
-    lines = []
+    lines: list[str] = []
     for line in documentation.strip().splitlines():
         if not line.strip() or DOC_FIELD.match(line):
             if lines:

@@ -5,16 +5,23 @@ reads the collection's documents and vectors only: no queries, no relevance labe
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from omniretrieve.errors import InputError
+from omniretrieve.index.settings import CollectionSettings
+from omniretrieve.index.store import CollectionStore
 from omniretrieve.index.tuning.fit import CollectionTuning, choose_fusion, choose_rerank_mix
 from omniretrieve.index.tuning.pseudo_lists import pseudo_lists
 from omniretrieve.index.tuning.pseudo_queries import draw_pseudo_queries
 
 PSEUDO_QUERIES = 400
+MIN_DOCUMENTS = 100
+"""Upserts tune a collection once it holds this many documents."""
+DRIFT = 1.5
+"""...and again when it has grown or shrunk by this factor since the last fit."""
 MIN_PSEUDO_QUERIES = 20
 """Fewer than this and the collection keeps equal weights (nothing to judge by)."""
 
@@ -67,3 +74,34 @@ def tune(
         seed=seed,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def tuning_due(
+    settings: CollectionSettings, tuning: CollectionTuning | None, documents: int
+) -> bool:
+    """Whether an upsert should (re)fit: ``fusion`` is ``auto`` and there is no fit, or the
+    fit was made on other embedders or another reranker, or on a collection of a size
+    :data:`DRIFT` times away from this one."""
+    if settings.fusion != "auto" or not settings.embedders or documents < MIN_DOCUMENTS:
+        return False
+    if tuning is None or tuning.embedders != tuple(settings.embedders):
+        return True
+    if tuning.rerank is not None and tuning.rerank.reranker != settings.reranker:
+        return True
+    return not tuning.documents / DRIFT < documents < tuning.documents * DRIFT
+
+
+def read_tuning(store: CollectionStore) -> CollectionTuning | None:
+    """A collection's stored fit (None: none, or unreadable, with a warning)."""
+    data = store.read_tuning()
+    if data is None:
+        return None
+    try:
+        return CollectionTuning.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        warnings.warn(
+            f"{store.tuning_path} is not a fit this version reads ({exc}); searching with "
+            "equal fusion weights until the collection is tuned again",
+            stacklevel=2,
+        )
+        return None
