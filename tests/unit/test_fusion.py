@@ -53,3 +53,43 @@ def test_zscore_matrix_gives_zscore_fusion_for_any_weights() -> None:
         assert set(docs) == set(fused)
         combined = np.asarray(weights, dtype=np.float64) @ matrix
         assert dict(zip(docs, combined.tolist(), strict=True)) == pytest.approx(fused)
+
+
+def test_every_method_fuses_as_weights_times_its_matrix() -> None:
+    from omniretrieve.fusion.methods import FUSION_METHODS, fuse
+
+    runs = [{"a": 3.0, "b": 1.0, "c": 0.5}, {"b": 0.9, "d": 0.7, "a": 0.1}, {}]
+    assert fuse(FUSION_METHODS["zscore"], runs, [0.2, 0.8, 1.0]) == pytest.approx(
+        zscore_fusion(runs, [0.2, 0.8, 1.0])
+    )
+    assert fuse(FUSION_METHODS["rrf"], runs, [1.0, 2.0, 1.0]) == pytest.approx(
+        rrf_fusion(runs, [1.0, 2.0, 1.0])
+    )
+    for method in FUSION_METHODS.values():
+        docs, matrix = method.matrix(runs)
+        assert sorted(docs) == ["a", "b", "c", "d"] and matrix.shape == (3, 4)
+
+
+def test_adaptive_fusion_trusts_the_decisive_list_more() -> None:
+    """Two lists disagree on the winner: fixed z-scores tie them; the adaptive method follows
+    the list whose best stands far above its tenth (the flat one says little)."""
+    from omniretrieve.fusion.methods import FUSION_METHODS, fuse
+
+    decisive = {"x": 10.0, **{f"d{i}": 1.0 + i / 100 for i in range(20)}}
+    flat = {"y": 1.05, **{f"d{i}": 1.0 + i / 1000 for i in range(20)}}
+    adaptive = fuse(FUSION_METHODS["zscore-adaptive"], [decisive, flat], None)
+    assert max(adaptive, key=adaptive.__getitem__) == "x"
+    fixed = fuse(FUSION_METHODS["zscore"], [flat, decisive], [1.0, 1.0])
+    adaptive_reversed = fuse(FUSION_METHODS["zscore-adaptive"], [flat, decisive], None)
+    assert adaptive_reversed["x"] - adaptive_reversed["y"] > fixed["x"] - fixed["y"]
+
+
+def test_mixing_a_reranker_moves_from_its_order_to_the_first_stage() -> None:
+    import numpy as np
+
+    from omniretrieve.fusion import mix_scores
+
+    rerank, first = np.array([0.9, 0.1, 0.5]), np.array([1.0, 3.0, 2.0])
+    mixed = mix_scores(rerank, first, np.array([0.0, 1.0]))
+    assert list(np.argsort(-mixed[0])) == [0, 2, 1]  # the reranker's order
+    assert list(np.argsort(-mixed[1])) == [1, 2, 0]  # the first stage's

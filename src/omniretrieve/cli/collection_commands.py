@@ -195,20 +195,91 @@ def collections_drop(
     typer.echo(f"dropped {name}", err=True)
 
 
+@collections_app.command("show")
+@handle_errors
+def collections_show(
+    name: str = typer.Argument(..., help="Collection name."),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """A collection's settings, size and self-tuned fusion (every candidate weighting with
+    its pseudo-query score, and the reranker decision)."""
+    from omniretrieve.index.collection import Collection
+    from omniretrieve.index.settings import settings_json
+
+    with Collection.open(name, root=root, read_only=True) as collection:
+        tuning = collection.tuning()
+        payload = {
+            "collection": name,
+            "documents": len(collection),
+            "settings": settings_json(collection.settings),
+            "tuning": tuning.to_json() if tuning is not None else None,
+        }
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+
+
 @collections_app.command("tune")
 @handle_errors
 def collections_tune(
     name: str = typer.Argument(..., help="Collection name."),
     dataset: Path = typer.Option(
-        ..., "--dataset", "-d", help="BEIR folder whose corpus this collection holds."
+        None,
+        "--dataset",
+        "-d",
+        help="A BEIR folder whose corpus this collection holds: fit on its --split queries "
+        "instead of pseudo-queries.",
     ),
-    split: str = typer.Option("train", help="The training split whose queries choose."),
+    split: str = typer.Option("train", help="With --dataset: the split whose queries choose."),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
     auto: bool = typer.Option(
-        False, "--auto", help="Fit for searches that route by query language (embedders auto)."
+        False, "--auto", help="With --dataset: fit for searches that route by query language."
     ),
+    queries: int = typer.Option(400, "--queries", help="Pseudo-queries to draw."),
+    seed: int = typer.Option(0, "--seed", help="Which documents the pseudo-queries come from."),
 ) -> None:
-    """Choose hybrid fusion weights on training queries and save them in the collection."""
+    """Fit the collection's fusion and save it: on pseudo-queries drawn from its own
+    documents (no labels; what upserts do on their own with fusion auto), or with --dataset
+    on a labelled split's queries (saved as fixed fusion_weights)."""
+    from omniretrieve.index.collection import Collection
+
+    if dataset is None:
+        if queries < 1:
+            raise InputError("--queries must be a positive integer", field="queries")
+        with Collection.open(name, root=root) as collection:
+            fitted = collection.tune(queries=queries, seed=seed, show_progress=True)
+            fusion = collection.settings.fusion
+        rerank = fitted.rerank
+        payload: dict[str, Any] = {
+            "collection": name,
+            "fusion": fusion,
+            "method": fitted.method,
+            "fusion_weights": list(fitted.weights),
+            "pseudo_queries": fitted.queries,
+            "pseudo_ndcg@10": fitted.ndcg,
+            "equal_weights_pseudo_ndcg@10": fitted.equal_ndcg,
+            "alone": fitted.alone,
+            "rerank": None
+            if rerank is None
+            else {
+                "reranker": rerank.reranker,
+                "first_stage_share": rerank.first_stage_share,
+                "used": rerank.used,
+                "pseudo_ndcg@10": rerank.ndcg,
+                "without": rerank.ndcg_without,
+            },
+            "seconds": fitted.seconds,
+        }
+        if fusion != "auto":
+            typer.echo(
+                f"note: collection {name!r} has fusion {fusion!r}: the fit is saved but used "
+                "only with fusion auto (Collection.update_settings(fusion='auto'))",
+                err=True,
+            )
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    _tune_on_dataset(name, dataset, split, root, auto)
+
+
+def _tune_on_dataset(name: str, dataset: Path, split: str, root: Path | None, auto: bool) -> None:
     from omniretrieve.eval.layouts import load_eval_dataset
     from omniretrieve.eval.tuning import fit_fusion_weights
     from omniretrieve.index.collection import Collection

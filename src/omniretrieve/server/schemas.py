@@ -161,7 +161,11 @@ class CreateCollectionRequest(BaseModel):
         description="BM25 analysis: auto (each document and query in its own language) or one "
         "language for all",
     )
-    fusion: Literal["zscore", "rrf"] = "zscore"
+    fusion: Literal["auto", "zscore", "rrf", "zscore-adaptive"] = Field(
+        "auto",
+        description="auto: the fusion and reranker mix the collection fits on pseudo-queries "
+        "from its own documents (refit as it grows); or one fixed method with equal weights",
+    )
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="milvus: dense search in the server's configured Milvus"
     )

@@ -30,7 +30,11 @@ MIN_REST_WORDS = 8
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])")
 DOCSTRING = re.compile(r'("""|\'\'\')(.*?)\1', re.DOTALL)
 LINE_COMMENT = re.compile(r"^[ \t]*(#|//)[ \t]?(.*)$", re.MULTILINE)
-DOC_FIELD = re.compile(r"^\s*[:@]|^\s*(Args|Returns|Parameters|Raises|Yields)\b", re.IGNORECASE)
+DOC_FIELD = re.compile(
+    r"^\s*[:@]|^\s*(Args|Arguments|Returns|Parameters|Raises|Yields|Examples?)\s*:?\s*$|^\s*-{3,}",
+    re.IGNORECASE,
+)
+"""Where a docstring's summary ends: ``:param``, ``@return``, section headers, rulers."""
 CODE_HINT = re.compile(r"^\s*(def|class|function|func|fn|public|private|import|#include)\b", re.M)
 
 
@@ -56,7 +60,7 @@ def draw_pseudo_queries(
         if len(drawn) >= count:
             break
         document = documents[doc_id]
-        if document.image and not document.text.strip():
+        if document.image:  # an image embedder would still see what was cut out
             continue
         query = cut_query(doc_id, document.text, random.Random(f"{seed}:{doc_id}"))
         if query is not None:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from omniretrieve.errors import CollectionNotFoundError, LimitExceededError, ModelNotFoundError
 from omniretrieve.index.collection import CollectionSettings
 from omniretrieve.index.queries import parse_query
+from omniretrieve.index.settings import settings_json
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
@@ -69,6 +70,30 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
     ).validate()
     collection = await in_collection_threads(request, collections.create, body.name, settings)
     return {"name": collection.name, "settings": collection.settings.__dict__}
+
+
+@router.get("/{name}")
+async def show_collection(name: str, request: Request) -> dict[str, Any]:
+    """Settings, size and the self-tuned fusion (with every candidate's pseudo-query score)."""
+
+    def show(collection: Any) -> dict[str, Any]:
+        tuning = collection.tuning()
+        return {
+            "name": name,
+            "documents": len(collection),
+            "settings": settings_json(collection.settings),
+            "tuning": None if tuning is None else tuning.to_json(),
+        }
+
+    return await locked(request, name, show)
+
+
+@router.post("/{name}/tune")
+async def tune_collection(name: str, request: Request) -> dict[str, Any]:
+    """Fit the collection's fusion and reranker mix on pseudo-queries now (upserts do it on
+    their own as the collection grows)."""
+    fitted = await locked(request, name, lambda c: c.tune())
+    return {"name": name, "tuning": fitted.to_json()}
 
 
 @router.delete("/{name}")
