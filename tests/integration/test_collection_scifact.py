@@ -54,3 +54,29 @@ def test_report_files(scifact_report) -> None:
     assert len(data["results"][0]["per_query"]["ndcg@10"]) == 300
     png = (out / "scores-boxplot.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+def test_fusion_fitted_on_pseudo_queries(
+    datasets_dir: Path, minilm, hybrid_reranker, scifact_report
+) -> None:
+    """``--fit-fusion pseudo``: the fusion and reranker mix a collection fits from its own
+    documents beat each signal alone, and the rerank it keeps does not lose."""
+    report, _ = scifact_report
+    tuned = evaluate(
+        [datasets_dir / "scifact"],
+        ["hybrid", "hybrid+rerank"],
+        cache_dir=CACHE_DIR,
+        embedders={"all-MiniLM-L6-v2": minilm},
+        rerankers={"omniretrieve-hybrid-reranker": hybrid_reranker},
+        fit_fusion="pseudo",
+    )
+    alone = [report.result("scifact", "test", p).metrics["ndcg@10"] for p in ("bm25", "dense")]
+    auto = {
+        p: tuned.result("scifact", "test", p).metrics["ndcg@10"]
+        for p in ("hybrid", "hybrid+rerank")
+    }
+    print(auto)
+    assert auto["hybrid"] > max(alone) + 0.03, (auto, alone)
+    assert auto["hybrid+rerank"] >= auto["hybrid"], auto
+    fit = tuned.config["fusion_weights"]["by_dataset"]["scifact"]["hybrid"]["pseudo"]
+    assert fit["queries"] == 400 and "candidates" not in fit
