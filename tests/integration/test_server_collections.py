@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,26 @@ def test_search_hits_carry_passages_and_highlights(client) -> None:
     assert {text[a:b] for a, b in hit["highlights"]} == {"Moon", "gravity"}
     bad = client.post("/v1/collections/snippets/search", json={**body, "max_chars": 0})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "max_chars"
+
+
+def test_a_collection_shows_and_refits_its_fusion(client: TestClient, datasets_dir) -> None:
+    """``GET /v1/collections/NAME``: settings, size, the fit (none below 100 documents);
+    ``POST .../tune`` fits on pseudo-queries now; too few documents to judge is a 422."""
+    assert client.post("/v1/collections", json={"name": "tuned"}).status_code == 201
+    shown = client.get("/v1/collections/tuned").json()
+    assert shown["settings"]["fusion"] == "auto" and shown["tuning"] is None
+    small = client.post("/v1/collections/tuned/tune")
+    assert small.status_code == 422 and small.json()["error"]["param"] == "collection"
+    lines = (datasets_dir / "cranfield" / "corpus.jsonl").read_text().splitlines()[:120]
+    documents = [json.loads(line) for line in lines]
+    documents = [{"id": d["_id"], "text": d["text"]} for d in documents]
+    assert (
+        client.put("/v1/collections/tuned/documents", json={"documents": documents}).json()["added"]
+        == 120
+    )
+    fitted = client.get("/v1/collections/tuned").json()["tuning"]  # the upsert tuned it
+    assert fitted["documents"] == 120 and len(fitted["weights"]) == 2
+    again = client.post("/v1/collections/tuned/tune")
+    assert again.status_code == 200, again.text
+    assert again.json()["tuning"]["weights"] == fitted["weights"]  # same seed, same fit
+    assert client.get("/v1/collections/nope").status_code == 404
