@@ -53,7 +53,9 @@ def evaluate_dataset(name: str, dtype: str, seed: int) -> dict[str, Any]:
     rows: dict[str, tuple[str, tuple[float, ...]]] = {
         "bm25": ("zscore", (1.0,) + (0.0,) * len(fields))
     }
-    for i, model_id in enumerate(fields):
+    for i, model_id in enumerate(fields if not multilingual else ()):
+        # (routed: a field alone would leave queries of languages it lacks with nothing;
+        # each embedder alone is `omniretrieve eval -p dense:<model>`)
         weights = [0.0] * signals
         weights[1 + i] = 1.0
         rows[f"dense:{model_id}"] = ("zscore", tuple(weights))

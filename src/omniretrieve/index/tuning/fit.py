@@ -174,10 +174,10 @@ def choose_fusion(
     for row, (query, runs) in enumerate(zip(lists.queries, lists.runs, strict=True)):
         for name in methods:
             docs, matrix = FUSION_METHODS[name].matrix(runs)
-            if query.doc_id not in docs:
+            if query.relevant not in docs:
                 continue
             fused = weights @ matrix
-            own = fused[:, docs.index(query.doc_id)]
+            own = fused[:, docs.index(query.relevant)]
             rank = 1 + (fused > own[:, None]).sum(axis=1)
             gains[name][row] = np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
             reciprocal[name][row] = 1 / rank
@@ -267,7 +267,7 @@ def choose_rerank_mix(
             advance(1)
             docs, matrix = method.matrix(runs)
             ranked = top(dict(zip(docs, (weights @ matrix).tolist(), strict=True)), RERANK_DEPTH)
-            if query.doc_id not in dict(ranked):
+            if query.relevant not in dict(ranked):
                 continue
             outcome = rerank_candidates(
                 reranker,
@@ -279,14 +279,14 @@ def choose_rerank_mix(
                 language=source.document_language,
             )
             scored = dict(outcome.scored)
-            if query.doc_id not in scored:
+            if query.relevant not in scored:
                 continue  # the reranker could not read it
             ids = [d for d, _ in ranked if d in scored]
             first = dict(ranked)
             mixed = mix_scores(
                 np.array([scored[d] for d in ids]), np.array([first[d] for d in ids]), shares
             )
-            own = mixed[:, ids.index(query.doc_id)]
+            own = mixed[:, ids.index(query.relevant)]
             rank = 1 + (mixed > own[:, None]).sum(axis=1)
             gains[row] = np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
     ndcg = gains.mean(axis=0) if len(judged) else np.zeros(len(MIX_GRID))

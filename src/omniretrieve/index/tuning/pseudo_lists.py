@@ -76,9 +76,10 @@ def pseudo_lists(
 ) -> PseudoLists:
     state = source.state()
     masked = {q.doc_id: replace(state.documents[q.doc_id], text=q.masked) for q in queries}
-    universe = _universe(list(state.documents), masked, seed)
-    documents = {d: masked.get(d) or state.documents[d] for d in universe}
     texts = [q.text for q in queries]
+    needed = set(masked) | {q.relevant for q in queries}
+    universe = _universe(list(state.documents), needed, seed)
+    documents = {d: masked.get(d) or state.documents[d] for d in universe}
     bm25_runs = _bm25_runs(source, documents, texts, show_progress)
     dense_runs: list[list[dict[str, float]]] = []
     query_vectors: list[dict[str, np.ndarray]] = [{} for _ in queries]
@@ -100,17 +101,21 @@ def pseudo_lists(
     runs = [
         [bm25_runs[i], *[field_runs[i] for field_runs in dense_runs]] for i in range(len(queries))
     ]
+    for query, lists in zip(queries, runs, strict=True):
+        if query.target is not None:  # cross-lingual: its own document is not the answer
+            for run in lists:
+                run.pop(query.doc_id, None)
     return PseudoLists(
         fields, list(queries), runs, query_vectors, masked_first, masked, len(universe)
     )
 
 
-def _universe(ids: list[str], masked: Mapping[str, StoredDocument], seed: int) -> list[str]:
+def _universe(ids: list[str], needed: set[str], seed: int) -> list[str]:
     if len(ids) <= UNIVERSE:
         return ids
-    others = sorted(set(ids) - set(masked))
-    chosen = set(random.Random(seed).sample(others, UNIVERSE - len(masked)))
-    return [d for d in ids if d in chosen or d in masked]
+    others = sorted(set(ids) - needed)
+    chosen = set(random.Random(seed).sample(others, UNIVERSE - len(needed)))
+    return [d for d in ids if d in chosen or d in needed]
 
 
 def _bm25_runs(

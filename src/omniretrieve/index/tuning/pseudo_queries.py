@@ -45,7 +45,15 @@ class PseudoQuery:
     masked: str
     """The document's text with the query's span removed."""
     kind: str
-    """``docstring``, ``lead`` or ``span``: how it was cut."""
+    """``docstring``, ``lead`` or ``span``: how it was cut; ``cross``: the same cut, judged
+    by a translation of its document (see :mod:`.cross_lingual`)."""
+    target: str | None = None
+    """The document that must be found, when it is not the one the query was cut from (a
+    cross-lingual query; its own document is then left out of the lists)."""
+
+    @property
+    def relevant(self) -> str:
+        return self.target if self.target is not None else self.doc_id
 
 
 def draw_pseudo_queries(

@@ -13,6 +13,7 @@ from typing import Any
 from omniretrieve.errors import InputError
 from omniretrieve.index.settings import CollectionSettings
 from omniretrieve.index.store import CollectionStore
+from omniretrieve.index.tuning.cross_lingual import cross_lingual_queries
 from omniretrieve.index.tuning.fit import CollectionTuning, choose_fusion, choose_rerank_mix
 from omniretrieve.index.tuning.pseudo_lists import pseudo_lists
 from omniretrieve.index.tuning.pseudo_queries import draw_pseudo_queries
@@ -50,6 +51,7 @@ def tune(
             f"{MIN_PSEUDO_QUERIES} are needed: documents with a few sentences of text)",
             field="collection",
         )
+    drawn += cross_lingual_queries(source, drawn, fields)
     lists = pseudo_lists(source, drawn, fields, seed=seed, show_progress=show_progress)
     best, candidates, alone, equal = choose_fusion(lists)
     model_id = source.settings.reranker if reranker is None else reranker
