@@ -128,6 +128,7 @@ def test_the_fit_is_the_same_for_a_seed_and_reads_documents_only(
 
 def test_a_reranker_that_does_not_gain_is_skipped(noise_collection, monkeypatch) -> None:
     """A share of 1 (the fit found no gain) keeps the first stage and calls no reranker."""
+
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the reranker was called")
 
