@@ -416,14 +416,16 @@ class Searcher:
 
     def _rerank_share(self, rerank: bool | str, model_id: str, override: float | None) -> float:
         """The first stage's share of the reranked score: given, or the collection's fit for
-        its own reranker (``rerank=True``), else 0 (the reranker's order)."""
+        its own reranker (``rerank=True``, or the collection's reranker by name, as the server
+        passes it), else 0 (the reranker's order)."""
         if override is not None:
             if isinstance(override, bool) or not 0.0 <= float(override) <= 1.0:
                 raise InputError("rerank_share must be within 0 and 1", field="rerank_share")
             return float(override)
         tuned = self._tuned()
         decision = tuned.rerank if tuned is not None else None
-        if rerank is True and decision is not None and decision.reranker == model_id:
+        own = model_id == self._source.settings.reranker
+        if own and decision is not None and decision.reranker == model_id:
             return decision.first_stage_share
         return 0.0
 

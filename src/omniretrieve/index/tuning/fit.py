@@ -260,7 +260,9 @@ def choose_rerank_mix(
     weights = np.asarray(chosen.weights)
     shares = np.asarray(MIX_GRID)
     judged = list(zip(lists.queries, lists.runs, lists.query_vectors, strict=True))
-    judged = judged[:RERANK_QUERIES]
+    if len(judged) > RERANK_QUERIES:  # evenly over all kinds (cross-lingual ones come last)
+        step = len(judged) / RERANK_QUERIES
+        judged = [judged[int(i * step)] for i in range(RERANK_QUERIES)]
     gains = np.zeros((len(judged), len(MIX_GRID)))
     with progress_bar(len(judged), "tuning: rerank", enabled=show_progress) as advance:
         for row, (query, runs, vectors) in enumerate(judged):
