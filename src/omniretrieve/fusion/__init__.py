@@ -47,15 +47,21 @@ def mix_scores(rerank: np.ndarray, first_stage: np.ndarray, shares: np.ndarray) 
     return (1 - shares)[:, None] * rerank_z + shares[:, None] * first_z
 
 
-def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
-    """The documents of all lists and a (lists x documents) matrix of their z-scores as
-    :func:`zscore_fusion` weighs them (a list's lowest for documents it lacks, zeros for an
-    empty list): fused scores for many weightings at once are ``weights @ matrix``."""
+def empty_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[dict[str, int], np.ndarray]:
+    """Each document of the lists with its column (first seen first), and a zero (lists x
+    documents) matrix: what every fusion method fills."""
     position: dict[str, int] = {}
     for run in runs:
         for doc in run:
             position.setdefault(doc, len(position))
-    matrix = np.zeros((len(runs), len(position)), dtype=np.float64)
+    return position, np.zeros((len(runs), len(position)), dtype=np.float64)
+
+
+def zscore_matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
+    """The documents of all lists and a (lists x documents) matrix of their z-scores as
+    :func:`zscore_fusion` weighs them (a list's lowest for documents it lacks, zeros for an
+    empty list): fused scores for many weightings at once are ``weights @ matrix``."""
+    position, matrix = empty_matrix(runs)
     for row, run in enumerate(runs):
         if not run:
             continue

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from omniretrieve.fusion import RRF_K
+from omniretrieve.fusion import RRF_K, empty_matrix
 
 
 class ReciprocalRank:
@@ -17,11 +17,7 @@ class ReciprocalRank:
         self.k = k
 
     def matrix(self, runs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
-        position: dict[str, int] = {}
-        for run in runs:
-            for doc in run:
-                position.setdefault(doc, len(position))
-        matrix = np.zeros((len(runs), len(position)), dtype=np.float64)
+        position, matrix = empty_matrix(runs)
         for row, run in enumerate(runs):
             ranked = sorted(run, key=lambda d: -run[d])
             for rank, doc in enumerate(ranked, start=1):
