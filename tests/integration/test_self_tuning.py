@@ -185,3 +185,25 @@ def test_index_tunes_and_the_cli_retunes_and_shows(tmp_path: Path, datasets_dir:
     assert data["tuning"]["candidates"] and data["tuning"]["rerank"]["reranker"]
     missing = runner.invoke(app, ["collections", "show", "nope", "--root", root])
     assert missing.exit_code != 0 and "nope" in missing.output
+
+
+def test_an_upsert_does_not_judge_a_reranker_that_must_embed(
+    tmp_path: Path, cranfield_documents, minilm, monkeypatch
+) -> None:
+    """The bundled reranker over a collection without MiniLM vectors would embed 4,000
+    candidates: an upsert fits the fusion only (``tune()`` judges the reranker)."""
+
+    def no_reranker(self: Collection, model_id: str) -> Any:
+        raise AssertionError(f"the upsert loaded reranker {model_id}")
+
+    monkeypatch.setattr(Collection, "reranker", no_reranker)
+    collection = Collection.create(
+        "no-minilm",
+        root=tmp_path,
+        settings=CollectionSettings(embedders=("noise",)),
+        embedders={"noise": NoiseEmbedder(minilm)},
+    )
+    with collection:
+        collection.upsert(cranfield_documents[:150])
+        tuning = collection.tuning()
+        assert tuning is not None and tuning.documents == 150 and tuning.rerank is None

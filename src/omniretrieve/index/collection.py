@@ -45,7 +45,13 @@ from omniretrieve.index.store import (
     apply,
 )
 from omniretrieve.index.tuning.fit import CollectionTuning
-from omniretrieve.index.tuning.self_tune import PSEUDO_QUERIES, read_tuning, tune, tuning_due
+from omniretrieve.index.tuning.self_tune import (
+    PSEUDO_QUERIES,
+    read_tuning,
+    refit_after_upsert,
+    tune,
+    tuning_due,
+)
 from omniretrieve.index.vectors import open_vector_store
 from omniretrieve.inputs import Input
 from omniretrieve.reranker import Reranker
@@ -305,7 +311,10 @@ class Collection:
             if self._store.wal_bytes() > COMPACT_WAL_BYTES:
                 self.flush()
         if self.options.auto_tune and tuning_due(self.settings, self._tuning, len(self)):
-            self._tune_quietly(show_progress)
+            loaded = self._rerankers.get(self.settings.reranker)
+            fitted = refit_after_upsert(self, self._tuning, loaded, show_progress)
+            if fitted is not None:
+                self._save_tuning(fitted)
         return UpsertReport(*totals)
 
     # -- self-tuning (see omniretrieve.index.tuning) --------------------------------------
@@ -324,23 +333,19 @@ class Collection:
         """Fit this collection's fusion (method, weights per signal, whether to fuse at all)
         and its reranker's mix on ``queries`` pseudo-queries drawn from its documents (no
         labels), save it, and use it from now on where ``fusion`` is ``auto``. Upserts do
-        this on their own when the collection has grown or shrunk by half since the last fit
-        (``options.auto_tune``)."""
+        this on their own when it is due (:func:`~omniretrieve.index.tuning.self_tune.
+        tuning_due`; ``options.auto_tune``)."""
         self._check_writable()
         fitted = tune(
             self, queries=queries, seed=seed, reranker=reranker, show_progress=show_progress
         )
+        self._save_tuning(fitted)
+        return fitted
+
+    def _save_tuning(self, fitted: CollectionTuning) -> None:
         self._store.write_tuning(fitted.to_json())
         self._tuning = fitted
         self._invalidate()
-        return fitted
-
-    def _tune_quietly(self, show_progress: bool) -> None:
-        """Tune after an upsert; a collection too small to judge keeps what it has."""
-        try:
-            self.tune(show_progress=show_progress)
-        except InputError:
-            pass
 
     def check_documents(self, documents: Iterable[Any]) -> list[StoredDocument]:
         """Documents parsed and checked as :meth:`upsert` takes them; nothing is stored."""

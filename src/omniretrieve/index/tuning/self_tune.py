@@ -8,15 +8,18 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from omniretrieve.errors import InputError
+from omniretrieve.index.rerank_stage import StoredVectorScorer
 from omniretrieve.index.settings import CollectionSettings
 from omniretrieve.index.store import CollectionStore
 from omniretrieve.index.tuning.cross_lingual import cross_lingual_queries
 from omniretrieve.index.tuning.fit import CollectionTuning, choose_fusion, choose_rerank_mix
 from omniretrieve.index.tuning.pseudo_lists import pseudo_lists
 from omniretrieve.index.tuning.pseudo_queries import draw_pseudo_queries
+from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
 
 PSEUDO_QUERIES = 400
 MIN_DOCUMENTS = 100
@@ -107,3 +110,35 @@ def read_tuning(store: CollectionStore) -> CollectionTuning | None:
             stacklevel=2,
         )
         return None
+
+
+def refit_after_upsert(
+    source: Any,
+    previous: CollectionTuning | None,
+    loaded_reranker: Any,
+    show_progress: bool = False,
+) -> CollectionTuning | None:
+    """The refit an upsert makes (None: the collection is too small to judge). The reranker
+    is judged only when that is cheap (:func:`reranker_reads_stored_vectors`); otherwise the
+    last decision on it is kept (``Collection.tune()`` judges any reranker)."""
+    cheap = reranker_reads_stored_vectors(source, loaded_reranker)
+    try:
+        fitted = tune(source, reranker=None if cheap else "", show_progress=show_progress)
+    except InputError:
+        return None
+    kept = previous.rerank if previous is not None else None
+    if not cheap and kept is not None and kept.reranker == source.settings.reranker:
+        fitted = replace(fitted, rerank=kept)
+    return fitted
+
+
+def reranker_reads_stored_vectors(source: Any, loaded_reranker: Any) -> bool:
+    """Whether the collection's reranker scores from its stored vectors (no embedding):
+    asked of the model when it is loaded; otherwise true only for the bundled reranker over a
+    collection that holds its embedder's field (loading a model to ask is what this avoids)."""
+    settings = source.settings
+    if loaded_reranker is not None:
+        model = loaded_reranker.model
+        fields = {source.embedder(m).model_id for m in settings.embedders}
+        return isinstance(model, StoredVectorScorer) and model.embedder.model_id in fields
+    return settings.reranker == DEFAULT_RERANKER and DEFAULT_EMBEDDER in settings.embedders
