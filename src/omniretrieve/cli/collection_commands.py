@@ -92,6 +92,15 @@ def index(
         report = collection.upsert(documents, show_progress=True)
         collection.flush()
         payload = {"collection": name, "documents": len(collection), **report.__dict__}
+        tuning = collection.tuning() if collection.settings.fusion == "auto" else None
+        if tuning is not None:  # what searches fuse with (see `collections show`)
+            payload["fusion"] = {
+                "method": tuning.method,
+                "weights": dict(zip(("bm25", *tuning.embedders), tuning.weights, strict=True)),
+                "rerank_first_stage_share": None
+                if tuning.rerank is None
+                else tuning.rerank.first_stage_share,
+            }
     skipped.sort(key=lambda item: item.path)
     payload["skipped"] = [{"path": s.path, "error": s.error} for s in skipped]
     sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
