@@ -1,13 +1,13 @@
 """Choosing a collection's fusion (method, weight per signal, whether to fuse at all) and its
 reranker mix from pseudo-queries alone: no relevance labels, no real queries.
 
-Every candidate is judged by NDCG@10 of the pseudo-queries' source documents (ties: the
-higher mean reciprocal rank, then the weighting closest to equal weights, then the simplest
-method). Candidates: each :data:`~omniretrieve.fusion.methods.FUSION_METHODS` method with
-every weighting on a grid over the simplex (a signal at weight 0 is not fused at all), equal
-weights among them. The reranker is then judged on the chosen fusion's top candidates: its
-scores' z-score mixed with the first stage's, ``first_stage_share`` from 0 (the reranker
-alone) to 1 (no rerank); it is used only when it gains at least :data:`MIN_RERANK_GAIN`.
+Every candidate is judged by NDCG@10 of the pseudo-queries' relevant documents: each
+:data:`~omniretrieve.fusion.methods.FUSION_METHODS` method with every weighting on a grid
+over the simplex (a signal at weight 0 is not fused at all), equal weights among them. The
+simplest candidate within one standard error of the best wins (:func:`choose_fusion`). The
+reranker is then judged on the chosen fusion's top candidates, its z-scores mixed with the
+first stage's (``first_stage_share`` 0.5 to 1, 1 meaning no rerank), and used only on clear
+evidence (:func:`choose_rerank_mix`).
 """
 
 from __future__ import annotations
