@@ -67,6 +67,15 @@ def eval_command(
         None, "--instruction", help="A query instruction of your own, sent to every embedder."
     ),
     dtype: str = dtype_option(),
+    metrics: str = typer.Option(
+        None,
+        "--metrics",
+        help="Comma-separated metrics the report leads with, e.g. ndcg@10,recall@100,p@5 "
+        "(default: each dataset layout's own).",
+    ),
+    depth: int = typer.Option(
+        None, "--depth", help="Documents kept per query (default 20; at least every cutoff)."
+    ),
     compare: list[str] = typer.Option(
         None,
         "--compare",
@@ -91,6 +100,8 @@ def eval_command(
         "named_task": named_task,
         "instruction": instruction,
         "dtype": dtype,
+        "metrics": metrics.split(",") if metrics else None,
+        "depth": depth,
     }
     if suite is not None:
         if dataset or pipeline or collection:

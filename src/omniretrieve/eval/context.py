@@ -54,6 +54,11 @@ class EvalRun:
     fit_fusion: str | None
     fitted: dict[str, Any]
     """Fusion fits of this dataset, by pipeline (filled as they are made, for the report)."""
+    depth: int = 20
+    """Documents kept per query (every metric's cutoff fits)."""
+    runs_dir: Path | None = None
+    """Where each pipeline's run is written in TREC format (``<dataset>/<task>/<pipeline>.trec``);
+    None: not written."""
     instructions: dict[str, str] = field(default_factory=dict)
     """Embedder id -> the instruction its queries carry (a named task or a text); embedders
     not listed use their default."""

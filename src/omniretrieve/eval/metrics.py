@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 ALL_METRICS: tuple[str, ...] = (
     "ndcg@5",
@@ -47,6 +48,47 @@ def _trec_name(metric: str) -> tuple[str, str]:
     if not cutoff.isdigit():
         raise ValueError(f"metric {metric!r} needs a cutoff, e.g. {name}@10")
     return trec, f"{trec}_{cutoff}"
+
+
+def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+    """The metric names, checked (``ndcg@10``, ``recall@100``, ``p@5``, ``map@20``,
+    ``mrr@10``): a :class:`ValueError` names a wrong one."""
+    checked = tuple(m.strip().lower() for m in metrics if m.strip())
+    for metric in checked:
+        _trec_name(metric)
+    return checked
+
+
+def metric_depth(metrics: Iterable[str]) -> int:
+    """How many documents a run must hold for every metric (the largest cutoff)."""
+    return max((int(m.partition("@")[2] or 0) for m in metrics), default=0)
+
+
+def write_trec_run(path: Path, run: Run, name: str) -> None:
+    """``run`` in TREC format (``qid Q0 docid rank score name``), best first per query, as
+    trec_eval, pytrec_eval and ranx read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for query_id, scores in run.items():
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        for rank, (doc_id, score) in enumerate(ranked, start=1):
+            lines.append(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {name}\n")
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def read_trec_run(path: Path) -> dict[str, dict[str, float]]:
+    """A TREC run file back as query id -> document id -> score."""
+    run: dict[str, dict[str, float]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise ValueError(
+                f"{path}:{number}: a run line has 6 fields (qid Q0 doc rank score run)"
+            )
+        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+    return run
 
 
 def evaluate_run(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) -> MetricResult:

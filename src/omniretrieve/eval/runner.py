@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -18,6 +19,7 @@ from omniretrieve.errors import InputError, OmniRetrieveError
 from omniretrieve.eval.context import EvalModels, EvalRun, OcrSource
 from omniretrieve.eval.datasets import EvalDataset, EvalTask
 from omniretrieve.eval.layouts import layout_of, load_eval_dataset
+from omniretrieve.eval.metrics import check_metrics, metric_depth
 from omniretrieve.eval.pipelines import Pipeline, parse_pipeline
 from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
@@ -50,6 +52,8 @@ def evaluate(
     named_task: str | None = None,
     instruction: str | None = None,
     dtype: str = "auto",
+    metrics: Sequence[str] | None = None,
+    depth: int | None = None,
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -67,7 +71,11 @@ def evaluate(
     ``vector_store="milvus"`` runs the dense searches in Milvus Lite; ``named_task`` (a task
     an embedder's model card names, e.g. BGE-Code's ``CosQA``) goes to the embedders that know
     it, ``instruction`` (any text) to every embedder, with the queries; ``dtype`` is the
-    precision of the embedders it loads (``auto``: each family's fastest quality-safe one)."""
+    precision of the embedders it loads (``auto``: each family's fastest quality-safe one);
+    ``metrics`` (``ndcg@10``, ``recall@100``, ``p@5``...) replace each dataset's leading
+    metrics; ``depth`` is how many documents each query's run keeps (at least every metric's
+    cutoff; default 20). With ``out_dir``, each pipeline's run is written in TREC format under
+    ``runs/<dataset>/<task>/<pipeline>.trec``."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
     check_dtype(dtype)
@@ -75,12 +83,21 @@ def evaluate(
         raise InputError("name at least one dataset", field="dataset")
     if not pipelines:
         raise InputError("name at least one pipeline", field="pipeline")
+    try:
+        wanted = check_metrics(metrics or ())
+    except ValueError as exc:
+        raise InputError(str(exc), field="metrics") from exc
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise InputError("depth must be a positive integer", field="depth")
+    run_depth = max(depth or SEARCH_DEPTH, metric_depth(wanted))
     parsed = [p if isinstance(p, Pipeline) else parse_pipeline(p) for p in pipelines]
     if len({p.spec for p in parsed}) != len(parsed):
         raise InputError("a pipeline is named twice", field="pipeline")
     loaded = [
         d if isinstance(d, EvalDataset) else load_eval_dataset(d, split=split) for d in datasets
     ]
+    if wanted:  # the report leads with the metrics asked for
+        loaded = [replace(d, metrics=wanted) for d in loaded]
     if collection is not None and len(loaded) != 1:
         raise InputError("--collection evaluates exactly one dataset", field="collection")
     if named_task is not None and instruction is not None:
@@ -114,6 +131,8 @@ def evaluate(
                     show_progress=show_progress,
                     fit_fusion=fit_fusion,
                     fitted=fitted.setdefault(dataset.name, {}),
+                    depth=run_depth,
+                    runs_dir=out_dir / "runs" if out_dir is not None else None,
                     instructions=instructions,
                 ),
             )
@@ -124,6 +143,7 @@ def evaluate(
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
     report.config["dtype"] = dtype
+    report.config["search_depth"] = run_depth
     reader = models.ocr.reader
     if reader is not None:
         report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"

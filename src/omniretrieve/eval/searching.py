@@ -19,7 +19,7 @@ from omniretrieve.eval.collection_builder import dataset_collection
 from omniretrieve.eval.context import EvalRun
 from omniretrieve.eval.datasets import EvalDataset, EvalTask
 from omniretrieve.eval.layouts import layout_of
-from omniretrieve.eval.metrics import ALL_METRICS, evaluate_run
+from omniretrieve.eval.metrics import ALL_METRICS, evaluate_run, write_trec_run
 from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.eval.results import TaskResult
 from omniretrieve.eval.tuning import (
@@ -192,7 +192,7 @@ def _evaluate_task(
             run.show_progress,
             folds.get(pipeline.spec)
             or [(list(queries), weights.get(pipeline.spec) or FusionChoice())],
-            run.instructions,
+            run,
         )
         for pipeline in pipelines
     ]
@@ -207,7 +207,7 @@ def _run_task(
     qrels: dict[str, dict[str, int]],
     show_progress: bool,
     folds: list[tuple[list[str], FusionChoice]],
-    instructions: dict[str, str],
+    run_options: EvalRun,
 ) -> TaskResult:
     """Search the task's queries (fold by fold where folds have their own fusion weights)
     and score the run."""
@@ -218,7 +218,7 @@ def _run_task(
     for fold_queries, fusion in folds:
         hits = collection.search_many(
             task.search_queries(fold_queries),
-            top_k=SEARCH_DEPTH,
+            top_k=run_options.depth,
             mode=pipeline.mode,
             rerank=pipeline.reranker or False,
             filter=task.filter,
@@ -228,12 +228,15 @@ def _run_task(
             fusion_method=fusion.method,
             rerank_share=fusion.rerank_share if pipeline.reranker else None,
             show_progress=show_progress,
-            instruction=instructions or None,
+            instruction=run_options.instructions or None,
         )
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started
     run = {qid: {hit.doc_id: hit.score for hit in found[qid]} for qid in queries}
     scored = evaluate_run(qrels, run, dict.fromkeys([*ALL_METRICS, *dataset.metrics]))
+    if run_options.runs_dir is not None:
+        name = pipeline.spec.replace("/", "_")
+        write_trec_run(run_options.runs_dir / dataset.name / task.name / f"{name}.trec", run, name)
     return TaskResult(
         dataset.name,
         task.name,

@@ -1,0 +1,65 @@
+"""Evaluation at the depth and with the metrics asked for, and runs written in TREC format
+that trec_eval's own implementation (pytrec_eval, called directly) scores the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omniretrieve.errors import InputError
+from omniretrieve.eval.datasets import load_qrels
+from omniretrieve.eval.metrics import read_trec_run
+from omniretrieve.eval.runner import evaluate
+from tests.conftest import CACHE_DIR
+
+pytestmark = pytest.mark.slow
+
+PIPELINES = ["bm25", "dense", "hybrid"]
+
+
+@pytest.fixture(scope="module")
+def scifact_runs(datasets_dir: Path, minilm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    report = evaluate(
+        [datasets_dir / "scifact"],
+        PIPELINES,
+        cache_dir=CACHE_DIR,
+        embedders={"all-MiniLM-L6-v2": minilm},
+        out_dir=out,
+        metrics=["ndcg@10", "recall@100"],
+        show_progress=False,
+    )
+    return report, out
+
+
+def test_run_files_rescore_to_the_reported_numbers(scifact_runs, datasets_dir: Path) -> None:
+    import pytrec_eval
+
+    report, out = scifact_runs
+    qrels = load_qrels(datasets_dir / "scifact" / "qrels" / "test.tsv")
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"})
+    table = {}
+    for pipeline in PIPELINES:
+        run = read_trec_run(out / "runs" / "scifact" / "test" / f"{pipeline}.trec")
+        assert max(len(docs) for docs in run.values()) == 100  # the depth recall@100 needs
+        scores = evaluator.evaluate(run)
+        result = report.result("scifact", "test", pipeline)
+        for trec, ours in (("ndcg_cut_10", "ndcg@10"), ("recall_100", "recall@100")):
+            # judged queries the run lacks count 0, as in the report
+            mean = sum(scores.get(q, {}).get(trec, 0.0) for q in qrels) / len(qrels)
+            assert mean == pytest.approx(result.metrics[ours], abs=1e-9), (pipeline, ours)
+        table[pipeline] = (result.metrics["ndcg@10"], result.metrics["recall@100"])
+    print(table)
+    assert table["hybrid"][1] > max(table["bm25"][1], table["dense"][1])
+    assert "scifact recall@100" in (out / "report.md").read_text()
+    assert report.config["search_depth"] == 100
+
+
+def test_wrong_metrics_and_depths_are_refused(datasets_dir: Path) -> None:
+    with pytest.raises(InputError, match="unknown metric") as wrong:
+        evaluate([datasets_dir / "scifact"], ["bm25"], metrics=["ndgc@10"], show_progress=False)
+    assert wrong.value.field == "metrics"
+    with pytest.raises(InputError, match="depth") as shallow:
+        evaluate([datasets_dir / "scifact"], ["bm25"], depth=0, show_progress=False)
+    assert shallow.value.field == "depth"
