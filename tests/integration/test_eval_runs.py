@@ -63,3 +63,27 @@ def test_wrong_metrics_and_depths_are_refused(datasets_dir: Path) -> None:
     with pytest.raises(InputError, match="depth") as shallow:
         evaluate([datasets_dir / "scifact"], ["bm25"], depth=0, show_progress=False)
     assert shallow.value.field == "depth"
+
+
+def test_empty_documents_are_counted_and_named(tmp_path: Path) -> None:
+    """A corpus line with no text is not indexed; the report says how many were, and which
+    were left out (Cranfield has two such)."""
+    import json
+
+    corpus = [
+        {"_id": "a", "title": "", "text": "Cats eat fish and mice."},
+        {"_id": "b", "title": "", "text": "   "},
+        {"_id": "c", "title": "Stocks", "text": "The market fell on Monday."},
+    ]
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "cats"}) + "\n")
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\ta\t1\n")
+    out = tmp_path / "out"
+    report = evaluate([tmp_path], ["bm25"], out_dir=out, cache_dir=tmp_path / "cache",
+                      show_progress=False)  # fmt: skip
+    described = report.config["datasets"][0]
+    assert (described["documents"], described["indexed"]) == (3, 2)
+    assert described["empty_documents"] == ["b"]
+    assert "3 documents, 2 indexed (1 empty, not indexed: b)" in (out / "report.md").read_text()
+    assert read_trec_run(out / "runs" / tmp_path.name / "test" / "bm25.trec")["q"]["a"] > 0

@@ -113,10 +113,7 @@ def markdown(report: EvalReport) -> str:
         + ", ".join(f"{k} {v}" for k, v in config["packages"].items()),
         "",
     ]
-    lines += [
-        f"- {d['name']}: {d['documents']} documents, sha256 {d['checksum'][:16]}…"
-        for d in config["datasets"]
-    ]
+    lines += [f"- {_documents_line(d)}, sha256 {d['checksum'][:16]}…" for d in config["datasets"]]
     lines += [f"- model {m}: {f}" for m, f in config["models"].items()]
     if config.get("ocr"):
         lines.append(f"- OCR: {config['ocr']}")
@@ -142,6 +139,16 @@ def markdown(report: EvalReport) -> str:
                 )
                 lines.append(f"- {dataset}/{task} / {pipeline}: cross-fitted weights: {folds}")
     return "\n".join(lines) + "\n"
+
+
+def _documents_line(dataset: dict[str, Any]) -> str:
+    """How many documents the set has and how many were indexed (empty ones are not)."""
+    line = f"{dataset['name']}: {dataset['documents']} documents"
+    empty = dataset.get("empty_documents") or []
+    if empty:
+        shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
+        line += f", {dataset['indexed']} indexed ({len(empty)} empty, not indexed: {shown})"
+    return line
 
 
 def _pseudo_line(dataset: str, pipeline: str, fit: dict[str, Any]) -> str:

@@ -246,6 +246,8 @@ def _configuration(
                 "kind": d.kind,
                 "checksum": d.checksum,
                 "documents": len(d.corpus),
+                "indexed": sum(1 for doc in d.corpus.values() if not doc.empty),
+                "empty_documents": sorted(doc_id for doc_id, doc in d.corpus.items() if doc.empty),
                 "tasks": {t.name: len(t.queries) for t in d.tasks},
             }
             for d in datasets
