@@ -208,3 +208,20 @@ def test_an_upsert_does_not_judge_a_reranker_that_must_embed(
         collection.upsert(cranfield_documents[:150])
         tuning = collection.tuning()
         assert tuning is not None and tuning.documents == 150 and tuning.rerank is None
+
+
+def test_a_reader_picks_up_a_new_fit_without_reloading(noise_collection, minilm) -> None:
+    """A read-only opener sees a writer's new fit at ``refresh()``; the documents were not
+    reloaded for it (the state object is the same)."""
+    reader = Collection.open(
+        noise_collection.name,
+        root=noise_collection.directory.parent,
+        read_only=True,
+        embedders={"noise": NoiseEmbedder(minilm)},
+    )
+    with reader:
+        state = reader.state()
+        noise_collection.tune(seed=11, reranker="")
+        assert reader.refresh() and reader.tuning().seed == 11
+        assert reader.state() is state
+        assert not reader.refresh()

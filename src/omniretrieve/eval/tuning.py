@@ -23,7 +23,7 @@ from omniretrieve.eval.pipelines import Pipeline
 from omniretrieve.fusion import top, zscore_matrix
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.tuning.fit import CollectionTuning
-from omniretrieve.index.tuning.self_tune import tune
+from omniretrieve.index.tuning.self_tune import tune_for_rerankers
 
 BM25_WEIGHTS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """BM25's share of the weight; the embedders split the rest equally."""
@@ -295,21 +295,20 @@ def pseudo_pipeline_fusion(
 ) -> dict[str, FusionChoice]:
     """Per hybrid pipeline: the fusion its first stage gets from pseudo-queries (the corpus
     alone), and for a pipeline that reranks, the reranker's mix. Pipelines with the same
-    embedders and reranker share one fit."""
+    embedders share one fit (its pseudo-queries and lists), each reranker judged on it."""
+    hybrid = [p for p in pipelines if p.mode == "hybrid"]
+    rerankers: dict[tuple[str, ...], list[str]] = {}
+    for pipeline in hybrid:
+        rerankers.setdefault(pipeline.embedders, []).append(pipeline.reranker or "")
+    fits = {
+        embedders: tune_for_rerankers(
+            collection, ids, embedders=embedders or None, show_progress=show_progress
+        )
+        for embedders, ids in rerankers.items()
+    }
     chosen: dict[str, FusionChoice] = {}
-    fits: dict[tuple[tuple[str, ...], str], CollectionTuning] = {}
-    for pipeline in pipelines:
-        if pipeline.mode != "hybrid":
-            continue
-        key = (pipeline.embedders, pipeline.reranker or "")
-        if key not in fits:
-            fits[key] = tune(
-                collection,
-                embedders=pipeline.embedders or None,
-                reranker=pipeline.reranker or "",
-                show_progress=show_progress,
-            )
-        fit = fits[key]
+    for pipeline in hybrid:
+        fit = fits[pipeline.embedders][pipeline.reranker or ""]
         share = fit.rerank.first_stage_share if fit.rerank is not None else None
         chosen[pipeline.spec] = FusionChoice(fit.weights, fit.method, share)
         fitted[pipeline.spec] = {"pseudo": summary(fit)}

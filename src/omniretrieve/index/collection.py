@@ -117,6 +117,7 @@ class Collection:
             lambda: self._state.documents, lambda: self.settings.language, self._languages
         )
         self._searcher = Searcher(self, self._vectors, self._sparse, self._languages)
+        self._tuning_stamp = self._store.tuning_stamp()
         self._tuning = read_tuning(self._store)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -172,14 +173,18 @@ class Collection:
         return cls.create(name, **options)
 
     def refresh(self) -> bool:
-        """Read-only: reload if a writer acknowledged anything since; True when it did."""
+        """Read-only: reload what a writer changed since (acknowledged documents; a new
+        self-tuned fusion, read alone); True when anything was."""
         if not self.read_only:
             return False
+        stamp = self._store.tuning_stamp()
+        retuned = stamp != self._tuning_stamp
+        if retuned:
+            self._tuning_stamp, self._tuning = stamp, read_tuning(self._store)
         version = self._store.version()
         if version == self._version:
-            return False
+            return retuned
         self._state = self._store.load_consistent()
-        self._tuning = read_tuning(self._store)
         self._version = version
         self._invalidate()
         return True
@@ -343,9 +348,10 @@ class Collection:
         return fitted
 
     def _save_tuning(self, fitted: CollectionTuning) -> None:
+        """Store the fit and search with it (the documents did not change: no index is
+        dropped; fusion reads the fit at each search)."""
         self._store.write_tuning(fitted.to_json())
         self._tuning = fitted
-        self._invalidate()
 
     def check_documents(self, documents: Iterable[Any]) -> list[StoredDocument]:
         """Documents parsed and checked as :meth:`upsert` takes them; nothing is stored."""

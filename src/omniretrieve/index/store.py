@@ -87,11 +87,8 @@ class CollectionStore:
     def tuning_path(self) -> Path:
         return self.directory / "tuning.json"
 
-    def write_tuning(self, tuning: dict[str, Any] | None) -> None:
-        """Replace (None: remove) the self-tuned fusion, atomically."""
-        if tuning is None:
-            self.tuning_path.unlink(missing_ok=True)
-            return
+    def write_tuning(self, tuning: dict[str, Any]) -> None:
+        """Replace the self-tuned fusion, atomically."""
         write_atomic(self.tuning_path, json.dumps(tuning, indent=2).encode())
 
     def read_tuning(self) -> dict[str, Any] | None:
@@ -211,11 +208,12 @@ class CollectionStore:
         except FileNotFoundError:
             return None
 
-    def version(self) -> tuple[str | None, int, int]:
+    def version(self) -> tuple[str | None, int]:
         """Changes whenever a write is acknowledged (WAL grows) or a compaction lands."""
-        return self.current_name(), self.wal_bytes(), self._tuning_stamp()
+        return self.current_name(), self.wal_bytes()
 
-    def _tuning_stamp(self) -> int:
+    def tuning_stamp(self) -> int:
+        """Changes whenever the self-tuned fusion is replaced (0: there is none)."""
         try:
             return self.tuning_path.stat().st_mtime_ns
         except FileNotFoundError:

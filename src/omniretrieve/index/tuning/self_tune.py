@@ -42,6 +42,30 @@ def tune(
     """Fit ``source``'s (a :class:`~omniretrieve.index.collection.Collection`) fusion over
     BM25 and ``embedders`` (default: all its vector fields) and the mix of ``reranker``
     (default: the collection's; ``""``: none) from ``queries`` pseudo-queries."""
+    model_id = source.settings.reranker if reranker is None else reranker
+    fits = tune_for_rerankers(
+        source,
+        [model_id],
+        embedders=embedders,
+        queries=queries,
+        seed=seed,
+        show_progress=show_progress,
+    )
+    return fits[model_id]
+
+
+def tune_for_rerankers(
+    source: Any,
+    rerankers: Sequence[str],
+    *,
+    embedders: Sequence[str] | None = None,
+    queries: int = PSEUDO_QUERIES,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> dict[str, CollectionTuning]:
+    """:func:`tune` for several rerankers at once (``""``: none), by reranker id: the
+    pseudo-queries, their lists and the fusion are computed once and shared (the fusion does
+    not depend on the reranker); only each reranker's mix is judged on its own."""
     started = time.perf_counter()
     fields = tuple(embedders) if embedders is not None else tuple(source.settings.embedders)
     if not fields:
@@ -57,28 +81,30 @@ def tune(
     drawn += cross_lingual_queries(source, drawn, fields)
     lists = pseudo_lists(source, drawn, fields, seed=seed, show_progress=show_progress)
     best, candidates, alone, equal = choose_fusion(lists)
-    model_id = source.settings.reranker if reranker is None else reranker
-    decision = (
-        choose_rerank_mix(source, lists, best, model_id, show_progress=show_progress)
-        if model_id
-        else None
-    )
-    return CollectionTuning(
-        method=best.method,
-        embedders=fields,
-        weights=best.weights,
-        ndcg=best.ndcg,
-        equal_ndcg=equal,
-        alone=alone,
-        candidates=candidates,
-        rerank=decision,
-        queries=len(drawn),
-        kinds=dict(Counter(q.kind for q in drawn)),
-        documents=len(state.documents),
-        universe=lists.universe,
-        seed=seed,
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    fits = {}
+    for model_id in dict.fromkeys(rerankers):
+        decision = (
+            choose_rerank_mix(source, lists, best, model_id, show_progress=show_progress)
+            if model_id
+            else None
+        )
+        fits[model_id] = CollectionTuning(
+            method=best.method,
+            embedders=fields,
+            weights=best.weights,
+            ndcg=best.ndcg,
+            equal_ndcg=equal,
+            alone=alone,
+            candidates=candidates,
+            rerank=decision,
+            queries=len(drawn),
+            kinds=dict(Counter(q.kind for q in drawn)),
+            documents=len(state.documents),
+            universe=lists.universe,
+            seed=seed,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+    return fits
 
 
 def tuning_due(
