@@ -209,6 +209,12 @@ def query_instructions(
     return chosen, notes
 
 
+def _indexed(dataset: EvalDataset) -> dict[str, Any]:
+    """How many documents are indexed, and the empty ones that are not."""
+    empty = sorted(doc_id for doc_id, doc in dataset.corpus.items() if doc.empty)
+    return {"indexed": len(dataset.corpus) - len(empty), "empty_documents": empty}
+
+
 def _configuration(
     datasets: list[EvalDataset],
     pipelines: list[Pipeline],
@@ -246,11 +252,9 @@ def _configuration(
                 "kind": d.kind,
                 "checksum": d.checksum,
                 "documents": len(d.corpus),
-                "indexed": sum(1 for doc in d.corpus.values() if not doc.empty),
-                "empty_documents": sorted(doc_id for doc_id, doc in d.corpus.items() if doc.empty),
+                **_indexed(d),
                 "tasks": {t.name: len(t.queries) for t in d.tasks},
             }
             for d in datasets
         ],
-        "search_depth": SEARCH_DEPTH,
     }

@@ -189,7 +189,6 @@ def _evaluate_task(
             pipeline,
             queries,
             qrels,
-            run.show_progress,
             folds.get(pipeline.spec)
             or [(list(queries), weights.get(pipeline.spec) or FusionChoice())],
             run,
@@ -205,13 +204,12 @@ def _run_task(
     pipeline: Pipeline,
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
-    show_progress: bool,
     folds: list[tuple[list[str], FusionChoice]],
     run_options: EvalRun,
 ) -> TaskResult:
     """Search the task's queries (fold by fold where folds have their own fusion weights)
     and score the run."""
-    if show_progress:
+    if run_options.show_progress:
         print(f"{dataset.name}/{task.name}: {pipeline.spec}", file=sys.stderr)
     started = time.perf_counter()
     found: dict[str, list[SearchHit]] = {}
@@ -227,7 +225,7 @@ def _run_task(
             fusion_weights=fusion.weights,
             fusion_method=fusion.method,
             rerank_share=fusion.rerank_share if pipeline.reranker else None,
-            show_progress=show_progress,
+            show_progress=run_options.show_progress,
             instruction=run_options.instructions or None,
         )
         found.update(zip(fold_queries, hits, strict=True))
