@@ -14,8 +14,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from omniretrieve.errors import InputError
-from omniretrieve.fusion import mix_scores, top
-from omniretrieve.fusion.methods import FUSION_METHODS, fuse
+from omniretrieve.fusion import top
+from omniretrieve.index.fusion_policy import FusionPolicy, mixed_with_first_stage
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import (
@@ -93,6 +93,7 @@ class Searcher:
         self._vectors = vectors
         self._sparse = sparse
         self._languages = languages
+        self._fusion = FusionPolicy(source)
         self._stage_cache: dict[tuple[Any, ...], Any] | None = None
 
     def invalidate(self) -> None:
@@ -169,20 +170,20 @@ class Searcher:
         parsed = parse_queries(queries)
         want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
         plan = self._plan(parsed, mode, filter, embedders, route_by_language, want, instruction)
-        self._fusion_weights(plan.fields, fusion_weights, plan.fields)  # checked before work
-        method = self._method(fusion_method)
+        self._fusion.weights(plan.fields, fusion_weights, plan.fields)  # checked before work
+        method = self._fusion.method(fusion_method)
         model_id = self._source.settings.reranker if rerank is True else str(rerank)
-        share = self._rerank_share(rerank, model_id, rerank_share) if rerank else 1.0
+        share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
         dense_runs, query_vectors = self._dense_stage(parsed, plan, show_progress)
         results: list[list[SearchHit]] = []
         state, language = self._source.state(), self._languages.document
         with progress_bar(len(parsed), "searching", enabled=show_progress) as advance:
             for position, query in enumerate(parsed):
                 stage_scores, used = self._query_stages(query, dense_runs[position], plan)
-                weights = self._fusion_weights(used, fusion_weights, plan.fields)
+                weights = self._fusion.weights(used, fusion_weights, plan.fields)
                 if weights is not None and mode == "hybrid" and "sparse" not in stage_scores:
                     weights = weights[1:]  # BM25 sat out (an image alone): its weight goes
-                first = self._fuse(stage_scores, weights, mode, method)
+                first = self._fusion.fuse(stage_scores, weights, mode, method)
                 if mode == "hybrid" or len(stage_scores) > 1:
                     stage_scores["fused"] = first
                 ranked = top(first, want)
@@ -236,8 +237,8 @@ class Searcher:
     ) -> dict[str, float]:
         """Hybrid search's fused scores for one query's first stage (as search_many fuses
         them), with ``fusion_weights`` over BM25 and ``fields``."""
-        weights = self._fusion_weights(stage.fields, fusion_weights, fields)
-        return self._fuse(dict(stage.runs), weights, "hybrid", self._method(None))
+        weights = self._fusion.weights(stage.fields, fusion_weights, fields)
+        return self._fusion.fuse(dict(stage.runs), weights, "hybrid", self._fusion.method(None))
 
     def _plan(
         self,
@@ -379,56 +380,6 @@ class Searcher:
             stage_scores = {"sparse": sparse, **stage_scores}
         return stage_scores, used
 
-    def _fuse(
-        self,
-        stage_scores: dict[str, dict[str, float]],
-        weights: list[float] | None,
-        mode: str,
-        method: str,
-    ) -> dict[str, float]:
-        """The first stage's ranking: fused lists in hybrid mode (and dense over several
-        fields), else the one list. Weights that are all zero for the lists present (a
-        fit that dropped the only signal this query has) count as equal weights."""
-        if mode == "dense" and weights is not None:
-            weights = weights[1:]
-        if weights is not None and not any(weights):
-            weights = None
-        if mode == "hybrid" or (mode == "dense" and len(stage_scores) > 1):
-            return fuse(FUSION_METHODS[method], list(stage_scores.values()), weights)
-        return next(iter(stage_scores.values()))
-
-    def _tuned(self) -> CollectionTuning | None:
-        """The collection's fit, where its ``fusion`` is ``auto``."""
-        return self._source.tuning() if self._source.settings.fusion == "auto" else None
-
-    def _method(self, override: str | None) -> str:
-        if override is not None:
-            if override not in FUSION_METHODS:
-                raise InputError(
-                    f"fusion_method must be one of {', '.join(FUSION_METHODS)}",
-                    field="fusion_method",
-                )
-            return override
-        if self._source.settings.fusion != "auto":
-            return self._source.settings.fusion
-        tuned = self._tuned()
-        return tuned.method if tuned is not None else "zscore"
-
-    def _rerank_share(self, rerank: bool | str, model_id: str, override: float | None) -> float:
-        """The first stage's share of the reranked score: given, or the collection's fit for
-        its own reranker (``rerank=True``, or the collection's reranker by name, as the server
-        passes it), else 0 (the reranker's order)."""
-        if override is not None:
-            if isinstance(override, bool) or not 0.0 <= float(override) <= 1.0:
-                raise InputError("rerank_share must be within 0 and 1", field="rerank_share")
-            return float(override)
-        tuned = self._tuned()
-        decision = tuned.rerank if tuned is not None else None
-        own = model_id == self._source.settings.reranker
-        if own and decision is not None and decision.reranker == model_id:
-            return decision.first_stage_share
-        return 0.0
-
     def _vector_fields(self, embedders: Sequence[str] | None) -> tuple[str, ...]:
         if embedders is None:
             return self._source.settings.embedders
@@ -441,33 +392,6 @@ class Searcher:
                 field="embedders",
             )
         return tuple(embedders)
-
-    def _fusion_weights(
-        self,
-        used: tuple[str, ...],
-        override: Sequence[float] | None = None,
-        fields: tuple[str, ...] | None = None,
-    ) -> list[float] | None:
-        """BM25's weight and the weights of the vector fields ``used``: from ``override``
-        (one per field of ``fields``, the fields in play) or the collection's settings."""
-        if override is not None:
-            fields = used if fields is None else fields
-            if len(override) != 1 + len(fields) or any(w < 0 for w in override):
-                raise InputError(
-                    "fusion_weights needs one non-negative weight for BM25 and one per embedder",
-                    field="fusion_weights",
-                )
-            return [float(override[0])] + [float(override[1 + fields.index(m)]) for m in used]
-        weights = self._source.settings.fusion_weights
-        tuned = self._tuned()
-        if weights is None and tuned is not None and all(m in tuned.embedders for m in used):
-            return [tuned.weights[0]] + [tuned.weights[1 + tuned.embedders.index(m)] for m in used]
-        if weights is None:
-            return None
-        chosen = [weights[0]]
-        for model_id in used:
-            chosen.append(weights[1 + self._source.settings.embedders.index(model_id)])
-        return chosen
 
     def _covering(self, fields: tuple[str, ...], language: str | None) -> tuple[str, ...]:
         """The fields whose model was trained on ``language`` (none: hybrid search then
@@ -536,18 +460,7 @@ class Searcher:
         if not outcome.scored:
             return outcome.ranked + ranked[count:], outcome.warnings
         stage_scores["rerank"] = dict(outcome.scored)
-        reordered = outcome.ranked
-        if share > 0.0:
-            first = dict(ranked)
-            ids = [d for d, _ in outcome.scored]
-            mixed = mix_scores(
-                np.array([s for _, s in outcome.scored]),
-                np.array([first[d] for d in ids]),
-                np.array([share]),
-            )[0]
-            scored = top(dict(zip(ids, mixed.tolist(), strict=True)), len(ids))
-            reordered = scored + outcome.ranked[len(ids) :]
-        return reordered + ranked[count:], outcome.warnings
+        return mixed_with_first_stage(outcome, ranked, share) + ranked[count:], outcome.warnings
 
     def _stored_first_passage(
         self, query: SearchQuery, query_vectors: dict[str, np.ndarray]

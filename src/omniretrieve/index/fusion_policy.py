@@ -1,0 +1,132 @@
+"""How a collection fuses its first-stage lists and mixes its reranker in: the method, the
+weights and the reranker's share, from a search's own arguments, else the collection's
+settings, else (``fusion="auto"``) the fit it made on pseudo-queries
+(:mod:`omniretrieve.index.tuning`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from omniretrieve.errors import InputError
+from omniretrieve.fusion import mix_scores, top
+from omniretrieve.fusion.methods import FUSION_METHODS, fuse
+from omniretrieve.index.rerank_stage import RerankOutcome
+from omniretrieve.index.settings import CollectionSettings
+from omniretrieve.index.tuning.fit import CollectionTuning
+
+
+class FusionSource(Protocol):
+    """What the policy reads from its collection."""
+
+    settings: CollectionSettings
+
+    def tuning(self) -> CollectionTuning | None:
+        """The fusion fitted on pseudo-queries (used where ``fusion`` is ``auto``)."""
+        ...
+
+
+class FusionPolicy:
+    def __init__(self, source: FusionSource) -> None:
+        self._source = source
+
+    def tuned(self) -> CollectionTuning | None:
+        """The collection's fit, where its ``fusion`` is ``auto``."""
+        return self._source.tuning() if self._source.settings.fusion == "auto" else None
+
+    def method(self, override: str | None) -> str:
+        """The fusion method: given, the collection's fixed one, or the fitted one (z-score
+        until there is a fit)."""
+        if override is not None:
+            if override not in FUSION_METHODS:
+                raise InputError(
+                    f"fusion_method must be one of {', '.join(FUSION_METHODS)}",
+                    field="fusion_method",
+                )
+            return override
+        if self._source.settings.fusion != "auto":
+            return self._source.settings.fusion
+        tuned = self.tuned()
+        return tuned.method if tuned is not None else "zscore"
+
+    def weights(
+        self,
+        used: tuple[str, ...],
+        override: Sequence[float] | None = None,
+        fields: tuple[str, ...] | None = None,
+    ) -> list[float] | None:
+        """BM25's weight and the weights of the vector fields ``used``: from ``override``
+        (one per field of ``fields``, the fields in play), the collection's settings or its
+        fit; None: equal weights."""
+        if override is not None:
+            fields = used if fields is None else fields
+            if len(override) != 1 + len(fields) or any(w < 0 for w in override):
+                raise InputError(
+                    "fusion_weights needs one non-negative weight for BM25 and one per embedder",
+                    field="fusion_weights",
+                )
+            return [float(override[0])] + [float(override[1 + fields.index(m)]) for m in used]
+        weights = self._source.settings.fusion_weights
+        tuned = self.tuned()
+        if weights is None and tuned is not None and all(m in tuned.embedders for m in used):
+            return [tuned.weights[0]] + [tuned.weights[1 + tuned.embedders.index(m)] for m in used]
+        if weights is None:
+            return None
+        chosen = [weights[0]]
+        for model_id in used:
+            chosen.append(weights[1 + self._source.settings.embedders.index(model_id)])
+        return chosen
+
+    def fuse(
+        self,
+        stage_scores: dict[str, dict[str, float]],
+        weights: list[float] | None,
+        mode: str,
+        method: str,
+    ) -> dict[str, float]:
+        """The first stage's ranking: fused lists in hybrid mode (and dense over several
+        fields), else the one list. Weights that are all zero for the lists present (a
+        fit that dropped the only signal this query has) count as equal weights."""
+        if mode == "dense" and weights is not None:
+            weights = weights[1:]
+        if weights is not None and not any(weights):
+            weights = None
+        if mode == "hybrid" or (mode == "dense" and len(stage_scores) > 1):
+            return fuse(FUSION_METHODS[method], list(stage_scores.values()), weights)
+        return next(iter(stage_scores.values()))
+
+    def rerank_share(self, model_id: str, override: float | None) -> float:
+        """The first stage's share of the reranked score: given, or the collection's fit for
+        its own reranker (``rerank=True``, or the collection's reranker by name, as the server
+        passes it), else 0 (the reranker's order)."""
+        if override is not None:
+            if isinstance(override, bool) or not 0.0 <= float(override) <= 1.0:
+                raise InputError("rerank_share must be within 0 and 1", field="rerank_share")
+            return float(override)
+        tuned = self.tuned()
+        decision = tuned.rerank if tuned is not None else None
+        own = model_id == self._source.settings.reranker
+        if own and decision is not None and decision.reranker == model_id:
+            return decision.first_stage_share
+        return 0.0
+
+
+def mixed_with_first_stage(
+    outcome: RerankOutcome, first_stage: Sequence[tuple[str, float]], share: float
+) -> list[tuple[str, float]]:
+    """The reranked candidates, their order and scores mixed with the first stage's
+    (:func:`~omniretrieve.fusion.mix_scores`, the first stage weighing ``share``; 0: the
+    reranker's own), then those it could not read in their first-stage order."""
+    if share <= 0.0 or not outcome.scored:
+        return outcome.ranked
+    first = dict(first_stage)
+    ids = [d for d, _ in outcome.scored]
+    mixed = mix_scores(
+        np.array([s for _, s in outcome.scored]),
+        np.array([first[d] for d in ids]),
+        np.array([share]),
+    )[0]
+    scored = top(dict(zip(ids, mixed.tolist(), strict=True)), len(ids))
+    return scored + outcome.ranked[len(ids) :]
