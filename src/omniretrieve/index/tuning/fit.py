@@ -97,11 +97,6 @@ class CollectionTuning:
     seconds: float
     fitted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
-    def weight_of(self, model_id: str) -> float | None:
-        if model_id not in self.embedders:
-            return None
-        return self.weights[1 + self.embedders.index(model_id)]
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["candidates"] = [
@@ -176,10 +171,8 @@ def choose_fusion(
             docs, matrix = FUSION_METHODS[name].matrix(runs)
             if query.relevant not in docs:
                 continue
-            fused = weights @ matrix
-            own = fused[:, docs.index(query.relevant)]
-            rank = 1 + (fused > own[:, None]).sum(axis=1)
-            gains[name][row] = np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
+            rank = ranks_of(weights @ matrix, docs.index(query.relevant))
+            gains[name][row] = ndcg_at_10(rank)
             reciprocal[name][row] = 1 / rank
     equal = tuple([round(1 / signals, 6)] * signals)
     candidates = [
@@ -219,26 +212,44 @@ def choose_fusion(
     return best, candidates, alone, default.ndcg
 
 
+def ranks_of(scores: np.ndarray, column: int) -> np.ndarray:
+    """Per row of ``scores`` (one row per candidate weighting or mix), the rank of the
+    document in ``column`` (1 = best; ties count in its favour)."""
+    return 1 + (scores > scores[:, column][:, None]).sum(axis=1)
+
+
+def ndcg_at_10(rank: np.ndarray) -> np.ndarray:
+    """NDCG@10 of a query with one relevant document at ``rank``."""
+    return np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
+
+
+def paired_difference(first: np.ndarray, second: np.ndarray) -> tuple[float, float] | None:
+    """Mean and standard error of the per-query differences (None: fewer than two)."""
+    difference = first - second
+    if difference.size < 2:
+        return None
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(difference.size))
+
+
 def clearly_better(candidate: np.ndarray, baseline: np.ndarray, margin: float) -> bool:
     """Whether ``candidate``'s per-query values beat ``baseline``'s by more than ``margin``
     and by more than :data:`CONFIDENCE` standard errors of the paired difference (about
     97.5% one-sided): a reranker is used only on clear evidence that it helps."""
-    difference = candidate - baseline
-    if difference.size < 2:
+    paired = paired_difference(candidate, baseline)
+    if paired is None:
         return False
-    mean = float(difference.mean())
-    error = float(difference.std(ddof=1) / np.sqrt(difference.size))
+    mean, error = paired
     return mean > margin and mean > CONFIDENCE * error
 
 
 def within_one_standard_error(best: np.ndarray, simpler: np.ndarray) -> bool:
     """Whether ``simpler``'s per-query values trail ``best``'s by at most one standard error
     of their paired difference."""
-    difference = best - simpler
-    if difference.size < 2:
+    paired = paired_difference(best, simpler)
+    if paired is None:
         return True
-    error = float(difference.std(ddof=1) / np.sqrt(difference.size))
-    return float(difference.mean()) <= error
+    mean, error = paired
+    return mean <= error
 
 
 def choose_rerank_mix(
@@ -288,9 +299,7 @@ def choose_rerank_mix(
             mixed = mix_scores(
                 np.array([scored[d] for d in ids]), np.array([first[d] for d in ids]), shares
             )
-            own = mixed[:, ids.index(query.relevant)]
-            rank = 1 + (mixed > own[:, None]).sum(axis=1)
-            gains[row] = np.where(rank <= 10, 1 / np.log2(rank + 1), 0.0)
+            gains[row] = ndcg_at_10(ranks_of(mixed, ids.index(query.relevant)))
     ndcg = gains.mean(axis=0) if len(judged) else np.zeros(len(MIX_GRID))
     grid = {float(s): float(v) for s, v in zip(MIX_GRID, ndcg, strict=True)}
     without = len(MIX_GRID) - 1  # a share of 1: the first stage's own order
