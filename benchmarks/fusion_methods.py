@@ -74,15 +74,9 @@ def evaluate_dataset(name: str, dtype: str, seed: int) -> dict[str, Any]:
         for row, (method, weights) in rows.items():
             run = {}
             for query_id, stage in zip(queries, stages, strict=True):
-                lists = list(stage.runs.values())
-                # BM25 first, then the fields this query used (routing), with their weights
-                chosen = [weights[0]] + [weights[1 + in_play.index(f)] for f in stage.fields]
-                chosen = chosen[: len(lists)] if "sparse" in stage.runs else chosen[1:]
-                if not any(chosen):
-                    chosen = [1.0] * len(lists)
-                docs, matrix = FUSION_METHODS[method].matrix(lists)
-                fused = np.asarray(chosen) @ matrix if docs else []
-                run[query_id] = dict(top(dict(zip(docs, list(fused), strict=True)), 20))
+                # as search fuses: the weights of the fields this query used (routing)
+                fused = collection.fuse_runs(stage, in_play, weights, method)
+                run[query_id] = dict(top(fused, 20))
             per_task[task.name][row] = evaluate_run(qrels, run, metrics).mean
     return {
         "fit": {

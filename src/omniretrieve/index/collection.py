@@ -439,9 +439,10 @@ class Collection:
         stage: FirstStage,
         fields: tuple[str, ...],
         fusion_weights: Sequence[float] | None = None,
+        fusion_method: str | None = None,
     ) -> dict[str, float]:
         """Hybrid search's fused scores for one query's first stage."""
-        return self._searcher.fuse_runs(stage, fields, fusion_weights)
+        return self._searcher.fuse_runs(stage, fields, fusion_weights, fusion_method)
 
 
 __all__ = ["FIRST_STAGE", "IMAGE_SPAN", "MODES", "Collection", "CollectionSettings"]

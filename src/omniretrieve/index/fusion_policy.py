@@ -87,9 +87,11 @@ class FusionPolicy:
         method: str,
     ) -> dict[str, float]:
         """The first stage's ranking: fused lists in hybrid mode (and dense over several
-        fields), else the one list. Weights that are all zero for the lists present (a
-        fit that dropped the only signal this query has) count as equal weights."""
-        if mode == "dense" and weights is not None:
+        fields), else the one list. ``weights`` are BM25's and the fields'; BM25's is left
+        out in dense mode and when BM25 sat out (an image alone). Weights that are all zero
+        for the lists present (a fit that dropped the only signal this query has) count as
+        equal weights."""
+        if weights is not None and (mode == "dense" or "sparse" not in stage_scores):
             weights = weights[1:]
         if weights is not None and not any(weights):
             weights = None

@@ -181,8 +181,6 @@ class Searcher:
             for position, query in enumerate(parsed):
                 stage_scores, used = self._query_stages(query, dense_runs[position], plan)
                 weights = self._fusion.weights(used, fusion_weights, plan.fields)
-                if weights is not None and mode == "hybrid" and "sparse" not in stage_scores:
-                    weights = weights[1:]  # BM25 sat out (an image alone): its weight goes
                 first = self._fusion.fuse(stage_scores, weights, mode, method)
                 if mode == "hybrid" or len(stage_scores) > 1:
                     stage_scores["fused"] = first
@@ -234,11 +232,14 @@ class Searcher:
         stage: FirstStage,
         fields: tuple[str, ...],
         fusion_weights: Sequence[float] | None = None,
+        fusion_method: str | None = None,
     ) -> dict[str, float]:
         """Hybrid search's fused scores for one query's first stage (as search_many fuses
-        them), with ``fusion_weights`` over BM25 and ``fields``."""
+        them), with ``fusion_weights`` over BM25 and ``fields`` and ``fusion_method``
+        (default: the collection's)."""
         weights = self._fusion.weights(stage.fields, fusion_weights, fields)
-        return self._fusion.fuse(dict(stage.runs), weights, "hybrid", self._fusion.method(None))
+        method = self._fusion.method(fusion_method)
+        return self._fusion.fuse(dict(stage.runs), weights, "hybrid", method)
 
     def _plan(
         self,
