@@ -115,9 +115,12 @@ def test_own_folder_dataset_and_cli(tmp_path: Path) -> None:
     assert "| bm25 | 1.0000 | 1.0000 |" in result.stdout
     data = json.loads((out / "results.json").read_text())
     assert {r["pipeline"] for r in data["results"]} == {"bm25", "hybrid+rerank"}
-    assert (out / "report.md").is_file() and (out / "scores-boxplot.png").is_file()
-    comparison = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert comparison[0]["a"] == "bm25" and comparison[0]["randomisation_p"] == 1.0
+    assert (out / "notes-ndcg_at_10-per-query.png").is_file()
+    assert (out / "notes-ndcg_at_10-deltas.png").is_file()
+    (tested, *_) = data["significance"]
+    assert (tested["a"], tested["b"], tested["metric"]) == ("bm25", "hybrid+rerank", "ndcg@10")
+    assert tested["randomisation_p"] == 1.0 and tested["corrected_p"] == 1.0
+    assert "## Significance" in result.stdout and "Holm-corrected" in result.stdout
 
     bad = CliRunner().invoke(app, ["eval", "--dataset", str(root), "-p", "bm26"])
     assert bad.exit_code == 2 and "first stage is one of" in bad.output

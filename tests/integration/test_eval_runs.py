@@ -87,3 +87,37 @@ def test_empty_documents_are_counted_and_named(tmp_path: Path) -> None:
     assert described["empty_documents"] == ["b"]
     assert "3 documents, 2 indexed (1 empty, not indexed: b)" in (out / "report.md").read_text()
     assert read_trec_run(out / "runs" / tmp_path.name / "test" / "bm25.trec")["q"]["a"] > 0
+
+
+def test_reranking_a_supplied_run_equals_reranking_our_own_first_stage(
+    scifact_runs, datasets_dir: Path, minilm, tmp_path: Path
+) -> None:
+    """``--rerank-run bm25.trec -p rerank`` reranks the run file's top 100 exactly as
+    ``bm25+rerank`` reranks BM25's own (same candidates, same reranker and mix)."""
+    _, out = scifact_runs
+    run_file = out / "runs" / "scifact" / "test" / "bm25.trec"
+    report = evaluate(
+        [datasets_dir / "scifact"],
+        ["dense", "bm25+rerank", "rerank"],  # dense: the collection holds MiniLM's vectors
+        cache_dir=CACHE_DIR,
+        embedders={"all-MiniLM-L6-v2": minilm},
+        out_dir=tmp_path,
+        rerank_run=run_file,
+        max_queries=60,
+        show_progress=False,
+    )
+    ours = report.result("scifact", "test", "bm25+rerank")
+    supplied = report.result("scifact", "test", "rerank")
+    assert supplied.per_query == ours.per_query
+    runs = tmp_path / "runs" / "scifact" / "test"
+    reranked_ours = read_trec_run(runs / "bm25+rerank.trec")
+    reranked_supplied = read_trec_run(runs / "rerank.trec")
+    for query_id, docs in reranked_ours.items():
+        assert list(reranked_supplied[query_id])[:20] == list(docs)[:20], query_id
+    described = report.config["rerank_run"]
+    assert described["deepest"] == 100 and described["unknown_documents"] == 0
+    with pytest.raises(InputError, match="--rerank-run") as missing:
+        evaluate([datasets_dir / "scifact"], ["rerank"], show_progress=False)
+    assert missing.value.field == "rerank_run"
+    with pytest.raises(InputError, match="rerank\\[:model\\]"):
+        evaluate([datasets_dir / "scifact"], ["bm25"], rerank_run=run_file, show_progress=False)

@@ -8,9 +8,11 @@ import math
 import pytest
 import pytrec_eval
 
+from omniretrieve.eval.answers import answer_recall, contains_answer, tokens
 from omniretrieve.eval.datasets import WinogroundExample
 from omniretrieve.eval.metrics import evaluate_run, truncate
-from omniretrieve.eval.significance import compare
+from omniretrieve.eval.modality_gap import histogram_overlap
+from omniretrieve.eval.significance import compare, corrected_p_values, pairwise_tests
 from omniretrieve.eval.winoground import example_scores, winoground_scores
 
 QRELS = {"q1": {"d1": 2, "d3": 1}, "q2": {"d9": 1}, "q3": {"d5": 1}}
@@ -110,3 +112,63 @@ def test_paired_tests_see_a_real_difference_and_not_a_fake_one() -> None:
     assert compare(a, same).randomisation_p == 1.0
     assert compare(a, shuffled).randomisation_p > 0.05
     assert compare(a, better).delta == pytest.approx(0.11)
+
+
+def test_holm_and_bonferroni_corrections_by_hand() -> None:
+    raw = [0.01, 0.04, 0.03]
+    # Holm, step-down: sorted 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.04, 0.06) = 0.06
+    assert corrected_p_values(raw, "holm") == pytest.approx([0.03, 0.06, 0.06])
+    assert corrected_p_values(raw, "bonferroni") == pytest.approx([0.03, 0.12, 0.09])
+    assert corrected_p_values([0.5, 0.6], "bonferroni") == pytest.approx([1.0, 1.0])
+    assert corrected_p_values(raw, "none") == raw
+    with pytest.raises(ValueError, match="holm"):
+        corrected_p_values(raw, "sidak-ish")
+
+
+def test_pairwise_tests_correct_each_family_and_name_the_winner() -> None:
+    from scipy import stats
+
+    base = {f"q{i}": 0.3 + (i % 7) / 20 for i in range(40)}
+    better = {q: v + 0.1 + (i % 3) / 100 for i, (q, v) in enumerate(base.items())}
+    noise = {f"q{i}": base[f"q{(i + 20) % 40}"] for i in range(40)}
+    per_query = {
+        ("set", "test", "ndcg@10", "bm25"): base,
+        ("set", "test", "ndcg@10", "hybrid"): better,
+        ("set", "test", "ndcg@10", "dense"): noise,
+        ("other", "test", "ndcg@10", "bm25"): base,  # a family of its own (one pair)
+        ("other", "test", "ndcg@10", "hybrid"): base,
+    }
+    tests = pairwise_tests(per_query, [("bm25", "hybrid"), ("bm25", "dense")])
+    family = [t for t in tests if t.dataset == "set"]
+    assert [(t.a, t.b, t.family) for t in family] == [("bm25", "hybrid", 2), ("bm25", "dense", 2)]
+    raw = [t.comparison.randomisation_p for t in family]
+    assert [t.corrected_p for t in family] == pytest.approx(corrected_p_values(raw, "holm"))
+    ids = sorted(base)
+    direct = stats.ttest_rel([better[q] for q in ids], [base[q] for q in ids]).pvalue
+    assert family[0].comparison.t_test_p == pytest.approx(direct)
+    assert family[0].winner == "hybrid" and family[1].winner is None
+    (alone,) = [t for t in tests if t.dataset == "other"]
+    assert alone.family == 1 and alone.corrected_p == 1.0 and alone.winner is None
+
+
+def test_answer_match_tokens_and_recall_at_k_by_hand() -> None:
+    assert tokens("Rock’n’roll — “1,000” km") == ("rock", "'", "n", "'", "roll", "-", '"', "1",
+                                                  ",", "000", '"', "km")  # fmt: skip
+    assert tokens("ÉCOLE") == tokens("école")  # case and composed/decomposed accents fold
+    assert contains_answer(tokens("the river Spree flows"), [tokens("River Spree")])
+    assert not contains_answer(tokens("the river Spree"), [tokens("the Spree")])  # contiguous
+    assert not contains_answer(tokens("Parisian cafés"), [tokens("Paris")])  # whole tokens
+    texts = {"d1": "nothing here", "d2": "still nothing", "d3": "It was 1,000 km long."}
+    run = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d1": 1.0}}
+    answers = {"q1": ["1,000 km"], "q2": ["nope"], "q3": ["absent from the run"]}
+    found = answer_recall(run, answers, texts, [1, 2, 3])
+    assert found[1] == {"q1": 0.0, "q2": 0.0, "q3": 0.0}
+    assert found[3] == {"q1": 1.0, "q2": 0.0, "q3": 0.0}
+
+
+def test_histogram_overlap_by_hand() -> None:
+    assert histogram_overlap([0.1, 0.5, 0.9], [0.1, 0.5, 0.9]) == pytest.approx(1.0)
+    assert histogram_overlap([0.0, 0.1], [0.9, 1.0]) == 0.0
+    # half of a sits where all of b is: overlap one half
+    assert histogram_overlap([0.0, 1.0], [0.0, 0.0]) == pytest.approx(0.5)
+    assert math.isnan(histogram_overlap([], [0.3]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -79,14 +78,30 @@ def eval_command(
     compare: list[str] = typer.Option(
         None,
         "--compare",
-        help="A:B pipelines to test (paired t-test and randomisation test per task).",
+        help="A:B pipelines to test on every task (paired randomisation test, in report.md "
+        "and results.json; default: the first pipeline against each other).",
+    ),
+    rerank_run: Path = typer.Option(
+        None,
+        "--rerank-run",
+        help="A TREC run file whose top 100 per query rerank[:model] pipelines rerank.",
+    ),
+    modality_gap: str = typer.Option(
+        None,
+        "--modality-gap",
+        help="A reranker or embedder: its scores of relevant pairs with text documents vs "
+        "image documents (histogram and overlap in the report).",
+    ),
+    correction: str = typer.Option(
+        "holm",
+        "--correction",
+        help="Multiple-comparison correction over the pairs of each task: holm, bonferroni, none.",
     ),
 ) -> None:
     """Evaluate retrieval pipelines; prints the markdown table, writes files with --out."""
     from omniretrieve.errors import InputError
     from omniretrieve.eval.report import markdown
     from omniretrieve.eval.runner import evaluate
-    from omniretrieve.eval.significance import compare as paired_test
     from omniretrieve.eval.suites import evaluate_suite
 
     options = {
@@ -102,64 +117,31 @@ def eval_command(
         "dtype": dtype,
         "metrics": metrics.split(",") if metrics else None,
         "depth": depth,
+        "compare": compare or [],
+        "correction": correction,
     }
     if suite is not None:
-        if dataset or pipeline or collection:
+        if dataset or pipeline or collection or rerank_run:
             raise InputError(
                 "--suite names its own datasets and pipelines (no --dataset, --pipeline, "
-                "--collection)",
+                "--collection, --rerank-run)",
                 field="suite",
             )
         report = evaluate_suite(suite, datasets_root=datasets_root, out_dir=out, **options)
-        pipelines = [p.spec for p in report.pipelines]
     else:
         if not dataset:
             raise InputError("name a dataset (--dataset PATH) or a suite (--suite FILE)")
-        pipelines = list(pipeline or DEFAULT_PIPELINES)
         report = evaluate(
             dataset,
-            pipelines,
+            list(pipeline or DEFAULT_PIPELINES),
             collection=collection,
             collections_root=root,
             out_dir=out,
+            rerank_run=rerank_run,
+            modality_gap=modality_gap,
             **options,
         )
-    pairs = [_pair(item, pipelines) for item in compare or []]
     table = (out / "report.md").read_text(encoding="utf-8") if out else markdown(report)
     sys.stdout.write(table)
-    for first, second in pairs:
-        for dataset_ in report.datasets:
-            metric = dataset_.metrics[0]
-            for task in dataset_.tasks:
-                a = report.find(dataset_.name, task.name, first)
-                b = report.find(dataset_.name, task.name, second)
-                if a is None or b is None or a.skipped or b.skipped or a.queries < 2:
-                    continue
-                test = paired_test(a.per_query[metric], b.per_query[metric])
-                row = {
-                    "dataset": dataset_.name,
-                    "task": task.name,
-                    "metric": metric,
-                    "a": first,
-                    "b": second,
-                    "mean_a": round(test.mean_a, 4),
-                    "mean_b": round(test.mean_b, 4),
-                    "t_test_p": test.t_test_p,
-                    "randomisation_p": test.randomisation_p,
-                }
-                sys.stdout.write(json.dumps(row) + "\n")
     if out is not None:
         typer.echo(f"wrote {out}/report.md, results.json and plots", err=True)
-
-
-def _pair(item: str, pipelines: list[str]) -> tuple[str, str]:
-    from omniretrieve.errors import InputError
-
-    # a pipeline may contain ':' itself (dense:model); split at the ':' that leaves two
-    # known pipelines
-    for index, char in enumerate(item):
-        if char == ":" and item[:index] in pipelines and item[index + 1 :] in pipelines:
-            return item[:index], item[index + 1 :]
-    raise InputError(
-        f"--compare {item!r}: name two of the evaluated pipelines as A:B", field="compare"
-    )

@@ -5,6 +5,7 @@ created once, on first use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,21 @@ class EvalModels:
     ocr: OcrSource = field(default_factory=OcrSource)
     dtype: str = "auto"
     """Precision of the embedders the evaluation loads itself (float32, bfloat16, int8...)."""
+    native: dict[str, Any] = field(default_factory=dict)
+    """Model id -> an Embedder reading every input kind (images too), made on first use."""
+
+    def native_embedder(self, model_id: str) -> Any:
+        """An :class:`~omniretrieve.embedder.Embedder` for ``model_id`` that reads every input
+        kind (eval's caching wrappers read text only), loaded once and kept."""
+        from omniretrieve.embedder import Embedder
+
+        found = self.embedders.get(model_id)
+        if isinstance(found, Embedder):
+            return found
+        loaded = self.native.get(model_id)
+        if loaded is None:
+            loaded = self.native[model_id] = Embedder(model_id)
+        return loaded
 
 
 @dataclass(frozen=True)
@@ -62,3 +78,6 @@ class EvalRun:
     instructions: dict[str, str] = field(default_factory=dict)
     """Embedder id -> the instruction its queries carry (a named task or a text); embedders
     not listed use their default."""
+    supplied_run: Mapping[str, Mapping[str, float]] | None = None
+    """The run ``rerank[:model]`` pipelines rerank (``--rerank-run``): query id -> document
+    id -> score."""

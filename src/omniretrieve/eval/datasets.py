@@ -37,7 +37,9 @@ class Document:
         return not self.full_text.strip() and self.image is None
 
 
-Kind = Literal["text", "page-image", "multilingual", "image-caption", "composed", "winoground"]
+Kind = Literal[
+    "text", "page-image", "multilingual", "image-caption", "composed", "winoground", "mmeb"
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class EvalTask:
     groups: dict[str, str] = field(default_factory=dict)
     """Query id -> the question it belongs to (translations of one question share one), for
     splitting queries in folds; a query without one is its own group."""
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    """Query id -> its answer strings, for tasks scored by answer match (MKQA) instead of
+    judged documents."""
+    candidates: dict[str, list[str]] = field(default_factory=dict)
+    """Query id -> the only documents it ranks (MMEB: a candidate list per query)."""
 
     def search_queries(self, ids: list[str]) -> list[str | dict[str, str]]:
         """The queries ``ids`` as a collection search takes them: a text, or an image (with
@@ -87,6 +94,9 @@ class EvalDataset:
     metrics: tuple[str, ...]
     """The metrics its report leads with (the layout's published ones)."""
     examples: list[WinogroundExample] = field(default_factory=list)
+    instruction: str | None = None
+    """The instruction its queries carry to every embedder (a CoIR task's), unless the
+    evaluation names one."""
 
     @property
     def doc_modality(self) -> str:

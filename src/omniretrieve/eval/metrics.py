@@ -25,7 +25,10 @@ MEASURES = {
     "map": "map_cut",
     "mrr": "recip_rank",
     "p": "P",
+    "hit": "success",
 }
+ANSWER_RECALL = "answer_recall"
+"""Scored from answer strings (:mod:`omniretrieve.eval.answers`), not by trec_eval."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,20 @@ def _trec_name(metric: str) -> tuple[str, str]:
 
 def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     """The metric names, checked (``ndcg@10``, ``recall@100``, ``p@5``, ``map@20``,
-    ``mrr@10``): a :class:`ValueError` names a wrong one."""
+    ``mrr@10``, ``hit@1``, ``answer_recall@20``): a :class:`ValueError` names a wrong one."""
     checked = tuple(m.strip().lower() for m in metrics if m.strip())
     for metric in checked:
+        name, _, cutoff = metric.partition("@")
+        if name == ANSWER_RECALL:
+            if not cutoff.isdigit():
+                raise ValueError(f"metric {metric!r} needs a cutoff, e.g. {name}@20")
+            continue
         _trec_name(metric)
     return checked
+
+
+def is_answer_metric(metric: str) -> bool:
+    return metric.partition("@")[0] == ANSWER_RECALL
 
 
 def metric_depth(metrics: Iterable[str]) -> int:
@@ -95,6 +107,8 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) 
     """Score ``run`` against ``qrels``. Queries without judgments are ignored; judged queries
     missing from the run count as 0 (trec_eval's default is to skip them, which flatters)."""
     metrics = list(metrics)
+    if any(is_answer_metric(m) for m in metrics):
+        raise ValueError(f"{ANSWER_RECALL}@k is scored from answer strings, not judgments")
     trec_names = {m: _trec_name(m) for m in metrics}
     cutoffs: dict[str, set[str]] = {}
     for trec, key in trec_names.values():

@@ -1,6 +1,6 @@
 """The pipeline grammar of ``omniretrieve eval``.
 
-    pipeline   := ["ocr+"] first-stage ["+rerank" [":" reranker]]
+    pipeline   := ["ocr+"] first-stage ["+rerank" [":" reranker]] | "rerank" [":" reranker]
     first-stage:= "bm25" | "dense" [":" model] | "hybrid" [":" model ("," model)*]
 
 ``dense`` and ``hybrid`` without a model use the bundled default embedder. ``auto`` as the model
@@ -9,7 +9,9 @@ means the three bundled embedders (MiniLM, English; USE, 16 languages; multiling
 none is; dense: all). ``hybrid`` fuses
 BM25 with every named embedder (z-score fusion unless the collection says otherwise).
 ``+rerank`` re-orders the first stage's top 100 with the default reranker, ``+rerank:<model>``
-with that one. ``ocr+`` reads image documents (and image queries) through OCR first.
+with that one. ``rerank[:<model>]`` alone reranks the top 100 of a run given to the evaluation
+(``--rerank-run FILE.trec``) instead of a first stage of ours. ``ocr+`` reads image documents
+(and image queries) through OCR first.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from omniretrieve.models.registry import (
 )
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
+SUPPLIED_RUN = "run"
+"""The mode of ``rerank[:model]``: its first stage is the run given with ``--rerank-run``."""
 AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, E5_EMBEDDER)
 
 
@@ -32,7 +36,8 @@ AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, E5_EMBEDDER)
 class Pipeline:
     spec: str
     mode: str
-    """Collection search mode: sparse, dense or hybrid."""
+    """Collection search mode: sparse, dense or hybrid; ``run``: the supplied run's
+    candidates (``--rerank-run``) are reranked."""
     embedders: tuple[str, ...]
     reranker: str | None = None
     ocr: bool = False
@@ -58,9 +63,15 @@ def parse_pipeline(spec: str) -> Pipeline:
             )
         reranker = model.strip() if colon else DEFAULT_RERANKER
     kind, colon, models = stage.partition(":")
+    if kind == "rerank" and not plus and not ocr:  # reranks a supplied run
+        if colon and not models.strip():
+            raise InputError(f"pipeline {spec!r}: an empty reranker name", field="pipeline")
+        model = models.strip() if colon else DEFAULT_RERANKER
+        return Pipeline(spec.strip(), SUPPLIED_RUN, (), model)
     if kind not in FIRST_STAGES:
         raise InputError(
-            f"pipeline {spec!r}: the first stage is one of {', '.join(FIRST_STAGES)}",
+            f"pipeline {spec!r}: the first stage is one of {', '.join(FIRST_STAGES)} "
+            "(or the pipeline is rerank[:model], over --rerank-run)",
             field="pipeline",
         )
     embedders: tuple[str, ...] = ()

@@ -10,9 +10,6 @@ from typing import Any
 from omniretrieve.eval.datasets import EvalDataset
 from omniretrieve.eval.layouts import TaskGroups, layout_of
 from omniretrieve.eval.results import EvalReport, TaskResult
-from omniretrieve.eval.significance import compare
-
-SIGNIFICANCE_LEVEL = 0.05
 
 
 def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:
@@ -47,6 +44,7 @@ def to_json(report: EvalReport) -> dict[str, Any]:
             }
             for r in report.results
         ],
+        "significance": [test.to_json() for test in report.significance],
     }
 
 
@@ -96,6 +94,18 @@ def markdown(report: EvalReport) -> str:
         lines.append("")
     for dataset in report.datasets:
         lines += _dataset_section(report, dataset)
+    lines += significance_section(report)
+    gap = report.config.get("modality_gap")
+    if gap:
+        lines += [
+            "## Modality gap",
+            "",
+            f"{gap['model']}: {gap['text_pairs']} relevant pairs with a text document (mean "
+            f"score {gap['text_mean']}), {gap['image_pairs']} with an image document (mean "
+            f"{gap['image_mean']}); histogram overlap {gap['overlap']:.3f} "
+            "(1: one scale for both; `modality-gap.png`).",
+            "",
+        ]
     skipped = [r for r in report.results if r.skipped]
     if skipped:
         lines += ["## Not run", ""]
@@ -172,6 +182,23 @@ def _weights(weights: list[float]) -> str:
     return "(" + ", ".join(f"{w:.2f}" for w in weights) + ")"
 
 
+def _letters(specs: list[str]) -> dict[str, str]:
+    """Each pipeline's marker letter (a, b, c... in report order), as ranx labels runs."""
+    return {spec: chr(ord("a") + i) if i < 26 else f"[{i + 1}]" for i, spec in enumerate(specs)}
+
+
+def _better_than(report: EvalReport, dataset: str, task: str, metric: str) -> dict[str, set[str]]:
+    """Per pipeline, the pipelines it is significantly better than on this task and metric."""
+    better: dict[str, set[str]] = {}
+    for test in report.significance:
+        if (test.dataset, test.task, test.metric) != (dataset, task, metric):
+            continue
+        winner = test.winner
+        if winner is not None:
+            better.setdefault(winner, set()).add(test.a if winner == test.b else test.b)
+    return better
+
+
 def _dataset_section(report: EvalReport, dataset: EvalDataset) -> list[str]:
     tasks = [t.name for t in dataset.tasks]
     if not tasks:
@@ -180,89 +207,167 @@ def _dataset_section(report: EvalReport, dataset: EvalDataset) -> list[str]:
     specs = report.pipelines_of(dataset.name)
     if not specs:
         return []
-    baseline = specs[0]
+    letters = _letters(specs)
     lines = [f"## {dataset.name} ({dataset.kind})", ""]
     header = ["task", "queries"] + [f"{p} {m}" for p in specs for m in metrics]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|---" * len(header) + "|")
     for task in tasks:
-        cells = [task]
-        first = report.result(dataset.name, task, baseline)
-        cells.append(
-            str(
-                max(
-                    r.queries
-                    for r in report.results
-                    if r.dataset == dataset.name and r.task == task
-                )
-            )
+        queries = max(
+            r.queries for r in report.results if r.dataset == dataset.name and r.task == task
         )
+        cells = [task, str(queries)]
+        better = {m: _better_than(report, dataset.name, task, m) for m in metrics}
         for spec in specs:
             result = report.result(dataset.name, task, spec)
             for metric in metrics:
-                text = _cell(result, metric)
-                if (
-                    spec != baseline
-                    and not result.skipped
-                    and not first.skipped
-                    and result.queries >= 2
-                ):
-                    test = compare(first.per_query[metric], result.per_query[metric], resamples=0)
-                    if test.t_test_p < SIGNIFICANCE_LEVEL:
-                        text += "†"
-                cells.append(text)
+                beaten = sorted(letters[other] for other in better[metric].get(spec, ()))
+                marker = f"<sup>{''.join(beaten)}</sup>" if beaten else ""
+                cells.append(_cell(result, metric) + marker)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"† differs from {baseline} with p < {SIGNIFICANCE_LEVEL} (paired t-test over the task's "
-        "queries; `--compare A:B` adds a randomisation test).",
-        "",
-    ]
+    lines.append("")
+    settings = report.config.get("significance")
+    if settings and any(t.dataset == dataset.name for t in report.significance):
+        legend = ", ".join(f"{letters[s]} = {s}" for s in specs)
+        lines += [
+            f"Pipelines: {legend}. A superscript names the pipelines a score is significantly "
+            f"better than ({settings['test']}, {_correction(settings['correction'])} "
+            f"over the pairs tested on each task and metric, p < {settings['alpha']}).",
+            "",
+        ]
     return lines
 
 
+def _correction(method: str) -> str:
+    return {"holm": "Holm-corrected", "bonferroni": "Bonferroni-corrected"}.get(
+        method, "uncorrected"
+    )
+
+
+def significance_section(report: EvalReport) -> list[str]:
+    """Every tested pair with its raw and corrected p-values."""
+    if not report.significance:
+        return []
+    settings = report.config["significance"]
+    corrected = _correction(settings["correction"]).split("-")[0]
+    lines = [
+        "## Significance",
+        "",
+        f"{settings['test']}; p-values {_correction(settings['correction'])} within each "
+        f"family ({settings['family']}); * : p < {settings['alpha']} after correction.",
+        "",
+        f"| dataset / task | metric | A | B | A mean | B mean | B - A | p (t-test) "
+        f"| p (randomisation) | p ({corrected}) | family |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for test in report.significance:
+        result = test.comparison
+        lines.append(
+            f"| {test.dataset} / {test.task} | {test.metric} | {test.a} | {test.b} "
+            f"| {result.mean_a:.4f} | {result.mean_b:.4f} | {result.delta:+.4f} "
+            f"| {_p(result.t_test_p)} | {_p(result.randomisation_p)} "
+            f"| {_p(test.corrected_p)}{' *' if test.significant else ''} | {test.family} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _p(value: float) -> str:
+    return "n/a" if value != value else f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
+
+
 def write_plots(report: EvalReport, out_dir: Path) -> dict[str, Path]:
-    """Box plots of per-task scores per pipeline (one per dataset with several tasks, and one
-    across datasets)."""
+    """Per dataset, per-query values of its leading metric: their distribution per pipeline,
+    and each pipeline's per-query differences from the first (sorted), so a one-task
+    dataset shows its spread and a pair's wins and losses query by query."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths: dict[str, Path] = {}
-    runnable = [p.spec for p in report.pipelines]
-    across: dict[str, list[float]] = {spec: [] for spec in runnable}
+    if report.modality_gap is not None:
+        from omniretrieve.eval.modality_gap import write_gap_plot
+
+        paths["modality-gap"] = write_gap_plot(report.modality_gap, out_dir)
     for dataset in report.datasets:
         metric = dataset.metrics[0]
-        per_pipeline: dict[str, list[float]] = {}
-        for pipeline in runnable:
-            values = [
-                r.metrics[metric]
-                for r in report.results
-                if r.dataset == dataset.name and r.pipeline == pipeline and not r.skipped
-            ]
-            if values:
-                per_pipeline[pipeline] = values
-                across[pipeline].extend(values)
-        if len(dataset.tasks) > 2 and per_pipeline:
-            path = out_dir / f"{dataset.name}-{metric.replace('@', '_at_')}-boxplot.png"
-            _boxplot(plt, per_pipeline, f"{dataset.name}: {metric} per task", metric, path)
-            paths[f"boxplot:{dataset.name}"] = path
-    across = {k: v for k, v in across.items() if v}
-    if across:
-        path = out_dir / "scores-boxplot.png"
-        _boxplot(plt, across, "primary metric per dataset task", "score", path)
-        paths["boxplot"] = path
+        values = _per_query(report, dataset.name, metric)
+        if not values:
+            continue
+        stem = f"{dataset.name}-{metric.replace('@', '_at_')}"
+        path = out_dir / f"{stem}-per-query.png"
+        _distribution_plot(plt, values, f"{dataset.name}: {metric} per query", metric, path)
+        paths[f"per-query:{dataset.name}"] = path
+        baseline = next(iter(values))
+        if len(values) > 1:
+            path = out_dir / f"{stem}-deltas.png"
+            _delta_plot(plt, values, baseline, f"{dataset.name}: {metric}, per query", path)
+            paths[f"deltas:{dataset.name}"] = path
     return paths
 
 
-def _boxplot(plt: Any, data: dict[str, list[float]], title: str, ylabel: str, path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(max(4.0, 1.6 * len(data)), 4.0))
-    axes.boxplot(list(data.values()), tick_labels=list(data.keys()), showmeans=True)
-    axes.set_title(title)
+def _per_query(report: EvalReport, dataset: str, metric: str) -> dict[str, dict[str, float]]:
+    """Pipeline -> (task/query id -> value) over every task of the dataset, in report order;
+    only the queries every pipeline was scored on."""
+    found: dict[str, dict[str, float]] = {}
+    for spec in report.pipelines_of(dataset):
+        scores = {
+            f"{r.task}/{query}": value
+            for r in report.results
+            if r.dataset == dataset and r.pipeline == spec and not r.skipped
+            for query, value in r.per_query.get(metric, {}).items()
+        }
+        if scores:
+            found[spec] = scores
+    shared = set.intersection(*(set(v) for v in found.values())) if found else set()
+    return {
+        spec: {q: v for q, v in scores.items() if q in shared} for spec, scores in found.items()
+    }
+
+
+def _distribution_plot(
+    plt: Any, values: dict[str, dict[str, float]], title: str, ylabel: str, path: Path
+) -> None:
+    figure, axes = plt.subplots(figsize=(max(4.0, 1.6 * len(values)), 4.0))
+    data = [list(v.values()) for v in values.values()]
+    axes.violinplot(data, showextrema=False)
+    axes.boxplot(data, tick_labels=list(values), showmeans=True, widths=0.15)
+    queries = len(data[0])
+    axes.set_title(f"{title} ({queries} queries)")
     axes.set_ylabel(ylabel)
-    axes.set_ylim(0, 1)
+    axes.set_ylim(-0.02, 1.02)
     axes.tick_params(axis="x", rotation=20)
+    _save(figure, plt, path)
+
+
+def _delta_plot(
+    plt: Any, values: dict[str, dict[str, float]], baseline: str, title: str, path: Path
+) -> None:
+    import numpy as np
+
+    figure, axes = plt.subplots(figsize=(7.0, 4.0))
+    reference = values[baseline]
+    queries = sorted(reference)
+    for spec, scores in values.items():
+        if spec == baseline:
+            continue
+        deltas = np.sort([scores[q] - reference[q] for q in queries])[::-1]
+        wins, losses = int((deltas > 0).sum()), int((deltas < 0).sum())
+        axes.plot(
+            np.arange(1, len(deltas) + 1),
+            deltas,
+            label=f"{spec} (better on {wins}, worse on {losses}, mean {deltas.mean():+.4f})",
+        )
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_title(f"{title}: difference from {baseline}")
+    axes.set_xlabel("queries, sorted by the difference")
+    axes.set_ylabel(f"score - {baseline}")
+    axes.legend(fontsize=8)
+    _save(figure, plt, path)
+
+
+def _save(figure: Any, plt: Any, path: Path) -> None:
     with warnings.catch_warnings():  # long pipeline names (model paths) may not fit: still drawn
         warnings.simplefilter("ignore", UserWarning)
         figure.tight_layout()

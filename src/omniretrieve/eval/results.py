@@ -9,6 +9,7 @@ from typing import Any
 
 from omniretrieve.eval.datasets import EvalDataset
 from omniretrieve.eval.pipelines import Pipeline
+from omniretrieve.eval.significance import PairTest
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class EvalReport:
     pipelines: list[Pipeline]
     results: list[TaskResult]
     config: dict[str, Any]
+    significance: list[PairTest] = field(default_factory=list)
+    """Paired tests between pipelines, corrected per family (:func:`add_significance`)."""
+    modality_gap: Any = None
+    """A :class:`~omniretrieve.eval.modality_gap.ModalityGap`, when one was measured."""
 
     def result(self, dataset: str, task: str, pipeline: str) -> TaskResult:
         found = self.find(dataset, task, pipeline)

@@ -19,11 +19,17 @@ from omniretrieve.errors import InputError, OmniRetrieveError
 from omniretrieve.eval.context import EvalModels, EvalRun, OcrSource
 from omniretrieve.eval.datasets import EvalDataset, EvalTask
 from omniretrieve.eval.layouts import layout_of, load_eval_dataset
-from omniretrieve.eval.metrics import check_metrics, metric_depth
-from omniretrieve.eval.pipelines import Pipeline, parse_pipeline
+from omniretrieve.eval.metrics import (
+    check_metrics,
+    is_answer_metric,
+    metric_depth,
+    read_trec_run,
+)
+from omniretrieve.eval.pipelines import SUPPLIED_RUN, Pipeline, parse_pipeline
 from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
 from omniretrieve.eval.searching import SEARCH_DEPTH, reads_images
+from omniretrieve.eval.significance import CORRECTIONS, add_significance, parse_pair
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.models.base import check_dtype
 from omniretrieve.models.registry import default_registry
@@ -54,6 +60,10 @@ def evaluate(
     dtype: str = "auto",
     metrics: Sequence[str] | None = None,
     depth: int | None = None,
+    compare: Sequence[str | tuple[str, str]] = (),
+    correction: str = "holm",
+    rerank_run: Path | None = None,
+    modality_gap: str | None = None,
 ) -> EvalReport:
     """Score every pipeline on every dataset (and each of its tasks).
 
@@ -74,8 +84,18 @@ def evaluate(
     precision of the embedders it loads (``auto``: each family's fastest quality-safe one);
     ``metrics`` (``ndcg@10``, ``recall@100``, ``p@5``...) replace each dataset's leading
     metrics; ``depth`` is how many documents each query's run keeps (at least every metric's
-    cutoff; default 20). With ``out_dir``, each pipeline's run is written in TREC format under
-    ``runs/<dataset>/<task>/<pipeline>.trec``."""
+    cutoff; default 20, BEIR's Recall@100 makes it 100). A dataset's own instruction (a CoIR
+    folder's ``instruction.txt``) goes to every embedder when neither ``named_task`` nor
+    ``instruction`` is given. With ``out_dir``, each pipeline's run is written in TREC format under
+    ``runs/<dataset>/<task>/<pipeline>.trec``. ``compare`` (``"A:B"`` pairs; default: the
+    first pipeline against each other) are tested on every task and leading metric (paired
+    randomisation test), their p-values corrected by ``correction`` (``holm``,
+    ``bonferroni`` or ``none``) within each task and metric; the report marks the winners.
+    ``rerank_run`` (a TREC run file over one dataset) is what ``rerank[:model]`` pipelines
+    rerank: each query's best 100 documents in it, reranked as ``+rerank`` reranks ours.
+    ``modality_gap`` (a reranker or embedder id) scores the datasets' relevant pairs whose
+    document is text and those whose document is an image with that model: the histogram
+    (``modality-gap.png``) and the overlap of the two go in the report."""
     if passages not in ("split", "first"):
         raise InputError("passages must be split or first", field="passages")
     check_dtype(dtype)
@@ -89,15 +109,20 @@ def evaluate(
         raise InputError(str(exc), field="metrics") from exc
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
         raise InputError("depth must be a positive integer", field="depth")
-    run_depth = max(depth or SEARCH_DEPTH, metric_depth(wanted))
     parsed = [p if isinstance(p, Pipeline) else parse_pipeline(p) for p in pipelines]
     if len({p.spec for p in parsed}) != len(parsed):
         raise InputError("a pipeline is named twice", field="pipeline")
+    pairs = [parse_pair(item, [p.spec for p in parsed]) for item in compare]
+    if correction not in CORRECTIONS:
+        raise InputError(f"correction must be one of {', '.join(CORRECTIONS)}", field="correction")
     loaded = [
         d if isinstance(d, EvalDataset) else load_eval_dataset(d, split=split) for d in datasets
     ]
     if wanted:  # the report leads with the metrics asked for
+        for dataset in loaded:
+            _check_metrics_fit(dataset, wanted)
         loaded = [replace(d, metrics=wanted) for d in loaded]
+    supplied = _supplied_run(rerank_run, parsed, loaded)
     if collection is not None and len(loaded) != 1:
         raise InputError("--collection evaluates exactly one dataset", field="collection")
     if named_task is not None and instruction is not None:
@@ -116,7 +141,15 @@ def evaluate(
     )
     fitted: dict[str, dict[str, Any]] = {}
     results: list[TaskResult] = []
+    depths: dict[str, int] = {}
+    notes: dict[str, Any] = dict(instruction_notes)
     for dataset in loaded:
+        # each run holds every metric's cutoff (BEIR's Recall@100: 100 per query)
+        depths[dataset.name] = max(depth or SEARCH_DEPTH, metric_depth(dataset.metrics))
+        chosen = instructions
+        if not chosen and dataset.instruction:  # the dataset's own (a CoIR task's)
+            chosen = dict.fromkeys(embedder_ids, dataset.instruction)
+            notes[f"{dataset.name}/instruction.txt"] = dataset.instruction
         results.extend(
             _evaluate_dataset(
                 dataset,
@@ -131,19 +164,21 @@ def evaluate(
                     show_progress=show_progress,
                     fit_fusion=fit_fusion,
                     fitted=fitted.setdefault(dataset.name, {}),
-                    depth=run_depth,
+                    depth=depths[dataset.name],
                     runs_dir=out_dir / "runs" if out_dir is not None else None,
-                    instructions=instructions,
+                    instructions=chosen,
+                    supplied_run=supplied,
                 ),
             )
         )
     report = EvalReport(loaded, parsed, results, _configuration(loaded, parsed, shared))
-    if instruction_notes:
-        report.config["query_instructions"] = instruction_notes
+    if notes:
+        report.config["query_instructions"] = notes
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
     report.config["dtype"] = dtype
-    report.config["search_depth"] = run_depth
+    report.config["search_depth"] = max(depths.values())
+    report.config["search_depth_by_dataset"] = depths
     reader = models.ocr.reader
     if reader is not None:
         report.config["ocr"] = f"{reader.engine.name} {reader.engine.version}"
@@ -151,6 +186,14 @@ def evaluate(
         "fitted_on": {d.name: fit_fusion for d in loaded},
         "by_dataset": {name: fits for name, fits in fitted.items() if fits},
     }
+    if modality_gap is not None:
+        from omniretrieve.eval.modality_gap import measure_gap
+
+        report.modality_gap = measure_gap(modality_gap, loaded, models)
+        report.config["modality_gap"] = report.modality_gap.to_json()
+    if rerank_run is not None and supplied is not None:
+        report.config["rerank_run"] = _describe_run(rerank_run, supplied, loaded[0])
+    add_significance(report, pairs, correction=correction)
     if out_dir is not None:
         write_report(report, out_dir)
     return report
@@ -207,6 +250,60 @@ def query_instructions(
             field="task",
         )
     return chosen, notes
+
+
+def _check_metrics_fit(dataset: EvalDataset, metrics: tuple[str, ...]) -> None:
+    """Answer-scored sets (MKQA) take answer_recall@k only; judged sets take the others."""
+    answered = any(task.answers for task in dataset.tasks)
+    wrong = [m for m in metrics if is_answer_metric(m) != answered]
+    if wrong:
+        kind = "answer strings: answer_recall@k" if answered else "judgments, not answer strings"
+        raise InputError(
+            f"{dataset.name} is scored by {kind}; {', '.join(wrong)} does not apply",
+            field="metrics",
+        )
+
+
+def _supplied_run(
+    path: Path | None, pipelines: list[Pipeline], datasets: list[EvalDataset]
+) -> dict[str, dict[str, float]] | None:
+    """The run ``rerank[:model]`` pipelines rerank, read and checked against the pipelines
+    and the dataset."""
+    rerankers = [p.spec for p in pipelines if p.mode == SUPPLIED_RUN]
+    if path is None:
+        if rerankers:
+            raise InputError(
+                f"{rerankers[0]} reranks a run given with --rerank-run FILE.trec; give one",
+                field="rerank_run",
+            )
+        return None
+    if not rerankers:
+        raise InputError(
+            "--rerank-run needs a rerank[:model] pipeline to rerank it", field="rerank_run"
+        )
+    if len(datasets) != 1:
+        raise InputError("--rerank-run reranks a run of exactly one dataset", field="rerank_run")
+    if not Path(path).is_file():
+        raise InputError(f"run file {path} does not exist", field="rerank_run")
+    try:
+        return read_trec_run(Path(path))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"--rerank-run: {exc}", field="rerank_run") from exc
+
+
+def _describe_run(
+    path: Path, run: Mapping[str, Mapping[str, float]], dataset: EvalDataset
+) -> dict[str, Any]:
+    """What the report says of a supplied run: its size, and what it lacks."""
+    judged = {q for task in dataset.tasks for q in task.queries}
+    unknown = {d for docs in run.values() for d in docs if d not in dataset.corpus}
+    return {
+        "path": str(path),
+        "queries": len(run),
+        "judged_queries_missing": len(judged - set(run)),
+        "unknown_documents": len(unknown),
+        "deepest": max((len(docs) for docs in run.values()), default=0),
+    }
 
 
 def _indexed(dataset: EvalDataset) -> dict[str, Any]:

@@ -14,13 +14,20 @@ import sys
 import time
 
 from omniretrieve.errors import InputError
+from omniretrieve.eval.answers import answer_recall
 from omniretrieve.eval.caching import CachingEmbedder
 from omniretrieve.eval.collection_builder import dataset_collection
 from omniretrieve.eval.context import EvalRun
 from omniretrieve.eval.datasets import EvalDataset, EvalTask
 from omniretrieve.eval.layouts import layout_of
-from omniretrieve.eval.metrics import ALL_METRICS, evaluate_run, write_trec_run
-from omniretrieve.eval.pipelines import Pipeline
+from omniretrieve.eval.metrics import (
+    ALL_METRICS,
+    ANSWER_RECALL,
+    MetricResult,
+    evaluate_run,
+    write_trec_run,
+)
+from omniretrieve.eval.pipelines import SUPPLIED_RUN, Pipeline
 from omniretrieve.eval.results import TaskResult
 from omniretrieve.eval.tuning import (
     CROSSFIT,
@@ -34,6 +41,8 @@ from omniretrieve.index.collection import Collection
 from omniretrieve.index.results import SearchHit
 from omniretrieve.models.registry import default_registry
 
+ANSWER_CUTOFFS = (1, 5, 10, 20, 100)
+"""Answer recall cutoffs every answer-scored task reports (those within the run's depth)."""
 SEARCH_DEPTH = 20
 """Documents kept per query: enough for every reported metric (MAP@20, Recall@20). The first
 stage still fuses each list's top 100, as search does."""
@@ -41,6 +50,8 @@ stage still fuses each list's top 100, as search does."""
 
 def collection_skip_reason(dataset: EvalDataset, pipeline: Pipeline) -> str | None:
     """Why a pipeline cannot search this dataset's documents (None: it can)."""
+    if pipeline.mode == SUPPLIED_RUN:  # the reranker reads what it can (warns on the rest)
+        return None
     if pipeline.ocr and dataset.doc_modality != "image":
         return "ocr+ reads image documents; this dataset's documents are text"
     if pipeline.ocr:
@@ -197,6 +208,27 @@ def _evaluate_task(
     ]
 
 
+def score_run(
+    dataset: EvalDataset,
+    task: EvalTask,
+    qrels: dict[str, dict[str, int]],
+    run: dict[str, dict[str, float]],
+    depth: int,
+) -> MetricResult:
+    """The run's metrics: trec_eval's against the judgments, or, for a task with answer
+    strings (MKQA), answer recall at the usual cutoffs and the dataset's own."""
+    if not task.answers:
+        return evaluate_run(qrels, run, dict.fromkeys([*ALL_METRICS, *dataset.metrics]))
+    cutoffs = {int(m.partition("@")[2]) for m in dataset.metrics}
+    cutoffs |= {k for k in ANSWER_CUTOFFS if k <= depth}
+    texts = {d: dataset.corpus[d].full_text for docs in run.values() for d in docs}
+    answers = {q: task.answers[q] for q in qrels}
+    found = answer_recall(run, answers, texts, sorted(cutoffs))
+    per_query = {f"{ANSWER_RECALL}@{k}": found[k] for k in sorted(cutoffs)}
+    mean = {m: sum(v.values()) / len(v) if v else 0.0 for m, v in per_query.items()}
+    return MetricResult(mean, per_query)
+
+
 def _run_task(
     collection: Collection,
     dataset: EvalDataset,
@@ -214,6 +246,19 @@ def _run_task(
     started = time.perf_counter()
     found: dict[str, list[SearchHit]] = {}
     for fold_queries, fusion in folds:
+        if pipeline.mode == SUPPLIED_RUN:
+            supplied = run_options.supplied_run or {}
+            hits = collection.rerank_supplied(
+                task.search_queries(fold_queries),
+                [supplied.get(q, {}) for q in fold_queries],
+                top_k=run_options.depth,
+                rerank=pipeline.reranker or True,
+                filter=task.filter,
+                rerank_share=fusion.rerank_share,
+                show_progress=run_options.show_progress,
+            )
+            found.update(zip(fold_queries, hits, strict=True))
+            continue
         hits = collection.search_many(
             task.search_queries(fold_queries),
             top_k=run_options.depth,
@@ -231,7 +276,7 @@ def _run_task(
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started
     run = {qid: {hit.doc_id: hit.score for hit in found[qid]} for qid in queries}
-    scored = evaluate_run(qrels, run, dict.fromkeys([*ALL_METRICS, *dataset.metrics]))
+    scored = score_run(dataset, task, qrels, run, run_options.depth)
     if run_options.runs_dir is not None:
         name = pipeline.spec.replace("/", "_")
         write_trec_run(run_options.runs_dir / dataset.name / task.name / f"{name}.trec", run, name)

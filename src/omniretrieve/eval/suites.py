@@ -11,6 +11,7 @@ from omniretrieve.errors import InputError
 from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, merge_reports
 from omniretrieve.eval.runner import evaluate
+from omniretrieve.eval.significance import add_significance, parse_pair
 
 
 def evaluate_suite(
@@ -44,6 +45,8 @@ def evaluate_suite(
         root = Path(os.environ["OMNIRETRIEVE_DATASETS"])
     if root is None:
         root = suite.parent / str(spec.get("datasets_root", "."))
+    pairs = list(options.pop("compare", ()) or ())
+    correction = options.pop("correction", "holm")
     reports = []
     for number, run in enumerate(runs, start=1):
         names, pipelines = run.get("datasets"), run.get("pipelines")
@@ -75,6 +78,8 @@ def evaluate_suite(
     if instructions:
         report.config["query_instructions"] = instructions
     report.config["suite"] = str(suite)
+    specs = [p.spec for p in report.pipelines]
+    add_significance(report, [parse_pair(p, specs) for p in pairs], correction=correction)
     if out_dir is not None:
         write_report(report, out_dir)
     return report

@@ -427,6 +427,13 @@ class Collection:
         ``show_progress``): see :meth:`omniretrieve.index.search.Searcher.search_many`."""
         return self._searcher.search_many(queries, **options)
 
+    def rerank_supplied(
+        self, queries: Sequence[Any], candidates: Sequence[Mapping[str, float]], **options: Any
+    ) -> list[list[SearchHit]]:
+        """Rerank candidate lists made elsewhere (a TREC run): see
+        :meth:`omniretrieve.index.search.Searcher.rerank_supplied`."""
+        return self._searcher.rerank_supplied(queries, candidates, **options)
+
     def first_stage_runs(
         self, queries: Sequence[Any], **options: Any
     ) -> tuple[tuple[str, ...], list[FirstStage]]:

@@ -203,6 +203,54 @@ class Searcher:
                 advance(1)
         return results
 
+    def rerank_supplied(
+        self,
+        queries: Sequence[Any],
+        candidates: Sequence[Mapping[str, float]],
+        *,
+        top_k: int = 10,
+        rerank: bool | str = True,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        rerank_share: float | None = None,
+        show_progress: bool = False,
+        max_chars: int | None = None,
+    ) -> list[list[SearchHit]]:
+        """Rerank a first stage computed elsewhere (a TREC run, another engine): per query,
+        its ``candidates`` (document id -> score) take the place of this collection's first
+        stage; the best ``rerank_candidates`` of them are reranked as :meth:`search_many`
+        reranks its own (the same reranker, share and mix). Ids the collection does not hold
+        (or the filter excludes) are dropped."""
+        if len(candidates) != len(queries):
+            raise InputError("one candidate list per query", field="candidates")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InputError("top_k must be a positive integer", field="top_k")
+        parsed = parse_queries(queries)
+        state = self._source.state()
+        allowed = self._filter(filter) if filter else None
+        want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
+        model_id = self._source.settings.reranker if rerank is True else str(rerank)
+        share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
+        results: list[list[SearchHit]] = []
+        with progress_bar(len(parsed), "reranking", enabled=show_progress) as advance:
+            for query, supplied in zip(parsed, candidates, strict=True):
+                kept = {
+                    doc_id: float(score)
+                    for doc_id, score in supplied.items()
+                    if doc_id in state.documents and (allowed is None or doc_id in allowed)
+                }
+                stage_scores = {"candidates": kept}
+                ranked = top(kept, want)
+                warnings: dict[str, str] = {}
+                if share < 1.0:
+                    ranked, warnings = self._rerank(
+                        model_id, query, ranked, stage_scores, {}, share
+                    )
+                hits = self._hits(ranked[:top_k], stage_scores, warnings)
+                language = self._languages.document
+                results.append(with_snippets(hits, state, query.text, language, {}, max_chars))
+                advance(1)
+        return results
+
     def first_stage_runs(
         self,
         queries: Sequence[Any],

@@ -26,6 +26,9 @@ LAYOUT_MODULES: tuple[str, ...] = (
     "omniretrieve.eval.layouts.image_caption",
     "omniretrieve.eval.layouts.multilingual",
     "omniretrieve.eval.layouts.composed",
+    "omniretrieve.eval.layouts.mmeb",
+    "omniretrieve.eval.layouts.mkqa",
+    "omniretrieve.eval.layouts.miracl",
     "omniretrieve.eval.layouts.beir",
     "omniretrieve.eval.layouts.own",
 )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from omniretrieve.embedder import Embedder
 from omniretrieve.eval.context import EvalModels, EvalRun
 from omniretrieve.eval.datasets import (
     DatasetError,
@@ -103,10 +102,7 @@ def score_pipeline(
             return response.results[0].relevance_score
 
     else:
-        model_id = pipeline.embedders[0]
-        embedder = models.embedders.get(model_id)
-        if not isinstance(embedder, Embedder):  # eval's caching wrappers read text only
-            embedder = Embedder(model_id)
+        embedder = models.native_embedder(pipeline.embedders[0])
         vectors: dict[tuple[str, str], np.ndarray] = {}
         for example in dataset.examples:
             items = [("text", c) for c in example.captions] + [("image", i) for i in example.images]
