@@ -37,6 +37,12 @@ def index(
     milvus_uri: str = typer.Option(
         None, "--milvus-uri", help="Milvus server/cluster (default: Milvus Lite in the folder)."
     ),
+    sparse: str = typer.Option(
+        "local",
+        "--sparse",
+        help="Where BM25 runs: local (in process) or milvus (Milvus's full-text search, with "
+        "--vector-store milvus; new collection).",
+    ),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
     ocr: bool = typer.Option(True, "--ocr/--no-ocr", help="Read images and scanned PDF pages."),
     ocr_engine: str = typer.Option("tesseract", help="tesseract or rapidocr."),
@@ -84,6 +90,7 @@ def index(
             language=language,
             vector_store=vector_store,  # type: ignore[arg-type]
             milvus_uri=milvus_uri,
+            sparse=sparse,  # type: ignore[arg-type]
         ).validate()
         collection = Collection.create(name, root=root, settings=settings)
     with collection:

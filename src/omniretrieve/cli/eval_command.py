@@ -50,6 +50,12 @@ def eval_command(
     vector_store: str = typer.Option(
         "faiss", "--vector-store", help="faiss, or milvus (Milvus Lite) for the dense searches."
     ),
+    sparse: str = typer.Option(
+        "local",
+        "--sparse",
+        help="Where BM25 runs: local, or milvus (Milvus's full-text search; needs "
+        "--vector-store milvus).",
+    ),
     ocr_engine: str = typer.Option(
         "tesseract", help="OCR for ocr+ pipelines: tesseract, rapidocr."
     ),
@@ -111,6 +117,7 @@ def eval_command(
         "fit_fusion": fit_fusion,
         "passages": passages,
         "vector_store": vector_store,
+        "sparse": sparse,
         "ocr_engine": ocr_engine,
         "named_task": named_task,
         "instruction": instruction,

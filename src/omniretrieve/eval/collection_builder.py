@@ -46,6 +46,8 @@ def dataset_collection(
     parts += [_vectors_identity(model_id, models) for model_id in embedders]
     if store != "faiss":
         parts.append(f"store={store}")
+    if models.sparse != "local":
+        parts.append(f"sparse={models.sparse}")
     reader = None
     if ocr:
         reader = models.ocr.get()
@@ -60,6 +62,7 @@ def dataset_collection(
         embedders=embedders,
         passages=passages,
         vector_store=store,
+        sparse=models.sparse,
         ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
         fusion="zscore",  # a pipeline's weights are equal unless the run fits them
     ).validate()

@@ -36,6 +36,8 @@ class EvalModels:
     rerankers: dict[str, IndexReranker] = field(default_factory=dict)
     passages: Literal["split", "first"] = "split"
     vector_store: Literal["faiss", "milvus"] = "faiss"
+    sparse: Literal["local", "milvus"] = "local"
+    """Where BM25 runs (``milvus``: Milvus's full-text search, with the Milvus store)."""
     ocr: OcrSource = field(default_factory=OcrSource)
     dtype: str = "auto"
     """Precision of the embedders the evaluation loads itself (float32, bfloat16, int8...)."""

@@ -54,6 +54,7 @@ def evaluate(
     passages: str = "split",
     fit_fusion: str | None = None,
     vector_store: str = "faiss",
+    sparse: str = "local",
     ocr_engine: str = "tesseract",
     named_task: str | None = None,
     instruction: str | None = None,
@@ -78,7 +79,8 @@ def evaluate(
     each fold is searched with the weights that do best on the other; or is ``"pseudo"``:
     each hybrid pipeline fuses (method, weights, reranker mix) as fitted on pseudo-queries
     drawn from the corpus alone, as a collection with ``fusion="auto"`` tunes itself;
-    ``vector_store="milvus"`` runs the dense searches in Milvus Lite; ``named_task`` (a task
+    ``vector_store="milvus"`` runs the dense searches in Milvus Lite, and with
+    ``sparse="milvus"`` BM25 too (Milvus's full-text search); ``named_task`` (a task
     an embedder's model card names, e.g. BGE-Code's ``CosQA``) goes to the embedders that know
     it, ``instruction`` (any text) to every embedder, with the queries; ``dtype`` is the
     precision of the embedders it loads (``auto``: each family's fastest quality-safe one);
@@ -136,6 +138,7 @@ def evaluate(
         dict(rerankers or {}),
         cast(Literal["split", "first"], passages),  # checked above
         cast(Literal["faiss", "milvus"], vector_store),  # checked by the collection settings
+        cast(Literal["local", "milvus"], sparse),
         OcrSource(ocr_engine),
         dtype,
     )
@@ -176,6 +179,7 @@ def evaluate(
         report.config["query_instructions"] = notes
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
+    report.config["sparse"] = sparse
     report.config["dtype"] = dtype
     report.config["search_depth"] = max(depths.values())
     report.config["search_depth_by_dataset"] = depths

@@ -95,6 +95,7 @@ class Collection:
         (``should_stop``): the server and the CLI set these."""
         self._ingest = DocumentIngest(self.name, lambda: self.settings, self.embedder, self.options)
         models = {field_name(m): m for m in settings.embedders}
+        self._languages = LanguageCache(lambda: self._state.documents)
         try:
             self._vectors = open_vector_store(
                 settings,
@@ -102,6 +103,7 @@ class Collection:
                 lambda field: self.embedder(models[field]).dimension,
                 directory=directory,
                 name=self.name,
+                languages=self._languages,
             )
         except Exception:
             self._store.close()
@@ -112,8 +114,7 @@ class Collection:
             except Exception:
                 self.close()
                 raise
-        self._languages = LanguageCache(lambda: self._state.documents)
-        self._sparse = SparseField(
+        self._sparse = self._vectors.bm25() or SparseField(
             lambda: self._state.documents, lambda: self.settings.language, self._languages
         )
         self._searcher = Searcher(self, self._vectors, self._sparse, self._languages)

@@ -10,6 +10,11 @@ cut off by a crash is pushed again, and rows of deleted documents are removed.
 
 One Milvus collection per vector field: ``<collection>__<field>``; a row per passage with its
 document id, the document's content hash, its metadata (a JSON field, for filters) and vector.
+
+With ``sparse="milvus"`` BM25 runs in Milvus too (its full-text search): one more collection,
+``<collection>____bm25__``, a row per document whose analysed text (ours: per-language
+stemming and stop words, :mod:`omniretrieve.index.milvus_sparse`) Milvus turns into a sparse
+BM25 vector with its ``BM25`` function and searches with a ``SPARSE_INVERTED_INDEX``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ TOKEN_ENV = "OMNIRETRIEVE_MILVUS_TOKEN"
 SEPARATOR = "\x1f"
 MAX_ID_BYTES = 2048
 DELETE_CHUNK = 500
+BM25_FIELD = "__bm25__"
+"""The field name of a collection's BM25 rows (no embedder's field starts with ``_``)."""
+MAX_TEXT_BYTES = 65_535
+"""Milvus's VARCHAR limit: BM25 indexes this much of a document's analysed text."""
 
 
 def milvus_name(collection: str, field: str) -> str:
@@ -114,6 +123,87 @@ class MilvusVectors:
         self._client.load_collection(name)
         self._ready.add(name)
         return name
+
+    def _ensure_bm25(self, k1: float, b: float) -> str:
+        from pymilvus import DataType, Function, FunctionType
+
+        name = milvus_name(self.collection, BM25_FIELD)
+        if name in self._ready:
+            return name
+        if not self._client.has_collection(name):
+            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("pid", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+            schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
+            schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
+            schema.add_field("meta", DataType.JSON)
+            schema.add_field(  # already analysed by us: Milvus only splits it at spaces
+                "text",
+                DataType.VARCHAR,
+                max_length=MAX_TEXT_BYTES,
+                enable_analyzer=True,
+                analyzer_params={"tokenizer": "standard"},
+            )
+            schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(
+                Function(
+                    name="bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=["text"],
+                    output_field_names=["sparse"],
+                )
+            )
+            index = self._client.prepare_index_params()
+            index.add_index(
+                field_name="sparse",
+                index_type="SPARSE_INVERTED_INDEX",
+                metric_type="BM25",
+                params={"bm25_k1": k1, "bm25_b": b},
+            )
+            self._client.create_collection(name, schema=schema, index_params=index)
+        self._client.load_collection(name)
+        self._ready.add(name)
+        return name
+
+    def upsert_texts(
+        self, documents: Iterable[tuple[str, str, Mapping[str, Any], str]], k1: float, b: float
+    ) -> None:
+        """Replace each document's BM25 row: (doc id, content hash, metadata, analysed text)."""
+        name = self._ensure_bm25(k1, b)
+        documents = list(documents)
+        rows: list[dict[str, Any]] = [
+            {"pid": doc_id, "doc_id": doc_id, "content_hash": version, "meta": dict(meta),
+             "text": text}
+            for doc_id, version, meta, text in documents
+        ]  # fmt: skip
+        self._delete_from(name, [doc_id for doc_id, *_ in documents])
+        rows = [row for row in rows if row["text"]]  # nothing to match: no row
+        if rows:
+            self._client.insert(name, rows)
+
+    def search_texts(
+        self,
+        texts: Sequence[str],
+        limit: int,
+        conditions: Mapping[str, Any] | None,
+        k1: float,
+        b: float,
+    ) -> list[list[tuple[str, float]]]:
+        """Per analysed query text: (document id, BM25 score) best first."""
+        name = self._ensure_bm25(k1, b)
+        results = self._client.search(
+            name,
+            data=list(texts),
+            anns_field="sparse",
+            limit=min(limit, 16_384),
+            filter=filter_expression(conditions),
+            output_fields=["doc_id"],
+            search_params={"metric_type": "BM25"},
+        )
+        # Milvus Lite reports BM25 as a negative distance, a server as the positive score
+        return [
+            [(hit["entity"]["doc_id"], abs(float(hit["distance"]))) for hit in hits]
+            for hits in results
+        ]
 
     def drop(self, fields: Iterable[str]) -> None:
         for field in fields:

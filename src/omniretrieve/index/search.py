@@ -17,6 +17,7 @@ from omniretrieve.errors import InputError
 from omniretrieve.fusion import top
 from omniretrieve.index.fusion_policy import FusionPolicy, mixed_with_first_stage
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import (
     SearchQuery,
@@ -86,7 +87,7 @@ class Searcher:
         self,
         source: SearchSource,
         vectors: VectorStore,
-        sparse: SparseField,
+        sparse: SparseField | MilvusSparse,
         languages: LanguageCache,
     ) -> None:
         self._source = source
@@ -423,7 +424,7 @@ class Searcher:
             key = ("sparse", text, language, plan.depth, plan.filter_key)
             sparse = None if cache is None else cache.get(key)
             if sparse is None:
-                sparse = self._sparse.search(text, plan.depth, plan.allowed, language)
+                sparse = self._sparse.search(text, plan.depth, plan.allowed, language, plan.filter)
                 if cache is not None:
                     cache[key] = sparse
             stage_scores = {"sparse": sparse, **stage_scores}

@@ -60,6 +60,10 @@ class CollectionSettings:
     """Where dense search runs: faiss in this process, or Milvus (Lite file or a cluster)."""
     milvus_uri: str | None = None
     """Milvus address (``http://host:19530``); None: Milvus Lite in the collection's folder."""
+    sparse: Literal["local", "milvus"] = "local"
+    """Where BM25 runs: ``local`` (bm25s in this process, built from the documents) or
+    ``milvus`` (Milvus's full-text search, with ``vector_store="milvus"``: our process keeps
+    no BM25 index)."""
     ocr_images: bool = True
     """Documents with an image get the image's OCR text indexed too (text embedders)."""
     ocr_engine: str = "tesseract"
@@ -69,6 +73,13 @@ class CollectionSettings:
         if self.vector_store not in VECTOR_STORES:
             raise InputError(
                 f"vector_store must be one of {', '.join(VECTOR_STORES)}", field="vector_store"
+            )
+        if self.sparse not in ("local", "milvus"):
+            raise InputError("sparse must be local or milvus", field="sparse")
+        if self.sparse == "milvus" and self.vector_store != "milvus":
+            raise InputError(
+                'sparse="milvus" runs BM25 in the collection\'s Milvus: set vector_store="milvus"',
+                field="sparse",
             )
         if self.quantization not in QUANTIZATIONS:
             raise InputError(
@@ -111,7 +122,7 @@ class CollectionSettings:
         ):
             raise wrong("embedders", "a list of model ids (empty: BM25 only)")
         for name in ("quantization", "language", "passages", "aggregate", "fusion", "reranker",
-                     "vector_store", "ocr_engine"):  # fmt: skip
+                     "vector_store", "ocr_engine", "sparse"):  # fmt: skip
             if not isinstance(getattr(self, name), str):
                 raise wrong(name, "a string")
         if not is_known_language(self.language) and self.language != "auto":

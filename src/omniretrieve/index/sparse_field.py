@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -55,10 +56,16 @@ class SparseField:
         return self._languages.query(query)
 
     def search(
-        self, query: str, k: int, allowed: set[str] | None, language: str | None = None
+        self,
+        query: str,
+        k: int,
+        allowed: set[str] | None,
+        language: str | None = None,
+        conditions: Mapping[str, Any] | None = None,
     ) -> dict[str, float]:
         """The best ``k`` documents by BM25 (only those ``allowed``, when given) with a
-        positive score."""
+        positive score (``conditions``, the filter ``allowed`` came from, is for stores that
+        filter themselves)."""
         index, ids = self.index()
         if index is None:
             return {}

@@ -19,7 +19,9 @@ import numpy as np
 
 from omniretrieve.fusion import top
 from omniretrieve.index.dense import DenseConfig, DenseIndex
-from omniretrieve.index.milvus_store import MilvusVectors, row_version
+from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.milvus_sparse import MilvusSparse
+from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors, row_version
 from omniretrieve.index.store import StoredState
 
 if TYPE_CHECKING:
@@ -57,6 +59,11 @@ class VectorStore(Protocol):
         """Per query: document id -> aggregated passage score, the best ``k`` documents."""
 
     def close(self) -> None: ...
+
+    def bm25(self) -> Any:
+        """The store's own BM25 (``sparse="milvus"``: a
+        :class:`~omniretrieve.index.milvus_sparse.MilvusSparse`), or None: BM25 runs here."""
+        ...
 
 
 def aggregate_rows(
@@ -99,8 +106,10 @@ class FaissStore:
         *,
         directory: Path,
         name: str,
+        languages: LanguageCache | None = None,
     ) -> None:
-        """``directory`` and ``name`` are unused: the indexes live in memory only."""
+        """``directory``, ``name`` and ``languages`` are unused: the indexes live in memory
+        only, and BM25 runs in the collection."""
         self._settings = settings
         self._state = state
         self._dimension = dimension
@@ -120,6 +129,9 @@ class FaissStore:
 
     def close(self) -> None:
         self._indexes.clear()
+
+    def bm25(self) -> None:
+        return None
 
     @staticmethod
     def drop_remote(settings: CollectionSettings, name: str) -> None:
@@ -188,12 +200,21 @@ class MilvusStore:
         *,
         directory: Path,
         name: str,
+        languages: LanguageCache | None = None,
     ) -> None:
 
         self._settings = settings
         self._fields = [field_name(m) for m in settings.embedders]
         uri = settings.milvus_uri or str(directory / "milvus.db")
         self._milvus: Any = MilvusVectors(uri, name)
+        self._bm25: MilvusSparse | None = None
+        if settings.sparse == "milvus":
+            self._bm25 = MilvusSparse(
+                self._milvus,
+                lambda: state().documents,
+                lambda: self._settings.language,
+                languages or LanguageCache(lambda: state().documents),
+            )
 
     @staticmethod
     def drop_remote(settings: CollectionSettings, name: str) -> None:
@@ -203,15 +224,18 @@ class MilvusStore:
             return
 
         remote = MilvusVectors(settings.milvus_uri, name)
-        remote.drop(field_name(m) for m in settings.embedders)
+        remote.drop([*(field_name(m) for m in settings.embedders), BM25_FIELD])
         remote.close()
 
     def upsert(
         self, state: StoredState, doc_ids: Sequence[str], fields: Sequence[str] | None = None
     ) -> None:
-        """Copy these documents' stored vectors to Milvus (after the WAL acknowledged them)."""
+        """Copy these documents' stored vectors (and, with ``sparse="milvus"``, their
+        analysed text) to Milvus (after the WAL acknowledged them)."""
         if not doc_ids:
             return
+        if self._bm25 is not None and fields is None:
+            self._bm25.upsert(state, doc_ids)
 
         for field in fields or self._fields:
             per_doc = state.passages.get(field, {})
@@ -231,6 +255,8 @@ class MilvusStore:
     def sync(self, state: StoredState) -> None:
         """Make Milvus hold exactly the directory's vectors (after a crash between a WAL
         acknowledgement and its Milvus push, or after Milvus lost data)."""
+        if self._bm25 is not None:
+            self._bm25.sync(state)
 
         for field in self._fields:
             local = {
@@ -250,6 +276,8 @@ class MilvusStore:
     def delete(self, doc_ids: Sequence[str]) -> None:
         if doc_ids:
             self._milvus.delete(list(doc_ids), self._fields)
+            if self._bm25 is not None:
+                self._bm25.delete(doc_ids)
 
     def invalidate(self) -> None:
         pass  # Milvus holds its own copy, updated by upsert and delete
@@ -264,6 +292,9 @@ class MilvusStore:
     ) -> list[dict[str, float]]:
         found = self._milvus.search(field, query_vectors, k * 3, conditions)
         return [aggregate(hits, k, self._settings.aggregate) for hits in found]
+
+    def bm25(self) -> MilvusSparse | None:
+        return self._bm25
 
     def close(self) -> None:
         self._milvus.close()
@@ -286,7 +317,10 @@ def open_vector_store(
     *,
     directory: Path,
     name: str,
+    languages: LanguageCache | None = None,
 ) -> VectorStore:
     store_class = VECTOR_STORES[settings.vector_store]
-    store: VectorStore = store_class(settings, state, dimension, directory=directory, name=name)
+    store: VectorStore = store_class(
+        settings, state, dimension, directory=directory, name=name, languages=languages
+    )
     return store

@@ -169,6 +169,11 @@ class CreateCollectionRequest(BaseModel):
     vector_store: Literal["faiss", "milvus"] = Field(
         "faiss", description="milvus: dense search in the server's configured Milvus"
     )
+    sparse: Literal["local", "milvus"] = Field(
+        "local",
+        description="milvus: BM25 in Milvus too (its full-text search; needs vector_store "
+        "milvus), so the server keeps no BM25 index",
+    )
     ocr_images: bool = Field(
         True, description="Index the text OCR reads in documents' images (for BM25 and text models)"
     )

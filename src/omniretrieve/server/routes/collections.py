@@ -65,6 +65,7 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
         language=body.language,
         fusion=body.fusion,
         vector_store=body.vector_store,
+        sparse=body.sparse,
         milvus_uri=request.app.state.milvus_uri if body.vector_store == "milvus" else None,
         ocr_images=body.ocr_images,
     ).validate()
