@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,15 @@ def index(
         MAX_TEXT_CHARS, "--max-chars", help="Longest document text; longer files are skipped."
     ),
     dtype: str = dtype_option(),
+    workers: int = typer.Option(
+        1, "--workers", help="Embed documents in this many local processes (1: in this one)."
+    ),
+    dask_scheduler: str = typer.Option(
+        None,
+        "--dask-scheduler",
+        help="Embed documents on the workers of a running Dask cluster (tcp://host:8786); "
+        "needs omniretrieve[distributed]. No cluster is ever started.",
+    ),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped).
 
@@ -62,6 +73,8 @@ def index(
     indexed."""
     from omniretrieve.index.collection import Collection, CollectionSettings
     from omniretrieve.index.documents import iter_folder_documents, iter_jsonl_documents
+    from omniretrieve.index.settings import default_root, read_settings
+    from omniretrieve.index.store import CollectionStore
     from omniretrieve.ingest.files import SkippedFile
     from omniretrieve.ingest.visual import VISUAL_SUFFIXES, visual_files
 
@@ -81,8 +94,10 @@ def index(
         documents = list(iter_jsonl_documents(source))
     else:
         raise InputError(f"{source}: no such file or folder", field="from")
+    if workers != 1 and dask_scheduler:
+        raise InputError("--workers or --dask-scheduler, not both", field="workers")
     if name in Collection.names(root):
-        collection = Collection.open(name, root=root)
+        settings = read_settings(CollectionStore((root or default_root()) / name))
     else:
         settings = CollectionSettings(
             embedders=tuple(embedder or ("all-MiniLM-L6-v2",)),
@@ -92,8 +107,12 @@ def index(
             milvus_uri=milvus_uri,
             sparse=sparse,  # type: ignore[arg-type]
         ).validate()
-        collection = Collection.create(name, root=root, settings=settings)
-    with collection:
+    pool, embedders = _embedding_pool(settings.embedders, dtype, workers, dask_scheduler)
+    if name in Collection.names(root):
+        collection = Collection.open(name, root=root, embedders=embedders)
+    else:
+        collection = Collection.create(name, root=root, settings=settings, embedders=embedders)
+    with collection, _closing(pool):
         collection.options.max_text_chars = max_chars
         collection.options.dtype = dtype
         report = collection.upsert(documents, show_progress=True)
@@ -322,3 +341,29 @@ def _tune_on_dataset(name: str, dataset: Path, split: str, root: Path | None, au
         "queries": fit.queries,
     }
     sys.stdout.write(json.dumps(payload) + "\n")
+
+
+def _embedding_pool(
+    model_ids: tuple[str, ...], dtype: str, workers: int, dask_scheduler: str | None
+) -> tuple[Any, dict[str, Any] | None]:
+    """With ``--workers N`` (N > 1) or ``--dask-scheduler``, the pool and the collection's
+    embedders that embed documents on it; else (None, None): embedding in this process."""
+    if (workers == 1 and not dask_scheduler) or not model_ids:
+        if workers < 1:
+            raise InputError("--workers must be a positive integer", field="workers")
+        return None, None
+    from omniretrieve.embedder import Embedder
+    from omniretrieve.runtime.workers import DaskPool, PooledEmbedder, ProcessPool
+
+    pool = DaskPool(dask_scheduler) if dask_scheduler else ProcessPool(workers)
+    embedders = {m: PooledEmbedder(Embedder(m, dtype=dtype), pool, reference=m) for m in model_ids}
+    return pool, embedders
+
+
+@contextmanager
+def _closing(pool: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if pool is not None:
+            pool.close()

@@ -277,9 +277,11 @@ class DocumentIngest:
         text_vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
         if texts:
             blocks = []
-            for start in range(0, len(texts), EMBED_CHUNK):
+            # an embedder on a pool of workers takes a chunk per worker at once
+            step = int(getattr(embedder, "preferred_chunk", EMBED_CHUNK))
+            for start in range(0, len(texts), step):
                 self.stop_if_asked()
-                chunk = texts[start : start + EMBED_CHUNK]
+                chunk = texts[start : start + step]
                 blocks.append(
                     embedder.encode_texts(chunk, task="retrieval.passage", show_progress=False)
                 )
