@@ -175,7 +175,9 @@ class MilvusVectors:
              "text": text}
             for doc_id, version, meta, text in documents
         ]  # fmt: skip
-        self._delete_from(name, [doc_id for doc_id, *_ in documents])
+        ids = [doc_id for doc_id, *_ in documents]
+        for start in range(0, len(ids), DELETE_CHUNK):  # a row per document: by primary key
+            self._client.delete(name, ids=ids[start : start + DELETE_CHUNK])
         rows = [row for row in rows if row["text"]]  # nothing to match: no row
         if rows:
             self._client.insert(name, rows)
