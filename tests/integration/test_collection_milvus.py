@@ -39,15 +39,21 @@ def pair(tmp_path: Path, tiny_bert_dir: Path):
 
 
 def same_answers(a: Collection, b: Collection, **kwargs) -> None:
+    """The same scores in the same order, and the same documents wherever a score is not
+    shared: documents with exactly equal vectors (the extras differ by a number only, which the
+    tiny model reads as the same token) tie, and which of a tie group crossing the cut Milvus
+    returns is its own choice."""
     for hits_a, hits_b in zip(
         a.search_many(QUERIES, top_k=5, **kwargs),
         b.search_many(QUERIES, top_k=5, **kwargs),
         strict=True,
     ):
-        assert [h.doc_id for h in hits_a] == [h.doc_id for h in hits_b]
-        np.testing.assert_allclose(
-            [h.score for h in hits_a], [h.score for h in hits_b], rtol=1e-4, atol=1e-5
-        )
+        scores = [h.score for h in hits_a]
+        np.testing.assert_allclose(scores, [h.score for h in hits_b], rtol=1e-4, atol=1e-5)
+        for position, (hit_a, hit_b) in enumerate(zip(hits_a, hits_b, strict=True)):
+            others = scores[:position] + scores[position + 1 :]
+            if all(abs(hit_a.score - s) > 1e-5 for s in others):
+                assert hit_a.doc_id == hit_b.doc_id
 
 
 def test_milvus_answers_like_faiss(pair) -> None:

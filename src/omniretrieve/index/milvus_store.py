@@ -104,6 +104,18 @@ class MilvusVectors:
     def close(self) -> None:
         self._client.close()
 
+    def _row_schema(self) -> Any:
+        """What every row holds: its key, its document, the document's version (content and
+        metadata) and the metadata (for filters)."""
+        from pymilvus import DataType
+
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pid", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
+        schema.add_field("meta", DataType.JSON)
+        return schema
+
     def _ensure(self, field: str, dimension: int) -> str:
         from pymilvus import DataType
 
@@ -111,11 +123,7 @@ class MilvusVectors:
         if name in self._ready:
             return name
         if not self._client.has_collection(name):
-            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("pid", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
-            schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
-            schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
-            schema.add_field("meta", DataType.JSON)
+            schema = self._row_schema()
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
             index = self._client.prepare_index_params()
             index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
@@ -131,11 +139,7 @@ class MilvusVectors:
         if name in self._ready:
             return name
         if not self._client.has_collection(name):
-            schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("pid", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
-            schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_ID_BYTES)
-            schema.add_field("content_hash", DataType.VARCHAR, max_length=128)
-            schema.add_field("meta", DataType.JSON)
+            schema = self._row_schema()
             schema.add_field(  # already analysed by us: Milvus only splits it at spaces
                 "text",
                 DataType.VARCHAR,
