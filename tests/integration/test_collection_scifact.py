@@ -52,8 +52,10 @@ def test_report_files(scifact_report) -> None:
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["datasets"][0]["checksum"]
     assert len(data["results"][0]["per_query"]["ndcg@10"]) == 300
-    png = (out / "scores-boxplot.png").read_bytes()
-    assert png.startswith(b"\x89PNG")
+    for plot in ("per-query", "deltas"):
+        png = (out / f"scifact-ndcg_at_10-{plot}.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
+    assert data["significance"] and all(t["family"] == 3 for t in data["significance"])
 
 
 def test_fusion_fitted_on_pseudo_queries(
