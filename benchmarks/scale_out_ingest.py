@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from omniretrieve import Embedder  # noqa: E402
 from omniretrieve.index.collection import Collection, CollectionSettings  # noqa: E402
-from omniretrieve.runtime.workers import DaskPool, PooledEmbedder, ProcessPool  # noqa: E402
+from omniretrieve.index.workers import DaskPool, PooledEmbedder, ProcessPool  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
 MODEL = "all-MiniLM-L6-v2"

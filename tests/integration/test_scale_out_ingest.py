@@ -16,7 +16,7 @@ from omniretrieve import Embedder
 from omniretrieve.cli.app import app
 from omniretrieve.errors import ModelIntegrityError
 from omniretrieve.index.collection import Collection
-from omniretrieve.runtime.workers import PooledEmbedder, ProcessPool
+from omniretrieve.index.workers import PooledEmbedder, ProcessPool
 
 pytest.importorskip("pymilvus")
 TEXTS = [
@@ -80,7 +80,7 @@ def test_index_on_a_dask_cluster_into_milvus(dask_cluster, tiny_bert_dir: Path, 
 
     with Client(address) as client:  # the workers embedded: each loaded the model
         loaded = client.run(
-            lambda: len(__import__("omniretrieve.runtime.workers").runtime.workers._LOADED)
+            lambda: len(__import__("omniretrieve.index.workers").index.workers._LOADED)
         )
     assert sorted(loaded.values()) == [1, 1]
     with (

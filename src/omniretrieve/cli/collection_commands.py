@@ -353,7 +353,7 @@ def _embedding_pool(
             raise InputError("--workers must be a positive integer", field="workers")
         return None, None
     from omniretrieve.embedder import Embedder
-    from omniretrieve.runtime.workers import DaskPool, PooledEmbedder, ProcessPool
+    from omniretrieve.index.workers import DaskPool, PooledEmbedder, ProcessPool
 
     pool = DaskPool(dask_scheduler) if dask_scheduler else ProcessPool(workers)
     embedders = {m: PooledEmbedder(Embedder(m, dtype=dtype), pool, reference=m) for m in model_ids}
