@@ -413,3 +413,18 @@ def test_hits_name_their_best_passage_and_the_query_terms_in_it(
         assert all(cut.text_start <= a and b <= cut.text_start + 200 for a, b in cut.highlights)
         with pytest.raises(InputError, match="max_chars"):
             collection.search("soup", max_chars=0)
+
+
+def test_hits_without_snippets_are_the_same_hits(tiny_collection) -> None:
+    """``snippets=False`` (what evaluation asks) returns the same documents and scores, and
+    leaves passages and highlights out."""
+    collection, _, _ = tiny_collection
+    collection.upsert(DOCS)
+    queries = ["what do cats eat", "capital of France"]
+    for mode in ("sparse", "dense", "hybrid"):
+        full = collection.search_many(queries, top_k=5, mode=mode)
+        bare = collection.search_many(queries, top_k=5, mode=mode, snippets=False)
+        for hits, plain in zip(full, bare, strict=True):
+            assert [(h.doc_id, h.score) for h in hits] == [(h.doc_id, h.score) for h in plain]
+            assert hits[0].highlights or mode == "dense"
+            assert all(h.passage is None and not h.highlights for h in plain)

@@ -256,6 +256,7 @@ def _run_task(
                 filter=task.filter,
                 rerank_share=fusion.rerank_share,
                 show_progress=run_options.show_progress,
+                snippets=False,
             )
             found.update(zip(fold_queries, hits, strict=True))
             continue
@@ -272,6 +273,7 @@ def _run_task(
             rerank_share=fusion.rerank_share if pipeline.reranker else None,
             show_progress=run_options.show_progress,
             instruction=run_options.instructions or None,
+            snippets=False,  # ids and scores are what is scored
         )
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started

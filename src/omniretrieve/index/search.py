@@ -137,6 +137,7 @@ class Searcher:
         max_chars: int | None = None,
         fusion_method: str | None = None,
         rerank_share: float | None = None,
+        snippets: bool = True,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
@@ -161,7 +162,9 @@ class Searcher:
         Fusion follows the collection's ``fusion``: with ``auto``, the method, weights and
         reranker mix it fitted on pseudo-queries (:meth:`Collection.tune`). ``fusion_method``
         (a name in ``FUSION_METHODS``) and ``rerank_share`` (the first stage's share of the
-        reranked score: 0 the reranker alone, 1 no rerank) override them for this call."""
+        reranked score: 0 the reranker alone, 1 no rerank) override them for this call.
+        ``snippets=False`` leaves out each hit's passage and highlights (evaluation needs ids
+        and scores only; at 100 hits a query, finding them is most of the time)."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InputError("top_k must be a positive integer", field="top_k")
         if max_chars is not None and (
@@ -197,10 +200,11 @@ class Searcher:
                         model_id, query, ranked, stage_scores, vectors, share
                     )
                 hits = self._hits(ranked[:top_k], stage_scores, warnings)
-                snippets = with_snippets(
-                    hits, state, query.text, language, query_vectors[position], max_chars
-                )
-                results.append(snippets)
+                if snippets:
+                    hits = with_snippets(
+                        hits, state, query.text, language, query_vectors[position], max_chars
+                    )
+                results.append(hits)
                 advance(1)
         return results
 
@@ -215,6 +219,7 @@ class Searcher:
         rerank_share: float | None = None,
         show_progress: bool = False,
         max_chars: int | None = None,
+        snippets: bool = True,
     ) -> list[list[SearchHit]]:
         """Rerank a first stage computed elsewhere (a TREC run, another engine): per query,
         its ``candidates`` (document id -> score) take the place of this collection's first
@@ -247,8 +252,10 @@ class Searcher:
                         model_id, query, ranked, stage_scores, {}, share
                     )
                 hits = self._hits(ranked[:top_k], stage_scores, warnings)
-                language = self._languages.document
-                results.append(with_snippets(hits, state, query.text, language, {}, max_chars))
+                if snippets:
+                    language = self._languages.document
+                    hits = with_snippets(hits, state, query.text, language, {}, max_chars)
+                results.append(hits)
                 advance(1)
         return results
 
