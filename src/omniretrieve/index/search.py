@@ -1,7 +1,8 @@
 """Searching a collection: the plan (queries checked, fields, filter, depth), the first
-stages (BM25 and each vector field, with per-query language routing), fusion with weights,
-the optional rerank, and the hits. One path serves one query and many (``search`` is a batch
-of one); within :meth:`Searcher.reusing_first_stages` each query's lists are computed once."""
+stages (BM25 and each vector field, with per-query language routing) and fusion with weights;
+the optional rerank and the hits follow in :mod:`omniretrieve.index.hit_stage`. One path serves
+one query and many (``search`` is a batch of one); within :meth:`Searcher.reusing_first_stages`
+each query's lists are computed once."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from omniretrieve.errors import InputError
 from omniretrieve.fusion import top
-from omniretrieve.index.fusion_policy import FusionPolicy, mixed_with_first_stage
+from omniretrieve.index.fusion_policy import FusionPolicy
+from omniretrieve.index.hit_stage import HitStage
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
@@ -25,10 +27,8 @@ from omniretrieve.index.queries import (
     encode_queries,
     parse_queries,
 )
-from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
 from omniretrieve.index.results import FirstStage, SearchHit
 from omniretrieve.index.settings import CollectionSettings, field_name
-from omniretrieve.index.snippets import with_snippets
 from omniretrieve.index.sparse_field import SparseField
 from omniretrieve.index.store import StoredDocument, StoredState
 from omniretrieve.index.tuning.fit import CollectionTuning
@@ -74,6 +74,16 @@ class SearchPlan:
     """Per vector field, the query instruction its embedder gets (None: its default)."""
 
 
+def check_limits(top_k: int, max_chars: int | None) -> None:
+    """``top_k`` and ``max_chars`` are positive integers (``max_chars`` may be None)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InputError("top_k must be a positive integer", field="top_k")
+    if max_chars is not None and (
+        isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1
+    ):
+        raise InputError("max_chars must be a positive integer", field="max_chars")
+
+
 def matches(value: Any, condition: Any) -> bool:
     if isinstance(condition, Mapping):
         if set(condition) != {"in"} or not isinstance(condition["in"], list):
@@ -95,6 +105,7 @@ class Searcher:
         self._sparse = sparse
         self._languages = languages
         self._fusion = FusionPolicy(source)
+        self._hit_stage = HitStage(source, self._fusion, languages)
         self._stage_cache: dict[tuple[Any, ...], Any] | None = None
 
     def invalidate(self) -> None:
@@ -165,22 +176,16 @@ class Searcher:
         reranked score: 0 the reranker alone, 1 no rerank) override them for this call.
         ``snippets=False`` leaves out each hit's passage and highlights (evaluation needs ids
         and scores only; at 100 hits a query, finding them is most of the time)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InputError("top_k must be a positive integer", field="top_k")
-        if max_chars is not None and (
-            isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1
-        ):
-            raise InputError("max_chars must be a positive integer", field="max_chars")
+        check_limits(top_k, max_chars)
         parsed = parse_queries(queries)
-        want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
-        plan = self._plan(parsed, mode, filter, embedders, route_by_language, want, instruction)
+        choice = self._hit_stage.choose(rerank, rerank_share, top_k)
+        plan = self._plan(
+            parsed, mode, filter, embedders, route_by_language, choice.want, instruction
+        )
         self._fusion.weights(plan.fields, fusion_weights, plan.fields)  # checked before work
         method = self._fusion.method(fusion_method)
-        model_id = self._source.settings.reranker if rerank is True else str(rerank)
-        share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
         dense_runs, query_vectors = self._dense_stage(parsed, plan, show_progress)
         results: list[list[SearchHit]] = []
-        state, language = self._source.state(), self._languages.document
         with progress_bar(len(parsed), "searching", enabled=show_progress) as advance:
             for position, query in enumerate(parsed):
                 stage_scores, used = self._query_stages(query, dense_runs[position], plan)
@@ -188,22 +193,22 @@ class Searcher:
                 first = self._fusion.fuse(stage_scores, weights, mode, method)
                 if mode == "hybrid" or len(stage_scores) > 1:
                     stage_scores["fused"] = first
-                ranked = top(first, want)
-                warnings: dict[str, str] = {}
-                if share < 1.0:
-                    vectors = {
-                        m: v
-                        for m, v in query_vectors[position].items()
-                        if plan.instructions.get(m) is None  # the reranker's own vectors
-                    }
-                    ranked, warnings = self._rerank(
-                        model_id, query, ranked, stage_scores, vectors, share
-                    )
-                hits = self._hits(ranked[:top_k], stage_scores, warnings)
-                if snippets:
-                    hits = with_snippets(
-                        hits, state, query.text, language, query_vectors[position], max_chars
-                    )
+                own = {  # the vectors the reranker may reuse: those made without instruction
+                    m: v
+                    for m, v in query_vectors[position].items()
+                    if plan.instructions.get(m) is None
+                }
+                hits = self._hit_stage.finish(
+                    query,
+                    top(first, choice.want),
+                    stage_scores,
+                    choice,
+                    top_k,
+                    rerank_vectors=own,
+                    snippet_vectors=query_vectors[position],
+                    snippets=snippets,
+                    max_chars=max_chars,
+                )
                 results.append(hits)
                 advance(1)
         return results
@@ -228,33 +233,30 @@ class Searcher:
         (or the filter excludes) are dropped."""
         if len(candidates) != len(queries):
             raise InputError("one candidate list per query", field="candidates")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InputError("top_k must be a positive integer", field="top_k")
+        check_limits(top_k, max_chars)
         parsed = parse_queries(queries)
-        state = self._source.state()
+        documents = self._source.state().documents
         allowed = self._filter(filter) if filter else None
-        want = max(top_k, self._source.settings.rerank_candidates if rerank else top_k)
-        model_id = self._source.settings.reranker if rerank is True else str(rerank)
-        share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
+        choice = self._hit_stage.choose(rerank, rerank_share, top_k)
         results: list[list[SearchHit]] = []
         with progress_bar(len(parsed), "reranking", enabled=show_progress) as advance:
             for query, supplied in zip(parsed, candidates, strict=True):
                 kept = {
                     doc_id: float(score)
                     for doc_id, score in supplied.items()
-                    if doc_id in state.documents and (allowed is None or doc_id in allowed)
+                    if doc_id in documents and (allowed is None or doc_id in allowed)
                 }
-                stage_scores = {"candidates": kept}
-                ranked = top(kept, want)
-                warnings: dict[str, str] = {}
-                if share < 1.0:
-                    ranked, warnings = self._rerank(
-                        model_id, query, ranked, stage_scores, {}, share
-                    )
-                hits = self._hits(ranked[:top_k], stage_scores, warnings)
-                if snippets:
-                    language = self._languages.document
-                    hits = with_snippets(hits, state, query.text, language, {}, max_chars)
+                hits = self._hit_stage.finish(
+                    query,
+                    top(kept, choice.want),
+                    {"candidates": kept},
+                    choice,
+                    top_k,
+                    rerank_vectors={},
+                    snippet_vectors={},
+                    snippets=snippets,
+                    max_chars=max_chars,
+                )
                 results.append(hits)
                 advance(1)
         return results
@@ -460,80 +462,9 @@ class Searcher:
                 chosen.append(model_id)
         return tuple(chosen)
 
-    def _hits(
-        self,
-        ranked: Sequence[tuple[str, float]],
-        stage_scores: dict[str, dict[str, float]],
-        warnings: Mapping[str, str],
-    ) -> list[SearchHit]:
-        documents = self._source.state().documents
-        stages = list(stage_scores.items())
-        hits = []
-        for doc_id, score in ranked:
-            document = documents[doc_id]
-            scores = {stage: values[doc_id] for stage, values in stages if doc_id in values}
-            hits.append(
-                SearchHit(
-                    doc_id,
-                    float(score),
-                    document.text,
-                    document.metadata,
-                    scores,
-                    warnings.get(doc_id),
-                    has_image=document.image is not None,
-                )
-            )
-        return hits
-
     def _filter(self, conditions: Mapping[str, Any]) -> set[str]:
         allowed = set()
         for doc_id, document in self._source.state().documents.items():
             if all(matches(document.metadata.get(key), cond) for key, cond in conditions.items()):
                 allowed.add(doc_id)
         return allowed
-
-    def _rerank(
-        self,
-        model_id: str,
-        query: SearchQuery,
-        ranked: list[tuple[str, float]],
-        stage_scores: dict[str, dict[str, float]],
-        query_vectors: dict[str, np.ndarray],
-        share: float = 0.0,
-    ) -> tuple[list[tuple[str, float]], dict[str, str]]:
-        """The candidates re-ordered by the reranker (its z-scores mixed with the first
-        stage's, the first stage weighing ``share``); those it cannot read keep their
-        first-stage order after the scored ones, each with a warning saying why."""
-        count = self._source.settings.rerank_candidates
-        outcome = rerank_candidates(
-            self._source.reranker(model_id),
-            query,
-            ranked[:count],
-            self._source.state().documents,
-            document_image=self._source.document_image,
-            stored_first_passage=self._stored_first_passage(query, query_vectors),
-            language=self._languages.document,
-        )
-        if not outcome.scored:
-            return outcome.ranked + ranked[count:], outcome.warnings
-        stage_scores["rerank"] = dict(outcome.scored)
-        return mixed_with_first_stage(outcome, ranked, share) + ranked[count:], outcome.warnings
-
-    def _stored_first_passage(
-        self, query: SearchQuery, query_vectors: dict[str, np.ndarray]
-    ) -> StoredFirstPassage:
-        """For an embedder of this collection (by model id): the query's vector and, per
-        document, its stored first passage vector; None for other embedders (or a query
-        that field did not read)."""
-        keys = {self._source.embedder(k).model_id: k for k in self._source.settings.embedders}
-
-        def lookup(model_id: str) -> tuple[np.ndarray, Any] | None:
-            key = keys.get(model_id)
-            if key is None or not query.has_text or query.image is not None:
-                return None
-            if key not in query_vectors:  # (also when the search's own had an instruction)
-                query_vectors[key] = self._encode_queries(key, [query], False)[0]
-            per_doc = self._source.state().passages[field_name(key)]
-            return query_vectors[key], lambda doc_id: per_doc[doc_id][1][0]
-
-        return lookup

@@ -1,0 +1,151 @@
+"""After the first stage: the optional rerank of its best candidates, then the hits (each
+document's scores per stage, and its best passage and highlights). One path serves a search's
+own first stage (:meth:`Searcher.search_many`) and one supplied from elsewhere
+(:meth:`Searcher.rerank_supplied`), so both rerank and report alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from omniretrieve.index.fusion_policy import FusionPolicy, mixed_with_first_stage
+from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.queries import SearchQuery, encode_queries
+from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
+from omniretrieve.index.results import SearchHit
+from omniretrieve.index.settings import field_name
+from omniretrieve.index.snippets import with_snippets
+
+if TYPE_CHECKING:
+    from omniretrieve.index.search import SearchSource
+
+
+@dataclass(frozen=True)
+class RerankChoice:
+    """What a search's rerank stage does."""
+
+    model_id: str
+    share: float
+    """The first stage's share of the reranked score (1: no rerank)."""
+    want: int
+    """Candidates the first stage hands over (the rerank's, when it reranks)."""
+
+
+class HitStage:
+    def __init__(
+        self, source: SearchSource, fusion: FusionPolicy, languages: LanguageCache
+    ) -> None:
+        self._source = source
+        self._fusion = fusion
+        self._languages = languages
+
+    def choose(self, rerank: bool | str, rerank_share: float | None, top_k: int) -> RerankChoice:
+        """The reranker (the collection's for ``True``), its share and the candidates."""
+        settings = self._source.settings
+        model_id = settings.reranker if rerank is True else str(rerank)
+        share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
+        return RerankChoice(
+            model_id, share, max(top_k, settings.rerank_candidates if rerank else top_k)
+        )
+
+    def finish(
+        self,
+        query: SearchQuery,
+        ranked: list[tuple[str, float]],
+        stage_scores: dict[str, dict[str, float]],
+        choice: RerankChoice,
+        top_k: int,
+        *,
+        rerank_vectors: dict[str, np.ndarray],
+        snippet_vectors: Mapping[str, np.ndarray],
+        snippets: bool,
+        max_chars: int | None,
+    ) -> list[SearchHit]:
+        """The query's hits: ``ranked`` reranked when the choice says so (the reranker's
+        scores join ``stage_scores``), the best ``top_k``, with their snippets."""
+        warnings: dict[str, str] = {}
+        if choice.share < 1.0:
+            ranked, warnings = self._rerank(
+                choice.model_id, query, ranked, stage_scores, rerank_vectors, choice.share
+            )
+        hits = self._hits(ranked[:top_k], stage_scores, warnings)
+        if not snippets:
+            return hits
+        state = self._source.state()
+        language = self._languages.document
+        return with_snippets(hits, state, query.text, language, snippet_vectors, max_chars)
+
+    def _hits(
+        self,
+        ranked: Sequence[tuple[str, float]],
+        stage_scores: dict[str, dict[str, float]],
+        warnings: Mapping[str, str],
+    ) -> list[SearchHit]:
+        documents = self._source.state().documents
+        stages = list(stage_scores.items())
+        hits = []
+        for doc_id, score in ranked:
+            document = documents[doc_id]
+            scores = {stage: values[doc_id] for stage, values in stages if doc_id in values}
+            hits.append(
+                SearchHit(
+                    doc_id,
+                    float(score),
+                    document.text,
+                    document.metadata,
+                    scores,
+                    warnings.get(doc_id),
+                    has_image=document.image is not None,
+                )
+            )
+        return hits
+
+    def _rerank(
+        self,
+        model_id: str,
+        query: SearchQuery,
+        ranked: list[tuple[str, float]],
+        stage_scores: dict[str, dict[str, float]],
+        query_vectors: dict[str, np.ndarray],
+        share: float = 0.0,
+    ) -> tuple[list[tuple[str, float]], dict[str, str]]:
+        """The candidates re-ordered by the reranker (its z-scores mixed with the first
+        stage's, the first stage weighing ``share``); those it cannot read keep their
+        first-stage order after the scored ones, each with a warning saying why."""
+        count = self._source.settings.rerank_candidates
+        outcome = rerank_candidates(
+            self._source.reranker(model_id),
+            query,
+            ranked[:count],
+            self._source.state().documents,
+            document_image=self._source.document_image,
+            stored_first_passage=self._stored_first_passage(query, query_vectors),
+            language=self._languages.document,
+        )
+        if not outcome.scored:
+            return outcome.ranked + ranked[count:], outcome.warnings
+        stage_scores["rerank"] = dict(outcome.scored)
+        return mixed_with_first_stage(outcome, ranked, share) + ranked[count:], outcome.warnings
+
+    def _stored_first_passage(
+        self, query: SearchQuery, query_vectors: dict[str, np.ndarray]
+    ) -> StoredFirstPassage:
+        """For an embedder of this collection (by model id): the query's vector and, per
+        document, its stored first passage vector; None for other embedders (or a query
+        that field did not read)."""
+        keys = {self._source.embedder(k).model_id: k for k in self._source.settings.embedders}
+
+        def lookup(model_id: str) -> tuple[np.ndarray, Any] | None:
+            key = keys.get(model_id)
+            if key is None or not query.has_text or query.image is not None:
+                return None
+            if key not in query_vectors:  # (also when the search's own had an instruction)
+                embedder = self._source.embedder(key)
+                query_vectors[key] = encode_queries(embedder, [query], show_progress=False)[0]
+            per_doc = self._source.state().passages[field_name(key)]
+            return query_vectors[key], lambda doc_id: per_doc[doc_id][1][0]
+
+        return lookup
