@@ -348,9 +348,9 @@ def _embedding_pool(
 ) -> tuple[Any, dict[str, Any] | None]:
     """With ``--workers N`` (N > 1) or ``--dask-scheduler``, the pool and the collection's
     embedders that embed documents on it; else (None, None): embedding in this process."""
+    if workers < 1:
+        raise InputError("--workers must be a positive integer", field="workers")
     if (workers == 1 and not dask_scheduler) or not model_ids:
-        if workers < 1:
-            raise InputError("--workers must be a positive integer", field="workers")
         return None, None
     from omniretrieve.embedder import Embedder
     from omniretrieve.index.workers import DaskPool, PooledEmbedder, ProcessPool

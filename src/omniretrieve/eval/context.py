@@ -57,6 +57,14 @@ class EvalModels:
             loaded = self.native[model_id] = Embedder(model_id)
         return loaded
 
+    def reranker(self, model_id: str) -> IndexReranker:
+        """The reranker ``model_id`` (one passed in, or loaded once and kept)."""
+        from omniretrieve.reranker import Reranker
+
+        if model_id not in self.rerankers:
+            self.rerankers[model_id] = Reranker(model_id)
+        return self.rerankers[model_id]
+
 
 @dataclass(frozen=True)
 class EvalRun:

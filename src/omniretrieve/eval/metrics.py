@@ -38,6 +38,12 @@ class MetricResult:
     per_query: dict[str, dict[str, float]]
     """Metric name -> query id -> value, kept for significance tests."""
 
+    @classmethod
+    def of(cls, per_query: dict[str, dict[str, float]]) -> MetricResult:
+        """Per-query values with their means (0 where no query was scored)."""
+        mean = {m: sum(v.values()) / len(v) if v else 0.0 for m, v in per_query.items()}
+        return cls(mean, per_query)
+
 
 def _trec_name(metric: str) -> tuple[str, str]:
     name, _, cutoff = metric.lower().partition("@")
@@ -130,8 +136,7 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) 
             per_query[metric] = {qid: float(ranks.get(qid, {}).get(key, 0.0)) for qid in judged}
         else:
             per_query[metric] = {qid: float(results.get(qid, {}).get(key, 0.0)) for qid in judged}
-    mean = {m: sum(v.values()) / len(v) if v else 0.0 for m, v in per_query.items()}
-    return MetricResult(mean=mean, per_query=per_query)
+    return MetricResult.of(per_query)
 
 
 def _evaluate(

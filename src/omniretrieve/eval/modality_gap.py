@@ -84,42 +84,59 @@ def relevant_pairs(dataset: EvalDataset, seed: int = 0) -> list[tuple[str, str]]
 
 
 def measure_gap(model_id: str, datasets: list[EvalDataset], models: EvalModels) -> ModalityGap:
-    """Score every dataset's relevant pairs with ``model_id`` (a reranker or an embedder)."""
+    """Score every dataset's relevant pairs with ``model_id`` (a reranker or an embedder):
+    each query once, with all its relevant documents."""
     from omniretrieve.models.registry import default_registry
 
     kind = default_registry().resolve(model_id, allow_download=False).family.kind
+    score = _rerank_scores if kind == "reranker" else _cosines
     text_scores: list[float] = []
     image_scores: list[float] = []
     for dataset in datasets:
+        by_query: dict[str, list[str]] = {}
         for query, doc_id in relevant_pairs(dataset):
-            document = dataset.corpus[doc_id]
-            item: Any = {"image": document.image} if document.image else document.full_text
-            score = (
-                _rerank_score(models, model_id, query, item)
-                if kind == "reranker"
-                else _cosine(models, model_id, query, item)
-            )
-            (image_scores if document.image else text_scores).append(score)
+            by_query.setdefault(query, []).append(doc_id)
+        corpus = dataset.corpus
+        items = {
+            d: {"image": corpus[d].image} if corpus[d].image else {"text": corpus[d].full_text}
+            for ids in by_query.values()
+            for d in ids
+        }
+        scored = score(models, model_id, by_query, items)
+        for doc_ids, scores in zip(by_query.values(), scored, strict=True):
+            for doc_id, value in zip(doc_ids, scores, strict=True):
+                (image_scores if dataset.corpus[doc_id].image else text_scores).append(value)
     return ModalityGap(model_id, text_scores, image_scores)
 
 
-def _rerank_score(models: EvalModels, model_id: str, query: str, item: Any) -> float:
-    from omniretrieve.reranker import Reranker
+def _rerank_scores(
+    models: EvalModels, model_id: str, by_query: dict[str, list[str]], items: dict[str, Any]
+) -> list[list[float]]:
+    """Per query, the reranker's score of each of its documents (one call per query)."""
+    reranker = models.reranker(model_id)
+    found = []
+    for query, doc_ids in by_query.items():
+        response = reranker.rerank(query, [items[d] for d in doc_ids], return_documents=False)
+        by_index = {r.index: float(r.relevance_score) for r in response.results}
+        found.append([by_index[i] for i in range(len(doc_ids))])
+    return found
 
-    reranker = models.rerankers.get(model_id)
-    if not isinstance(reranker, Reranker):
-        reranker = Reranker(model_id)
-        models.rerankers[model_id] = reranker
-    response = reranker.rerank(query, [item], return_documents=False)
-    return float(response.results[0].relevance_score)
 
-
-def _cosine(models: EvalModels, model_id: str, query: str, item: Any) -> float:
+def _cosines(
+    models: EvalModels, model_id: str, by_query: dict[str, list[str]], items: dict[str, Any]
+) -> list[list[float]]:
+    """Per query, the cosine of its vector and each of its documents' (each embedded once)."""
     embedder = models.native_embedder(model_id)
-    vectors = embedder.encode([query], task="retrieval.query").embeddings
-    document = item if isinstance(item, dict) else {"text": item}
-    target = embedder.encode([document], task="retrieval.passage").embeddings
-    return float(np.asarray(vectors)[0] @ np.asarray(target)[0])
+    queries = np.asarray(embedder.encode(list(by_query), task="retrieval.query").embeddings)
+    ids = list(items)
+    vectors = np.asarray(
+        embedder.encode([items[d] for d in ids], task="retrieval.passage").embeddings
+    )
+    row = {d: i for i, d in enumerate(ids)}
+    return [
+        [float(query @ vectors[row[d]]) for d in doc_ids]
+        for query, doc_ids in zip(queries, by_query.values(), strict=True)
+    ]
 
 
 def write_gap_plot(gap: ModalityGap, out_dir: Path) -> Path:

@@ -225,8 +225,7 @@ def score_run(
     answers = {q: task.answers[q] for q in qrels}
     found = answer_recall(run, answers, texts, sorted(cutoffs))
     per_query = {f"{ANSWER_RECALL}@{k}": found[k] for k in sorted(cutoffs)}
-    mean = {m: sum(v.values()) / len(v) if v else 0.0 for m, v in per_query.items()}
-    return MetricResult(mean, per_query)
+    return MetricResult.of(per_query)
 
 
 def _run_task(

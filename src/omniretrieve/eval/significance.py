@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from omniretrieve.errors import InputError
+
 if TYPE_CHECKING:
     from omniretrieve.eval.results import EvalReport
 
@@ -206,8 +208,6 @@ def add_significance(
 def parse_pair(item: str | tuple[str, str], pipelines: Sequence[str]) -> tuple[str, str]:
     """``A:B`` (or a pair) naming two of ``pipelines``; a pipeline may hold ':' itself
     (``dense:model``), so the split is at the ':' that leaves two known pipelines."""
-    from omniretrieve.errors import InputError
-
     if isinstance(item, tuple):
         if len(item) == 2 and item[0] in pipelines and item[1] in pipelines:
             return item

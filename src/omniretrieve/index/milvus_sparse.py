@@ -94,15 +94,10 @@ class MilvusSparse:
         local = {
             d: row_version(doc.content_hash, doc.metadata) for d, doc in state.documents.items()
         }
-        remote = self._milvus.hashes(BM25_FIELD)
-        stale = [d for d in remote if d not in local]
+        stale, missing = self._milvus.differences(BM25_FIELD, local)
         if stale:
             self.delete(stale)
-        missing = [
-            d
-            for d, version in local.items()
-            if remote.get(d) != version and state.documents[d].text.strip()
-        ]
+        missing = [d for d in missing if state.documents[d].text.strip()]
         self.upsert(state, missing)
 
     # -- what search asks of BM25 (as SparseField) ----------------------------------------------

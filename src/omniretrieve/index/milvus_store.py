@@ -271,6 +271,14 @@ class MilvusVectors:
             for row in batch:
                 found[row["doc_id"]] = row["content_hash"]
 
+    def differences(self, field: str, local: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """What repairs ``field`` to ``local`` (document id -> version): the documents whose
+        rows Milvus must drop (it holds them, ``local`` does not), and those it must be sent
+        (missing, or of another version)."""
+        remote = self.hashes(field)
+        stale = [d for d in remote if d not in local]
+        return stale, [d for d, version in local.items() if remote.get(d) != version]
+
     def search(
         self,
         field: str,

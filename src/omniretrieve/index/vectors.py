@@ -265,11 +265,9 @@ class MilvusStore:
                 )
                 for doc_id in state.passages.get(field, {})
             }
-            remote = self._milvus.hashes(field)
-            stale = [d for d in remote if d not in local]
+            stale, missing = self._milvus.differences(field, local)
             if stale:
                 self._milvus.delete(stale, [field])
-            missing = [d for d, version in local.items() if remote.get(d) != version]
             for start in range(0, len(missing), SYNC_BATCH):
                 self.upsert(state, missing[start : start + SYNC_BATCH], fields=(field,))
 

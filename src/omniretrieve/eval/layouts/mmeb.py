@@ -160,7 +160,7 @@ def evaluate(dataset: EvalDataset, pipelines: list[Pipeline], run: EvalRun) -> l
         for task in dataset.tasks:
             started = time.perf_counter()
             ids = list(task.queries)[: run.max_queries]
-            queries = [_inputs(task.queries[q], task.query_images.get(q)) for q in ids]
+            queries = task.search_queries(ids)
             encoded = np.asarray(embedder.encode(queries, task="retrieval.query").embeddings)
             ranked = {
                 query_id: {d: float(vector @ vectors[d]) for d in task.candidates[query_id]}

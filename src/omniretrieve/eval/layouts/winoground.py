@@ -27,7 +27,6 @@ from omniretrieve.eval.results import TaskResult
 from omniretrieve.eval.winoground import winoground_scores
 from omniretrieve.jsonl import read_jsonl
 from omniretrieve.models.registry import default_registry
-from omniretrieve.reranker import Reranker
 
 TASK = "examples"
 METRICS: tuple[str, ...] = ("text", "image", "group")
@@ -94,8 +93,7 @@ def score_pipeline(
     """(mean text/image/group scores, per example, seconds)."""
     started = time.perf_counter()
     if pipeline.reranker:
-        reranker = models.rerankers.get(pipeline.reranker) or Reranker(pipeline.reranker)
-        models.rerankers[pipeline.reranker] = reranker
+        reranker = models.reranker(pipeline.reranker)
 
         def score(caption: str, image: str) -> float:
             response = reranker.rerank(caption, [{"image": image}], return_documents=False)
