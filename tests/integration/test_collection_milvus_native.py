@@ -4,6 +4,7 @@ deletes, updates and the repair after a crash reach the BM25 rows as they reach 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,33 @@ def test_native_bm25_needs_the_milvus_store() -> None:
     with pytest.raises(InputError) as caught:
         CollectionSettings(sparse="milvus").validate()  # type: ignore[arg-type]
     assert caught.value.field == "sparse"
+
+
+def test_a_document_left_without_text_loses_its_bm25_row_on_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document replaced by an image alone has no BM25 row; when the crash cut off the push
+    that removed its old row, opening the collection removes it."""
+    from omniretrieve.index.milvus_sparse import MilvusSparse
+    from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors
+    from tests.builders.tiny_clip import build_tiny_clip, png_bytes
+
+    clip = build_tiny_clip(tmp_path / "clip")
+    embedders = {str(clip): Embedder(clip)}
+    settings = CollectionSettings(
+        embedders=(str(clip),), vector_store="milvus", sparse="milvus", ocr_images=False
+    )  # type: ignore[arg-type]
+    image = base64.b64encode(png_bytes((200, 30, 30))).decode()
+    with Collection.create("pics", root=tmp_path, settings=settings, embedders=embedders) as made:
+        made.upsert([{"id": "red", "text": "a red square"}, {"id": "note", "text": "a note"}])
+        with monkeypatch.context() as cut_off:  # the WAL acknowledged it; Milvus never heard
+            cut_off.setattr(MilvusSparse, "upsert", lambda *args, **kwargs: None)
+            made.upsert([{"id": "red", "image": image}])
+    remote = MilvusVectors(str(tmp_path / "pics" / "milvus.db"), "pics")
+    assert set(remote.hashes(BM25_FIELD)) == {"red", "note"}  # the stale row
+    remote.close()
+    with Collection.open("pics", root=tmp_path, embedders=embedders) as reopened:
+        assert [h.doc_id for h in reopened.search("red square", mode="sparse")] == []
+    remote = MilvusVectors(str(tmp_path / "pics" / "milvus.db"), "pics")
+    assert set(remote.hashes(BM25_FIELD)) == {"note"}
+    remote.close()

@@ -91,13 +91,14 @@ class MilvusSparse:
     def sync(self, state: StoredState) -> None:
         """Make Milvus hold exactly the directory's documents (after a crash between a WAL
         acknowledgement and its push); a document with no text to match has no row."""
-        local = {
-            d: row_version(doc.content_hash, doc.metadata) for d, doc in state.documents.items()
+        local = {  # a document without text (an image alone) must have no row
+            d: row_version(doc.content_hash, doc.metadata)
+            for d, doc in state.documents.items()
+            if doc.text.strip()
         }
         stale, missing = self._milvus.differences(BM25_FIELD, local)
         if stale:
             self.delete(stale)
-        missing = [d for d in missing if state.documents[d].text.strip()]
         self.upsert(state, missing)
 
     # -- what search asks of BM25 (as SparseField) ----------------------------------------------
