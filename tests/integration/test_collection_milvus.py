@@ -142,3 +142,41 @@ def test_milvus_lite_rows_are_sealed_every_few_thousand_and_at_close(
     assert flushed == ["sealed__f", "sealed__f"]
     assert milvus_store.is_milvus_lite(str(tmp_path / "milvus.db"))
     assert not milvus_store.is_milvus_lite("http://milvus.internal:19530")
+
+
+def test_new_documents_send_no_delete_and_replaced_ones_do(
+    tmp_path: Path, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete by document id makes Milvus Lite scan every row: documents the collection did
+    not hold are inserted without one; a replaced document's old rows are still removed."""
+    from omniretrieve.index.milvus_store import MilvusVectors, milvus_name
+
+    model = str(tiny_bert_dir)
+    settings = CollectionSettings(embedders=(model,), vector_store="milvus")  # type: ignore[arg-type]
+    deleted: list[list[str]] = []
+    delete_from = MilvusVectors._delete_from
+
+    def spy(self: MilvusVectors, name: str, doc_ids: list[str]) -> None:
+        deleted.append(list(doc_ids))
+        delete_from(self, name, doc_ids)
+
+    monkeypatch.setattr(MilvusVectors, "_delete_from", spy)
+    embedders = {model: Embedder(tiny_bert_dir)}
+    with Collection.create("m", root=tmp_path, settings=settings, embedders=embedders) as made:
+        made.upsert(DOCS)
+        assert [d for chunk in deleted for d in chunk] == []
+        long_text = " ".join(["cats eat fish"] * 400)  # several passages, then one
+        made.upsert([{"id": "cats", "text": long_text}])
+        made.upsert([{"id": "cats", "text": "Cats chase laser pointers."}])
+        assert [d for chunk in deleted for d in chunk] == ["cats", "cats"]
+        passages = len(made.state().passages[field_name(model)]["cats"][0])
+    remote = MilvusVectors(str(tmp_path / "m" / "milvus.db"), "m")
+    rows = remote._client.query(
+        milvus_name("m", field_name(model)),
+        filter='doc_id == "cats"',
+        output_fields=["pid"],
+        consistency_level="Strong",
+    )
+    remote.close()
+    assert passages < 10  # the long text had 171
+    assert sorted(row["pid"] for row in rows) == sorted(f"cats\x1f{n}" for n in range(passages))

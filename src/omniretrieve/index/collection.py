@@ -361,9 +361,11 @@ class Collection:
     def _acknowledge(self, record: dict[str, Any]) -> None:
         """Make an upsert record durable (the WAL's fsync), then live."""
         self._store.append(record)
+        ids = [e["document"]["id"] for e in record["documents"]]
+        new = frozenset(d for d in ids if d not in self._state.documents)
         apply(self._state, record)
         self._invalidate()
-        self._vectors.upsert(self._state, [e["document"]["id"] for e in record["documents"]])
+        self._vectors.upsert(self._state, ids, new)
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed."""

@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -259,8 +259,12 @@ class MilvusVectors:
         field: str,
         dimension: int,
         documents: Iterable[tuple[str, str, Mapping[str, Any], np.ndarray]],
+        new: Container[str] = frozenset(),
     ) -> None:
-        """Replace each document's rows: (doc id, content hash, metadata, passage vectors)."""
+        """Replace each document's rows: (doc id, content hash, metadata, passage vectors).
+        Documents in ``new`` have no rows (the collection did not hold them), so no delete is
+        sent for them: a delete by document id is a filter Milvus Lite answers by scanning
+        every row (at 100k-200k rows, three quarters of the write time)."""
         name = self._ensure(field, dimension)
         rows, ids = [], []
         for doc_id, content_hash, metadata, vectors in documents:
@@ -275,7 +279,7 @@ class MilvusVectors:
                         "vector": vector,
                     }
                 )
-        self._delete_from(name, ids)
+        self._delete_from(name, [d for d in ids if d not in new])
         if rows:
             self._insert(name, rows)
 

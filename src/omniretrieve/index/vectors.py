@@ -11,7 +11,7 @@ after each acknowledged batch).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,8 +39,11 @@ class VectorStore(Protocol):
     def sync(self, state: StoredState) -> None:
         """Make the store hold exactly ``state``'s vectors (on opening for writing)."""
 
-    def upsert(self, state: StoredState, doc_ids: Sequence[str]) -> None:
-        """These documents were acknowledged with new vectors (or metadata)."""
+    def upsert(
+        self, state: StoredState, doc_ids: Sequence[str], new: Container[str] = frozenset()
+    ) -> None:
+        """These documents were acknowledged with new vectors (or metadata); those in ``new``
+        were not in the collection before."""
 
     def delete(self, doc_ids: Sequence[str]) -> None:
         """These documents were deleted."""
@@ -118,7 +121,9 @@ class FaissStore:
     def sync(self, state: StoredState) -> None:
         self.invalidate()
 
-    def upsert(self, state: StoredState, doc_ids: Sequence[str]) -> None:
+    def upsert(
+        self, state: StoredState, doc_ids: Sequence[str], new: Container[str] = frozenset()
+    ) -> None:
         self.invalidate()
 
     def delete(self, doc_ids: Sequence[str]) -> None:
@@ -228,12 +233,18 @@ class MilvusStore:
         remote.close()
 
     def upsert(
-        self, state: StoredState, doc_ids: Sequence[str], fields: Sequence[str] | None = None
+        self,
+        state: StoredState,
+        doc_ids: Sequence[str],
+        new: Container[str] = frozenset(),
+        fields: Sequence[str] | None = None,
     ) -> None:
         """Copy these documents' stored vectors (and, with ``sparse="milvus"``, their
-        analysed text) to Milvus (after the WAL acknowledged them)."""
+        analysed text) to Milvus (after the WAL acknowledged them); Milvus holds no rows of
+        those in ``new``."""
         if not doc_ids:
             return
+        doc_ids = list(dict.fromkeys(doc_ids))
         if self._bm25 is not None and fields is None:
             self._bm25.upsert(state, doc_ids)
 
@@ -250,7 +261,7 @@ class MilvusStore:
                 version = row_version(document.content_hash, document.metadata)
                 rows.append((doc_id, version, document.metadata, vectors))
             if rows:
-                self._milvus.upsert(field, dimension, rows)
+                self._milvus.upsert(field, dimension, rows, new)
 
     def sync(self, state: StoredState) -> None:
         """Make Milvus hold exactly the directory's vectors (after a crash between a WAL
