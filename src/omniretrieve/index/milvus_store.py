@@ -117,9 +117,11 @@ class MilvusVectors:
         self._unsealed: dict[str, int] = {}
 
     def close(self) -> None:
-        if self._seals:
-            self.seal()
-        self._client.close()
+        try:
+            if self._seals:
+                self.seal()  # speed only: the rows are already written
+        finally:
+            self._client.close()
 
     def _insert(self, name: str, rows: list[dict[str, Any]], *, seal: bool = True) -> None:
         self._client.insert(name, rows)
