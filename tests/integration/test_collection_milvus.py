@@ -165,7 +165,7 @@ def test_new_documents_send_no_delete_and_replaced_ones_do(
     with Collection.create("m", root=tmp_path, settings=settings, embedders=embedders) as made:
         made.upsert(DOCS)
         assert [d for chunk in deleted for d in chunk] == []
-        long_text = " ".join(["cats eat fish"] * 400)  # several passages, then one
+        long_text = " ".join(["cats eat fish"] * 400)  # many passages, then a few
         made.upsert([{"id": "cats", "text": long_text}])
         made.upsert([{"id": "cats", "text": "Cats chase laser pointers."}])
         assert [d for chunk in deleted for d in chunk] == ["cats", "cats"]

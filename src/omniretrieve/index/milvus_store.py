@@ -123,10 +123,9 @@ class MilvusVectors:
         finally:
             self._client.close()
 
-    def _insert(self, name: str, rows: list[dict[str, Any]], *, seal: bool = True) -> None:
+    def _insert(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Insert vector rows, counted towards the next seal."""
         self._client.insert(name, rows)
-        if not seal:
-            return
         self._unsealed[name] = self._unsealed.get(name, 0) + len(rows)
         if self._seals and sum(self._unsealed.values()) >= SEAL_ROWS:
             self.seal()
@@ -222,8 +221,8 @@ class MilvusVectors:
         for start in range(0, len(ids), DELETE_CHUNK):  # a row per document: by primary key
             self._client.delete(name, ids=ids[start : start + DELETE_CHUNK])
         rows = [row for row in rows if row["text"]]  # nothing to match: no row
-        if rows:  # unsealed: one set of BM25 statistics (see SEAL_ROWS)
-            self._insert(name, rows, seal=False)
+        if rows:  # never counted for a seal: one set of BM25 statistics (see SEAL_ROWS)
+            self._client.insert(name, rows)
 
     def search_texts(
         self,

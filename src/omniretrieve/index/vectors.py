@@ -244,7 +244,6 @@ class MilvusStore:
         those in ``new``."""
         if not doc_ids:
             return
-        doc_ids = list(dict.fromkeys(doc_ids))
         if self._bm25 is not None and fields is None:
             self._bm25.upsert(state, doc_ids)
 
