@@ -24,7 +24,8 @@ from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetriev
 from omniretrieve.index.catalog import collection_names, drop_collection
 from omniretrieve.index.documents import check_name
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
-from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
+from omniretrieve.index.milvus_documents import HeldState, prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import SearchQuery
 from omniretrieve.index.results import FirstStage, SearchHit, UpsertReport
@@ -58,6 +59,9 @@ from omniretrieve.reranker import Reranker
 from omniretrieve.runtime.progress import progress_bar
 
 COMPACT_WAL_BYTES = 64 * 1024 * 1024
+HELD_LANGUAGE_CACHE = 10_000
+"""Documents whose language is remembered when Milvus holds the documents (a cache, not the
+corpus)."""
 
 
 class Collection:
@@ -78,16 +82,8 @@ class Collection:
         self.settings = settings
         self.read_only = read_only
         self._store = CollectionStore(directory)
-        if read_only:
-            self._version = self._store.version()
-            self._state: StoredState = self._store.load_consistent()
-        else:
+        if not read_only:
             self._store.lock()
-            try:
-                self._state = self._store.load()
-            except Exception:
-                self._store.close()
-                raise
         self._embedders: dict[str, IndexEmbedder] = dict(embedders or {})
         self._rerankers: dict[str, IndexReranker] = dict(rerankers or {})
         self.options = IngestOptions()
@@ -95,7 +91,10 @@ class Collection:
         (``should_stop``): the server and the CLI set these."""
         self._ingest = DocumentIngest(self.name, lambda: self.settings, self.embedder, self.options)
         models = {field_name(m): m for m in settings.embedders}
-        self._languages = LanguageCache(lambda: self._state.documents)
+        held = settings.storage == "milvus"
+        self._languages = LanguageCache(
+            lambda: self._state.documents, HELD_LANGUAGE_CACHE if held else DOCUMENT_LANGUAGE_CACHE
+        )
         try:
             self._vectors = open_vector_store(
                 settings,
@@ -108,12 +107,19 @@ class Collection:
         except Exception:
             self._store.close()
             raise
-        if not read_only:
-            try:
+        try:
+            if read_only:
+                self._version = self._store.version()
+                self._state: StoredState = self._store.load_consistent(
+                    new_state=self._vectors.new_state
+                )
+            else:
+                self._state = self._store.load(self._vectors.new_state)
                 self._vectors.sync(self._state)  # repairs a store a crash left behind
-            except Exception:
-                self.close()
-                raise
+                self._settle_wal()
+        except Exception:
+            self.close()
+            raise
         self._sparse = self._vectors.bm25() or SparseField(
             lambda: self._state.documents, lambda: self.settings.language, self._languages
         )
@@ -185,7 +191,7 @@ class Collection:
         version = self._store.version()
         if version == self._version:
             return retuned
-        self._state = self._store.load_consistent()
+        self._state = self._store.load_consistent(new_state=self._vectors.new_state)
         self._version = version
         self._invalidate()
         return True
@@ -209,9 +215,22 @@ class Collection:
     drop = staticmethod(drop_collection)
 
     def flush(self) -> None:
-        """Write a snapshot and empty the write-ahead log."""
+        """Write a snapshot and empty the write-ahead log (documents held by Milvus: empty
+        it once Milvus holds its writes)."""
         self._check_writable()
-        self._store.compact(self._state)
+        if isinstance(self._state, HeldState):
+            self._vectors.sync(self._state)
+            self._settle_wal()
+        else:
+            self._store.compact(self._state)
+
+    def _settle_wal(self) -> None:
+        """Documents held by Milvus: once Milvus holds every acknowledged write (an insert
+        Milvus answered is durable there), the WAL has nothing left to replay."""
+        if isinstance(self._state, HeldState) and self._store.wal_bytes() > 0:
+            upserted, deleted = self._state.unsettled()
+            if not upserted and not deleted:
+                self._store.reset_wal()
 
     @property
     def has_unflushed_writes(self) -> bool:
@@ -362,21 +381,26 @@ class Collection:
         """Make an upsert record durable (the WAL's fsync), then live."""
         self._store.append(record)
         ids = [e["document"]["id"] for e in record["documents"]]
+        prefetch(self._state.documents, ids)
         new = frozenset(d for d in ids if d not in self._state.documents)
         apply(self._state, record)
         self._invalidate()
         self._vectors.upsert(self._state, ids, new)
+        self._settle_wal()
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed."""
         self._check_writable()
+        ids = list(dict.fromkeys(ids))
+        prefetch(self._state.documents, ids)
         present = [doc_id for doc_id in ids if doc_id in self._state.documents]
         if present:
             record = {"op": "delete", "ids": present}
             self._store.append(record)
             apply(self._state, record)
             self._invalidate()
-            self._vectors.delete(present)
+            self._vectors.delete(present, self._state)
+            self._settle_wal()
         return len(present)
 
     def _invalidate(self) -> None:

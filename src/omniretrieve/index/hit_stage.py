@@ -13,6 +13,7 @@ import numpy as np
 
 from omniretrieve.index.fusion_policy import FusionPolicy, mixed_with_first_stage
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.queries import SearchQuery, encode_queries
 from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
 from omniretrieve.index.results import SearchHit
@@ -67,10 +68,13 @@ class HitStage:
         """The query's hits: ``ranked`` reranked when the choice says so (the reranker's
         scores join ``stage_scores``), the best ``top_k``, with their snippets."""
         warnings: dict[str, str] = {}
+        documents = self._source.state().documents
         if choice.share < 1.0:
+            prefetch(documents, [d for d, _ in ranked[: self._source.settings.rerank_candidates]])
             ranked, warnings = self._rerank(
                 choice.model_id, query, ranked, stage_scores, rerank_vectors, choice.share
             )
+        prefetch(documents, [d for d, _ in ranked[:top_k]])
         hits = self._hits(ranked[:top_k], stage_scores, warnings)
         if not snippets:
             return hits

@@ -18,6 +18,7 @@ from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.errors import InputError, ShuttingDownError
 from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.documents import parse_document
+from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.passages import passage_spans
 from omniretrieve.index.settings import CollectionSettings, field_name
@@ -155,6 +156,7 @@ class DocumentIngest:
         entries: list[dict[str, Any]] = []
         to_embed: list[StoredDocument] = []
         added = updated = unchanged = 0
+        prefetch(state.documents, [d.doc_id for d in batch])
         for document in batch:
             previous = state.documents.get(document.doc_id)
             if previous is None:

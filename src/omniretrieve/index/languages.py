@@ -10,11 +10,19 @@ from omniretrieve.index.store import StoredDocument
 from omniretrieve.text.language import detect, detect_or, normalise
 
 QUERY_LANGUAGE_CACHE = 100_000
+DOCUMENT_LANGUAGE_CACHE = 1_000_000
 
 
 class LanguageCache:
-    def __init__(self, documents: Callable[[], Mapping[str, StoredDocument]]) -> None:
+    def __init__(
+        self,
+        documents: Callable[[], Mapping[str, StoredDocument]],
+        capacity: int = DOCUMENT_LANGUAGE_CACHE,
+    ) -> None:
+        """``capacity``: how many documents' languages are remembered (then forgotten
+        together)."""
         self._documents = documents
+        self._capacity = capacity
         self.known: frozenset[str] = frozenset()
         """The documents' languages (set when BM25 is built over them); queries are
         detected among these."""
@@ -29,6 +37,8 @@ class LanguageCache:
         """The language a document's text is analysed in."""
         known = self._by_document.get(doc_id)
         if known is None:
+            if len(self._by_document) >= self._capacity:
+                self._by_document.clear()
             known = self._by_document[doc_id] = self._detect_document(doc_id)
         return known
 

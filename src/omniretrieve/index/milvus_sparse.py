@@ -49,8 +49,12 @@ class MilvusSparse:
         documents: Callable[[], Mapping[str, StoredDocument]],
         language: Callable[[], str],
         languages: LanguageCache,
+        known_languages: Callable[[], frozenset[str]] | None = None,
     ) -> None:
+        """``known_languages``: the documents' languages where reading every document to
+        learn them is not an option (documents held by Milvus alone)."""
         self._milvus = milvus
+        self._known_languages = known_languages
         self._documents = documents
         self._language = language
         self._languages = languages
@@ -109,7 +113,9 @@ class MilvusSparse:
         """The query's language among the documents' (known without building an index)."""
         if not self._known:
             documents = self._documents()
-            if self._analyzer().language == "auto":
+            if self._analyzer().language == "auto" and self._known_languages is not None:
+                self._languages.known = self._known_languages()
+            elif self._analyzer().language == "auto":
                 self._languages.known = frozenset(self._languages.document(d) for d in documents)
             else:
                 self._languages.known = frozenset({self._analyzer().language})

@@ -123,6 +123,43 @@ class MilvusVectors:
         finally:
             self._client.close()
 
+    @property
+    def client(self) -> Any:
+        """The ``MilvusClient`` (for the documents' rows, :mod:`.milvus_documents`)."""
+        return self._client
+
+    def name(self, field: str) -> str:
+        return milvus_name(self.collection, field)
+
+    def insert_rows(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Insert rows into one of this collection's Milvus collections (sealed as vectors)."""
+        self._insert(name, rows)
+
+    def delete_by_document(self, name: str, doc_ids: Sequence[str]) -> None:
+        self._delete_from(name, doc_ids)
+
+    def passage_vectors(self, field: str, doc_id: str, count: int) -> np.ndarray:
+        """A document's ``count`` passage vectors of ``field``, in passage order."""
+        rows = self._client.get(
+            self._ensure_existing(field),
+            ids=[f"{doc_id}{SEPARATOR}{n}" for n in range(count)],
+            output_fields=["pid", "vector"],
+        )
+        if len(rows) != count:
+            raise VectorStoreError(
+                f"Milvus holds {len(rows)} of the {count} passage vectors of {doc_id!r} in "
+                f"{field}; reopen the collection for writing to repair it"
+            )
+        rows.sort(key=lambda row: int(row["pid"].rsplit(SEPARATOR, 1)[1]))
+        return np.asarray([row["vector"] for row in rows], dtype=np.float32)
+
+    def _ensure_existing(self, field: str) -> str:
+        name = milvus_name(self.collection, field)
+        if name not in self._ready:
+            self._client.load_collection(name)
+            self._ready.add(name)
+        return name
+
     def _insert(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Insert vector rows, counted towards the next seal."""
         self._client.insert(name, rows)

@@ -19,6 +19,7 @@ from omniretrieve.fusion import top
 from omniretrieve.index.fusion_policy import FusionPolicy
 from omniretrieve.index.hit_stage import HitStage
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import (
@@ -236,15 +237,15 @@ class Searcher:
         check_limits(top_k, max_chars)
         parsed = parse_queries(queries)
         documents = self._source.state().documents
-        allowed = self._filter(filter) if filter else None
         choice = self._hit_stage.choose(rerank, rerank_share, top_k)
         results: list[list[SearchHit]] = []
         with progress_bar(len(parsed), "reranking", enabled=show_progress) as advance:
             for query, supplied in zip(parsed, candidates, strict=True):
+                prefetch(documents, supplied)
                 kept = {
                     doc_id: float(score)
                     for doc_id, score in supplied.items()
-                    if doc_id in documents and (allowed is None or doc_id in allowed)
+                    if doc_id in documents and self._passes(documents[doc_id], filter)
                 }
                 hits = self._hit_stage.finish(
                     query,
@@ -320,7 +321,7 @@ class Searcher:
                 field="mode",
             )
         check_readable(queries, mode, fields, lambda m: self._source.embedder(m).modalities)
-        allowed = self._filter(filter) if filter else None
+        allowed = self._filter(filter) if filter and not self._vectors.filters_itself else None
         filter_key = json.dumps(filter, sort_keys=True, default=str) if filter else None
         instructions = {
             m: instruction
@@ -463,8 +464,11 @@ class Searcher:
         return tuple(chosen)
 
     def _filter(self, conditions: Mapping[str, Any]) -> set[str]:
-        allowed = set()
-        for doc_id, document in self._source.state().documents.items():
-            if all(matches(document.metadata.get(key), cond) for key, cond in conditions.items()):
-                allowed.add(doc_id)
-        return allowed
+        documents = self._source.state().documents
+        return {d for d, document in documents.items() if self._passes(document, conditions)}
+
+    @staticmethod
+    def _passes(document: StoredDocument, conditions: Mapping[str, Any] | None) -> bool:
+        if not conditions:
+            return True
+        return all(matches(document.metadata.get(key), c) for key, c in conditions.items())

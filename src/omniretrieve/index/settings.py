@@ -64,6 +64,12 @@ class CollectionSettings:
     """Where BM25 runs: ``local`` (bm25s in this process, built from the documents) or
     ``milvus`` (Milvus's full-text search, with ``vector_store="milvus"``: our process keeps
     no BM25 index)."""
+    storage: Literal["folder", "milvus"] = "folder"
+    """Where the documents live: ``folder`` (the collection's folder is the source of truth,
+    read into memory on open; any store holds a copy) or ``milvus`` (with ``vector_store`` and
+    ``sparse`` ``"milvus"``: Milvus alone holds documents, passages and vectors; the folder
+    keeps only the settings and a write-ahead log of the writes Milvus has not yet made
+    durable, and our process's memory no longer grows with the corpus)."""
     ocr_images: bool = True
     """Documents with an image get the image's OCR text indexed too (text embedders)."""
     ocr_engine: str = "tesseract"
@@ -80,6 +86,14 @@ class CollectionSettings:
             raise InputError(
                 'sparse="milvus" runs BM25 in the collection\'s Milvus: set vector_store="milvus"',
                 field="sparse",
+            )
+        if self.storage not in ("folder", "milvus"):
+            raise InputError("storage must be folder or milvus", field="storage")
+        if self.storage == "milvus" and self.sparse != "milvus":
+            raise InputError(
+                'storage="milvus" keeps the documents in Milvus alone: set vector_store="milvus" '
+                'and sparse="milvus" (BM25 over documents held nowhere else)',
+                field="storage",
             )
         if self.quantization not in QUANTIZATIONS:
             raise InputError(
@@ -122,7 +136,7 @@ class CollectionSettings:
         ):
             raise wrong("embedders", "a list of model ids (empty: BM25 only)")
         for name in ("quantization", "language", "passages", "aggregate", "fusion", "reranker",
-                     "vector_store", "ocr_engine", "sparse"):  # fmt: skip
+                     "vector_store", "ocr_engine", "sparse", "storage"):  # fmt: skip
             if not isinstance(getattr(self, name), str):
                 raise wrong(name, "a string")
         if not is_known_language(self.language) and self.language != "auto":

@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +168,10 @@ class CollectionStore:
             raise CollectionFormatError(f"{self.directory}: CURRENT names {name}, which is missing")
         return path
 
-    def load(self) -> StoredState:
-        state = StoredState()
+    def load(self, new_state: Callable[[], StoredState] = StoredState) -> StoredState:
+        """The snapshot with the WAL replayed over it, into ``new_state()`` (a collection
+        whose documents live in Milvus has no snapshot: the WAL's unsettled writes only)."""
+        state = new_state()
         snapshot = self.current_snapshot()
         if snapshot is not None:
             read_snapshot(snapshot, state, legacy=self._settings_version() == 1)
@@ -184,14 +186,16 @@ class CollectionStore:
                 ) from exc
         return state
 
-    def load_consistent(self, attempts: int = 50) -> StoredState:
+    def load_consistent(
+        self, attempts: int = 50, new_state: Callable[[], StoredState] = StoredState
+    ) -> StoredState:
         """Load without the lock, while a writer may be appending or compacting: the WAL's
         torn tail is ignored (not cut), and a compaction that switched ``CURRENT`` during the
         read (its old snapshot may be gone, its WAL emptied) is answered by reading again."""
         for _ in range(attempts):
             before = self.current_name()
             try:
-                state = self.load()
+                state = self.load(new_state)
             except CollectionFormatError:
                 if self.current_name() != before:
                     continue
@@ -277,6 +281,14 @@ class CollectionStore:
         except FileNotFoundError:
             return 0
 
+    def reset_wal(self) -> None:
+        """Empty the WAL (its writes are in a snapshot, or in Milvus for a collection whose
+        documents live there)."""
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        write_atomic(self.directory / "wal.jsonl", b"")
+
     def compact(self, state: StoredState) -> None:
         """Write ``state`` as a new snapshot, switch to it, then empty the WAL."""
         previous = self.current_snapshot()
@@ -292,10 +304,7 @@ class CollectionStore:
         os.replace(staging, target)
         fsync_dir(self.directory)
         write_atomic(self.directory / "CURRENT", target.name.encode())
-        if self._wal is not None:
-            self._wal.close()
-            self._wal = None
-        write_atomic(self.directory / "wal.jsonl", b"")
+        self.reset_wal()
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)
         if self._settings_version() == 1:  # its snapshot now has a manifest: say so

@@ -20,6 +20,7 @@ import numpy as np
 from omniretrieve.fusion import top
 from omniretrieve.index.dense import DenseConfig, DenseIndex
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.milvus_documents import DOCUMENTS_FIELD, HeldState, MilvusDocumentRows
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors, row_version
 from omniretrieve.index.store import StoredState
@@ -45,8 +46,8 @@ class VectorStore(Protocol):
         """These documents were acknowledged with new vectors (or metadata); those in ``new``
         were not in the collection before."""
 
-    def delete(self, doc_ids: Sequence[str]) -> None:
-        """These documents were deleted."""
+    def delete(self, doc_ids: Sequence[str], state: StoredState | None = None) -> None:
+        """These documents were deleted (``state``: the collection's, after the delete)."""
 
     def invalidate(self) -> None:
         """The state changed (writes, a refresh): drop what was derived from it."""
@@ -62,6 +63,17 @@ class VectorStore(Protocol):
         """Per query: document id -> aggregated passage score, the best ``k`` documents."""
 
     def close(self) -> None: ...
+
+    def new_state(self) -> StoredState:
+        """An empty state for the collection to load into (Milvus-held documents:
+        a :class:`~omniretrieve.index.milvus_documents.HeldState`)."""
+        ...
+
+    @property
+    def filters_itself(self) -> bool:
+        """Whether every search stage runs filters as the store's own expressions (then
+        no set of allowed documents is computed from the documents)."""
+        ...
 
     def bm25(self) -> Any:
         """The store's own BM25 (``sparse="milvus"``: a
@@ -126,7 +138,7 @@ class FaissStore:
     ) -> None:
         self.invalidate()
 
-    def delete(self, doc_ids: Sequence[str]) -> None:
+    def delete(self, doc_ids: Sequence[str], state: StoredState | None = None) -> None:
         self.invalidate()
 
     def invalidate(self) -> None:
@@ -137,6 +149,13 @@ class FaissStore:
 
     def bm25(self) -> None:
         return None
+
+    def new_state(self) -> StoredState:
+        return StoredState()
+
+    @property
+    def filters_itself(self) -> bool:
+        return False
 
     @staticmethod
     def drop_remote(settings: CollectionSettings, name: str) -> None:
@@ -212,14 +231,32 @@ class MilvusStore:
         self._fields = [field_name(m) for m in settings.embedders]
         uri = settings.milvus_uri or str(directory / "milvus.db")
         self._milvus: Any = MilvusVectors(uri, name)
+        self._languages = languages or LanguageCache(lambda: state().documents)
+        self._held = settings.storage == "milvus"
+        self._known_languages: set[str] | None = None
         self._bm25: MilvusSparse | None = None
         if settings.sparse == "milvus":
             self._bm25 = MilvusSparse(
                 self._milvus,
                 lambda: state().documents,
                 lambda: self._settings.language,
-                languages or LanguageCache(lambda: state().documents),
+                self._languages,
+                known_languages=self._held_languages if self._held else None,
             )
+
+    def new_state(self) -> StoredState:
+        return HeldState(self._milvus, self._fields) if self._held else StoredState()
+
+    @property
+    def filters_itself(self) -> bool:
+        return self._bm25 is not None
+
+    def _held_languages(self) -> frozenset[str]:
+        """The languages of the documents Milvus holds (read once, then kept up to date by
+        this writer's pushes; a deleted language stays until the collection is reopened)."""
+        if self._known_languages is None:
+            self._known_languages = set(MilvusDocumentRows(self._milvus).scan("lang"))
+        return frozenset(self._known_languages)
 
     @staticmethod
     def drop_remote(settings: CollectionSettings, name: str) -> None:
@@ -229,7 +266,7 @@ class MilvusStore:
             return
 
         remote = MilvusVectors(settings.milvus_uri, name)
-        remote.drop([*(field_name(m) for m in settings.embedders), BM25_FIELD])
+        remote.drop([*(field_name(m) for m in settings.embedders), BM25_FIELD, DOCUMENTS_FIELD])
         remote.close()
 
     def upsert(
@@ -246,8 +283,20 @@ class MilvusStore:
             return
         if self._bm25 is not None and fields is None:
             self._bm25.upsert(state, doc_ids)
+        if self._held and fields is None:
+            self._push_documents(state, doc_ids, new)
+            return
 
-        for field in fields or self._fields:
+        self._push_vectors(state, doc_ids, new, fields or self._fields)
+
+    def _push_vectors(
+        self,
+        state: StoredState,
+        doc_ids: Sequence[str],
+        new: Container[str],
+        fields: Sequence[str],
+    ) -> None:
+        for field in fields:
             per_doc = state.passages.get(field, {})
             rows = []
             dimension = 0
@@ -262,9 +311,34 @@ class MilvusStore:
             if rows:
                 self._milvus.upsert(field, dimension, rows, new)
 
+    def _push_documents(
+        self, state: StoredState, doc_ids: Sequence[str], new: Container[str]
+    ) -> None:
+        """Milvus-held documents: their vectors, then their documents' rows (read from
+        there from now on); the writes settle."""
+        assert isinstance(state, HeldState)
+        self._push_vectors(state, doc_ids, new, self._fields)
+        present = [d for d in doc_ids if d in state.documents]
+        rows = []
+        for doc_id in present:
+            language = self._languages.document(doc_id)
+            spans = state.held_documents.pending_spans.get(doc_id, {})
+            rows.append((state.documents[doc_id], language, spans))
+            if self._known_languages is not None:
+                self._known_languages.add(language)
+        state.held_documents.rows.write(rows, [d for d in present if d in new])
+        state.settle(doc_ids)
+
     def sync(self, state: StoredState) -> None:
         """Make Milvus hold exactly the directory's vectors (after a crash between a WAL
-        acknowledgement and its Milvus push, or after Milvus lost data)."""
+        acknowledgement and its Milvus push, or after Milvus lost data). Milvus-held
+        documents: push the writes the WAL holds (Milvus holds the rest)."""
+        if isinstance(state, HeldState):
+            upserted, deleted = state.unsettled()
+            self.delete(deleted, state)
+            for start in range(0, len(upserted), SYNC_BATCH):
+                self.upsert(state, upserted[start : start + SYNC_BATCH])
+            return
         if self._bm25 is not None:
             self._bm25.sync(state)
 
@@ -281,11 +355,14 @@ class MilvusStore:
             for start in range(0, len(missing), SYNC_BATCH):
                 self.upsert(state, missing[start : start + SYNC_BATCH], fields=(field,))
 
-    def delete(self, doc_ids: Sequence[str]) -> None:
+    def delete(self, doc_ids: Sequence[str], state: StoredState | None = None) -> None:
         if doc_ids:
             self._milvus.delete(list(doc_ids), self._fields)
             if self._bm25 is not None:
                 self._bm25.delete(doc_ids)
+            if isinstance(state, HeldState):
+                state.held_documents.rows.delete(list(doc_ids))
+                state.settle(doc_ids)
 
     def invalidate(self) -> None:
         pass  # Milvus holds its own copy, updated by upsert and delete
