@@ -162,9 +162,7 @@ def test_the_process_holds_a_bounded_cache_not_the_corpus(
         assert len(held) == len(MORE) + len(DOCS)
 
 
-def test_long_documents_and_images_are_read_back_whole(
-    tmp_path: Path, tiny_bert_dir: Path
-) -> None:
+def test_long_documents_and_images_are_read_back_whole(tmp_path: Path, tiny_bert_dir: Path) -> None:
     from tests.builders.tiny_clip import png_bytes
 
     model = str(tiny_bert_dir)
@@ -193,3 +191,37 @@ def test_held_documents_need_milvus_for_both_searches() -> None:
     with pytest.raises(InputError) as caught:
         CollectionSettings(vector_store="milvus", storage="milvus").validate()  # type: ignore[arg-type]
     assert caught.value.field == "storage"
+
+
+def test_tuning_reads_a_sample_not_the_corpus(
+    tmp_path: Path, tiny_bert_dir: Path, datasets_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit on Milvus-held documents reads a uniform sample into memory; it records the
+    collection's size (so the next upsert does not think it drifted)."""
+    from omniretrieve.eval.layouts import load_eval_dataset
+    from omniretrieve.index import milvus_documents
+    from omniretrieve.index.tuning import sample
+
+    dataset = load_eval_dataset(datasets_dir / "cranfield")
+    corpus = [{"id": d.doc_id, "text": d.full_text} for d in dataset.corpus.values()][:300]
+    read: list[int] = []
+    real_read_state = milvus_documents.read_state
+
+    def counted(state: HeldState, doc_ids: list[str]) -> object:
+        read.append(len(doc_ids))
+        return real_read_state(state, doc_ids)
+
+    monkeypatch.setattr(sample, "TUNING_SAMPLE", 120)
+    monkeypatch.setattr(sample, "read_state", counted)
+    model = str(tiny_bert_dir)
+    settings = CollectionSettings(
+        embedders=(model,), vector_store="milvus", sparse="milvus", storage="milvus"
+    )  # type: ignore[arg-type]
+    embedders = {model: Embedder(tiny_bert_dir)}
+    with Collection.create("tuned", root=tmp_path, settings=settings, embedders=embedders) as c:
+        c.options.auto_tune = False
+        c.upsert(corpus)
+        fitted = c.tune(queries=60, reranker="")
+        assert read == [120]
+        assert fitted.documents == 300 and fitted.universe <= 120
+        assert c.search("boundary layer", top_k=3)

@@ -17,6 +17,7 @@ corpus.
 from __future__ import annotations
 
 import json
+import random
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -39,19 +40,19 @@ class MilvusDocumentRows:
     """The documents collection of one omniretrieve collection in Milvus."""
 
     def __init__(self, milvus: MilvusVectors) -> None:
-        self._milvus = milvus
+        self.milvus = milvus
         self._name: str | None = None
 
     @property
     def _client(self) -> Any:
-        return self._milvus.client
+        return self.milvus.client
 
     def _ensure(self) -> str:
         from pymilvus import DataType
 
         if self._name is not None:
             return self._name
-        name = self._milvus.name(DOCUMENTS_FIELD)
+        name = self.milvus.name(DOCUMENTS_FIELD)
         if not self._client.has_collection(name):
             schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("pid", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
@@ -99,11 +100,11 @@ class MilvusDocumentRows:
                 )
         self.delete([doc.doc_id for doc, _, _ in documents if doc.doc_id not in fresh])
         if rows:
-            self._milvus.insert_rows(name, rows)
+            self.milvus.insert_rows(name, rows)
 
     def delete(self, doc_ids: Sequence[str]) -> None:
         if doc_ids:
-            self._milvus.delete_by_document(self._ensure(), doc_ids)
+            self.milvus.delete_by_document(self._ensure(), doc_ids)
 
     def read(self, doc_ids: Sequence[str]) -> dict[str, tuple[StoredDocument, dict[str, Spans]]]:
         """The documents Milvus holds among ``doc_ids`` (the others are absent)."""
@@ -255,8 +256,7 @@ class HeldPassages(MutableMapping[str, Passages]):
             raise KeyError(doc_id)
         if doc_id in self.pending:
             return spans, self.pending[doc_id]
-        vectors = self._milvus.passage_vectors(self.field, doc_id, len(spans))
-        return spans, vectors
+        return spans, self._milvus.passage_vectors(self.field, {doc_id: len(spans)})[doc_id]
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and self.spans(doc_id) is not None
@@ -320,6 +320,41 @@ class HeldState(StoredState):
         for passages in self.held_fields.values():
             for doc_id in ids:
                 passages.pending.pop(doc_id, None)  # type: ignore[attr-defined]
+
+
+def sample_ids(doc_ids: Iterable[str], size: int, seed: int) -> list[str]:
+    """``size`` ids drawn uniformly from a stream (reservoir sampling: memory for the
+    sample only), in the stream's order."""
+    rng = random.Random(seed)
+    chosen: list[tuple[int, str]] = []
+    for seen, doc_id in enumerate(doc_ids):
+        if seen < size:
+            chosen.append((seen, doc_id))
+        else:
+            slot = rng.randrange(seen + 1)
+            if slot < size:
+                chosen[slot] = (seen, doc_id)
+    return [doc_id for _, doc_id in sorted(chosen)]
+
+
+def read_state(state: HeldState, doc_ids: Sequence[str]) -> StoredState:
+    """These documents and their passages, read from Milvus into an in-memory state (a
+    sample to tune on)."""
+    sample = StoredState()
+    for start in range(0, len(doc_ids), READ_CHUNK):
+        chunk = doc_ids[start : start + READ_CHUNK]
+        found = state.held_documents.rows.read(chunk)
+        for doc_id in chunk:
+            if doc_id in found:
+                sample.documents[doc_id] = found[doc_id][0]
+        for field in state.held_fields:
+            spans = {d: entry[1][field] for d, entry in found.items() if field in entry[1]}
+            counts = {d: len(s) for d, s in spans.items()}
+            vectors = state.held_documents.rows.milvus.passage_vectors(field, counts)
+            per_doc = sample.passages.setdefault(field, {})
+            for doc_id, block in vectors.items():
+                per_doc[doc_id] = (spans[doc_id], block)
+    return sample
 
 
 def prefetch(documents: Mapping[str, StoredDocument], doc_ids: Iterable[str]) -> None:

@@ -138,20 +138,27 @@ class MilvusVectors:
     def delete_by_document(self, name: str, doc_ids: Sequence[str]) -> None:
         self._delete_from(name, doc_ids)
 
-    def passage_vectors(self, field: str, doc_id: str, count: int) -> np.ndarray:
-        """A document's ``count`` passage vectors of ``field``, in passage order."""
-        rows = self._client.get(
-            self._ensure_existing(field),
-            ids=[f"{doc_id}{SEPARATOR}{n}" for n in range(count)],
-            output_fields=["pid", "vector"],
-        )
-        if len(rows) != count:
-            raise VectorStoreError(
-                f"Milvus holds {len(rows)} of the {count} passage vectors of {doc_id!r} in "
-                f"{field}; reopen the collection for writing to repair it"
-            )
-        rows.sort(key=lambda row: int(row["pid"].rsplit(SEPARATOR, 1)[1]))
-        return np.asarray([row["vector"] for row in rows], dtype=np.float32)
+    def passage_vectors(self, field: str, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
+        """Per document (id -> how many passages it has), its passage vectors of ``field`` in
+        passage order, read by primary key."""
+        name = self._ensure_existing(field)
+        pids = [f"{d}{SEPARATOR}{n}" for d, count in counts.items() for n in range(count)]
+        found: dict[str, list[tuple[int, Any]]] = {d: [] for d in counts}
+        for start in range(0, len(pids), 4 * DELETE_CHUNK):
+            chunk = pids[start : start + 4 * DELETE_CHUNK]
+            for row in self._client.get(name, ids=chunk, output_fields=["pid", "vector"]):
+                doc_id, number = row["pid"].rsplit(SEPARATOR, 1)
+                found[doc_id].append((int(number), row["vector"]))
+        vectors = {}
+        for doc_id, rows in found.items():
+            if len(rows) != counts[doc_id]:
+                raise VectorStoreError(
+                    f"Milvus holds {len(rows)} of the {counts[doc_id]} passage vectors of "
+                    f"{doc_id!r} in {field}; reopen the collection for writing to repair it"
+                )
+            rows.sort(key=lambda row: row[0])
+            vectors[doc_id] = np.asarray([v for _, v in rows], dtype=np.float32)
+        return vectors
 
     def _ensure_existing(self, field: str) -> str:
         name = milvus_name(self.collection, field)

@@ -19,6 +19,7 @@ from omniretrieve.index.tuning.cross_lingual import cross_lingual_queries
 from omniretrieve.index.tuning.fit import CollectionTuning, choose_fusion, choose_rerank_mix
 from omniretrieve.index.tuning.pseudo_lists import pseudo_lists
 from omniretrieve.index.tuning.pseudo_queries import draw_pseudo_queries
+from omniretrieve.index.tuning.sample import tuning_source
 from omniretrieve.models.registry import DEFAULT_EMBEDDER, DEFAULT_RERANKER
 
 PSEUDO_QUERIES = 400
@@ -70,6 +71,7 @@ def tune_for_rerankers(
     fields = tuple(embedders) if embedders is not None else tuple(source.settings.embedders)
     if not fields:
         raise InputError("a BM25-only collection has nothing to fuse", field="embedders")
+    source, total = tuning_source(source, seed)
     state = source.state()
     drawn = draw_pseudo_queries(state.documents, queries, seed)
     if len(drawn) < MIN_PSEUDO_QUERIES:
@@ -99,7 +101,7 @@ def tune_for_rerankers(
             rerank=decision,
             queries=len(drawn),
             kinds=dict(Counter(q.kind for q in drawn)),
-            documents=len(state.documents),
+            documents=total,
             universe=lists.universe,
             seed=seed,
             seconds=round(time.perf_counter() - started, 3),
