@@ -74,7 +74,9 @@ def test_index_on_a_dask_cluster_into_milvus(dask_cluster, tiny_bert_dir: Path, 
     assert result.exit_code == 0, result.output
     address = dask_cluster.scheduler_address
     assert address.startswith("tcp://127.0.0.1:")
-    result = runner.invoke(app, ["index", "dask", *common, "--dask-scheduler", address])
+    result = runner.invoke(  # into documents held by Milvus alone
+        app, ["index", "dask", *common, "--storage", "milvus", "--dask-scheduler", address]
+    )
     assert result.exit_code == 0, result.output
     from distributed import Client
 
@@ -83,6 +85,7 @@ def test_index_on_a_dask_cluster_into_milvus(dask_cluster, tiny_bert_dir: Path, 
             lambda: len(__import__("omniretrieve.index.workers").index.workers._LOADED)
         )
     assert sorted(loaded.values()) == [1, 1]
+    assert not list((tmp_path / "dask").glob("snap-*"))
     with (
         Collection.open("here", root=tmp_path, read_only=True) as here,
         Collection.open("dask", root=tmp_path, read_only=True) as there,

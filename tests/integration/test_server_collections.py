@@ -57,6 +57,32 @@ def test_collection_lifecycle(client: TestClient) -> None:
     assert client.post("/v1/collections/docs/search", json={"query": "x"}).status_code == 404
 
 
+def test_a_collection_whose_documents_live_in_milvus(client: TestClient) -> None:
+    pytest.importorskip("milvus_lite")
+    stores = {"vector_store": "milvus", "sparse": "milvus", "storage": "milvus"}
+    created = client.post("/v1/collections", json={"name": "held", **stores})
+    assert created.status_code == 201, created.text
+    assert created.json()["settings"]["storage"] == "milvus"
+    upserted = client.put("/v1/collections/held/documents", json={"documents": DOCS}).json()
+    assert upserted["added"] == 3
+    fetched = client.get("/v1/collections/held/documents/papers/2024/ünï")
+    assert fetched.status_code == 200 and fetched.json()["metadata"] == {"lang": "fr"}
+    search = client.post(
+        "/v1/collections/held/search",
+        json={"query": "what do cats eat", "top_k": 2, "mode": "hybrid", "rerank": True},
+    ).json()
+    assert search["hits"][0]["doc_id"] == "cats" and "rerank" in search["hits"][0]["scores"]
+    filtered = client.post(
+        "/v1/collections/held/search",
+        json={"query": "capital city", "filter": {"lang": {"in": ["fr"]}}, "mode": "hybrid"},
+    ).json()
+    assert [h["doc_id"] for h in filtered["hits"]] == ["papers/2024/ünï"]
+    assert client.delete("/v1/collections/held/documents/stocks").status_code == 200
+    assert client.get("/v1/collections/held/documents/stocks").status_code == 404
+    assert client.get("/v1/collections/held").json()["documents"] == 2
+    assert client.delete("/v1/collections/held").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "field"),
     [
@@ -66,6 +92,7 @@ def test_collection_lifecycle(client: TestClient) -> None:
         ("post", "/v1/collections", {"name": "../x"}, 422, "name"),
         ("post", "/v1/collections", {"name": "a", "embedders": ["unknown"]}, 422, "embedders"),
         ("post", "/v1/collections", {"name": "a", "quantization": "int4"}, 422, "quantization"),
+        ("post", "/v1/collections", {"name": "a", "storage": "milvus"}, 422, "storage"),
     ],
 )
 def test_collection_errors(client: TestClient, method, path, body, status, field) -> None:

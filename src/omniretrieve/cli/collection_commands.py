@@ -45,6 +45,13 @@ def index(
         help="Where BM25 runs: local (in process) or milvus (Milvus's full-text search, with "
         "--vector-store milvus; new collection).",
     ),
+    storage: str = typer.Option(
+        "folder",
+        "--storage",
+        help="Where the documents live: folder (the collection's folder, read into memory) or "
+        "milvus (Milvus alone, with --vector-store milvus --sparse milvus: this process's "
+        "memory does not grow with the corpus; new collection).",
+    ),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
     ocr: bool = typer.Option(True, "--ocr/--no-ocr", help="Read images and scanned PDF pages."),
     ocr_engine: str = typer.Option("tesseract", help="tesseract or rapidocr."),
@@ -106,6 +113,7 @@ def index(
             vector_store=vector_store,  # type: ignore[arg-type]
             milvus_uri=milvus_uri,
             sparse=sparse,  # type: ignore[arg-type]
+            storage=storage,  # type: ignore[arg-type]
         ).validate()
     pool, embedders = _embedding_pool(settings.embedders, dtype, workers, dask_scheduler)
     if name in Collection.names(root):

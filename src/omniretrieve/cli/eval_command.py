@@ -56,6 +56,12 @@ def eval_command(
         help="Where BM25 runs: local, or milvus (Milvus's full-text search; needs "
         "--vector-store milvus).",
     ),
+    storage: str = typer.Option(
+        "folder",
+        "--storage",
+        help="Where the collections' documents live: folder, or milvus (Milvus alone; needs "
+        "--vector-store milvus --sparse milvus).",
+    ),
     ocr_engine: str = typer.Option(
         "tesseract", help="OCR for ocr+ pipelines: tesseract, rapidocr."
     ),
@@ -118,6 +124,7 @@ def eval_command(
         "passages": passages,
         "vector_store": vector_store,
         "sparse": sparse,
+        "storage": storage,
         "ocr_engine": ocr_engine,
         "named_task": named_task,
         "instruction": instruction,

@@ -48,6 +48,8 @@ def dataset_collection(
         parts.append(f"store={store}")
     if models.sparse != "local":
         parts.append(f"sparse={models.sparse}")
+    if models.storage != "folder":
+        parts.append(f"storage={models.storage}")
     reader = None
     if ocr:
         reader = models.ocr.get()
@@ -63,6 +65,7 @@ def dataset_collection(
         passages=passages,
         vector_store=store,
         sparse=models.sparse,
+        storage=models.storage,
         ocr_images=False,  # ocr+ pipelines read pages below; image models embed the pixels
         fusion="zscore",  # a pipeline's weights are equal unless the run fits them
     ).validate()

@@ -38,6 +38,8 @@ class EvalModels:
     vector_store: Literal["faiss", "milvus"] = "faiss"
     sparse: Literal["local", "milvus"] = "local"
     """Where BM25 runs (``milvus``: Milvus's full-text search, with the Milvus store)."""
+    storage: Literal["folder", "milvus"] = "folder"
+    """Where the collections' documents live (``milvus``: Milvus alone)."""
     ocr: OcrSource = field(default_factory=OcrSource)
     dtype: str = "auto"
     """Precision of the embedders the evaluation loads itself (float32, bfloat16, int8...)."""

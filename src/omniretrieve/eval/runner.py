@@ -55,6 +55,7 @@ def evaluate(
     fit_fusion: str | None = None,
     vector_store: str = "faiss",
     sparse: str = "local",
+    storage: str = "folder",
     ocr_engine: str = "tesseract",
     named_task: str | None = None,
     instruction: str | None = None,
@@ -80,7 +81,8 @@ def evaluate(
     each hybrid pipeline fuses (method, weights, reranker mix) as fitted on pseudo-queries
     drawn from the corpus alone, as a collection with ``fusion="auto"`` tunes itself;
     ``vector_store="milvus"`` runs the dense searches in Milvus Lite, and with
-    ``sparse="milvus"`` BM25 too (Milvus's full-text search); ``named_task`` (a task
+    ``sparse="milvus"`` BM25 too (Milvus's full-text search), ``storage="milvus"`` the
+    documents too (Milvus alone holds them); ``named_task`` (a task
     an embedder's model card names, e.g. BGE-Code's ``CosQA``) goes to the embedders that know
     it, ``instruction`` (any text) to every embedder, with the queries; ``dtype`` is the
     precision of the embedders it loads (``auto``: each family's fastest quality-safe one);
@@ -139,6 +141,7 @@ def evaluate(
         cast(Literal["split", "first"], passages),  # checked above
         cast(Literal["faiss", "milvus"], vector_store),  # checked by the collection settings
         cast(Literal["local", "milvus"], sparse),
+        cast(Literal["folder", "milvus"], storage),
         OcrSource(ocr_engine),
         dtype,
     )
@@ -180,6 +183,7 @@ def evaluate(
     report.config["passages"] = passages
     report.config["vector_store"] = vector_store
     report.config["sparse"] = sparse
+    report.config["storage"] = storage
     report.config["dtype"] = dtype
     report.config["search_depth"] = max(depths.values())
     report.config["search_depth_by_dataset"] = depths

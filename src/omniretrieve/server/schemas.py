@@ -174,6 +174,11 @@ class CreateCollectionRequest(BaseModel):
         description="milvus: BM25 in Milvus too (its full-text search; needs vector_store "
         "milvus), so the server keeps no BM25 index",
     )
+    storage: Literal["folder", "milvus"] = Field(
+        "folder",
+        description="milvus: the documents live in Milvus alone (needs vector_store and sparse "
+        "milvus); the server's memory no longer grows with the collection",
+    )
     ocr_images: bool = Field(
         True, description="Index the text OCR reads in documents' images (for BM25 and text models)"
     )

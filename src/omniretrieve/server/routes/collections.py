@@ -66,6 +66,7 @@ async def create_collection(body: CreateCollectionRequest, request: Request) -> 
         fusion=body.fusion,
         vector_store=body.vector_store,
         sparse=body.sparse,
+        storage=body.storage,
         milvus_uri=request.app.state.milvus_uri if body.vector_store == "milvus" else None,
         ocr_images=body.ocr_images,
     ).validate()
