@@ -8,8 +8,9 @@ documents through ``Collection.upsert``, one batch of the CLI's size after anoth
 document and passage vector) and ``storage="milvus"`` (Milvus alone holds them). Milvus Lite
 runs as its own server on 127.0.0.1 (``milvus-lite server``), so the resident memory measured
 is our process's alone; the server's is printed beside it. At each size: documents/s of the
-upserts (and the seal of their vector rows), our RSS (after ``gc.collect()``), then ``--queries`` hybrid searches (p50/p99) and
-our RSS after them, and the RSS of the collection reopened from its folder.
+upserts (and the seal of their vector rows), our RSS (after ``gc.collect()``), then
+``--queries`` hybrid searches (p50/p99) and our RSS after them; at the end, the time and RSS
+of opening the collection again from its folder.
 
 The documents are the short Zipf documents of ``scale_1m.py`` (12-24 words); their vectors come
 from a stand-in embedder (384-d unit vectors seeded by the text: embedding 200k texts with
