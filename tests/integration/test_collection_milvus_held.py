@@ -225,3 +225,18 @@ def test_tuning_reads_a_sample_not_the_corpus(
         assert read == [120]
         assert fitted.documents == 300 and fitted.universe <= 120
         assert c.search("boundary layer", top_k=3)
+
+
+def test_a_reader_sees_the_writers_changes_after_refresh(pair) -> None:
+    """The WAL of Milvus-held documents is emptied after each write, so its size says
+    nothing: a reader's refresh drops what it cached and reads Milvus again."""
+    made, root, embedders = pair
+    writer = made["milvus"]
+    with Collection.open("milvus", root=root, embedders=embedders, read_only=True) as reader:
+        assert reader.get("cats").text == DOCS[0]["text"]
+        writer.upsert([{"id": "cats", "text": "Cats nap all day.", "metadata": {}}])
+        writer.delete(["stocks"])
+        assert reader.refresh()
+        assert reader.get("cats").text == "Cats nap all day."
+        assert reader.get("stocks") is None
+        assert reader.search("nap all day", mode="sparse", top_k=1)[0].doc_id == "cats"

@@ -137,3 +137,14 @@ def test_a_document_left_without_text_loses_its_bm25_row_on_repair(
     remote = MilvusVectors(str(tmp_path / "pics" / "milvus.db"), "pics")
     assert set(remote.hashes(BM25_FIELD)) == {"note"}
     remote.close()
+
+
+def test_the_bm25_language_cannot_change_under_rows_milvus_holds(pair) -> None:
+    """Milvus holds the text as analysed when it was pushed: a new BM25 language would score
+    queries analysed one way against documents analysed another, so it is refused."""
+    made, _, _ = pair
+    with pytest.raises(InputError) as caught:
+        made["milvus"].update_settings(language="german")
+    assert caught.value.field == "language"
+    assert made["milvus"].settings.language == "auto"
+    assert made["local"].update_settings(language="german").language == "german"

@@ -181,7 +181,8 @@ class Collection:
 
     def refresh(self) -> bool:
         """Read-only: reload what a writer changed since (acknowledged documents; a new
-        self-tuned fusion, read alone); True when anything was."""
+        self-tuned fusion, read alone); True when anything was (always, where Milvus holds
+        the documents: what this reader read from there is read again)."""
         if not self.read_only:
             return False
         stamp = self._store.tuning_stamp()
@@ -189,7 +190,7 @@ class Collection:
         if retuned:
             self._tuning_stamp, self._tuning = stamp, read_tuning(self._store)
         version = self._store.version()
-        if version == self._version:
+        if version == self._version and not isinstance(self._state, HeldState):
             return retuned
         self._state = self._store.load_consistent(new_state=self._vectors.new_state)
         self._version = version

@@ -206,6 +206,14 @@ def changed_settings(settings: CollectionSettings, changes: dict[str, Any]) -> C
             "collection)",
             field=sorted(unknown)[0],
         )
+    if settings.sparse == "milvus" and changes.get("language", settings.language) != (
+        settings.language
+    ):
+        raise InputError(
+            "language cannot change on a collection whose BM25 runs in Milvus: Milvus holds "
+            "the documents as analysed in the collection's language (create a new collection)",
+            field="language",
+        )
     if changes.get("fusion_weights") is not None:
         changes = {**changes, "fusion_weights": tuple(float(w) for w in changes["fusion_weights"])}
     return replace(settings, **changes).validate()
