@@ -45,6 +45,7 @@ from scale_1m_milvus import process_rss_mib, start_server  # noqa: E402
 from omniretrieve.index.collection import Collection, CollectionSettings  # noqa: E402
 
 DIMENSION = 384
+CHUNK = 5_000
 WORD = re.compile(r"\S+")
 
 
@@ -88,9 +89,19 @@ def measure(storage: str, uri: str, root: Path, texts: list[str], sizes: list[in
     rows, done = [], 0
     for size in sizes:
         began = time.perf_counter()
-        batch = [{"id": f"d{i}", "text": texts[i]} for i in range(done, size)]
-        collection.upsert(batch)
-        del batch
+        for start in range(done, size, CHUNK):
+            chunk_began = time.perf_counter()
+            batch = [
+                {"id": f"d{i}", "text": texts[i]} for i in range(start, min(start + CHUNK, size))
+            ]
+            collection.upsert(batch)
+            print(
+                f"  {storage}: {start + len(batch):,} documents, the last {len(batch):,} in "
+                f"{time.perf_counter() - chunk_began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            del batch
         # a Milvus server seals segments by itself, the Lite server does not: seal as a
         # collection in a Lite file does (unsealed rows are searched ~7x slower)
         collection._vectors._milvus.seal()  # type: ignore[attr-defined]
