@@ -6,6 +6,7 @@ what this prepares."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -147,8 +148,19 @@ class DocumentIngest:
 
     @staticmethod
     def stored_versions(state: StoredState, batch: Sequence[StoredDocument]) -> tuple[int, ...]:
-        """Identity of each document's stored version (any write replaces the object)."""
-        return tuple(id(state.documents.get(d.doc_id)) for d in batch)
+        """What each document's classification depended on, as stored now (its text, content
+        hash and metadata; 0: absent). Compared by value, not by object: documents held by
+        Milvus are read into a cache whose objects come and go."""
+        prefetch(state.documents, [d.doc_id for d in batch])
+        versions = []
+        for document in batch:
+            stored = state.documents.get(document.doc_id)
+            if stored is None:
+                versions.append(0)
+                continue
+            metadata = json.dumps(stored.metadata, sort_keys=True, ensure_ascii=False)
+            versions.append(hash((stored.text, stored.content_hash, metadata)))
+        return tuple(versions)
 
     def classify(self, state: StoredState, batch: Sequence[StoredDocument]) -> BatchPlan:
         """What a batch needs: new or changed texts to embed, metadata-only updates (their
