@@ -31,56 +31,39 @@ DOCS = [
 ]
 
 
-def test_collection_lifecycle(client: TestClient) -> None:
-    created = client.post("/v1/collections", json={"name": "docs", "quantization": "int8"})
+HELD = {"vector_store": "milvus", "sparse": "milvus", "storage": "milvus"}
+
+
+@pytest.mark.parametrize("extra", [{"quantization": "int8"}, HELD], ids=["folder", "milvus-held"])
+def test_collection_lifecycle(client: TestClient, extra: dict) -> None:
+    if extra is HELD:  # documents in Milvus alone
+        pytest.importorskip("milvus_lite")
+    name = f"docs-{extra.get('storage', 'folder')}"
+    created = client.post("/v1/collections", json={"name": name, **extra})
     assert created.status_code == 201, created.text
     assert created.json()["settings"]["embedders"] == ["all-MiniLM-L6-v2"]
-    assert "docs" in client.get("/v1/collections").json()["collections"]
-    upserted = client.put("/v1/collections/docs/documents", json={"documents": DOCS}).json()
+    assert created.json()["settings"]["storage"] == extra.get("storage", "folder")
+    assert name in client.get("/v1/collections").json()["collections"]
+    upserted = client.put(f"/v1/collections/{name}/documents", json={"documents": DOCS}).json()
     assert upserted["added"] == 3
-    fetched = client.get("/v1/collections/docs/documents/papers/2024/ünï")
+    fetched = client.get(f"/v1/collections/{name}/documents/papers/2024/ünï")
     assert fetched.status_code == 200 and fetched.json()["metadata"] == {"lang": "fr"}
     search = client.post(
-        "/v1/collections/docs/search",
+        f"/v1/collections/{name}/search",
         json={"query": "what do cats eat", "top_k": 2, "mode": "hybrid", "rerank": True},
     ).json()
     assert search["hits"][0]["doc_id"] == "cats" and "rerank" in search["hits"][0]["scores"]
     filtered = client.post(
-        "/v1/collections/docs/search",
+        f"/v1/collections/{name}/search",
         json={"query": "capital city", "filter": {"lang": {"in": ["fr"]}}, "mode": "dense"},
     ).json()
     assert [h["doc_id"] for h in filtered["hits"]] == ["papers/2024/ünï"]
-    deleted = client.delete("/v1/collections/docs/documents/stocks")
+    deleted = client.delete(f"/v1/collections/{name}/documents/stocks")
     assert deleted.status_code == 200
-    assert client.get("/v1/collections/docs/documents/stocks").status_code == 404
-    assert client.delete("/v1/collections/docs").status_code == 200
-    assert client.post("/v1/collections/docs/search", json={"query": "x"}).status_code == 404
-
-
-def test_a_collection_whose_documents_live_in_milvus(client: TestClient) -> None:
-    pytest.importorskip("milvus_lite")
-    stores = {"vector_store": "milvus", "sparse": "milvus", "storage": "milvus"}
-    created = client.post("/v1/collections", json={"name": "held", **stores})
-    assert created.status_code == 201, created.text
-    assert created.json()["settings"]["storage"] == "milvus"
-    upserted = client.put("/v1/collections/held/documents", json={"documents": DOCS}).json()
-    assert upserted["added"] == 3
-    fetched = client.get("/v1/collections/held/documents/papers/2024/ünï")
-    assert fetched.status_code == 200 and fetched.json()["metadata"] == {"lang": "fr"}
-    search = client.post(
-        "/v1/collections/held/search",
-        json={"query": "what do cats eat", "top_k": 2, "mode": "hybrid", "rerank": True},
-    ).json()
-    assert search["hits"][0]["doc_id"] == "cats" and "rerank" in search["hits"][0]["scores"]
-    filtered = client.post(
-        "/v1/collections/held/search",
-        json={"query": "capital city", "filter": {"lang": {"in": ["fr"]}}, "mode": "hybrid"},
-    ).json()
-    assert [h["doc_id"] for h in filtered["hits"]] == ["papers/2024/ünï"]
-    assert client.delete("/v1/collections/held/documents/stocks").status_code == 200
-    assert client.get("/v1/collections/held/documents/stocks").status_code == 404
-    assert client.get("/v1/collections/held").json()["documents"] == 2
-    assert client.delete("/v1/collections/held").status_code == 200
+    assert client.get(f"/v1/collections/{name}/documents/stocks").status_code == 404
+    assert client.get(f"/v1/collections/{name}").json()["documents"] == 2
+    assert client.delete(f"/v1/collections/{name}").status_code == 200
+    assert client.post(f"/v1/collections/{name}/search", json={"query": "x"}).status_code == 404
 
 
 @pytest.mark.parametrize(
