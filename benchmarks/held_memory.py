@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -120,6 +121,7 @@ def measure(storage: str, uri: str, root: Path, texts: list[str], sizes: list[in
             "documents": len(collection),
             "upsert_docs_per_s": round((size - (rows[-1]["target"] if rows else 0)) / seconds),
             "target": size,
+            "rss_start_mib": round(start_rss),
             "rss_over_start_mib": round(after_build - start_rss),
             "rss_after_queries_mib": round(rss_mib() - start_rss),
             "hybrid": {k: round(v, 1) for k, v in percentiles(latencies).items()},
@@ -153,8 +155,15 @@ def main() -> None:
     texts = synthetic_documents(sizes[-1], rng)
     drawn = rng.integers(0, sizes[-1], args.queries)
     queries = [" ".join(texts[int(i)].split()[:4]) for i in drawn]
+    storages = args.storage.split(",")
+    if len(storages) > 1:  # each in a fresh process: memory one run freed is not the next's
+        for storage in storages:
+            command = [sys.executable, __file__, "--sizes", args.sizes, "--queries",
+                       str(args.queries), "--storage", storage]  # fmt: skip
+            subprocess.run(command, check=True)
+        return
     results = []
-    for storage in args.storage.split(","):
+    for storage in storages:
         work = Path(tempfile.mkdtemp(prefix=f"held-{storage}-"))
         server, uri = start_server(work / "milvus")
         try:
