@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_and_kill(
-    root: Path, model_dir: str, corpus: Path, delay: float | None, limit: int
+    root: Path,
+    model_dir: str,
+    corpus: Path,
+    delay: float | None,
+    limit: int,
+    storage: str = "folder",
 ) -> set[str]:
     """Start the child, SIGKILL it ``delay`` seconds after it is ready (None: let it finish);
     return the ids it acknowledged."""
@@ -29,6 +34,7 @@ def run_and_kill(
             str(corpus),
             "16",
             str(limit),
+            storage,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -1,6 +1,9 @@
 """Child process for the crash test: ingests documents and prints what was acknowledged.
 
-python -m tests.integration.crash_child ROOT MODEL_DIR CORPUS.jsonl BATCH LIMIT
+python -m tests.integration.crash_child ROOT MODEL_DIR CORPUS.jsonl BATCH LIMIT [STORAGE]
+
+STORAGE ``milvus``: a collection whose documents Milvus alone holds (Milvus Lite in this
+process, killed with it).
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from omniretrieve.index.documents import iter_jsonl_documents
 def main() -> None:
     root, model_dir, corpus = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     batch, limit = int(sys.argv[4]), int(sys.argv[5])
+    storage = sys.argv[6] if len(sys.argv) > 6 else "folder"
     embedders = {model_dir: Embedder(model_dir)}
     if "crash" in Collection.names(root):
         collection = Collection.open("crash", root=root, embedders=embedders)
     else:
         settings = CollectionSettings(embedders=(model_dir,))
+        if storage == "milvus":
+            settings = CollectionSettings(
+                embedders=(model_dir,), vector_store="milvus", sparse="milvus", storage="milvus"
+            )
         collection = Collection.create("crash", root=root, settings=settings, embedders=embedders)
     print("READY", flush=True)
     documents = []

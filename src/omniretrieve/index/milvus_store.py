@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,38 @@ mean length) per segment, so a document in a segment of its own scored 0.29 wher
 a larger one scored 4.90 (only unflushed rows share one set of statistics). A Milvus server
 seals segments itself and rate-limits ``flush``: never called there."""
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
+
+
+class _LiteFiles:
+    """How many open :class:`MilvusVectors` use each Milvus Lite file in this process. Lite
+    runs inside the process that opened the file and keeps it locked until told to stop
+    (pymilvus's ``close`` does not), so the last user to close stops it."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def opened(self, path: str) -> None:
+        with self._lock:
+            self._users[os.path.abspath(path)] = self._users.get(os.path.abspath(path), 0) + 1
+
+    def closed(self, path: str) -> None:
+        key = os.path.abspath(path)
+        with self._lock:
+            self._users[key] = self._users.get(key, 1) - 1
+            last = self._users[key] <= 0
+            if last:
+                del self._users[key]
+        if last:
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+            except ImportError:  # another Lite release: it stops at process exit
+                return
+            server_manager_instance.release_server(key)
+
+
+LITE_FILES = _LiteFiles()
+"""The one count per process, as Milvus Lite's own servers are one per file per process."""
 
 
 def is_milvus_lite(uri: str) -> bool:
@@ -115,13 +148,21 @@ class MilvusVectors:
         self._ready: set[str] = set()
         self._seals = is_milvus_lite(uri)
         self._unsealed: dict[str, int] = {}
+        self._open = True
+        if self._seals:
+            LITE_FILES.opened(uri)
 
     def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
         try:
             if self._seals:
                 self.seal()  # speed only: the rows are already written
         finally:
             self._client.close()
+            if self._seals:
+                LITE_FILES.closed(self.uri)
 
     @property
     def client(self) -> Any:
