@@ -231,10 +231,6 @@ class HeldDocuments(MutableMapping[str, StoredDocument]):
             self.pending_spans.pop(doc_id, None)
             self._cache.pop(doc_id, None)
 
-    def forget(self) -> None:
-        """Drop the cache (Milvus changed under it)."""
-        self._cache.clear()
-
 
 class HeldPassages(MutableMapping[str, Passages]):
     """Doc id -> (spans, vectors) of one vector field: spans from the document's row,
