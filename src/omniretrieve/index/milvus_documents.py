@@ -298,9 +298,10 @@ class HeldState(StoredState):
 
     def __init__(self, milvus: MilvusVectors, fields: Sequence[str]) -> None:
         documents = HeldDocuments(MilvusDocumentRows(milvus))
-        super().__init__(documents, HeldFields(fields, documents, milvus))  # type: ignore[arg-type]
+        passages = HeldFields(fields, documents, milvus)
+        super().__init__(documents, passages)  # type: ignore[arg-type]
         self.held_documents = documents
-        self.held_fields = {f: self.passages[f] for f in fields}
+        self.held_fields = passages
 
     def unsettled(self) -> tuple[list[str], list[str]]:
         """The acknowledged writes Milvus may not hold: (upserted ids, deleted ids)."""
@@ -315,7 +316,7 @@ class HeldState(StoredState):
         self.held_documents.settle(ids)
         for passages in self.held_fields.values():
             for doc_id in ids:
-                passages.pending.pop(doc_id, None)  # type: ignore[attr-defined]
+                passages.pending.pop(doc_id, None)
 
 
 def sample_ids(doc_ids: Iterable[str], size: int, seed: int) -> list[str]:

@@ -112,13 +112,14 @@ class MilvusSparse:
     def query_language(self, query: str) -> str:
         """The query's language among the documents' (known without building an index)."""
         if not self._known:
-            documents = self._documents()
-            if self._analyzer().language == "auto" and self._known_languages is not None:
+            language = self._analyzer().language
+            if language != "auto":
+                self._languages.known = frozenset({language})
+            elif self._known_languages is not None:
                 self._languages.known = self._known_languages()
-            elif self._analyzer().language == "auto":
-                self._languages.known = frozenset(self._languages.document(d) for d in documents)
             else:
-                self._languages.known = frozenset({self._analyzer().language})
+                documents = self._documents()
+                self._languages.known = frozenset(self._languages.document(d) for d in documents)
             self._known = True
         return self._languages.query(query)
 

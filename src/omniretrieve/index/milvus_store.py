@@ -60,8 +60,9 @@ class _LiteFiles:
         self._lock = threading.Lock()
 
     def opened(self, path: str) -> None:
+        key = os.path.abspath(path)
         with self._lock:
-            self._users[os.path.abspath(path)] = self._users.get(os.path.abspath(path), 0) + 1
+            self._users[key] = self._users.get(key, 0) + 1
 
     def closed(self, path: str) -> None:
         key = os.path.abspath(path)
@@ -202,6 +203,7 @@ class MilvusVectors:
         return vectors
 
     def _ensure_existing(self, field: str) -> str:
+        """A field's Milvus collection, loaded (it exists)."""
         name = milvus_name(self.collection, field)
         if name not in self._ready:
             self._client.load_collection(name)
@@ -251,9 +253,7 @@ class MilvusVectors:
             index = self._client.prepare_index_params()
             index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
             self._client.create_collection(name, schema=schema, index_params=index)
-        self._client.load_collection(name)
-        self._ready.add(name)
-        return name
+        return self._ensure_existing(field)
 
     def _ensure_bm25(self, k1: float, b: float) -> str:
         from pymilvus import DataType, Function, FunctionType
