@@ -10,8 +10,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def crash_embedder(model_dir: str | Path) -> Any:
+    """The embedder of the crash tests, in float32 on every CPU: they compare stored vectors
+    with fresh ones exactly, and where ``dtype="auto"`` is bf16 (CPUs with native bf16) a
+    batch's composition changes the numbers (issue 28, item 10)."""
+    from omniretrieve import Embedder
+
+    return Embedder(model_dir, dtype="float32")
 
 
 def run_and_kill(

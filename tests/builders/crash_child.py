@@ -12,16 +12,16 @@ import json
 import sys
 from pathlib import Path
 
-from omniretrieve import Embedder
 from omniretrieve.index.collection import Collection, CollectionSettings
 from omniretrieve.index.documents import iter_jsonl_documents
+from tests.builders.crash import crash_embedder
 
 
 def main() -> None:
     root, model_dir, corpus = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     batch, limit = int(sys.argv[4]), int(sys.argv[5])
     storage = sys.argv[6] if len(sys.argv) > 6 else "folder"
-    embedders = {model_dir: Embedder(model_dir)}
+    embedders = {model_dir: crash_embedder(model_dir)}
     if "crash" in Collection.names(root):
         collection = Collection.open("crash", root=root, embedders=embedders)
     else:

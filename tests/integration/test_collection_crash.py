@@ -16,9 +16,19 @@ import pytest
 from omniretrieve import Embedder
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.documents import iter_jsonl_documents
-from tests.builders.crash import run_and_kill
+from tests.builders.crash import crash_embedder, run_and_kill
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_crash_test_compares_vectors_in_float32_on_any_cpu(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU with native bf16 ``dtype="auto"`` runs bf16, whose numbers depend on a
+    batch's composition: the crash test (child and checks) pins float32 (issue 28, item 10)."""
+    monkeypatch.setattr("omniretrieve.runtime.precision.native_bfloat16", lambda: True)
+    assert Embedder(tiny_bert_dir).dtype == "bfloat16"  # as on the machine the issue ran on
+    assert crash_embedder(tiny_bert_dir).dtype == "float32"
 
 
 @pytest.mark.slow
@@ -38,7 +48,7 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(
             break
         texts[str(record["_id"])] = f"{record.get('title', '')} {record['text']}".strip()
     model_dir = str(tiny_bert_dir)
-    embedder = Embedder(tiny_bert_dir)
+    embedder = crash_embedder(model_dir)
     rng = random.Random(7)
     acknowledged: set[str] = set()
     delays: list[float | None] = [rng.uniform(0.3, 5.0) for _ in range(6)] + [None]

@@ -283,3 +283,23 @@ def test_a_batch_written_to_while_it_embeds_is_redone(built) -> None:
         assert stored.text == DOCS[1]["text"] and stored.metadata == {"tag": "new"}
         expected = next(iter(embedders.values())).encode_texts([stored.text])
         assert abs(float(collection.vectors("d1")[0] @ expected[0]) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "breaking",
+    ["omniretrieve.index.collection.read_tuning", "omniretrieve.index.collection.Searcher"],
+)
+def test_a_failed_open_releases_the_write_lock(built, monkeypatch, breaking) -> None:
+    """An open that fails with an unexpected exception, wherever, leaves the collection
+    openable for writing by this process and others (issue 28, item 4)."""
+    root, embedders = built
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(breaking, broken)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        Collection.open("c", root=root, embedders=embedders)
+    monkeypatch.undo()
+    with Collection.open("c", root=root, embedders=embedders) as collection:
+        assert len(collection) == len(DOCS)

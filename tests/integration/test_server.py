@@ -437,8 +437,36 @@ def test_full_queue_answers_429_with_retry_after(pool: ModelPool) -> None:
         assert client.post("/v1/embeddings", json={"input": "now"}).status_code == 200
 
 
-def test_aliases_must_name_a_loaded_model() -> None:
-    from omniretrieve.errors import InputError, ModelNotFoundError
+BAD_ALIASES = [
+    ([("gpt", "not-loaded")], "'not-loaded' is not a served model"),
+    ([("all-MiniLM-L6-v2", "omniretrieve-hybrid-reranker")], "may not hide it"),
+    ([("omniretrieve-hybrid-reranker", "all-MiniLM-L6-v2")], "may not hide it"),
+    ([("sentence-transformers/all-MiniLM-L6-v2", "omniretrieve-hybrid-reranker")], "hide"),
+    ([("gpt", "all-MiniLM-L6-v2"), ("gpt", "omniretrieve-hybrid-reranker")], "already an alias"),
+    ([("gpt", "all-MiniLM-L6-v2"), ("gpt", "all-MiniLM-L6-v2")], "already an alias"),
+    ([("gpt", "gpt")], "not itself or another alias"),
+    ([("a", "b"), ("b", "a")], "not itself or another alias"),
+    ([("a", "b"), ("b", "all-MiniLM-L6-v2")], "not itself or another alias"),
+    ([("x", "y=z")], "one alias per --alias"),
+]
+
+
+@pytest.mark.parametrize(("aliases", "message"), BAD_ALIASES)
+def test_aliases_are_checked_before_anything_loads(aliases, message) -> None:
+    """Issue 28, item 7: a shadowing, repeated, looping or unknown alias is refused when the
+    pool is made (before loading: the server never sits at /readyz 503)."""
+    from omniretrieve.errors import InputError
+
+    config = ServerConfig(
+        models=("all-MiniLM-L6-v2", "omniretrieve-hybrid-reranker"), aliases=tuple(aliases)
+    )
+    with pytest.raises(InputError, match=message) as caught:
+        ModelPool(config, ServerMetrics.create())
+    assert caught.value.field == "alias"
+
+
+def test_aliases_parse_and_name_served_models_by_any_of_their_names() -> None:
+    from omniretrieve.errors import InputError
     from omniretrieve.server.config import parse_aliases
 
     assert parse_aliases(["text-embedding-3-small=all-MiniLM-L6-v2"]) == (
@@ -446,9 +474,25 @@ def test_aliases_must_name_a_loaded_model() -> None:
     )
     with pytest.raises(InputError, match="NAME=MODEL"):
         parse_aliases(["no-equals-sign"])
-    config = ServerConfig(models=("all-MiniLM-L6-v2",), aliases=(("gpt", "not-loaded"),))
-    pool = ModelPool(config, ServerMetrics.create())
-    with pytest.raises(ModelNotFoundError, match="'gpt' names 'not-loaded'"):
-        pool.load()
-    assert not pool.ready.is_set()
-    pool.close()
+    aliases = (
+        ("gpt", "sentence-transformers/all-MiniLM-L6-v2"),
+        ("r", "omniretrieve-hybrid-reranker"),
+    )
+    config = ServerConfig(
+        models=("all-MiniLM-L6-v2", "omniretrieve-hybrid-reranker"), aliases=aliases
+    )
+    ModelPool(config, ServerMetrics.create()).close()
+
+
+def test_serve_refuses_a_bad_alias_with_exit_code_2() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "omniretrieve.cli", "serve", "--alias", "x=y=z", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "one alias per --alias" in done.stderr and "Traceback" not in done.stderr

@@ -72,7 +72,20 @@ BAD_BODIES = [
      "documents[1].text"),
     ("post", "/v2/rerank", '{"query": "q", "documents": ["\\ud800"]}', "documents[0]"),
     ("post", "/v1/rerank", '{"query": "q", "documents": ["a"], "top_n": NaN}', "top_n"),
+    # low surrogates (U+DC00..U+DFFF) alone, in every string field (issue 28, item 1)
+    ("post", "/v1/embeddings", '{"input": ["\\udc00"]}', "input[0]"),
+    ("post", "/v1/embeddings", '{"input": "x", "instruction": "\\udc00"}', "instruction"),
+    ("post", "/v1/rerank", '{"query": "\\udfff", "documents": ["a"]}', "query"),
+    ("post", "/v1/rerank", '{"query": "q", "documents": ["a", "\\uDC80"]}', "documents[1]"),
+    ("post", "/v2/rerank", '{"query": "q", "documents": ["\\udc00"]}', "documents[0]"),
+    ("post", "/v1/collections/{c}/search", '{"query": "cats", "filter": {"k": "\\udc00"}}',
+     "filter.k"),
+    ("post", "/v1/collections/{c}/search", '{"query": "cats", "filter": {"k": NaN}}',
+     "filter.k"),
 ]  # fmt: skip
+
+JSON_ENCODINGS = ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"]
+"""What JSON's own encoding detection reads (and the routes' parser with it)."""
 
 
 @pytest.mark.parametrize(("method", "path", "raw", "field"), BAD_BODIES)
@@ -88,6 +101,31 @@ def test_unreadable_values_are_refused_at_the_door(server, method, path, raw, fi
         assert client.get("/v1/collections/door/documents/a").status_code == 200
         hits = client.post("/v1/collections/door/search", json={"query": "cats"}).json()["hits"]
         assert [h["doc_id"] for h in hits] == ["a"]
+
+
+@pytest.mark.parametrize("encoding", JSON_ENCODINGS)
+def test_bodies_in_any_json_encoding_are_checked_alike(server, encoding) -> None:
+    """UTF-16 / UTF-32 bodies are decoded by the routes: the check reads them the same way,
+    escapes and raw surrogates alike."""
+    client, _, _ = server
+    make(client, "door")
+    cases = [(m, p, raw.encode(encoding), f) for m, p, raw, f in BAD_BODIES]
+    raw_surrogate = '{"input": ["fine", "raw \udc00"]}'.encode(encoding, "surrogatepass")
+    cases.append(("post", "/v1/embeddings", raw_surrogate, "input[1]"))
+    for method, path, body, field in cases:
+        response = client.request(
+            method,
+            path.format(c="door"),
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, (encoding, path, body, response.text)
+        assert response.json()["error"]["field"].startswith(field), response.text
+    fine = json.dumps({"input": ["smile \U0001f600"]}, ensure_ascii=False).encode(encoding)
+    response = client.post(
+        "/v1/embeddings", content=fine, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
 
 
 def test_valid_surrogate_pairs_and_numbers_still_pass(server) -> None:
@@ -278,3 +316,25 @@ def test_reads_are_served_while_a_long_upsert_embeds(server) -> None:
         embedder.encode_texts = original
     writer.join(30)
     assert client.get("/v1/collections/busy/documents/slow").status_code == 200
+
+
+def test_a_failed_open_does_not_lock_the_collection_out(server, monkeypatch) -> None:
+    """An open the server makes that fails unexpectedly releases the LOCK: once the cause is
+    gone, the next request opens it (issue 28, item 4)."""
+    client, _, app = server
+    make(client, "reopened")
+    manager = app.state.collections
+    entry = manager._open.pop("reopened")  # as after a restart: the next request opens it
+    entry.collection.close()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("omniretrieve.index.collection.read_tuning", broken)
+    lenient = TestClient(app, raise_server_exceptions=False)  # the app runs: client's lifespan
+    failed = lenient.post("/v1/collections/reopened/search", json={"query": "cats"})
+    assert failed.status_code == 500, failed.text
+    monkeypatch.undo()
+    response = client.post("/v1/collections/reopened/search", json={"query": "cats"})
+    assert response.status_code == 200, response.text
+    assert [h["doc_id"] for h in response.json()["hits"]] == ["a"]

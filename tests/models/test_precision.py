@@ -35,6 +35,22 @@ def test_auto_is_bf16_for_sentence_encoders_only_where_the_cpu_has_it(
     assert UseMultilingual.runs_in("bfloat16", "cpu") == "float32"  # numpy, float32 weights
 
 
+@pytest.mark.parametrize(("value", "native"), [("0", False), ("1", True)])
+def test_the_environment_says_what_the_cpu_is_taken_for(
+    monkeypatch: pytest.MonkeyPatch, value: str, native: bool
+) -> None:
+    """``$OMNIRETRIEVE_CPU_BF16`` pins what ``auto`` means (the tests pin 0: the same
+    numbers on every CPU, issue 28 item 10)."""
+    monkeypatch.setenv(precision.CPU_BF16_ENV, value)
+    precision.native_bfloat16.cache_clear()
+    try:
+        assert precision.native_bfloat16() is native
+        assert SentenceEncoder.runs_in("auto", "cpu") == ("bfloat16" if native else "float32")
+    finally:
+        monkeypatch.undo()
+        precision.native_bfloat16.cache_clear()
+
+
 def test_int8_is_refused_clearly_where_it_does_not_exist(tmp_path: Path) -> None:
     from tests.builders.tiny_clip import build_tiny_clip
 

@@ -13,7 +13,7 @@ This facade keeps the public API and delegates each job to its module:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,44 +82,43 @@ class Collection:
         self.settings = settings
         self.read_only = read_only
         self._store = CollectionStore(directory)
-        if not read_only:
-            self._store.lock()
         self._embedders: dict[str, IndexEmbedder] = dict(embedders or {})
         self._rerankers: dict[str, IndexReranker] = dict(rerankers or {})
         self.options = IngestOptions()
         """What upserts accept (``image_paths``, ``max_text_chars``) and when they stop
         (``should_stop``): the server and the CLI set these."""
         self._ingest = DocumentIngest(self.name, lambda: self.settings, self.embedder, self.options)
+        with ExitStack() as undo:  # an open that fails, however, releases what it took
+            if not read_only:
+                self._store.lock()
+            undo.callback(self._store.close)
+            self._open_parts(settings, read_only, undo)
+            undo.pop_all()  # opened: close() releases them from now on
+
+    def _open_parts(self, settings: CollectionSettings, read_only: bool, undo: ExitStack) -> None:
         models = {field_name(m): m for m in settings.embedders}
         held = settings.storage == "milvus"
         self._languages = LanguageCache(
             lambda: self._state.documents, HELD_LANGUAGE_CACHE if held else DOCUMENT_LANGUAGE_CACHE
         )
-        try:
-            self._vectors = open_vector_store(
-                settings,
-                self.state,
-                lambda field: self.embedder(models[field]).dimension,
-                directory=directory,
-                name=self.name,
-                languages=self._languages,
+        self._vectors = open_vector_store(
+            settings,
+            self.state,
+            lambda field: self.embedder(models[field]).dimension,
+            directory=self.directory,
+            name=self.name,
+            languages=self._languages,
+        )
+        undo.callback(self._vectors.close)
+        if read_only:
+            self._version = self._store.version()
+            self._state: StoredState = self._store.load_consistent(
+                new_state=self._vectors.new_state
             )
-        except Exception:
-            self._store.close()
-            raise
-        try:
-            if read_only:
-                self._version = self._store.version()
-                self._state: StoredState = self._store.load_consistent(
-                    new_state=self._vectors.new_state
-                )
-            else:
-                self._state = self._store.load(self._vectors.new_state)
-                self._vectors.sync(self._state)  # repairs a store a crash left behind
-                self._settle_wal()
-        except Exception:
-            self.close()
-            raise
+        else:
+            self._state = self._store.load(self._vectors.new_state)
+            self._vectors.sync(self._state)  # repairs a store a crash left behind
+            self._settle_wal()
         self._sparse = self._vectors.bm25() or SparseField(
             lambda: self._state.documents, lambda: self.settings.language, self._languages
         )

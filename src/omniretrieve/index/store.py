@@ -93,19 +93,25 @@ class CollectionStore:
 
     def read_tuning(self) -> dict[str, Any] | None:
         """The self-tuned fusion; None when there is none, or when the file cannot be read
-        (with a warning: search falls back to equal weights, nothing is lost)."""
+        (with a warning: search falls back to equal weights, the file stays for inspection)."""
         try:
             data = json.loads(self.tuning_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            warnings.warn(
-                f"{self.tuning_path} is unreadable ({exc}); searching with equal fusion "
-                "weights until the collection is tuned again",
-                stacklevel=2,
-            )
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
+            self.warn_tuning_unread(f"{type(exc).__name__}: {exc}")
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            self.warn_tuning_unread(f"it holds a {type(data).__name__}, not an object")
+            return None
+        return data
+
+    def warn_tuning_unread(self, why: str) -> None:
+        warnings.warn(
+            f"{self.tuning_path} is not read ({why}); searching with equal fusion weights "
+            "until the collection is tuned again (the file is left as it is)",
+            stacklevel=3,
+        )
 
     def read_settings(self) -> dict[str, Any]:
         try:

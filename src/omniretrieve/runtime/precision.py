@@ -10,6 +10,7 @@ otherwise; ``float16`` on a GPU. float32 stays available and exact.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -18,9 +19,19 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 bf16 is emulated and slower than float32."""
 
 
+CPU_BF16_ENV = "OMNIRETRIEVE_CPU_BF16"
+"""``0``: treat the CPU as having no native bf16 (``auto`` is float32 everywhere: the same
+numbers on every machine, as the test suite runs); ``1``: as having it; unset: read the
+CPU's flags."""
+
+
 @cache
 def native_bfloat16() -> bool:
-    """Whether this machine's CPU computes bf16 matrix products natively."""
+    """Whether this machine's CPU computes bf16 matrix products natively (or
+    ``$OMNIRETRIEVE_CPU_BF16`` says what to assume)."""
+    forced = os.environ.get(CPU_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -1,10 +1,14 @@
 """Refuse JSON bodies holding values nothing downstream can carry: lone UTF-16 surrogates
-(``"\\ud800"``: not valid Unicode, fatal to tokenizers and to every JSON or file writer) and
-``NaN`` / ``Infinity`` (not JSON: Python's parser accepts them, no client can read them back).
+(``"\\ud800"``, ``"\\udc00"``: not valid Unicode, fatal to tokenizers and to every JSON or file
+writer) and ``NaN`` / ``Infinity`` (not JSON: Python's parser accepts them, no client can read
+them back).
 
 Such a body gets a 422 naming the field (``documents[0].metadata.k``) on every endpoint, before
-any route sees it. Only bodies that could hold them are parsed here (a byte scan for ``\\uD8``..
-``\\uDF`` escapes and the two bare words); the rest pass untouched.
+any route sees it. The check reads the body as the routes' JSON parser will: decoded in the
+encoding JSON's own detection finds (UTF-8, UTF-16 or UTF-32, with or without a byte-order
+mark), surrogates kept. Only a body whose decoded text could hold such a value (a surrogate,
+a ``\\uD800``..``\\uDFFF`` escape, one of the two bare words) is parsed and its values walked;
+the rest pass untouched.
 """
 
 from __future__ import annotations
@@ -18,7 +22,19 @@ from omniretrieve.errors import InputError
 from omniretrieve.server.errors import error_response
 from omniretrieve.server.security import ASGIApp, Message, Receive, Scope, Send
 
-SUSPECT = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}|NaN|Infinity")
+SUSPECT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|NaN|Infinity")
+"""What a decoded body must contain to possibly hold a lone surrogate or a non-finite number
+(a false alarm, such as a valid surrogate pair or the word NaN inside a string, costs a
+parse)."""
+
+
+def decoded_body(body: bytes) -> str | None:
+    """``body`` as the text :func:`json.loads` reads from it (None: not text in any encoding
+    JSON allows; the route's own parsing reports that)."""
+    try:
+        return body.decode(json.detect_encoding(body), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return None
 
 
 def unreadable_value(value: Any) -> InputError | None:
@@ -47,9 +63,10 @@ class JsonBodyCheckMiddleware:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        if SUSPECT.search(body):
+        text = decoded_body(body)
+        if text is not None and SUSPECT.search(text):
             try:
-                parsed = json.loads(body)
+                parsed = json.loads(text)
             except (ValueError, RecursionError):
                 parsed = None  # not JSON: the route's own parsing reports it
             problem = unreadable_value(parsed) if parsed is not None else None

@@ -21,6 +21,7 @@ from omniretrieve.models.registry import Registry, declared_languages, default_r
 from omniretrieve.reranker import RerankResponse, build_rerank_response
 from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
+from omniretrieve.server.aliases import check_aliases, served_names
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.text.coverage import language_warnings
@@ -104,6 +105,7 @@ class ModelPool:
         self.config = config
         self.metrics = metrics
         self.registry = registry or default_registry()
+        check_aliases(config.aliases, served_names(config.models, self.registry))
         self.embedders: dict[str, LoadedEmbedder] = {}
         self.rerankers: dict[str, LoadedReranker] = {}
         self.aliases: dict[str, str] = {}

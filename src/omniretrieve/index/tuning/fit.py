@@ -27,6 +27,7 @@ from omniretrieve.index.rerank_stage import rerank_candidates
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.store import StoredDocument
 from omniretrieve.index.tuning.pseudo_lists import PseudoLists
+from omniretrieve.index.tuning.tuning_file import validated_tuning
 from omniretrieve.runtime.progress import progress_bar
 
 METHOD_ORDER = ("zscore", "zscore-adaptive", "rrf")
@@ -110,30 +111,35 @@ class CollectionTuning:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollectionTuning:
-        rerank = data.get("rerank")
+        """A fit read back from ``tuning.json``; a :class:`ValueError` names what is wrong
+        with a damaged or hand-edited file (:mod:`~omniretrieve.index.tuning.tuning_file`)."""
+        checked = validated_tuning(data)
+        rerank = checked.rerank
         return cls(
-            method=str(data["method"]),
-            embedders=tuple(data["embedders"]),
-            weights=tuple(float(w) for w in data["weights"]),
-            ndcg=float(data["ndcg"]),
-            equal_ndcg=float(data["equal_ndcg"]),
-            alone={str(k): float(v) for k, v in data["alone"].items()},
+            method=checked.method,
+            embedders=tuple(checked.embedders),
+            weights=tuple(checked.weights),
+            ndcg=checked.ndcg,
+            equal_ndcg=checked.equal_ndcg,
+            alone=dict(checked.alone),
             candidates=[
-                Candidate(c["method"], tuple(c["weights"]), c["ndcg"], c["mrr"])
-                for c in data["candidates"]
+                Candidate(c.method, tuple(c.weights), c.ndcg, c.mrr) for c in checked.candidates
             ],
             rerank=None
             if rerank is None
             else RerankDecision(
-                **{**rerank, "grid": {float(k): v for k, v in rerank["grid"].items()}}
+                **{
+                    **rerank.model_dump(),
+                    "grid": {float(k): v for k, v in rerank.grid.items()},
+                }
             ),
-            queries=int(data["queries"]),
-            kinds=dict(data["kinds"]),
-            documents=int(data["documents"]),
-            universe=int(data["universe"]),
-            seed=int(data["seed"]),
-            seconds=float(data["seconds"]),
-            fitted_at=str(data["fitted_at"]),
+            queries=checked.queries,
+            kinds=dict(checked.kinds),
+            documents=checked.documents,
+            universe=checked.universe,
+            seed=checked.seed,
+            seconds=checked.seconds,
+            fitted_at=checked.fitted_at,
         )
 
 

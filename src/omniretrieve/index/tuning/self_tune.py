@@ -5,7 +5,6 @@ reads the collection's documents and vectors only: no queries, no relevance labe
 from __future__ import annotations
 
 import time
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -131,12 +130,8 @@ def read_tuning(store: CollectionStore) -> CollectionTuning | None:
         return None
     try:
         return CollectionTuning.from_json(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        warnings.warn(
-            f"{store.tuning_path} is not a fit this version reads ({exc}); searching with "
-            "equal fusion weights until the collection is tuned again",
-            stacklevel=2,
-        )
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        store.warn_tuning_unread(f"not a fit this version reads: {exc}")
         return None
 
 
