@@ -106,6 +106,14 @@ class QueueFullError(OmniRetrieveError):
         self.retry_after_s = retry_after_s
 
 
+class TuningCancelledError(OmniRetrieveError):
+    """A fit stopped before it finished (its client left, its collection was dropped or
+    closed, the server is stopping); the collection keeps its previous fit."""
+
+    status_code = 503
+    error_type = "tuning_cancelled"
+
+
 class QueueClosedError(ShuttingDownError):
     """The batching queue was closed (the server is shutting down)."""
 

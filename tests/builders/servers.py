@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastapi import FastAPI
+
 from omniretrieve.server.app import create_app
 from omniretrieve.server.config import ServerConfig
 from omniretrieve.server.metrics import ServerMetrics
@@ -93,18 +95,26 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, timeout: floa
 @contextmanager
 def running_server(config: ServerConfig) -> Iterator[str]:
     """A real uvicorn server in a thread on 127.0.0.1; yields its base URL."""
+    with running_app(config) as (base, _):
+        yield base
+
+
+@contextmanager
+def running_app(
+    config: ServerConfig, pool: ModelPool | None = None
+) -> Iterator[tuple[str, FastAPI]]:
+    """:func:`running_server` that also yields its app (and may share a loaded pool)."""
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(config, pool=pool)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     wait_ready(base)
     try:
-        yield base
+        yield base, app
     finally:
         server.should_exit = True
         thread.join(30)

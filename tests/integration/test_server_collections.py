@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,10 @@ def test_a_collection_shows_and_refits_its_fusion(client: TestClient, datasets_d
         client.put("/v1/collections/tuned/documents", json={"documents": documents}).json()["added"]
         == 120
     )
-    fitted = client.get("/v1/collections/tuned").json()["tuning"]  # the upsert tuned it
+    deadline = time.monotonic() + 120  # the upsert's refit runs in the tuning queue, after it
+    while (fitted := client.get("/v1/collections/tuned").json()["tuning"]) is None:
+        assert time.monotonic() < deadline, "the refit the upsert made due never landed"
+        time.sleep(0.1)
     assert fitted["documents"] == 120 and len(fitted["weights"]) == 2
     again = client.post("/v1/collections/tuned/tune")
     assert again.status_code == 200, again.text

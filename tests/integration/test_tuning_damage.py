@@ -32,7 +32,7 @@ def tuned_root(tmp_path_factory: pytest.TempPathFactory, minilm, hybrid_reranker
         collection.options.auto_tune = False
         collection.upsert(DOCS)
         collection.flush()
-        collection._save_tuning(valid_tuning(DEFAULT_EMBEDDER, DEFAULT_RERANKER))
+        collection.save_tuning(valid_tuning(DEFAULT_EMBEDDER, DEFAULT_RERANKER))
     return root
 
 

@@ -45,12 +45,14 @@ from omniretrieve.index.store import (
     StoredState,
     apply,
 )
+from omniretrieve.index.tuning.cancel import never
 from omniretrieve.index.tuning.fit import CollectionTuning
+from omniretrieve.index.tuning.sample import TuningSnapshot, take_snapshot
 from omniretrieve.index.tuning.self_tune import (
     PSEUDO_QUERIES,
     read_tuning,
-    refit_after_upsert,
-    tune,
+    refit_guarded,
+    tune_guarded,
     tuning_due,
 )
 from omniretrieve.index.vectors import open_vector_store
@@ -336,10 +338,10 @@ class Collection:
             if self._store.wal_bytes() > COMPACT_WAL_BYTES:
                 self.flush()
         if self.options.auto_tune and tuning_due(self.settings, self._tuning, len(self)):
-            loaded = self._rerankers.get(self.settings.reranker)
-            fitted = refit_after_upsert(self, self._tuning, loaded, show_progress)
-            if fitted is not None:
-                self._save_tuning(fitted)
+            if self.options.schedule_tuning is not None:
+                self.options.schedule_tuning()  # the server's queue fits it, off this request
+            else:
+                refit_guarded(self, guard, show_progress=show_progress)
         return UpsertReport(*totals)
 
     # -- self-tuning (see omniretrieve.index.tuning) --------------------------------------
@@ -354,24 +356,38 @@ class Collection:
         seed: int = 0,
         reranker: str | None = None,
         show_progress: bool = False,
+        should_stop: Callable[[], bool] = never,
     ) -> CollectionTuning:
         """Fit this collection's fusion (method, weights per signal, whether to fuse at all)
         and its reranker's mix on ``queries`` pseudo-queries drawn from its documents (no
         labels), save it, and use it from now on where ``fusion`` is ``auto``. Upserts do
         this on their own when it is due (:func:`~omniretrieve.index.tuning.self_tune.
-        tuning_due`; ``options.auto_tune``)."""
+        tuning_due`; ``options.auto_tune``). ``should_stop`` cancels it between steps."""
         self._check_writable()
-        fitted = tune(
-            self, queries=queries, seed=seed, reranker=reranker, show_progress=show_progress
+        return tune_guarded(
+            self,
+            nullcontext,
+            queries=queries,
+            seed=seed,
+            reranker=reranker,
+            show_progress=show_progress,
+            should_stop=should_stop,
         )
-        self._save_tuning(fitted)
-        return fitted
 
-    def _save_tuning(self, fitted: CollectionTuning) -> None:
-        """Store the fit and search with it (the documents did not change: no index is
-        dropped; fusion reads the fit at each search)."""
+    def tuning_snapshot(self, seed: int = 0) -> TuningSnapshot:
+        """What a fit reads: the documents as of now, which later writes do not change
+        (take it where no write runs: under the server's lock)."""
+        return take_snapshot(self, self._languages, seed)
+
+    def save_tuning(self, fitted: CollectionTuning) -> None:
+        """Store a fit and search with it (no index is dropped: fusion reads it per search)."""
+        self._check_writable()
         self._store.write_tuning(fitted.to_json())
         self._tuning = fitted
+
+    def loaded_reranker(self) -> IndexReranker | None:
+        """The collection's reranker, when it is loaded already (tuning asks, never loads)."""
+        return self._rerankers.get(self.settings.reranker)
 
     def check_documents(self, documents: Iterable[Any]) -> list[StoredDocument]:
         """Documents parsed and checked as :meth:`upsert` takes them; nothing is stored."""

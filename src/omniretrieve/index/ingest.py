@@ -52,6 +52,9 @@ class IngestOptions:
     auto_tune: bool = True
     """Whether upserts refit the self-tuned fusion when it is due (``fusion="auto"``, see
     :func:`omniretrieve.index.tuning.self_tune.tuning_due`)."""
+    schedule_tuning: Callable[[], None] | None = None
+    """Set (the server's tuning queue): an upsert that makes a refit due hands it to this
+    instead of fitting before it returns."""
     should_stop: Callable[[], bool] = never
     """Asked between batches of an upsert (and of its embedding): True stops it with
     :class:`ShuttingDownError`, the batches acknowledged so far kept (server shutdown)."""

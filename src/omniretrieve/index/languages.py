@@ -29,6 +29,13 @@ class LanguageCache:
         self._queries: dict[str, str] = {}
         self._by_document: dict[str, str] = {}
 
+    def copy_over(self, documents: Mapping[str, StoredDocument]) -> LanguageCache:
+        """A cache of its own over ``documents`` (a snapshot of this cache's), starting from
+        the document languages this one already knows (take it where writes cannot run)."""
+        copy = LanguageCache(lambda: documents, self._capacity)
+        copy._by_document = dict(self._by_document)
+        return copy
+
     def clear(self) -> None:
         self._queries = {}
         self._by_document = {}

@@ -27,6 +27,7 @@ from omniretrieve.index.collection import Collection, CollectionSettings, Upsert
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.server.config import Limits
 from omniretrieve.server.pool import ModelPool
+from omniretrieve.server.tuning_queue import TuningQueue
 
 log = logging.getLogger("omniretrieve.server")
 T = TypeVar("T")
@@ -61,6 +62,8 @@ class CollectionManager:
         self.stopping = threading.Event()
         """Set at shutdown: long upserts stop at their next batch."""
         self.executor = ThreadPoolExecutor(COLLECTION_THREADS, thread_name_prefix="collection")
+        self.tuning = TuningQueue()
+        """Fits, in a thread of their own (never in :attr:`executor`)."""
         self._open: dict[str, OpenCollection] = {}
         self._guard = threading.Lock()
 
@@ -78,7 +81,9 @@ class CollectionManager:
         collection.options.image_paths = False  # a client may not make the server read files
         collection.options.max_text_chars = self.limits.max_text_chars
         collection.options.should_stop = self.stopping.is_set
-        return OpenCollection(collection)
+        entry = OpenCollection(collection)
+        collection.options.schedule_tuning = lambda: self.tuning.refit(entry)
+        return entry
 
     def names(self) -> list[str]:
         return Collection.names(self.root)
@@ -136,6 +141,7 @@ class CollectionManager:
         return entry.collection.upsert(documents, batch_guard=entry.held)
 
     def drop(self, name: str) -> None:
+        self.tuning.cancel(name)  # before the locks: a fit ends by taking its collection's
         with self._guard:
             entry = self._open.pop(name, None)
             if entry is not None:
@@ -150,6 +156,7 @@ class CollectionManager:
         """Stop in-flight writes at their next batch, flush what has unflushed writes, close
         everything; a failure is logged and does not keep the others open."""
         self.stopping.set()
+        self.tuning.close()
         with self._guard:
             for name, entry in self._open.items():
                 with entry.lock:
@@ -172,4 +179,5 @@ class CollectionManager:
             # servers) opens its collections anew on first use
             self.executor.shutdown(wait=False)
             self.executor = ThreadPoolExecutor(COLLECTION_THREADS, thread_name_prefix="collection")
+            self.tuning = TuningQueue()
             self.stopping = threading.Event()

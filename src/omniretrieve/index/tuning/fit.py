@@ -26,6 +26,7 @@ from omniretrieve.index.queries import SearchQuery
 from omniretrieve.index.rerank_stage import rerank_candidates
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.store import StoredDocument
+from omniretrieve.index.tuning.cancel import ShouldStop, checkpoint, never
 from omniretrieve.index.tuning.pseudo_lists import PseudoLists
 from omniretrieve.index.tuning.tuning_file import validated_tuning
 from omniretrieve.runtime.progress import progress_bar
@@ -265,6 +266,7 @@ def choose_rerank_mix(
     reranker_id: str,
     *,
     show_progress: bool = False,
+    should_stop: ShouldStop = never,
 ) -> RerankDecision:
     """The reranker judged on the chosen fusion's top :data:`RERANK_DEPTH` candidates of
     (at most :data:`RERANK_QUERIES`) pseudo-queries, with the sources masked. The share
@@ -283,6 +285,7 @@ def choose_rerank_mix(
     gains = np.zeros((len(judged), len(MIX_GRID)))
     with progress_bar(len(judged), "tuning: rerank", enabled=show_progress) as advance:
         for row, (query, runs, vectors) in enumerate(judged):
+            checkpoint(should_stop)
             advance(1)
             docs, matrix = method.matrix(runs)
             ranked = top(dict(zip(docs, (weights @ matrix).tolist(), strict=True)), RERANK_DEPTH)

@@ -22,6 +22,7 @@ from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.queries import SearchQuery, encode_queries
 from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.store import StoredDocument, StoredState
+from omniretrieve.index.tuning.cancel import ShouldStop, checkpoint, never
 from omniretrieve.index.tuning.pseudo_queries import PseudoQuery
 from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.text.bm25 import Analyzer, BM25Index
@@ -73,6 +74,7 @@ def pseudo_lists(
     *,
     seed: int = 0,
     show_progress: bool = False,
+    should_stop: ShouldStop = never,
 ) -> PseudoLists:
     state = source.state()
     masked = {q.doc_id: replace(state.documents[q.doc_id], text=q.masked) for q in queries}
@@ -80,11 +82,12 @@ def pseudo_lists(
     needed = set(masked) | {q.relevant for q in queries}
     universe = _universe(list(state.documents), needed, seed)
     documents = {d: masked.get(d) or state.documents[d] for d in universe}
-    bm25_runs = _bm25_runs(source, documents, texts, show_progress)
+    bm25_runs = _bm25_runs(source, documents, texts, show_progress, should_stop)
     dense_runs: list[list[dict[str, float]]] = []
     query_vectors: list[dict[str, np.ndarray]] = [{} for _ in queries]
     masked_first: dict[str, dict[str, np.ndarray]] = {}
     for model_id in fields:
+        checkpoint(should_stop)
         embedder = source.embedder(model_id)
         vectors = encode_queries(embedder, [SearchQuery(t) for t in texts])
         for row, vector in zip(query_vectors, vectors, strict=True):
@@ -123,6 +126,7 @@ def _bm25_runs(
     documents: Mapping[str, StoredDocument],
     queries: Sequence[str],
     show_progress: bool,
+    should_stop: ShouldStop,
 ) -> list[dict[str, float]]:
     ids = list(documents)
     analyzer = Analyzer(source.settings.language)
@@ -133,6 +137,7 @@ def _bm25_runs(
     runs: list[dict[str, float]] = []
     with progress_bar(len(queries), "tuning: BM25", enabled=show_progress) as advance:
         for query in queries:
+            checkpoint(should_stop)
             language = source.query_language(query) if languages is not None else None
             scores = index.scores(query, language)
             runs.append(_best(ids, scores, positive=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from fastapi import Request
 
@@ -74,6 +74,23 @@ async def results_unless_disconnected(
         queue.cancel(future)
     results.cancel()
     raise ClientDisconnectedError("the client disconnected; its queued work was dropped")
+
+
+async def result_unless_disconnected(request: Request, future: Future[R]) -> R:
+    """``future``'s result (work running in another thread), or
+    :class:`ClientDisconnectedError` as soon as the client leaves (the work goes on: its
+    owner decides whether to stop it)."""
+    result: asyncio.Future[Any] = asyncio.wrap_future(future)
+    disconnected = asyncio.ensure_future(_disconnect(request))
+    try:
+        waiting: set[asyncio.Future[Any]] = {result, disconnected}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        disconnected.cancel()
+    if result.done():
+        return cast(R, result.result())
+    result.add_done_callback(_consume)
+    raise ClientDisconnectedError("the client disconnected")
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

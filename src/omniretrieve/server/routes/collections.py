@@ -15,7 +15,7 @@ from omniretrieve.index.settings import settings_json
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
-from omniretrieve.server.routes import app_config, ready_pool
+from omniretrieve.server.routes import app_config, ready_pool, result_unless_disconnected
 from omniretrieve.server.schemas import CreateCollectionRequest, SearchRequest, UpsertRequest
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
@@ -94,7 +94,13 @@ async def show_collection(name: str, request: Request) -> dict[str, Any]:
 async def tune_collection(name: str, request: Request) -> dict[str, Any]:
     """Fit the collection's fusion and reranker mix on pseudo-queries now (upserts do it on
     their own as the collection grows)."""
-    fitted = await locked(request, name, lambda c: c.tune())
+    collections = manager(request)
+    entry = await in_collection_threads(request, collections.get, name)
+    job = collections.tuning.tune(entry)
+    try:  # the fit runs in the tuning queue's thread; the last client to leave cancels it
+        fitted = await result_unless_disconnected(request, job.future)
+    finally:
+        collections.tuning.leave(job)
     return {"name": name, "tuning": fitted.to_json()}
 
 
