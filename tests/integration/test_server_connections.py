@@ -163,3 +163,38 @@ def test_kept_alive_connections_close_when_idle(served) -> None:
     assert b"200 OK" in sock.recv(4096)
     assert closed_by_server(sock)
     sock.close()
+
+
+def test_a_running_batch_whose_client_left_stops_at_its_next_model_batch(server_pool) -> None:
+    """Issue 28, item 9: a 64-text request (one job, four model batches of 16 long texts)
+    whose client leaves once the model started stops after the model batch under way."""
+    from tests.builders.servers import running_app
+
+    config = ServerConfig()
+    pool = server_pool(config)
+    loaded = next(iter(pool.embedders.values()))
+    started, encoded = threading.Event(), []
+    real = loaded.model.encode
+
+    def spied(inputs, **options):
+        progress = options.get("progress")
+
+        def counted(done: int) -> None:
+            encoded.append(done)
+            if progress is not None:
+                progress(done)
+
+        started.set()
+        return real(inputs, **{**options, "progress": counted})
+
+    text = " ".join(f"word{i} cells membrane protein" for i in range(80))  # > 256 tokens
+    with running_app(config, pool) as (base, _), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loaded.model, "encode", spied)
+        port = int(base.rsplit(":", 1)[1])
+        sock = raw_request(port, {"input": [f"{i} {text}" for i in range(64)]})
+        assert started.wait(60)
+        sock.close()
+        assert wait_for(lambda: loaded.queue.pending_cost == 0, 120)
+        assert 0 < sum(encoded) < 64, encoded  # stopped after the model batch under way
+        one = httpx.post(f"{base}/v1/embeddings", json={"input": "still served"}, timeout=30)
+        assert one.status_code == 200

@@ -166,3 +166,56 @@ def test_futures_cancelled_by_their_callers_never_break_the_worker() -> None:
     assert queue.submit(2, cost=1).result(timeout=10) == 2  # the worker is alive
     assert seen == [0, 2] and queue.pending_cost == 0
     queue.close()
+
+
+def test_an_abandoned_running_batch_stops_at_its_next_check() -> None:
+    """Issue 28, item 9: ``abandon`` marks a running job; once every job of the batch is
+    marked, the process function's next ``check_abandoned`` ends it, and nobody retries."""
+    from omniretrieve.errors import ClientDisconnectedError
+
+    steps: list[str] = []
+    started, gate = threading.Event(), threading.Event()
+
+    def process(payloads: Sequence[str]) -> list[str]:
+        for step in range(10):
+            queue.check_abandoned()
+            steps.append(f"{payloads[0]}{step}")
+            if payloads == ["x"] and step == 0:
+                started.set()
+                gate.wait(10)
+        return list(payloads)
+
+    queue: BatchingQueue[str, str] = BatchingQueue("t", process)
+    future = queue.submit("x", cost=1)
+    assert started.wait(10)
+    queue.abandon(future)
+    gate.set()
+    with pytest.raises(ClientDisconnectedError):
+        future.result(timeout=10)
+    assert steps == ["x0"]
+    assert queue.submit("y", cost=1).result(timeout=10) == "y"  # the next job runs whole
+    assert steps[1:] == [f"y{i}" for i in range(10)]
+    queue.close()
+
+
+def test_a_batch_goes_on_while_one_of_its_clients_is_still_there() -> None:
+    from omniretrieve.errors import ClientDisconnectedError
+
+    started, gate = threading.Event(), threading.Event()
+
+    def process(payloads: Sequence[int]) -> list[int]:
+        started.set()
+        gate.wait(10)
+        queue.check_abandoned()
+        return [p * 2 for p in payloads]
+
+    queue: BatchingQueue[int, int] = BatchingQueue("t", process, max_wait_s=5)
+    with queue.expecting():
+        leaving, staying = queue.submit(1, cost=1), queue.submit(2, cost=1)
+    assert started.wait(10)
+    queue.abandon(leaving)
+    gate.set()
+    assert staying.result(timeout=10) == 4
+    assert leaving.result(timeout=10) == 2  # computed anyway: it shared the batch
+    assert not isinstance(leaving.exception(), ClientDisconnectedError)
+    queue.close()

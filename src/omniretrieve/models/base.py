@@ -142,12 +142,17 @@ class RerankModel(ABC):
         progress: ProgressCallback | None = None,
     ) -> ScoreOutput: ...
 
-    def score_many(self, requests: Sequence[tuple[Input, Sequence[Input]]]) -> list[ScoreOutput]:
+    def score_many(
+        self,
+        requests: Sequence[tuple[Input, Sequence[Input]]],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> list[ScoreOutput]:
         """Several (query, documents) requests; one output each. Families whose pairs are
         scored independently override this to share model batches across requests (the
         server merges concurrent requests); the default scores each request on its own, as a
         family whose scores depend on the whole set must."""
-        return [self.score(query, documents) for query, documents in requests]
+        return [self.score(query, documents, progress=progress) for query, documents in requests]
 
     @classmethod
     @abstractmethod

@@ -10,8 +10,10 @@ waits. When the pending cost would exceed
 ``max_pending_cost`` a submission is refused with :class:`QueueFullError` (the server answers
 429 with a Retry-After derived from the backlog and the measured throughput) instead of letting
 the queue grow without limit. A queued job whose caller went away is taken out with
-``cancel()`` and never runs. ``close()`` stops new submissions and finishes what was already
-accepted.
+``cancel()`` and never runs; ``abandon()`` also stops a running batch at its next model batch
+once every job in it was abandoned (the process function asks :meth:`BatchingQueue.check_abandoned`
+between its model batches), so a client that leaves frees the model within one model batch.
+``close()`` stops new submissions and finishes what was already accepted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from omniretrieve.errors import ClientDisconnectedError
 from omniretrieve.errors import QueueClosedError as QueueClosedError
 from omniretrieve.errors import QueueFullError as QueueFullError
 
@@ -39,6 +42,8 @@ class _Job(Generic[P, R]):
     cost: int
     key: Hashable
     future: Future[R] = field(default_factory=Future)
+    abandoned: bool = False
+    """Its caller left while it ran (see :meth:`BatchingQueue.abandon`)."""
 
 
 class BatchingQueue(Generic[P, R]):
@@ -63,6 +68,7 @@ class BatchingQueue(Generic[P, R]):
         self._on_batch = on_batch
         self._on_idle = on_idle
         self._jobs: deque[_Job[P, R]] = deque()
+        self._running: list[_Job[P, R]] = []
         self._pending_cost = 0
         self._items_per_s: float | None = None
         """Measured throughput (a moving average over batches), for Retry-After."""
@@ -112,6 +118,24 @@ class BatchingQueue(Generic[P, R]):
             self._purge_cancelled()
             self._cond.notify_all()
             return True
+
+    def abandon(self, future: Future[R]) -> None:
+        """The caller of ``future`` left: a queued job never runs (:meth:`cancel`); a running
+        one is marked, and its batch stops at its next check once all its jobs are."""
+        with self._cond:
+            if self.cancel(future):
+                return
+            for job in self._running:
+                if job.future is future:
+                    job.abandoned = True
+
+    def check_abandoned(self) -> None:
+        """Raise :class:`ClientDisconnectedError` when every job of the running batch was
+        abandoned (the process function calls this before and between its model batches;
+        from the worker thread)."""
+        with self._cond:
+            if self._running and all(job.abandoned for job in self._running):
+                raise ClientDisconnectedError("every client of this batch disconnected")
 
     def submit(self, payload: P, *, cost: int, key: Hashable = None) -> Future[R]:
         job: _Job[P, R] = _Job(payload, max(cost, 1), key)
@@ -197,11 +221,14 @@ class BatchingQueue(Generic[P, R]):
                 continue
             cost = sum(job.cost for job in batch)
             started = time.perf_counter()
+            with self._cond:
+                self._running = batch
             try:
                 self._deliver(batch)
             finally:
                 self.record_throughput(cost, time.perf_counter() - started)
                 with self._cond:
+                    self._running = []
                     self._pending_cost -= cost
                     idle = not self._jobs
                 if self._on_batch is not None:
@@ -212,12 +239,18 @@ class BatchingQueue(Generic[P, R]):
     def _deliver(self, batch: list[_Job[P, R]]) -> None:
         try:
             results = self._process([job.payload for job in batch])
+        except ClientDisconnectedError as exc:  # every caller left: nobody to retry for
+            for job in batch:
+                job.future.set_exception(exc)
+            return
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
                 return
             # one bad job must not fail its neighbours: retry them one by one
             for job in batch:
+                with self._cond:
+                    self._running = [job]
                 self._deliver([job])
             return
         for job, result in zip(batch, results, strict=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -80,10 +80,20 @@ class LoadedReranker:
         )
 
 
-def encode_merged(model: EmbeddingModel, jobs: Sequence[EncodeJob]) -> list[EncodeOutput]:
-    """Run jobs that share task and instruction as one model call, then split the output."""
+def encode_merged(
+    model: EmbeddingModel, jobs: Sequence[EncodeJob], check: Callable[[], None] = lambda: None
+) -> list[EncodeOutput]:
+    """Run jobs that share task and instruction as one model call, then split the output.
+    ``check()`` runs before it and after each model batch (it raises to stop: every client
+    of these jobs left)."""
+    check()
     merged = [item for job in jobs for item in job.inputs]
-    output = model.encode(merged, task=jobs[0].task, instruction=jobs[0].instruction)
+    output = model.encode(
+        merged,
+        task=jobs[0].task,
+        instruction=jobs[0].instruction,
+        progress=lambda _: check(),
+    )
     results, start = [], 0
     for job in jobs:
         end = start + len(job.inputs)
@@ -96,6 +106,15 @@ def encode_merged(model: EmbeddingModel, jobs: Sequence[EncodeJob]) -> list[Enco
         )
         start = end
     return results
+
+
+def score_merged(
+    model: RerankModel, jobs: Sequence[RerankJob], check: Callable[[], None]
+) -> list[ScoreOutput]:
+    """Score the jobs' pairs in one model call, checked as :func:`encode_merged`."""
+    check()
+    pairs = [(job.query, job.documents) for job in jobs]
+    return list(model.score_many(pairs, progress=lambda _: check()))
 
 
 class ModelPool:
@@ -164,7 +183,7 @@ class ModelPool:
     ) -> None:
         queue: BatchingQueue[EncodeJob, EncodeOutput] = BatchingQueue(
             model.model_id,
-            lambda jobs: encode_merged(model, jobs),
+            lambda jobs: encode_merged(model, jobs, queue.check_abandoned),
             max_wait_s=self.config.batch_wait_ms / 1000,
             max_batch_cost=self.config.max_batch_items,
             max_pending_cost=self.config.limits.max_pending_items,
@@ -179,7 +198,7 @@ class ModelPool:
         # a family whose scores depend on the whole set scores each request alone
         queue: BatchingQueue[RerankJob, ScoreOutput] = BatchingQueue(
             model.model_id,
-            lambda jobs: model.score_many([(job.query, job.documents) for job in jobs]),
+            lambda jobs: score_merged(model, jobs, queue.check_abandoned),
             max_wait_s=self.config.batch_wait_ms / 1000,
             max_batch_cost=self.config.max_batch_items,
             max_pending_cost=self.config.limits.max_pending_items,

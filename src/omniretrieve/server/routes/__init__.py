@@ -71,7 +71,7 @@ async def results_unless_disconnected(
         return list(results.result())
     results.add_done_callback(_consume)  # cancelled parts end it: nobody awaits it now
     for future in futures:
-        queue.cancel(future)
+        queue.abandon(future)  # queued: never runs; running: stops at its next model batch
     results.cancel()
     raise ClientDisconnectedError("the client disconnected; its queued work was dropped")
 
