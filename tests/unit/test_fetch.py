@@ -151,3 +151,14 @@ def test_allowed_hosts_are_fetched_by_name_only() -> None:
             check_url(url, policy, field="f", resolver=resolver)
     with pytest.raises(InputError, match="non-public"):
         check_url("http://images.internal/a.png", FetchPolicy(), field="f", resolver=resolver)
+
+
+def test_a_server_sending_a_byte_at_a_time_is_cut_off_at_the_deadline() -> None:
+    """Each byte arrives well within the per-read timeout: only the deadline on the whole
+    fetch ends it (issue 28, item 6)."""
+    from tests.builders.drip_server import drip_server
+
+    policy = FetchPolicy(timeout_s=5, deadline_s=1.0, allowed_networks=("127.0.0.1/32",))
+    with drip_server(interval_s=0.1, size=100) as (base, _):
+        with pytest.raises(InputError, match="longer than 1 s"):
+            fetch_url(f"{base}/slow.png", policy)

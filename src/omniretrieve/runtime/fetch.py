@@ -3,13 +3,16 @@
 Only http and https; the host is resolved once and every address it resolves to must be public
 (no loopback, private, link-local, multicast, reserved or unspecified addresses, IPv4 or IPv6);
 the connection goes to the checked address (no second DNS lookup that could answer otherwise);
-redirects are followed by hand, each hop checked the same way; timeouts and a byte cap apply.
+redirects are followed by hand, each hop checked the same way; a byte cap applies, and two
+clocks: ``timeout_s`` for each connect and read, ``deadline_s`` for the whole fetch (redirects
+and body included), so a server that sends a byte at a time cannot hold a fetch for minutes.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -54,6 +57,9 @@ def is_public(address: IPAddress) -> bool:
 @dataclass(frozen=True)
 class FetchPolicy:
     timeout_s: float = 10.0
+    """Each connect and each read."""
+    deadline_s: float = 20.0
+    """The whole fetch: every redirect and the whole body."""
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 3
     allowed_networks: tuple[str, ...] = field(default_factory=tuple)
@@ -114,6 +120,7 @@ def fetch_url(
     """GET ``url`` under ``policy``; returns the body bytes or raises InputError/LimitExceeded."""
     import httpx
 
+    deadline = time.monotonic() + policy.deadline_s
     current = url
     for _ in range(policy.max_redirects + 1):
         host, port, address = check_url(current, policy, field=field, resolver=resolver)
@@ -124,9 +131,8 @@ def fetch_url(
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "omniretrieve"}
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         try:
-            with httpx.Client(
-                timeout=policy.timeout_s, follow_redirects=False, trust_env=False
-            ) as client:
+            timeout = min(policy.timeout_s, _left(deadline, policy, field))
+            with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
                 with client.stream(
                     "GET", pinned, headers=headers, extensions=extensions
                 ) as response:
@@ -139,7 +145,9 @@ def fetch_url(
                             f"{field}: fetching the image returned HTTP {response.status_code}",
                             field=field,
                         )
-                    return _read_capped(response.iter_bytes(), policy.max_bytes, field)
+                    return _read_capped(
+                        response.iter_bytes(), policy.max_bytes, field, deadline, policy
+                    )
         except httpx.HTTPError as exc:
             raise InputError(
                 f"{field}: the image could not be fetched ({type(exc).__name__})", field=field
@@ -147,9 +155,22 @@ def fetch_url(
     raise InputError(f"{field}: more than {policy.max_redirects} redirects", field=field)
 
 
-def _read_capped(chunks: Iterable[bytes], limit: int, field: str) -> bytes:
+def _left(deadline: float, policy: FetchPolicy, field: str) -> float:
+    """Seconds left before the fetch's deadline, or an error once it passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise InputError(
+            f"{field}: fetching the image took longer than {policy.deadline_s:g} s", field=field
+        )
+    return left
+
+
+def _read_capped(
+    chunks: Iterable[bytes], limit: int, field: str, deadline: float, policy: FetchPolicy
+) -> bytes:
     body = bytearray()
     for chunk in chunks:
+        _left(deadline, policy, field)
         body.extend(chunk)
         if len(body) > limit:
             raise LimitExceededError(

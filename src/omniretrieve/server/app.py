@@ -51,6 +51,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
             yield
         finally:
             await asyncio.to_thread(app.state.collections.close)
+            app.state.image_fetcher.close()
             if owns_pool:  # a pool handed in belongs to the caller, who closes it
                 await asyncio.to_thread(pool.close)
 

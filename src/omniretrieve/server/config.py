@@ -30,6 +30,12 @@ class Limits:
     max_image_pixels: int = 40_000_000
     max_pending_items: int = 16_384
     """Inputs + documents waiting per model before new requests get 429."""
+    max_fetch_seconds: float = 20.0
+    """One image URL's whole fetch (redirects and body); each read also times out at 10 s."""
+    max_request_fetch_seconds: float = 30.0
+    """All of one request's image URLs, fetched concurrently."""
+    max_pending_fetches: int = 64
+    """Image URLs being fetched or waiting for a fetch thread before new ones get 429."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,9 @@ class ServerConfig:
     def fetch_policy(self) -> FetchPolicy:
         """The SSRF policy for this server's image URLs."""
         return FetchPolicy(
-            max_bytes=self.limits.max_image_bytes, allowed_hosts=self.allowed_image_hosts
+            max_bytes=self.limits.max_image_bytes,
+            allowed_hosts=self.allowed_image_hosts,
+            deadline_s=self.limits.max_fetch_seconds,
         )
 
 

@@ -1,5 +1,12 @@
-"""Image URLs of a request, fetched before its model work: concurrently, off the event loop
-and off the model's thread, each unique URL once, through a bounded cache.
+"""Image URLs of a request, fetched before its model work: concurrently, in a bounded pool of
+fetch threads of their own (never the event loop's default pool, which token counting and
+image decoding share), each unique URL once, through a bounded cache.
+
+Three bounds keep slow image servers from stalling anything else: each fetch has a deadline
+(``max_fetch_seconds``, however slowly the server sends), a request's fetches together have a
+budget (``max_request_fetch_seconds``: past it the request is answered with an error naming
+the field, its fetches run out on their own deadline), and at most ``max_pending_fetches``
+URLs are being fetched or waiting for a thread (then a 429).
 
 The cache maps a URL to the sha256 of what it returned and keeps each distinct content once,
 least recently used first out when ``max_bytes`` is exceeded; an entry older than ``ttl_s`` is
@@ -16,13 +23,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from omniretrieve.errors import InputError, QueueFullError
 from omniretrieve.inputs import ImageInput, Input, MixedInput, open_image
 from omniretrieve.runtime.fetch import FetchPolicy, fetch_url
 from omniretrieve.server.config import Limits
 
 DEFAULT_TTL_S = 600.0
+FETCH_THREADS = 8
+"""Image URLs fetched at once (the rest wait for a thread, within the request's budget)."""
 
 
 def is_url(image: ImageInput) -> bool:
@@ -44,6 +54,15 @@ class ImageFetcher:
         self._size = 0
         self._inflight: dict[str, Future[bytes]] = {}
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="image-fetch")
+        self._pending = 0
+
+    def close(self) -> None:
+        """Drop waiting fetches; running ones end at their deadline. A fresh pool takes new
+        ones (an app whose lifespan runs again)."""
+        stopped = self._executor
+        self._executor = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="image-fetch")
+        stopped.shutdown(wait=False, cancel_futures=True)
 
     async def prefetch(self, items: Sequence[tuple[str, Input]]) -> list[Input]:
         """``items`` (field name, input) with every image URL replaced by its bytes."""
@@ -54,9 +73,7 @@ class ImageFetcher:
                 wanted.setdefault(str(image.source), field)
         if not wanted:
             return [item for _, item in items]
-        fetched = await asyncio.gather(
-            *(asyncio.to_thread(self.get, url, field) for url, field in wanted.items())
-        )
+        fetched = await self._fetch_all(wanted)
         data = dict(zip(wanted, fetched, strict=True))
         out: list[Input] = []
         for _, item in items:
@@ -66,6 +83,36 @@ class ImageFetcher:
                 item = MixedInput(item.text, replaced) if isinstance(item, MixedInput) else replaced
             out.append(item)
         return out
+
+    async def _fetch_all(self, wanted: dict[str, str]) -> list[bytes]:
+        """``wanted`` (url -> field) fetched in the fetch threads, within the request's budget."""
+        with self._lock:
+            if self._pending + len(wanted) > self.limits.max_pending_fetches:
+                raise QueueFullError(
+                    f"{self._pending} image URLs are being fetched (limit "
+                    f"{self.limits.max_pending_fetches}); retry shortly",
+                    retry_after_s=5,
+                )
+            self._pending += len(wanted)
+        started = [self._executor.submit(self.get, url, field) for url, field in wanted.items()]
+        for future in started:  # counted until its thread is done with it (or it never ran)
+            future.add_done_callback(self._done)
+        budget = self.limits.max_request_fetch_seconds
+        try:
+            gathered = asyncio.gather(*(asyncio.wrap_future(f) for f in started))
+            return list(await asyncio.wait_for(gathered, budget))
+        except TimeoutError:
+            for future in started:
+                future.cancel()  # waiting: never runs; running: ends at its own deadline
+            raise InputError(
+                f"{next(iter(wanted.values()))}: fetching this request's image URLs took longer "
+                f"than {budget:g} s",
+                field=next(iter(wanted.values())),
+            ) from None
+
+    def _done(self, _: Future[bytes]) -> None:
+        with self._lock:
+            self._pending -= 1
 
     def get(self, url: str, field: str) -> bytes:
         """The bytes behind ``url``: from the cache, from a fetch already under way, or
