@@ -238,6 +238,21 @@ def collections_drop(
     typer.echo(f"dropped {name}", err=True)
 
 
+@collections_app.command("repair")
+@handle_errors
+def collections_repair(
+    name: str = typer.Argument(..., help="Collection name."),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """Accept what Milvus still holds of a collection whose documents Milvus alone holds,
+    after its data was lost or damaged (opening refuses such a collection until then)."""
+    from omniretrieve.index.collection import Collection
+
+    with Collection.open(name, root=root, repair=True) as collection:
+        count = len(collection)
+    sys.stdout.write(json.dumps({"collection": name, "documents": count}) + "\n")
+
+
 @collections_app.command("show")
 @handle_errors
 def collections_show(

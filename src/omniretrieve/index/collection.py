@@ -23,6 +23,7 @@ from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
 from omniretrieve.index.catalog import collection_names, drop_collection
 from omniretrieve.index.documents import check_name
+from omniretrieve.index.held_ledger import check_held_files, open_ledger
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
 from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
 from omniretrieve.index.milvus_documents import HeldState, prefetch
@@ -78,6 +79,7 @@ class Collection:
         embedders: Mapping[str, IndexEmbedder] | None = None,
         rerankers: Mapping[str, IndexReranker] | None = None,
         read_only: bool = False,
+        repair: bool = False,
     ) -> None:
         self.directory = directory
         self.name = directory.name
@@ -94,10 +96,14 @@ class Collection:
             if not read_only:
                 self._store.lock()
             undo.callback(self._store.close)
-            self._open_parts(settings, read_only, undo)
+            self._open_parts(settings, read_only, undo, repair)
             undo.pop_all()  # opened: close() releases them from now on
 
-    def _open_parts(self, settings: CollectionSettings, read_only: bool, undo: ExitStack) -> None:
+    def _open_parts(
+        self, settings: CollectionSettings, read_only: bool, undo: ExitStack, repair: bool
+    ) -> None:
+        if not repair:
+            check_held_files(self.directory, settings)
         models = {field_name(m): m for m in settings.embedders}
         held = settings.storage == "milvus"
         self._languages = LanguageCache(
@@ -112,6 +118,9 @@ class Collection:
             languages=self._languages,
         )
         undo.callback(self._vectors.close)
+        self._ledger = open_ledger(
+            self._store, self._vectors, repair=repair, writable=not read_only
+        )
         if read_only:
             self._version = self._store.version()
             self._state: StoredState = self._store.load_consistent(
@@ -159,16 +168,24 @@ class Collection:
         embedders: Mapping[str, IndexEmbedder] | None = None,
         rerankers: Mapping[str, IndexReranker] | None = None,
         read_only: bool = False,
+        repair: bool = False,
     ) -> Collection:
         """Open an existing collection; ``read_only`` opens it beside a writer, seeing the
-        acknowledged writes as of now (:meth:`refresh` catches up later)."""
+        acknowledged writes as of now (:meth:`refresh` catches up later). ``repair``: where
+        Milvus alone holds the documents and holds fewer than the folder records, accept what
+        it holds (:mod:`~omniretrieve.index.held_ledger`; refused otherwise)."""
         check_name(name)
         directory = (root or default_root()) / name
         if not directory.is_dir():
             raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
         settings = read_settings(CollectionStore(directory))
         return cls(
-            directory, settings, embedders=embedders, rerankers=rerankers, read_only=read_only
+            directory,
+            settings,
+            embedders=embedders,
+            rerankers=rerankers,
+            read_only=read_only,
+            repair=repair,
         )
 
     @classmethod
@@ -232,6 +249,8 @@ class Collection:
         if isinstance(self._state, HeldState) and self._store.wal_bytes() > 0:
             upserted, deleted = self._state.unsettled()
             if not upserted and not deleted:
+                if self._ledger is not None:
+                    self._ledger.settle()  # Milvus holds them: recorded before the WAL empties
                 self._store.reset_wal()
 
     @property
@@ -399,6 +418,8 @@ class Collection:
         ids = [e["document"]["id"] for e in record["documents"]]
         prefetch(self._state.documents, ids)
         new = frozenset(d for d in ids if d not in self._state.documents)
+        if self._ledger is not None:
+            self._ledger.wrote(record, len(new))
         apply(self._state, record)
         self._invalidate()
         self._vectors.upsert(self._state, ids, new)
@@ -413,6 +434,8 @@ class Collection:
         if present:
             record = {"op": "delete", "ids": present}
             self._store.append(record)
+            if self._ledger is not None:
+                self._ledger.wrote(record, -len(present))
             apply(self._state, record)
             self._invalidate()
             self._vectors.delete(present, self._state)

@@ -24,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from omniretrieve.errors import CollectionFormatError
+from omniretrieve.hashing import document_hash
 from omniretrieve.index.milvus_store import MAX_ID_BYTES, SEPARATOR, MilvusVectors
 from omniretrieve.index.records import StoredDocument, StoredState, parse_spans
 
 DOCUMENTS_FIELD = "__documents__"
+LEDGER_ID = f"{SEPARATOR}ledger"
+"""The primary key of the ledger row (no document id holds the separator)."""
 PART_CHARS = 16_000
 """Characters of a document's JSON per row: at most 4 bytes each, under Milvus's 65,535."""
 CACHE_DOCUMENTS = 4_096
@@ -126,10 +130,46 @@ class MilvusDocumentRows:
                 for row in sorted(later, key=lambda r: (r["doc_id"], r["part"])):
                     bodies[row["doc_id"]].append(row["body"])
             for doc_id, pieces in bodies.items():
-                data = json.loads("".join(pieces))
-                spans = {f: parse_spans(v) for f, v in data["spans"].items()}
-                found[doc_id] = (StoredDocument.from_json(data["document"]), spans)
+                try:
+                    data = json.loads("".join(pieces))
+                    spans = {f: parse_spans(v) for f, v in data["spans"].items()}
+                    document = StoredDocument.from_json(data["document"])
+                    if document.content_hash and document.content_hash != document_hash(
+                        document.text, document.image
+                    ):
+                        raise ValueError("its text no longer matches its content hash")
+                    found[doc_id] = (document, spans)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise CollectionFormatError(
+                        f"Milvus ({self.milvus.uri}) holds a damaged row for document "
+                        f"{doc_id!r} ({type(exc).__name__}: {exc}); restore Milvus's data from "
+                        "a backup, or delete and upsert the document again"
+                    ) from exc
         return found
+
+    def write_ledger(self, ledger: Mapping[str, Any]) -> None:
+        """Replace this collection's ledger row (:mod:`omniretrieve.index.held_ledger`)."""
+        name = self._ensure()
+        row = {
+            "pid": LEDGER_ID,
+            "doc_id": LEDGER_ID,
+            "part": -1,
+            "parts": 0,
+            "lang": "",
+            "body": json.dumps(dict(ledger)),
+            "marker": [0.0, 0.0],
+        }
+        self._client.upsert(name, [row])
+
+    def read_ledger(self) -> Any:
+        """The ledger row's content (None: there is none; anything else as found)."""
+        found = self._client.get(self._ensure(), ids=[LEDGER_ID], output_fields=["body"])
+        if not found:
+            return None
+        try:
+            return json.loads(found[0]["body"])
+        except ValueError:
+            return "damaged"
 
     def count(self) -> int:
         result = self._client.query(self._ensure(), filter="part == 0", output_fields=["count(*)"])

@@ -334,6 +334,12 @@ class MilvusVectors:
             for hits in results
         ]
 
+    def missing(self, fields: Iterable[str]) -> list[str]:
+        """Which of these fields' Milvus collections do not exist."""
+        return [
+            f for f in fields if not self._client.has_collection(milvus_name(self.collection, f))
+        ]
+
     def drop(self, fields: Iterable[str]) -> None:
         for field in fields:
             name = milvus_name(self.collection, field)

@@ -182,7 +182,7 @@ class CollectionStore:
         if snapshot is not None:
             read_snapshot(snapshot, state, legacy=self._settings_version() == 1)
         path = self.directory / "wal.jsonl"
-        for number, operation in self._wal_records():
+        for number, operation in self.wal_records():
             try:
                 apply(state, operation)
             except ValueError as exc:  # apply() reports every wrongly shaped field so
@@ -235,7 +235,7 @@ class CollectionStore:
         except (OSError, ValueError, AttributeError):
             return None
 
-    def _wal_records(self) -> Iterator[tuple[int, Any]]:
+    def wal_records(self) -> Iterator[tuple[int, Any]]:
         """The WAL's operations with their line numbers. A torn last line (the writer died
         mid-line: never acknowledged) is cut off the file, so the next append starts on a
         clean line."""
