@@ -123,3 +123,26 @@ def test_the_cli_says_what_is_missing_and_repairs_on_request(tmp_path: Path, pri
     repaired = cli("collections", "repair", "h")
     assert repaired.returncode == 0, repaired.stderr
     assert json.loads(repaired.stdout) == {"collection": "h", "documents": 0}
+
+
+def test_filters_with_control_characters_on_milvus(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """Issue 28, item 8: Milvus expressions have no \\u escapes; a filter value or key with
+    any control character finds its document (it was a 500)."""
+    model = str(tiny_bert_dir)
+    values = [f"x{chr(i)}y" for i in [*range(1, 32), 127]] + ['q"u\\o']
+    docs = [
+        {"id": f"c{i}", "text": f"control document {i}", "metadata": {"k": v, "k\ty": v}}
+        for i, v in enumerate(values)
+    ]
+    with Collection.create(
+        "f",
+        root=tmp_path,
+        settings=built_settings(model),
+        embedders={model: Embedder(tiny_bert_dir)},
+    ) as collection:
+        collection.upsert(docs)
+        for i, value in enumerate(values):
+            for key in ("k", "k\ty"):
+                for mode in ("sparse", "dense"):
+                    hits = collection.search("control document", mode=mode, filter={key: value})
+                    assert [h.doc_id for h in hits] == [f"c{i}"], (repr(value), key, mode)

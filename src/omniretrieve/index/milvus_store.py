@@ -94,13 +94,23 @@ def milvus_name(collection: str, field: str) -> str:
     return name if name[0].isalpha() or name[0] == "_" else f"c_{name}"
 
 
+MILVUS_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+"""Milvus's expression strings know these escapes and no ``\\uXXXX``; every other character,
+control characters included, stands for itself between the quotes."""
+
+
+def quoted(text: str) -> str:
+    """``text`` as a Milvus expression string literal."""
+    return '"' + "".join(MILVUS_ESCAPES.get(ch, ch) for ch in text) + '"'
+
+
 def literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return quoted(value)
     raise InputError(
         "Milvus filters take strings, numbers and booleans; got "
         f"{type(value).__name__} ({value!r})",
@@ -114,7 +124,7 @@ def filter_expression(conditions: Mapping[str, Any] | None) -> str:
         return ""
     clauses = []
     for key, condition in conditions.items():
-        target = f"meta[{json.dumps(str(key), ensure_ascii=False)}]"
+        target = f"meta[{quoted(str(key))}]"
         if isinstance(condition, Mapping):
             values = condition.get("in")
             if set(condition) != {"in"} or not isinstance(values, list):
