@@ -217,3 +217,40 @@ def test_an_image_dropped_on_the_search_form_is_the_query(server: str, browser) 
     )
     status = wait_for(browser, "#status.error")
     assert "image without text" in status.text  # sent as an image query (MiniLM reads text)
+
+
+def test_a_document_id_never_makes_the_page_call_another_endpoint(server: str, browser) -> None:
+    """Issue 28, item 8: a hit's id goes into the document URL as one encoded segment; an id
+    like ``../../../metrics`` still fetches that document (its thumbnail shows), never
+    ``/metrics`` with the viewer's key."""
+    from tests.builders.servers import png_data_uri
+
+    doc_id = "../../../metrics"
+    document = {
+        "id": doc_id,
+        "text": "Zebra stripes confuse biting flies.",
+        "image": png_data_uri(),
+    }
+    httpx.put(
+        f"{server}/v1/collections/notes/documents",
+        json={"documents": [document]},
+        headers={"Authorization": "Bearer page-key"},
+        timeout=60,
+    ).raise_for_status()
+    browser.get(f"{server}/")
+    browser.execute_script("localStorage.setItem('omniretrieve-key', 'page-key')")
+    browser.get(f"{server}/?collection=notes&q=zebra+stripes+flies&mode=sparse")
+    wait_for(browser, "#hits li.hit img.thumbnail[src^='data:image/']")
+    requested = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+    )
+    assert any("/documents/..%2F..%2F..%2Fmetrics" in url for url in requested), requested
+    assert not any(url.endswith("/metrics") for url in requested), requested
+
+
+def test_pages_carry_a_content_security_policy(server: str, browser) -> None:
+    """The page works under its policy (no inline script runs on it)."""
+    response = httpx.get(f"{server}/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    browser.get(f"{server}/")
+    assert browser.execute_script("return typeof window.fetch") == "function"

@@ -338,3 +338,92 @@ def test_a_failed_open_does_not_lock_the_collection_out(server, monkeypatch) -> 
     response = client.post("/v1/collections/reopened/search", json={"query": "cats"})
     assert response.status_code == 200, response.text
     assert [h["doc_id"] for h in response.json()["hits"]] == ["a"]
+
+
+# -- issue 28, item 8 ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def guarded(server_pool):
+    """An app with an API key and one CORS origin."""
+    config = ServerConfig(api_keys=("k1",), cors_origins=("http://ui.example",))
+    with TestClient(create_app(config, pool=server_pool(config))) as client:
+        yield client
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "GET"])
+def test_cors_preflights_pass_without_a_key_and_errors_carry_cors_headers(guarded, method) -> None:
+    preflight = guarded.options(
+        "/v1/collections/x/documents",
+        headers={
+            "Origin": "http://ui.example",
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "http://ui.example"
+    assert method in preflight.headers["access-control-allow-methods"]
+    refused = guarded.post(
+        "/v1/embeddings", json={"input": "x"}, headers={"Origin": "http://ui.example"}
+    )
+    assert refused.status_code == 401  # the browser can read why
+    assert refused.headers["access-control-allow-origin"] == "http://ui.example"
+
+
+@pytest.mark.parametrize("path", ["/", "/page/search.js", "/docs", "/redoc", "/v1/models"])
+def test_security_headers_on_every_page_and_answer(guarded, path) -> None:
+    response = guarded.get(path, headers={"Authorization": "Bearer k1"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+    inline = "'unsafe-inline'" in policy.split("script-src")[1].split(";")[0]
+    assert inline == (path in ("/docs", "/redoc"))  # the page runs no inline script
+    assert "cdn" not in policy
+
+
+def test_api_keys_are_trimmed_and_must_be_ascii(tmp_path) -> None:
+    from omniretrieve.errors import InputError
+    from omniretrieve.server.config import read_api_keys
+
+    assert read_api_keys([" k1 ", "k2\n", "  "], None) == ("k1", "k2")
+    for bad in ("clé", "two words", "tab\there"):
+        with pytest.raises(InputError, match="API key #1"):
+            read_api_keys([bad], None)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/collections/door/search", {"query": "cats", "top_k": "10"}, "top_k"),
+        ("/v1/collections/door/search", {"query": "cats", "top_k": True}, "top_k"),
+        ("/v1/collections/door/search", {"query": "cats", "top_k": 2.0}, "top_k"),
+        ("/v1/collections/door/search", {"query": "cats", "rerank": 1}, "rerank"),
+        ("/v1/collections/door/search", {"query": "cats", "max_chars": "5"}, "max_chars"),
+        ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": "1"}, "top_n"),
+        ("/v1/rerank", {"query": "q", "documents": ["a"], "return_documents": "yes"},
+         "return_documents"),
+        ("/v1/embeddings", {"input": "x", "dimensions": "8"}, "dimensions"),
+        ("/v1/embeddings", {"input": "x", "normalized": 0}, "normalized"),
+    ],
+)  # fmt: skip
+def test_values_of_the_wrong_type_are_refused_not_coerced(server, path, body, field) -> None:
+    client, _, _ = server
+    make(client, "door")
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field, response.text
+
+
+def test_numeric_ids_are_refused_and_embedders_deduplicated_and_capped(server) -> None:
+    client, _, _ = server
+    make(client, "door")
+    numeric = client.put("/v1/collections/door/documents", json={"documents": [{"id": 7}]})
+    assert numeric.status_code == 422 and "documents[0].id" in numeric.text
+    same = ["all-MiniLM-L6-v2"] * 2000
+    many = client.post("/v1/collections", json={"name": "many", "embedders": same})
+    assert many.status_code == 422 and many.json()["error"]["field"] == "embedders"
+    twice = client.post("/v1/collections", json={"name": "twice", "embedders": same[:3]})
+    assert twice.status_code == 201, twice.text
+    assert twice.json()["settings"]["embedders"] == ["all-MiniLM-L6-v2"]

@@ -34,6 +34,10 @@ def default_root() -> Path:
     return Path(base) / "omniretrieve" / "collections"
 
 
+MAX_EMBEDDERS = 8
+"""Vector fields a collection may have (each upsert embeds every document once per field)."""
+
+
 @dataclass(frozen=True)
 class CollectionSettings:
     embedders: tuple[str, ...] = ("all-MiniLM-L6-v2",)
@@ -76,6 +80,14 @@ class CollectionSettings:
 
     def validate(self) -> CollectionSettings:
         self._check_types()
+        if len(set(self.embedders)) != len(self.embedders):
+            raise InputError("embedders names a model twice", field="embedders")
+        if len(self.embedders) > MAX_EMBEDDERS:
+            raise InputError(
+                f"embedders names {len(self.embedders)} models; a collection has at most "
+                f"{MAX_EMBEDDERS} vector fields",
+                field="embedders",
+            )
         if self.vector_store not in VECTOR_STORES:
             raise InputError(
                 f"vector_store must be one of {', '.join(VECTOR_STORES)}", field="vector_store"

@@ -27,7 +27,11 @@ from omniretrieve.server.ocr_fallback import create_reader
 from omniretrieve.server.page import DOCS_ASSETS, install_search_page
 from omniretrieve.server.pool import ModelPool
 from omniretrieve.server.routes import collections, embeddings, rerank, service
-from omniretrieve.server.security import ApiKeyMiddleware, BodySizeLimitMiddleware
+from omniretrieve.server.security import (
+    ApiKeyMiddleware,
+    BodySizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 
 log = logging.getLogger("omniretrieve.server")
 
@@ -73,16 +77,19 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         config.fetch_policy(), config.limits, config.image_cache_bytes
     )
 
+    # the last added runs first: CORS answers preflights (which carry no API key) and puts
+    # its headers on every answer, a 401 or a 413 included
+    app.add_middleware(JsonBodyCheckMiddleware)
+    app.add_middleware(ApiKeyMiddleware, keys=config.api_keys)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.limits.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(JsonBodyCheckMiddleware)
-    app.add_middleware(ApiKeyMiddleware, keys=config.api_keys)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.limits.max_body_bytes)
 
     @app.middleware("http")
     async def record_metrics(request: Request, call_next: Any) -> Response:

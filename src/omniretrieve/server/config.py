@@ -104,4 +104,12 @@ def read_api_keys(cli_keys: list[str] | None, key_file: Path | None) -> tuple[st
         except OSError as exc:
             raise InputError(f"cannot read the API key file {key_file}: {exc.strerror}") from exc
         keys += [line.strip() for line in lines if not line.lstrip().startswith("#")]
-    return tuple(dict.fromkeys(k for k in keys if k))
+    cleaned = [k.strip() for k in keys]
+    for number, key in enumerate(cleaned, 1):
+        if key and not (key.isascii() and key.isprintable() and " " not in key):
+            raise InputError(
+                f"API key #{number} has characters an Authorization header cannot carry "
+                "exactly (use printable ASCII without spaces)",
+                field="api-key",
+            )
+    return tuple(dict.fromkeys(k for k in cleaned if k))

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+)
 
 from omniretrieve.embedding_types import EmbeddingType
+from omniretrieve.index.settings import MAX_EMBEDDERS
 
 # Items are validated by omniretrieve.inputs (errors name the item: "documents[3]"); the
 # schemas below document their shape for clients and the OpenAPI page.
@@ -56,14 +65,16 @@ class EmbeddingsRequest(BaseModel):
     instruction: str | None = Field(
         None, description="Instruction for instruction-following models"
     )
-    dimensions: int | None = Field(None, ge=1, description="Matryoshka truncation")
+    dimensions: StrictInt | None = Field(None, ge=1, description="Matryoshka truncation")
     embedding_type: EmbeddingType | None = Field(None, description="Jina/Cohere output type")
     encoding_format: Literal["float", "base64"] | None = Field(
         None, description="OpenAI output type"
     )
-    normalized: bool = True
-    truncate: bool = Field(True, description="False: texts over the model's length are an error")
-    late_chunking: bool = Field(
+    normalized: StrictBool = True
+    truncate: StrictBool = Field(
+        True, description="False: texts over the model's length are an error"
+    )
+    late_chunking: StrictBool = Field(
         False, description="Jina's late chunking: not supported here (true is a 422)"
     )
     user: str | None = None
@@ -109,8 +120,8 @@ class RerankRequest(BaseModel):
     model: str | None = None
     query: ItemField
     documents: ItemList
-    top_n: int | None = Field(None, ge=1)
-    return_documents: bool = True
+    top_n: StrictInt | None = Field(None, ge=1)
+    return_documents: StrictBool = True
 
 
 class CohereRerankRequest(BaseModel):
@@ -123,11 +134,11 @@ class CohereRerankRequest(BaseModel):
         list[Any],
         WithJsonSchema({"type": "array", "items": {"anyOf": [{"type": "string"}, _ITEM_OBJECT]}}),
     ]
-    top_n: int | None = Field(None, ge=1)
-    max_tokens_per_doc: int | None = Field(
+    top_n: StrictInt | None = Field(None, ge=1)
+    max_tokens_per_doc: StrictInt | None = Field(
         None, ge=1, description="Accepted; documents are cut at the model's own maximum length"
     )
-    return_documents: bool = False
+    return_documents: StrictBool = False
 
 
 class RerankResultBody(BaseModel):
@@ -154,7 +165,11 @@ class ErrorResponse(BaseModel):
 class CreateCollectionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    embedders: list[str] | None = Field(None, description="Loaded embedder ids; default: the first")
+    embedders: list[str] | None = Field(
+        None,
+        max_length=MAX_EMBEDDERS,
+        description="Loaded embedder ids (a repeated one counts once); default: the first",
+    )
     quantization: Literal["float", "int8", "binary"] = "float"
     language: str = Field(
         "auto",
@@ -179,7 +194,7 @@ class CreateCollectionRequest(BaseModel):
         description="milvus: the documents live in Milvus alone (needs vector_store and sparse "
         "milvus); the server's memory no longer grows with the collection",
     )
-    ocr_images: bool = Field(
+    ocr_images: StrictBool = Field(
         True, description="Index the text OCR reads in documents' images (for BM25 and text models)"
     )
 
@@ -206,6 +221,19 @@ class UpsertRequest(BaseModel):
         ),
     ]
 
+    @field_validator("documents")
+    @classmethod
+    def _string_ids(cls, documents: list[Any]) -> list[Any]:
+        """Ids are strings over HTTP (a number is not turned into one silently)."""
+        for position, document in enumerate(documents):
+            if (
+                isinstance(document, dict)
+                and "id" in document
+                and not isinstance(document["id"], str)
+            ):
+                raise ValueError(f"documents[{position}].id must be a string")
+        return documents
+
 
 class QueryItem(BaseModel):
     """A query with an image: the image alone, or with a text (a composed query)."""
@@ -220,13 +248,13 @@ class SearchRequest(BaseModel):
     query: str | QueryItem = Field(
         ..., description='a text, or {"image": ...} / {"text": ..., "image": ...}'
     )
-    top_k: int = Field(10, ge=1, le=1000)
+    top_k: StrictInt = Field(10, ge=1, le=1000)
     mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
     rerank: bool | str = Field(
         False, description="true: the collection's reranker; or the id of a loaded reranker"
     )
     filter: dict[str, Any] | None = None
-    max_chars: int | None = Field(
+    max_chars: StrictInt | None = Field(
         None, ge=1, description="Return this much text from each hit's best passage"
     )
 
@@ -241,6 +269,14 @@ class SearchRequest(BaseModel):
         unknown = sorted(set(value) - {"text", "image"})
         if unknown:
             raise ValueError(f'query has unknown key(s) {unknown}; expected "text" and/or "image"')
+        return value
+
+    @field_validator("rerank", mode="before")
+    @classmethod
+    def _rerank_type(cls, value: Any) -> Any:
+        """One message naming ``rerank`` (not one per union member), no coercion."""
+        if not isinstance(value, bool | str):
+            raise ValueError("rerank is true, false or a loaded reranker's id")
         return value
 
     @field_validator("rerank")

@@ -58,7 +58,7 @@ async def list_collections(request: Request) -> dict[str, Any]:
 @router.post("", status_code=201)
 async def create_collection(body: CreateCollectionRequest, request: Request) -> dict[str, Any]:
     collections = manager(request)
-    embedders = tuple(body.embedders or [next(iter(collections.pool.embedders))])
+    embedders = tuple(dict.fromkeys(body.embedders or [next(iter(collections.pool.embedders))]))
     settings = CollectionSettings(
         embedders=embedders,
         quantization=body.quantization,

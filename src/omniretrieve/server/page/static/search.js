@@ -58,8 +58,9 @@ function thumbnail(docId) {
   image.className = "thumbnail";
   image.alt = docId;
   const collection = new URLSearchParams(location.search).get("collection");
+  // the whole id as one path segment ("/" too): an id can never reach another endpoint
   request("v1/collections/" + encodeURIComponent(collection) + "/documents/" +
-          docId.split("/").map(encodeURIComponent).join("/"))
+          encodeURIComponent(docId))
     .then((stored) => {
       if (stored.image && stored.image.startsWith("data:image/")) image.src = stored.image;
     })
