@@ -1,7 +1,21 @@
-"""Damage a collection's files between runs: every case must be a clear error, leave every file
-as it was, and, once the damaged file is restored, give back everything acknowledged.
+"""Damage a collection's files between runs: every case must be a clear error (or the
+documented fallback), leave every file as it was, and, once the damaged file is restored, give
+back everything acknowledged.
 
     python benchmarks/fault_test.py [--documents 300] [--model all-MiniLM-L6-v2]
+        [--only folder,tuning,milvus]
+
+Three groups of cases:
+
+- ``folder``: the files of a folder collection (below);
+- ``tuning``: ``tuning.json`` damaged in 47 ways (``tests/builders/tuning_damage.py``): the
+  documented fallback is a warning naming the file and equal fusion weights; the collection
+  opens (writer and reader), answers hybrid searches with and without the reranker exactly
+  as with no fit, the CLI searches without a traceback, and the file stays for inspection;
+- ``milvus``: the Milvus data of a collection whose documents Milvus alone holds, lost or
+  damaged in 17 ways (``tests/builders/milvus_damage.py``), plus a damaged document row:
+  every open is refused with a CollectionFormatError (the CLI: exit 1, one line), nothing is
+  written or recreated, and once the damage is undone every acknowledged document is back.
 
 A collection of SciFact documents is built with the real embedder: a snapshot (flushed) plus
 acknowledged writes still in the WAL. Each case copies it, damages one file (cut, emptied,
@@ -21,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -246,22 +261,160 @@ def run_case(
     }
 
 
+def searches(collection: Collection) -> list[list[tuple[str, float]]]:
+    answers = []
+    for rerank in (False, True):
+        hits = collection.search("cell biology", top_k=5, mode="hybrid", rerank=rerank)
+        json.dumps([h.to_json() for h in hits], allow_nan=False)
+        answers.append([(h.doc_id, round(h.score, 6)) for h in hits])
+    return answers
+
+
+def run_tuning_cases(base: Path, model: str, embedder: Embedder, limit: int) -> list[dict]:
+    """``tuning.json`` damaged: a warning, equal weights, the file kept (the fallback)."""
+    from omniretrieve.models.registry import DEFAULT_RERANKER
+    from tests.builders.tuning_damage import TUNING_DAMAGES, valid_tuning
+
+    pristine = base / "tuning-pristine"
+    texts = build(pristine, model, embedder, limit)
+    (pristine / NAME / "tuning.json").unlink(missing_ok=True)  # the fit the upserts made
+    models = {"embedders": {model: embedder}}
+    with Collection.open(NAME, root=pristine, **models) as collection:
+        equal = searches(collection)  # equal weights: what every damaged fit falls back to
+        collection.save_tuning(valid_tuning(model, DEFAULT_RERANKER))
+        assert searches(collection) != equal, "the fit must change the answers"
+    rows = []
+    for name, damage in TUNING_DAMAGES.items():
+        work = base / "tuning-work"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(pristine, work)
+        path = work / NAME / "tuning.json"
+        path.write_bytes(damage(path.read_bytes()))
+        before = fingerprint(work / NAME)
+        answered, warned = [], []
+        for read_only in (False, True):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    with Collection.open(NAME, root=work, read_only=read_only, **models) as c:
+                        answered.append(c.tuning() is None and searches(c) == equal)
+                        answered[-1] &= {d: c.get(d).text for d in c.document_ids()} == texts
+                except Exception as exc:  # anything raised fails the case
+                    answered.append(False)
+                    print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            warned.append(any(str(path) in str(w.message) for w in caught))
+        cli = cli_search(work)
+        row = {
+            "case": f"tuning: {name}",
+            "file": "tuning.json",
+            "error": "warning, equal weights" if all(warned) else "no warning",
+            "cli exit": cli.returncode,
+            "clear": all(warned) and cli.returncode == 0 and "Traceback" not in cli.stderr,
+            "unchanged": fingerprint(work / NAME) == before,
+            "restored": all(answered),
+        }
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def build_held(root: Path, model: str, embedder: Embedder, limit: int) -> dict[str, str]:
+    """A collection whose documents Milvus alone holds, written in two sessions (a copy of
+    its Milvus data between them is kept as ``older-milvus.db``)."""
+    from omniretrieve.index.collection import CollectionSettings
+
+    corpus = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+    documents = [
+        {"id": str(r["_id"]), "title": r.get("title", ""), "text": r["text"]}
+        for _, r in zip(range(limit), iter_jsonl_documents(corpus), strict=False)
+    ]
+    settings = CollectionSettings(
+        embedders=(model,), vector_store="milvus", sparse="milvus", storage="milvus"
+    )
+    models = {"embedders": {model: embedder}}
+    with Collection.create(NAME, root=root, settings=settings, **models) as collection:
+        collection.upsert(documents[: limit * 2 // 3])
+    shutil.copytree(root / NAME / "milvus.db", root / "older-milvus.db")
+    with Collection.open(NAME, root=root, **models) as collection:
+        collection.upsert(documents[limit * 2 // 3 :])
+        collection.delete([documents[0]["id"]])
+        return {d: collection.get(d).text for d in collection.document_ids()}
+
+
+def run_milvus_cases(base: Path, model: str, embedder: Embedder, limit: int) -> list[dict]:
+    from tests.builders.milvus_damage import MILVUS_DAMAGES, READ_DAMAGES
+
+    pristine = base / "held-pristine"
+    texts = build_held(pristine, model, embedder, limit)
+    models = {"embedders": {model: embedder}}
+    kept = ("collection.json", "held.json", "wal.jsonl")
+    rows = []
+    for name, damage in {**MILVUS_DAMAGES, **READ_DAMAGES}.items():
+        work = base / "held-work"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(pristine, work)
+        folder = work / NAME
+        damage(folder)
+        before = {n: (folder / n).read_bytes() if (folder / n).exists() else None for n in kept}
+        had_db = (folder / "milvus.db").exists()
+        errors = []
+        for read_only in (False, True):
+            try:
+                with Collection.open(NAME, root=work, read_only=read_only, **models) as c:
+                    for doc_id in c.document_ids():  # a damaged row shows when it is read
+                        c.get(doc_id)
+                errors.append("opened!")
+            except CollectionFormatError as exc:
+                errors.append(exc.message)
+            except Exception as exc:
+                errors.append(f"raw {type(exc).__name__}: {exc}")
+        cli = cli_search(work)
+        in_cli = name in READ_DAMAGES or (cli.returncode == 1 and cli.stderr.startswith("error: "))
+        after = {n: (folder / n).read_bytes() if (folder / n).exists() else None for n in kept}
+        unchanged = after == before and (folder / "milvus.db").exists() == had_db
+        shutil.rmtree(folder)
+        shutil.copytree(pristine / NAME, folder)
+        with Collection.open(NAME, root=work, **models) as restored:
+            present = {d: restored.get(d).text for d in restored.document_ids()}
+            searched = bool(restored.search("cell biology", top_k=3))
+        row = {
+            "case": f"milvus: {name}",
+            "file": "milvus.db / held.json / collection.json",
+            "error": errors[0].replace(str(folder), "")[:90],
+            "cli exit": cli.returncode,
+            "clear": all(not e.startswith(("opened!", "raw ")) for e in errors)
+            and in_cli
+            and "Traceback" not in cli.stderr,
+            "unchanged": unchanged,
+            "restored": present == texts and searched,
+        }
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--documents", type=int, default=300)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--only", default="folder,tuning,milvus")
     args = parser.parse_args()
+    groups = set(args.only.split(","))
     embedder = Embedder(args.model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         texts = build(base / "pristine", args.model, embedder, args.documents)
-        for name in CASES:
+        for name in CASES if "folder" in groups else []:
             row = run_case(
                 name, base / "pristine" / NAME, base / "work", args.model, embedder, texts
             )
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+        if "tuning" in groups:
+            rows += run_tuning_cases(base, args.model, embedder, args.documents)
+        if "milvus" in groups:
+            rows += run_milvus_cases(base, args.model, embedder, args.documents)
     print(f"{len(texts)} acknowledged documents (snapshot + WAL), {len(rows)} cases\n")
     print("| case | file | error (end of its first sentence) | CLI exit | clear | unchanged "
           "| restored |")  # fmt: skip

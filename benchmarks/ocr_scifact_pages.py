@@ -134,7 +134,7 @@ def modality_gap(engine: str, out: Path) -> None:
     import numpy as np
 
     from omniretrieve import Reranker
-    from omniretrieve.eval.report import modality_gap_plot
+    from omniretrieve.eval.modality_gap import modality_gap_plot
 
     pages_dir = DATASETS / "scifact_pages"
     pages = {r["_id"]: r for r in map(json.loads, open(pages_dir / "corpus.jsonl"))}

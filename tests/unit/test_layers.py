@@ -185,3 +185,52 @@ def test_every_layout_module_declares_its_layout() -> None:
     assert len({layout.name for layout in found}) == len(found)
     modules = {p.stem for p in (PACKAGE / "eval" / "layouts").glob("*.py")} - {"__init__"}
     assert {name.rsplit(".", 1)[1] for name in LAYOUT_MODULES} == modules
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def module_imports(source: str, modules: set[str]) -> set[str]:
+    """The package's modules ``source`` imports (module level, in functions and under
+    TYPE_CHECKING alike): ``from a.b import c`` counts ``a.b.c`` when that is a module."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            found |= {n for n in names if n in modules} or (
+                {node.module} if node.module in modules else set()
+            )
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in modules}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(paths)
+    return {
+        name: module_imports(path.read_text(encoding="utf-8"), modules) - {name}
+        for name, path in paths.items()
+    }
+
+
+def test_no_two_modules_import_each_other() -> None:
+    """Issue 28, item 11: a type or function both need lives in a module both import."""
+    graph = import_graph()
+    circles = sorted(
+        f"{a} <-> {b}" for a, targets in graph.items() for b in targets if a < b and a in graph[b]
+    )
+    assert circles == []
+
+
+COLLECTION_FACADE_LINES = 400
+"""The architecture's bound on index/collection.py (the public Collection API): what is not
+that API lives in the modules that own it."""
+
+
+def test_the_collection_facade_stays_small() -> None:
+    lines = (PACKAGE / "index" / "collection.py").read_text(encoding="utf-8").count("\n")
+    assert lines <= COLLECTION_FACADE_LINES

@@ -67,6 +67,15 @@ def serve(
         help="A host image URLs may come from although it is internal (repeatable); every "
         "other host must resolve to public addresses.",
     ),
+    max_fetch_seconds: float = typer.Option(
+        20.0, help="Seconds one image URL's whole fetch may take (however slowly it is sent)."
+    ),
+    max_request_fetch_seconds: float = typer.Option(
+        30.0, help="Seconds all of one request's image URLs may take together (then: 422)."
+    ),
+    max_pending_fetches: int = typer.Option(
+        64, help="Image URLs being fetched or waiting at once before 429."
+    ),
     image_cache_mb: int = typer.Option(
         256, help="Megabytes of fetched images kept, so a URL sent again is not re-fetched."
     ),
@@ -133,6 +142,9 @@ def serve(
             max_image_bytes=max_image_bytes,
             max_image_pixels=max_image_pixels,
             max_pending_items=max_pending,
+            max_fetch_seconds=max_fetch_seconds,
+            max_request_fetch_seconds=max_request_fetch_seconds,
+            max_pending_fetches=max_pending_fetches,
         ),
         device=device,
         dtype=check_dtype(dtype),

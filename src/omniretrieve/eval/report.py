@@ -373,27 +373,3 @@ def _save(figure: Any, plt: Any, path: Path) -> None:
         figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
-
-
-def modality_gap_plot(
-    text_scores: list[float], image_scores: list[float], model: str, path: Path
-) -> Path:
-    """Histogram of a model's scores for text->text and text->image pairs: how far apart the
-    two modalities sit on one scale (the jina-reranker-m0 announcement's chart)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.0, 4.0))
-    bins = 40
-    axes.hist(text_scores, bins=bins, alpha=0.6, label=f"text->text ({len(text_scores)})")
-    axes.hist(image_scores, bins=bins, alpha=0.6, label=f"text->image ({len(image_scores)})")
-    axes.set_title(f"modality gap: {model}")
-    axes.set_xlabel("score")
-    axes.set_ylabel("pairs")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path

@@ -9,7 +9,7 @@ from typing import Any
 
 from omniretrieve.eval.datasets import EvalDataset
 from omniretrieve.eval.pipelines import Pipeline
-from omniretrieve.eval.significance import PairTest
+from omniretrieve.eval.significance import PairTest, pairwise_tests
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,38 @@ def merge_reports(reports: Sequence[EvalReport]) -> EvalReport:
         },
     }
     return EvalReport(list(datasets.values()), list(pipelines.values()), results, config)
+
+
+def add_significance(
+    report: EvalReport,
+    pairs: Sequence[tuple[str, str]] = (),
+    *,
+    correction: str = "holm",
+    resamples: int = 10_000,
+    alpha: float = 0.05,
+) -> None:
+    """Test ``pairs`` (default: the first pipeline against each other) on every task and
+    each dataset's leading metrics; the tests go in ``report.significance`` and how they
+    were made in ``report.config["significance"]``."""
+    specs = [p.spec for p in report.pipelines]
+    chosen = list(pairs) or [(specs[0], other) for other in specs[1:]]
+    leading = {d.name: d.metrics for d in report.datasets}
+    per_query = {
+        (r.dataset, r.task, metric, r.pipeline): r.per_query[metric]
+        for r in report.results
+        if not r.skipped
+        for metric in leading.get(r.dataset, ())
+        if metric in r.per_query
+    }
+    report.significance = pairwise_tests(
+        per_query, chosen, correction=correction, resamples=resamples, alpha=alpha
+    )
+    report.config["significance"] = {
+        "pairs": [f"{a} vs {b}" for a, b in chosen],
+        "test": f"paired randomisation test, {resamples} resamples"
+        if resamples
+        else "paired t-test",
+        "correction": correction,
+        "family": "the pairs tested on one dataset, task and metric",
+        "alpha": alpha,
+    }

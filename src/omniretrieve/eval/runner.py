@@ -27,9 +27,9 @@ from omniretrieve.eval.metrics import (
 )
 from omniretrieve.eval.pipelines import SUPPLIED_RUN, Pipeline, parse_pipeline
 from omniretrieve.eval.report import write_report
-from omniretrieve.eval.results import EvalReport, TaskResult, merge_reports
+from omniretrieve.eval.results import EvalReport, TaskResult, add_significance, merge_reports
 from omniretrieve.eval.searching import SEARCH_DEPTH, reads_images
-from omniretrieve.eval.significance import CORRECTIONS, add_significance, parse_pair
+from omniretrieve.eval.significance import CORRECTIONS, parse_pair
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.models.base import check_dtype
 from omniretrieve.models.registry import default_registry

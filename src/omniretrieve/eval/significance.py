@@ -6,14 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import nan
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from omniretrieve.errors import InputError
-
-if TYPE_CHECKING:
-    from omniretrieve.eval.results import EvalReport
 
 BATCH_CELLS = 4_000_000
 """Resampled values held at once by the randomisation test (32 MB of float64)."""
@@ -168,41 +164,6 @@ def pairwise_tests(
             for (a, b, result), p in zip(members, adjusted, strict=True)
         )
     return tests
-
-
-def add_significance(
-    report: EvalReport,
-    pairs: Sequence[tuple[str, str]] = (),
-    *,
-    correction: str = "holm",
-    resamples: int = 10_000,
-    alpha: float = 0.05,
-) -> None:
-    """Test ``pairs`` (default: the first pipeline against each other) on every task and
-    each dataset's leading metrics; the tests go in ``report.significance`` and how they
-    were made in ``report.config["significance"]``."""
-    specs = [p.spec for p in report.pipelines]
-    chosen = list(pairs) or [(specs[0], other) for other in specs[1:]]
-    leading = {d.name: d.metrics for d in report.datasets}
-    per_query = {
-        (r.dataset, r.task, metric, r.pipeline): r.per_query[metric]
-        for r in report.results
-        if not r.skipped
-        for metric in leading.get(r.dataset, ())
-        if metric in r.per_query
-    }
-    report.significance = pairwise_tests(
-        per_query, chosen, correction=correction, resamples=resamples, alpha=alpha
-    )
-    report.config["significance"] = {
-        "pairs": [f"{a} vs {b}" for a, b in chosen],
-        "test": f"paired randomisation test, {resamples} resamples"
-        if resamples
-        else "paired t-test",
-        "correction": correction,
-        "family": "the pairs tested on one dataset, task and metric",
-        "alpha": alpha,
-    }
 
 
 def parse_pair(item: str | tuple[str, str], pipelines: Sequence[str]) -> tuple[str, str]:

@@ -9,9 +9,9 @@ from typing import Any
 
 from omniretrieve.errors import InputError
 from omniretrieve.eval.report import write_report
-from omniretrieve.eval.results import EvalReport, merge_reports
+from omniretrieve.eval.results import EvalReport, add_significance, merge_reports
 from omniretrieve.eval.runner import evaluate
-from omniretrieve.eval.significance import add_significance, parse_pair
+from omniretrieve.eval.significance import parse_pair
 
 
 def evaluate_suite(

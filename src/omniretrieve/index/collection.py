@@ -7,7 +7,12 @@ This facade keeps the public API and delegates each job to its module:
 - :mod:`~omniretrieve.index.ingest`: what an upsert embeds, OCR, passages;
 - :mod:`~omniretrieve.index.vectors`: where dense search runs (faiss, Milvus);
 - :mod:`~omniretrieve.index.sparse_field` and :mod:`~omniretrieve.index.languages`: BM25;
-- :mod:`~omniretrieve.index.search` and :mod:`~omniretrieve.index.rerank_stage`: searching.
+- :mod:`~omniretrieve.index.search` and :mod:`~omniretrieve.index.rerank_stage`: searching
+  (the search methods: :mod:`~omniretrieve.index.collection_search`);
+- :mod:`~omniretrieve.index.tuning`: the self-tuned fusion (its methods:
+  :mod:`~omniretrieve.index.tuning.methods`);
+- :mod:`~omniretrieve.index.held_ledger`: what Milvus must hold, where it alone holds the
+  documents.
 """
 
 from __future__ import annotations
@@ -15,21 +20,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
 from omniretrieve.index.catalog import collection_names, drop_collection
+from omniretrieve.index.collection_search import CollectionSearching
 from omniretrieve.index.documents import check_name
-from omniretrieve.index.held_ledger import check_held_files, open_ledger
+from omniretrieve.index.held_ledger import check_held_files, open_ledger, settle_held_wal
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
 from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
 from omniretrieve.index.milvus_documents import HeldState, prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
-from omniretrieve.index.queries import SearchQuery
-from omniretrieve.index.results import FirstStage, SearchHit, UpsertReport
+from omniretrieve.index.results import SearchHit, UpsertReport
 from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
 from omniretrieve.index.settings import (
     CollectionSettings,
@@ -40,24 +45,10 @@ from omniretrieve.index.settings import (
     settings_json,
 )
 from omniretrieve.index.sparse_field import SparseField
-from omniretrieve.index.store import (
-    CollectionStore,
-    StoredDocument,
-    StoredState,
-    apply,
-)
-from omniretrieve.index.tuning.cancel import never
-from omniretrieve.index.tuning.fit import CollectionTuning
-from omniretrieve.index.tuning.sample import TuningSnapshot, take_snapshot
-from omniretrieve.index.tuning.self_tune import (
-    PSEUDO_QUERIES,
-    read_tuning,
-    refit_guarded,
-    tune_guarded,
-    tuning_due,
-)
+from omniretrieve.index.store import CollectionStore, StoredDocument, StoredState, apply
+from omniretrieve.index.tuning.methods import CollectionTuningMethods
+from omniretrieve.index.tuning.self_tune import read_tuning, refit_guarded, tuning_due
 from omniretrieve.index.vectors import open_vector_store
-from omniretrieve.inputs import Input
 from omniretrieve.reranker import Reranker
 from omniretrieve.runtime.progress import progress_bar
 
@@ -67,7 +58,7 @@ HELD_LANGUAGE_CACHE = 10_000
 corpus)."""
 
 
-class Collection:
+class Collection(CollectionSearching, CollectionTuningMethods):
     """One collection, opened by this process for writing (one writer at a time, a lock file
     says who) or read-only (any number of readers, beside a writer)."""
 
@@ -244,14 +235,7 @@ class Collection:
             self._store.compact(self._state)
 
     def _settle_wal(self) -> None:
-        """Documents held by Milvus: once Milvus holds every acknowledged write (an insert
-        Milvus answered is durable there), the WAL has nothing left to replay."""
-        if isinstance(self._state, HeldState) and self._store.wal_bytes() > 0:
-            upserted, deleted = self._state.unsettled()
-            if not upserted and not deleted:
-                if self._ledger is not None:
-                    self._ledger.settle()  # Milvus holds them: recorded before the WAL empties
-                self._store.reset_wal()
+        settle_held_wal(self._state, self._store, self._ledger)
 
     @property
     def has_unflushed_writes(self) -> bool:
@@ -363,51 +347,6 @@ class Collection:
                 refit_guarded(self, guard, show_progress=show_progress)
         return UpsertReport(*totals)
 
-    # -- self-tuning (see omniretrieve.index.tuning) --------------------------------------
-    def tuning(self) -> CollectionTuning | None:
-        """The fusion and reranker mix fitted on pseudo-queries (None: not fitted yet)."""
-        return self._tuning
-
-    def tune(
-        self,
-        *,
-        queries: int = PSEUDO_QUERIES,
-        seed: int = 0,
-        reranker: str | None = None,
-        show_progress: bool = False,
-        should_stop: Callable[[], bool] = never,
-    ) -> CollectionTuning:
-        """Fit this collection's fusion (method, weights per signal, whether to fuse at all)
-        and its reranker's mix on ``queries`` pseudo-queries drawn from its documents (no
-        labels), save it, and use it from now on where ``fusion`` is ``auto``. Upserts do
-        this on their own when it is due (:func:`~omniretrieve.index.tuning.self_tune.
-        tuning_due`; ``options.auto_tune``). ``should_stop`` cancels it between steps."""
-        self._check_writable()
-        return tune_guarded(
-            self,
-            nullcontext,
-            queries=queries,
-            seed=seed,
-            reranker=reranker,
-            show_progress=show_progress,
-            should_stop=should_stop,
-        )
-
-    def tuning_snapshot(self, seed: int = 0) -> TuningSnapshot:
-        """What a fit reads: the documents as of now, which later writes do not change
-        (take it where no write runs: under the server's lock)."""
-        return take_snapshot(self, self._languages, seed)
-
-    def save_tuning(self, fitted: CollectionTuning) -> None:
-        """Store a fit and search with it (no index is dropped: fusion reads it per search)."""
-        self._check_writable()
-        self._store.write_tuning(fitted.to_json())
-        self._tuning = fitted
-
-    def loaded_reranker(self) -> IndexReranker | None:
-        """The collection's reranker, when it is loaded already (tuning asks, never loads)."""
-        return self._rerankers.get(self.settings.reranker)
-
     def check_documents(self, documents: Iterable[Any]) -> list[StoredDocument]:
         """Documents parsed and checked as :meth:`upsert` takes them; nothing is stored."""
         return self._ingest.check(documents)
@@ -447,75 +386,6 @@ class Collection:
         self._languages.clear()
         self._searcher.invalidate()
         self._vectors.invalidate()
-
-    # -- searching (see omniretrieve.index.search) ----------------------------------------
-    def reusing_first_stages(self) -> AbstractContextManager[None]:
-        """Within the block, each query's BM25 list, its list per vector field and its query
-        vectors are computed once and reused by later searches with the same filter (an
-        evaluation runs several pipelines over the same queries); released when it ends."""
-        return self._searcher.reusing_first_stages()
-
-    @property
-    def cached_first_stages(self) -> int | None:
-        """How many first-stage entries are held (None outside :meth:`reusing_first_stages`)."""
-        return self._searcher.cached_entries
-
-    def search(
-        self,
-        query: str | Mapping[str, Any] | Input | SearchQuery,
-        *,
-        top_k: int = 10,
-        mode: str = "hybrid",
-        rerank: bool | str = False,
-        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
-        embedders: Sequence[str] | Literal["auto"] | None = None,
-        fusion_weights: Sequence[float] | None = None,
-        instruction: str | None = None,
-        max_chars: int | None = None,
-    ) -> list[SearchHit]:
-        """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
-        :meth:`search_many`."""
-        return self.search_many(
-            [query],
-            top_k=top_k,
-            mode=mode,
-            rerank=rerank,
-            filter=filter,
-            embedders=embedders,
-            fusion_weights=fusion_weights,
-            instruction=instruction,
-            max_chars=max_chars,
-        )[0]
-
-    def search_many(self, queries: Sequence[Any], **options: Any) -> list[list[SearchHit]]:
-        """Search several queries with the same settings (``top_k``, ``mode``, ``rerank``,
-        ``filter``, ``embedders``, ``fusion_weights``, ``route_by_language``,
-        ``show_progress``): see :meth:`omniretrieve.index.search.Searcher.search_many`."""
-        return self._searcher.search_many(queries, **options)
-
-    def rerank_supplied(
-        self, queries: Sequence[Any], candidates: Sequence[Mapping[str, float]], **options: Any
-    ) -> list[list[SearchHit]]:
-        """Rerank candidate lists made elsewhere (a TREC run): see
-        :meth:`omniretrieve.index.search.Searcher.rerank_supplied`."""
-        return self._searcher.rerank_supplied(queries, candidates, **options)
-
-    def first_stage_runs(
-        self, queries: Sequence[Any], **options: Any
-    ) -> tuple[tuple[str, ...], list[FirstStage]]:
-        """The lists hybrid search fuses, per query, before fusion: see
-        :meth:`omniretrieve.index.search.Searcher.first_stage_runs`."""
-        return self._searcher.first_stage_runs(queries, **options)
-
-    def fuse_runs(
-        self,
-        stage: FirstStage,
-        fields: tuple[str, ...],
-        fusion_weights: Sequence[float] | None = None,
-        fusion_method: str | None = None,
-    ) -> dict[str, float]:
-        """Hybrid search's fused scores for one query's first stage."""
-        return self._searcher.fuse_runs(stage, fields, fusion_weights, fusion_method)
 
 
 __all__ = ["FIRST_STAGE", "IMAGE_SPAN", "MODES", "Collection", "CollectionSettings"]

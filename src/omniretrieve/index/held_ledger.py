@@ -245,3 +245,17 @@ def check_held_files(directory: Path, settings: Any) -> None:
             "this collection's documents: restore it from a backup, or open with repair=True "
             "(omniretrieve collections repair) to start again from an empty store"
         )
+
+
+def settle_held_wal(state: Any, store: Any, ledger: HeldLedger | None) -> None:
+    """Documents held by Milvus: once Milvus holds every acknowledged write (an insert Milvus
+    answered is durable there), they are recorded in the ledger and the WAL has nothing left
+    to replay (other collections: nothing to do)."""
+    from omniretrieve.index.milvus_documents import HeldState
+
+    if isinstance(state, HeldState) and store.wal_bytes() > 0:
+        upserted, deleted = state.unsettled()
+        if not upserted and not deleted:
+            if ledger is not None:
+                ledger.settle()
+            store.reset_wal()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -17,11 +17,9 @@ from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.queries import SearchQuery, encode_queries
 from omniretrieve.index.rerank_stage import StoredFirstPassage, rerank_candidates
 from omniretrieve.index.results import SearchHit
+from omniretrieve.index.search_source import SearchSource
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.snippets import with_snippets
-
-if TYPE_CHECKING:
-    from omniretrieve.index.search import SearchSource
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,7 +21,6 @@ from omniretrieve.index.hit_stage import HitStage
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.milvus_sparse import MilvusSparse
-from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import (
     SearchQuery,
     check_readable,
@@ -29,37 +28,16 @@ from omniretrieve.index.queries import (
     parse_queries,
 )
 from omniretrieve.index.results import FirstStage, SearchHit
-from omniretrieve.index.settings import CollectionSettings, field_name
+from omniretrieve.index.search_source import SearchSource
+from omniretrieve.index.settings import field_name
 from omniretrieve.index.sparse_field import SparseField
-from omniretrieve.index.store import StoredDocument, StoredState
-from omniretrieve.index.tuning.fit import CollectionTuning
+from omniretrieve.index.store import StoredDocument
 from omniretrieve.index.vectors import VectorStore
 from omniretrieve.runtime.progress import progress_bar
 
 MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 FIRST_STAGE = 100
 """Candidates each first-stage list contributes to hybrid fusion."""
-
-
-class SearchSource(Protocol):
-    """What a search reads from its collection."""
-
-    name: str
-    settings: CollectionSettings
-
-    def state(self) -> StoredState: ...
-
-    def embedder(self, model_id: str) -> IndexEmbedder: ...
-
-    def reranker(self, model_id: str) -> IndexReranker: ...
-
-    def tuning(self) -> CollectionTuning | None:
-        """The fusion fitted on pseudo-queries (used where ``fusion`` is ``auto``)."""
-        ...
-
-    def document_image(self, document: StoredDocument) -> bytes:
-        """A stored document's image bytes (files only where the collection allows paths)."""
-        ...
 
 
 @dataclass(frozen=True)

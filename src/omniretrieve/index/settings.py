@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -14,7 +15,6 @@ from omniretrieve.errors import InputError
 from omniretrieve.fusion.methods import FUSION_METHODS
 from omniretrieve.index.dense import QUANTIZATIONS
 from omniretrieve.index.store import CollectionFormatError, CollectionStore
-from omniretrieve.index.vectors import VECTOR_STORES, field_name
 from omniretrieve.text.analyzers import is_known_language
 
 __all__ = [
@@ -34,6 +34,8 @@ def default_root() -> Path:
     return Path(base) / "omniretrieve" / "collections"
 
 
+VECTOR_STORE_NAMES = ("faiss", "milvus")
+"""The vector stores (:data:`omniretrieve.index.vectors.VECTOR_STORES`, one class each)."""
 MAX_EMBEDDERS = 8
 """Vector fields a collection may have (each upsert embeds every document once per field)."""
 
@@ -88,9 +90,9 @@ class CollectionSettings:
                 f"{MAX_EMBEDDERS} vector fields",
                 field="embedders",
             )
-        if self.vector_store not in VECTOR_STORES:
+        if self.vector_store not in VECTOR_STORE_NAMES:
             raise InputError(
-                f"vector_store must be one of {', '.join(VECTOR_STORES)}", field="vector_store"
+                f"vector_store must be one of {', '.join(VECTOR_STORE_NAMES)}", field="vector_store"
             )
         if self.sparse not in ("local", "milvus"):
             raise InputError("sparse must be local or milvus", field="sparse")
@@ -229,3 +231,8 @@ def changed_settings(settings: CollectionSettings, changes: dict[str, Any]) -> C
     if changes.get("fusion_weights") is not None:
         changes = {**changes, "fusion_weights": tuple(float(w) for w in changes["fusion_weights"])}
     return replace(settings, **changes).validate()
+
+
+def field_name(model_id: str) -> str:
+    """The vector field holding a model's passage vectors (a file and a Milvus name)."""
+    return "dense-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id)

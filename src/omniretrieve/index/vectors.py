@@ -10,10 +10,9 @@ after each acknowledged batch).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Container, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,17 +22,10 @@ from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.milvus_documents import DOCUMENTS_FIELD, HeldState, MilvusDocumentRows
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors, row_version
+from omniretrieve.index.settings import VECTOR_STORE_NAMES, CollectionSettings, field_name
 from omniretrieve.index.store import StoredState
 
-if TYPE_CHECKING:
-    from omniretrieve.index.settings import CollectionSettings
-
 SYNC_BATCH = 256
-
-
-def field_name(model_id: str) -> str:
-    """The vector field holding a model's passage vectors (a file and a Milvus name)."""
-    return "dense-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id)
 
 
 class VectorStore(Protocol):
@@ -386,6 +378,7 @@ class MilvusStore:
 
 
 VECTOR_STORES: dict[str, Any] = {"faiss": FaissStore, "milvus": MilvusStore}
+assert tuple(VECTOR_STORES) == VECTOR_STORE_NAMES  # settings validates against the names
 """Store name -> class; each takes (settings, state, dimension) and the keyword arguments
 ``directory`` and ``name`` (used by the stores that keep files outside the process)."""
 

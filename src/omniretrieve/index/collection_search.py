@@ -1,0 +1,88 @@
+"""The search half of :class:`~omniretrieve.index.collection.Collection`'s public API: each
+method hands the query to the collection's :class:`~omniretrieve.index.search.Searcher`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal
+
+from omniretrieve.index.queries import SearchQuery
+from omniretrieve.index.results import FirstStage, SearchHit
+from omniretrieve.index.search import Searcher
+from omniretrieve.inputs import Input
+
+
+class CollectionSearching:
+    """Searching a collection (mixed into :class:`~omniretrieve.index.collection.Collection`,
+    which sets ``_searcher`` when it opens)."""
+
+    _searcher: Searcher
+
+    def reusing_first_stages(self) -> AbstractContextManager[None]:
+        """Within the block, each query's BM25 list, its list per vector field and its query
+        vectors are computed once and reused by later searches with the same filter (an
+        evaluation runs several pipelines over the same queries); released when it ends."""
+        return self._searcher.reusing_first_stages()
+
+    @property
+    def cached_first_stages(self) -> int | None:
+        """How many first-stage entries are held (None outside :meth:`reusing_first_stages`)."""
+        return self._searcher.cached_entries
+
+    def search(
+        self,
+        query: str | Mapping[str, Any] | Input | SearchQuery,
+        *,
+        top_k: int = 10,
+        mode: str = "hybrid",
+        rerank: bool | str = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002 (the API's field name)
+        embedders: Sequence[str] | Literal["auto"] | None = None,
+        fusion_weights: Sequence[float] | None = None,
+        instruction: str | None = None,
+        max_chars: int | None = None,
+    ) -> list[SearchHit]:
+        """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
+        :meth:`search_many`."""
+        return self.search_many(
+            [query],
+            top_k=top_k,
+            mode=mode,
+            rerank=rerank,
+            filter=filter,
+            embedders=embedders,
+            fusion_weights=fusion_weights,
+            instruction=instruction,
+            max_chars=max_chars,
+        )[0]
+
+    def search_many(self, queries: Sequence[Any], **options: Any) -> list[list[SearchHit]]:
+        """Search several queries with the same settings (``top_k``, ``mode``, ``rerank``,
+        ``filter``, ``embedders``, ``fusion_weights``, ``route_by_language``,
+        ``show_progress``): see :meth:`omniretrieve.index.search.Searcher.search_many`."""
+        return self._searcher.search_many(queries, **options)
+
+    def rerank_supplied(
+        self, queries: Sequence[Any], candidates: Sequence[Mapping[str, float]], **options: Any
+    ) -> list[list[SearchHit]]:
+        """Rerank candidate lists made elsewhere (a TREC run): see
+        :meth:`omniretrieve.index.search.Searcher.rerank_supplied`."""
+        return self._searcher.rerank_supplied(queries, candidates, **options)
+
+    def first_stage_runs(
+        self, queries: Sequence[Any], **options: Any
+    ) -> tuple[tuple[str, ...], list[FirstStage]]:
+        """The lists hybrid search fuses, per query, before fusion: see
+        :meth:`omniretrieve.index.search.Searcher.first_stage_runs`."""
+        return self._searcher.first_stage_runs(queries, **options)
+
+    def fuse_runs(
+        self,
+        stage: FirstStage,
+        fields: tuple[str, ...],
+        fusion_weights: Sequence[float] | None = None,
+        fusion_method: str | None = None,
+    ) -> dict[str, float]:
+        """Hybrid search's fused scores for one query's first stage."""
+        return self._searcher.fuse_runs(stage, fields, fusion_weights, fusion_method)
