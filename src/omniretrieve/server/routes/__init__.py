@@ -61,13 +61,7 @@ async def results_unless_disconnected(
     taken out of the queue (never run) and :class:`ClientDisconnectedError` ends the
     request. A large request queued as several jobs frees the model within one job."""
     results = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-    disconnected = asyncio.ensure_future(_disconnect(request))
-    try:
-        waiting: set[asyncio.Future[Any]] = {results, disconnected}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        disconnected.cancel()
-    if results.done():
+    if await _done_before_disconnect(request, results):
         return list(results.result())
     results.add_done_callback(_consume)  # cancelled parts end it: nobody awaits it now
     for future in futures:
@@ -81,16 +75,22 @@ async def result_unless_disconnected(request: Request, future: Future[R]) -> R:
     :class:`ClientDisconnectedError` as soon as the client leaves (the work goes on: its
     owner decides whether to stop it)."""
     result: asyncio.Future[Any] = asyncio.wrap_future(future)
+    if await _done_before_disconnect(request, result):
+        return cast(R, result.result())
+    result.add_done_callback(_consume)
+    raise ClientDisconnectedError("the client disconnected")
+
+
+async def _done_before_disconnect(request: Request, result: asyncio.Future[Any]) -> bool:
+    """Wait for ``result`` or the client's disconnect, whichever comes first: True when
+    ``result`` is done."""
     disconnected = asyncio.ensure_future(_disconnect(request))
     try:
         waiting: set[asyncio.Future[Any]] = {result, disconnected}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         disconnected.cancel()
-    if result.done():
-        return cast(R, result.result())
-    result.add_done_callback(_consume)
-    raise ClientDisconnectedError("the client disconnected")
+    return result.done()
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
