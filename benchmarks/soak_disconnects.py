@@ -2,11 +2,12 @@
 requests whose clients disconnect, and a one-text probe; RSS over time and the probe's latency.
 
     python benchmarks/soak_disconnects.py [--seconds 300] [--burst-every 15] [--leavers 8]
+        [--steady 8] [--inputs 2048] [--leave-after 2]
 
 Starts `omniretrieve serve` (bundled MiniLM only) on 127.0.0.1 and, for --seconds after a
 warm-up:
-- the soak of benchmarks/server_load.py: 8 clients sending 8 SciFact queries per request back
-  to back;
+- the soak of benchmarks/server_load.py: --steady clients (8) sending 8 SciFact queries per
+  request back to back;
 - every --burst-every seconds, --leavers clients each send --inputs SciFact passages and close
   their connection after --leave-after seconds (the work of a client that left must be
   dropped, not embedded for nobody);
@@ -101,14 +102,16 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> None:
     queries = read_texts("queries.jsonl", "text", 300, 300)
     passages = read_texts("corpus.jsonl", "text", args.inputs, 600)
     warm = time.monotonic() + args.warmup
-    await asyncio.gather(*(steady(base, queries, warm, []) for _ in range(8)))
+    await asyncio.gather(*(steady(base, queries, warm, []) for _ in range(max(args.steady, 1))))
     rss = [rss_mb(pid)]
     started = time.monotonic()
     until = started + args.seconds
     done: list[int] = []
     latencies: list[float] = []
     depths: list[str] = []
-    background = [asyncio.create_task(steady(base, queries, until, done)) for _ in range(8)]
+    background = [
+        asyncio.create_task(steady(base, queries, until, done)) for _ in range(args.steady)
+    ]
     background.append(asyncio.create_task(probe(base, until, latencies)))
     next_rss = started + 30
     while time.monotonic() < until - args.burst_every:
@@ -126,8 +129,8 @@ async def soak(base: str, pid: int, args: argparse.Namespace) -> None:
     rss.append(rss_mb(pid))
     elapsed = time.monotonic() - started
     print(
-        f"{elapsed:.0f} s: 8 steady clients (8 queries a request), a burst of {args.leavers} "
-        f"x {args.inputs}-text requests leaving after {args.leave_after} s every "
+        f"{elapsed:.0f} s: {args.steady} steady clients (8 queries a request), a burst of "
+        f"{args.leavers} x {args.inputs}-text requests leaving after {args.leave_after} s every "
         f"{args.burst_every} s ({len(depths)} bursts), a one-text probe every 0.25 s"
     )
     print(f"RSS MB every 30 s: {', '.join(f'{r:.0f}' for r in rss)}")
@@ -148,6 +151,7 @@ def main() -> None:
     parser.add_argument("--leavers", type=int, default=8)
     parser.add_argument("--inputs", type=int, default=2048)
     parser.add_argument("--leave-after", type=float, default=2.0)
+    parser.add_argument("--steady", type=int, default=8)
     args = parser.parse_args()
     port = free_port()
     command = [sys.executable, "-m", "omniretrieve.cli", "serve", "--no-bundled", "-m",
