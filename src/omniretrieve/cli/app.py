@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from omniretrieve import __version__
@@ -15,7 +17,9 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List local models or pull one from the hub.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
-collections_app = typer.Typer(help="List or drop collections.", no_args_is_help=False)
+collections_app = typer.Typer(
+    help="List, show, tune, repair or drop collections.", no_args_is_help=False
+)
 app.add_typer(collections_app, name="collections")
 
 
@@ -32,3 +36,7 @@ def root(
     ),
 ) -> None:
     """omniretrieve: embeddings, reranking and retrieval evaluation, offline by default."""
+    # pymilvus logs each failed call with a traceback before raising; the CLI says the
+    # error it becomes in one line (a damaged Milvus store: which collection, what to do)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    logging.getLogger("milvus_lite").setLevel(logging.ERROR)  # e.g. a manifest it fell back from
