@@ -120,6 +120,16 @@ def test_the_cli_says_what_is_missing_and_repairs_on_request(tmp_path: Path, pri
     refused = cli("search", "h", "cats")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
     assert "holds none of this collection's documents" in refused.stderr
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+    unreadable = tmp_path / "unreadable"
+    shutil.copytree(source, unreadable)
+    MILVUS_DAMAGES["documents manifest.json and its .prev garbage"](unreadable / "h")
+    command = ["search", "h", "cats", "--root", str(unreadable)]
+    done = subprocess.run(
+        [sys.executable, "-m", "omniretrieve.cli", *command], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stderr.startswith("error: "), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # no pymilvus or Lite log lines
     repaired = cli("collections", "repair", "h")
     assert repaired.returncode == 0, repaired.stderr
     assert json.loads(repaired.stdout) == {"collection": "h", "documents": 0}

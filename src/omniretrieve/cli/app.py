@@ -37,6 +37,9 @@ def root(
 ) -> None:
     """omniretrieve: embeddings, reranking and retrieval evaluation, offline by default."""
     # pymilvus logs each failed call with a traceback before raising; the CLI says the
-    # error it becomes in one line (a damaged Milvus store: which collection, what to do)
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-    logging.getLogger("milvus_lite").setLevel(logging.ERROR)  # e.g. a manifest it fell back from
+    # error it becomes in one line (a damaged Milvus store: which collection, what to do).
+    # Filters: pymilvus resets its loggers' levels (not their filters) when it is imported.
+    for name in ("pymilvus.decorators", "pymilvus.client.iterator.query_iterator"):
+        logging.getLogger(name).addFilter(lambda record: False)
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # a manifest it fell back from
+    logging.getLogger("grpc").setLevel(logging.CRITICAL)  # Lite's in-process server, likewise
