@@ -156,3 +156,23 @@ def test_filters_with_control_characters_on_milvus(tmp_path: Path, tiny_bert_dir
                 for mode in ("sparse", "dense"):
                     hits = collection.search("control document", mode=mode, filter={key: value})
                     assert [h.doc_id for h in hits] == [f"c{i}"], (repr(value), key, mode)
+
+
+def test_a_reader_beside_a_writer_is_not_refused_for_writes_in_progress(
+    tmp_path: Path, pristine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader may see Milvus ahead of the ledger while a writer works (here: documents
+    pushed, ledger not yet written); with the writer gone, the same state is refused."""
+    from omniretrieve.index.held_ledger import HeldLedger
+
+    source, embedders = pristine
+    root = tmp_path / "root"
+    shutil.copytree(source, root)
+    monkeypatch.setattr(HeldLedger, "settle", lambda self: None)  # the writer stops before it
+    writer = Collection.open("h", root=root, embedders=embedders)
+    writer.upsert([{"id": "new", "text": "a document the ledger does not know yet"}])
+    with Collection.open("h", root=root, embedders=embedders, read_only=True) as reader:
+        assert "new" in reader.document_ids()
+    writer.close()
+    with pytest.raises(CollectionFormatError, match="rows were lost"):
+        Collection.open("h", root=root, embedders=embedders, read_only=True)

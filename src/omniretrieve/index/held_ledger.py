@@ -124,6 +124,24 @@ class HeldLedger:
             if writable:  # nothing was ever acknowledged: nothing can be missing
                 self._adopt()
             return
+        try:
+            self._compare(held, wal_records, fields, racing=False)
+        except CollectionFormatError:
+            if writable or not writer_active(self.path.parent):
+                raise
+            # a reader beside a writer may read the file, the WAL, the row and the count at
+            # different moments of its writes: only what no write in progress explains counts
+            self._compare(held, wal_records, fields, racing=True)
+        # the WAL's writes (a crash before it was emptied; the row may already count them)
+        # are replayed by the open and recorded when they settle
+        self._unsettled = list(wal_records)
+        self._recount = bool(wal_records)
+
+    def _compare(
+        self, held: Any, wal_records: list[Any], fields: list[str], *, racing: bool
+    ) -> None:
+        """The checks of :meth:`check` against Milvus's row and data (``racing``: a writer is
+        at work, so Milvus may be ahead of what this reader read, and counts move)."""
         where = f"Milvus ({self.rows.milvus.uri})"
         advice = (
             "restore Milvus's data from a backup, or open with repair=True (omniretrieve "
@@ -140,7 +158,8 @@ class HeldLedger:
                 f"{where}: this collection's ledger row is damaged; {advice}"
             )
         ahead = held["sequence"] - self.sequence
-        if ahead < 0 or ahead > len(wal_records) or (ahead == 0 and held["digest"] != self.digest):
+        beyond = ahead > len(wal_records) and not racing
+        if ahead < 0 or beyond or (ahead == 0 and held["digest"] != self.digest):
             raise CollectionFormatError(
                 f"{where} holds writes up to #{held['sequence']}, but {self.path} records "
                 f"#{self.sequence} acknowledged (its data is older than, or not, this "
@@ -152,17 +171,14 @@ class HeldLedger:
                 f"{where} no longer has this collection's {', '.join(lost)} (its rows were "
                 f"removed): {advice}"
             )
-        if ahead == 0 and not wal_records:  # with writes to replay, Milvus may hold some
+        if ahead == 0 and not wal_records and not racing:  # writes to replay: Milvus may hold some
             counted = self.rows.count()
             if counted != self.documents:
                 raise CollectionFormatError(
                     f"{where} holds {counted} of this collection's documents, but {self.path} "
-                    f"records {self.documents} (rows were lost): {advice}"
+                    f"records {self.documents} (rows were lost, or written by something "
+                    f"else): {advice}"
                 )
-        # the WAL's writes (a crash before it was emptied; the row may already count them)
-        # are replayed by the open and recorded when they settle
-        self._unsettled = list(wal_records)
-        self._recount = bool(wal_records)
 
     def _adopt(self) -> None:
         self.rows.write_ledger(self.state())
@@ -259,3 +275,21 @@ def settle_held_wal(state: Any, store: Any, ledger: HeldLedger | None) -> None:
             if ledger is not None:
                 ledger.settle()
             store.reset_wal()
+
+
+def writer_active(directory: Path) -> bool:
+    """Whether a writer holds the collection's lock now (asked only when a reader's checks
+    failed: a shared lock taken and dropped at once)."""
+    import fcntl
+
+    try:
+        handle = open(directory / "LOCK", "rb")  # noqa: SIM115 (closed below)
+    except OSError:  # no writer ever opened it
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
