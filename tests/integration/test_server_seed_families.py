@@ -184,11 +184,11 @@ def test_concurrent_rerank_requests_share_one_model_batch(
     batches: list[int] = []
     original = loaded.model.score_many
 
-    def gated(requests):
+    def gated(requests, **options):
         batches.append(len(requests))
         started.set()
         gate.wait(30)
-        return original(requests)
+        return original(requests, **options)
 
     monkeypatch.setattr(loaded.model, "score_many", gated)
     pages = [data_uri(png_bytes((220, 220, 220), (120, 160)))]
