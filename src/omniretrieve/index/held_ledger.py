@@ -78,11 +78,6 @@ class HeldLedger:
         return {"sequence": self.sequence, "documents": self.documents, "digest": self.digest}
 
     # -- opening ------------------------------------------------------------------------
-    def create(self) -> None:
-        """A new collection: nothing acknowledged yet."""
-        self.rows.write_ledger(self.state())
-        self._write_file()
-
     def check(
         self,
         wal_records: list[Any],

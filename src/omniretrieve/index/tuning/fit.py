@@ -114,33 +114,23 @@ class CollectionTuning:
     def from_json(cls, data: Mapping[str, Any]) -> CollectionTuning:
         """A fit read back from ``tuning.json``; a :class:`ValueError` names what is wrong
         with a damaged or hand-edited file (:mod:`~omniretrieve.index.tuning.tuning_file`)."""
-        checked = validated_tuning(data)
-        rerank = checked.rerank
+        checked = validated_tuning(data).model_dump()  # the dataclass's fields, checked
+        rerank = checked["rerank"]
         return cls(
-            method=checked.method,
-            embedders=tuple(checked.embedders),
-            weights=tuple(checked.weights),
-            ndcg=checked.ndcg,
-            equal_ndcg=checked.equal_ndcg,
-            alone=dict(checked.alone),
-            candidates=[
-                Candidate(c.method, tuple(c.weights), c.ndcg, c.mrr) for c in checked.candidates
-            ],
-            rerank=None
-            if rerank is None
-            else RerankDecision(
-                **{
-                    **rerank.model_dump(),
-                    "grid": {float(k): v for k, v in rerank.grid.items()},
-                }
-            ),
-            queries=checked.queries,
-            kinds=dict(checked.kinds),
-            documents=checked.documents,
-            universe=checked.universe,
-            seed=checked.seed,
-            seconds=checked.seconds,
-            fitted_at=checked.fitted_at,
+            **{
+                **checked,
+                "embedders": tuple(checked["embedders"]),
+                "weights": tuple(checked["weights"]),
+                "candidates": [
+                    Candidate(**{**c, "weights": tuple(c["weights"])})
+                    for c in checked["candidates"]
+                ],
+                "rerank": None
+                if rerank is None
+                else RerankDecision(
+                    **{**rerank, "grid": {float(k): v for k, v in rerank["grid"].items()}}
+                ),
+            }
         )
 
 

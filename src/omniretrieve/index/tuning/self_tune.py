@@ -154,7 +154,7 @@ def read_tuning(store: CollectionStore) -> CollectionTuning | None:
         return None
     try:
         return CollectionTuning.from_json(data)
-    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+    except ValueError as exc:  # the schema's verdict (the store caught unreadable files)
         store.warn_tuning_unread(f"not a fit this version reads: {exc}")
         return None
 
