@@ -27,6 +27,7 @@ import numpy as np
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
 from omniretrieve.index.catalog import collection_names, drop_collection
+from omniretrieve.index.collection_documents import CollectionDocuments
 from omniretrieve.index.collection_search import CollectionSearching
 from omniretrieve.index.documents import check_name
 from omniretrieve.index.held_ledger import check_held_files, open_ledger, settle_held_wal
@@ -46,6 +47,7 @@ from omniretrieve.index.settings import (
 )
 from omniretrieve.index.sparse_field import SparseField
 from omniretrieve.index.store import CollectionStore, StoredDocument, StoredState, apply
+from omniretrieve.index.stored_files import StoredFiles
 from omniretrieve.index.tuning.methods import CollectionTuningMethods
 from omniretrieve.index.tuning.self_tune import read_tuning, refit_guarded, tuning_due
 from omniretrieve.index.vectors import open_vector_store
@@ -58,7 +60,7 @@ HELD_LANGUAGE_CACHE = 10_000
 corpus)."""
 
 
-class Collection(CollectionSearching, CollectionTuningMethods):
+class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMethods):
     """One collection, opened by this process for writing (one writer at a time, a lock file
     says who) or read-only (any number of readers, beside a writer)."""
 
@@ -82,7 +84,11 @@ class Collection(CollectionSearching, CollectionTuningMethods):
         self.options = IngestOptions()
         """What upserts accept (``image_paths``, ``max_text_chars``) and when they stop
         (``should_stop``): the server and the CLI set these."""
-        self._ingest = DocumentIngest(self.name, lambda: self.settings, self.embedder, self.options)
+        self.files = StoredFiles(directory)
+        """The image files and PDFs the collection's documents were made from."""
+        self._ingest = DocumentIngest(
+            self.name, lambda: self.settings, self.embedder, self.options, self.files
+        )
         with ExitStack() as undo:  # an open that fails, however, releases what it took
             if not read_only:
                 self._store.lock()
@@ -121,6 +127,8 @@ class Collection(CollectionSearching, CollectionTuningMethods):
             self._state = self._store.load(self._vectors.new_state)
             self._vectors.sync(self._state)  # repairs a store a crash left behind
             self._settle_wal()
+            if not held:  # files a deleted document (or a crash before its record) left
+                self.files.sweep(d.image for d in self._state.documents.values())
         self._sparse = self._vectors.bm25() or SparseField(
             lambda: self._state.documents, lambda: self.settings.language, self._languages
         )
@@ -273,29 +281,6 @@ class Collection(CollectionSearching, CollectionTuningMethods):
     def state(self) -> StoredState:
         """The documents and passage vectors as stored (read it; never change it)."""
         return self._state
-
-    def get(self, doc_id: str) -> StoredDocument | None:
-        return self._state.documents.get(doc_id)
-
-    def document_ids(self) -> list[str]:
-        return list(self._state.documents)
-
-    def vectors(self, doc_id: str, model_id: str | None = None) -> np.ndarray | None:
-        """The passage vectors stored for a document (for checks and exports)."""
-        name = field_name(model_id or self.settings.embedders[0])
-        entry = self._state.passages.get(name, {}).get(doc_id)
-        return None if entry is None else entry[1]
-
-    def spans(self, doc_id: str, model_id: str | None = None) -> list[tuple[int, int]] | None:
-        """The character spans of a document's passages for an embedder (the first)."""
-        name = field_name(model_id or self.settings.embedders[0])
-        entry = self._state.passages.get(name, {}).get(doc_id)
-        return None if entry is None else entry[0]
-
-    def document_image(self, document: StoredDocument) -> bytes:
-        """A stored document's image bytes: inline data, or a file where the collection's
-        options allow paths (the library; never the server)."""
-        return self._ingest.image_bytes(document)
 
     def document_language(self, doc_id: str) -> str:
         """The language a stored document's text is analysed in (``metadata.lang`` or

@@ -12,6 +12,7 @@ from omniretrieve.checks import check_json_value, check_text, decode_utf8
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.hashing import document_hash
 from omniretrieve.index.store import StoredDocument
+from omniretrieve.ingest.file_documents import TEXT_SUFFIXES
 from omniretrieve.ingest.files import SkippedFile, folder_files
 from omniretrieve.jsonl import read_jsonl
 
@@ -84,35 +85,6 @@ def iter_jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
     line is an error naming the file and line."""
     for _, record in read_jsonl(path):
         yield record
-
-
-TEXT_SUFFIXES = frozenset(
-    {
-        ".txt",
-        ".md",
-        ".rst",
-        ".py",
-        ".js",
-        ".ts",
-        ".go",
-        ".rs",
-        ".java",
-        ".c",
-        ".h",
-        ".cpp",
-        ".hpp",
-        ".rb",
-        ".php",
-        ".sh",
-        ".sql",
-        ".json",
-        ".yaml",
-        ".yml",
-        ".toml",
-        ".html",
-        ".css",
-    }
-)
 
 
 def iter_folder_documents(

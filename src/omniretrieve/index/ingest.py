@@ -24,6 +24,7 @@ from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.passages import passage_spans
 from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.store import StoredDocument, StoredState, encode_vectors
+from omniretrieve.index.stored_files import StoredFiles, parse_ref
 from omniretrieve.inputs import ImageInput, decode_image_bytes
 from omniretrieve.ocr.reader import OcrReader
 
@@ -93,8 +94,10 @@ class DocumentIngest:
         settings: Callable[[], CollectionSettings],
         embedder: Callable[[str], IndexEmbedder],
         options: IngestOptions,
+        files: StoredFiles | None = None,
     ) -> None:
         self._name = name
+        self.files = files
         self._settings = settings
         self._embedder = embedder
         self.options = options
@@ -253,9 +256,15 @@ class DocumentIngest:
         return out
 
     def image_bytes(self, document: StoredDocument) -> bytes:
-        """A document's image: inline (data URI or base64), or a local file when the collection
-        allows paths (the library; never the server)."""
+        """A document's image: one of the collection's stored files (an image, or a PDF's page
+        drawn), inline (data URI or base64), or a local file when the collection allows paths
+        (the library; never the server)."""
         source = str(document.image)
+        stored = parse_ref(source)
+        if stored is not None:
+            if self.files is None:
+                raise InputError(f"{document.doc_id}.image: no stored files here", field="image")
+            return self.files.image(stored)
         path = Path(source.split("#page=")[0])
         if self.options.image_paths and not source.startswith("data:") and path.is_file():
             return path.read_bytes()
