@@ -135,9 +135,12 @@ def test_folder_with_pdf_images_and_bad_files_round_trips(tmp_path: Path, pdf_fi
 
     scanned = top("volcanic sulfur dioxide stratosphere")
     assert scanned["doc_id"] == "report.pdf#page=2"
-    assert scanned["metadata"] == {
-        "path": "report.pdf", "page": 2, "suffix": ".pdf", "text_source": "ocr", "ocr": True
+    metadata = scanned["metadata"]
+    assert {k: metadata[k] for k in ("path", "page", "pages", "suffix", "text_source", "ocr")} == {
+        "path": "report.pdf", "page": 2, "pages": 3, "suffix": ".pdf", "text_source": "ocr",
+        "ocr": True,
     }  # fmt: skip
+    assert metadata["folder"] == str(folder.resolve()) and metadata["title"] == "report.pdf"
     layer = top("glaciers valleys")
     assert layer["doc_id"] == "report.pdf#page=3"
     assert layer["metadata"]["text_source"] == "pdf-text"

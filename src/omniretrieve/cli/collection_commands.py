@@ -91,6 +91,55 @@ def collections_drop(
     typer.echo(f"dropped {name}", err=True)
 
 
+@collections_app.command("documents")
+@handle_errors
+def collections_documents(
+    name: str = typer.Argument(..., help="Collection name."),
+    offset: int = typer.Option(0, "--offset", help="Skip this many documents (id order)."),
+    limit: int = typer.Option(100, "--limit", help="Documents per page (at most 1000)."),
+    jsonl: bool = typer.Option(
+        False, "--jsonl", help="Every document from --offset, one JSON line each (an export)."
+    ),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """List a collection's documents in id order: a page as JSON, or all of them as JSON
+    lines (--jsonl, which `index --from` reads back)."""
+    from omniretrieve.index.collection import Collection
+
+    with Collection.open(name, root=root, read_only=True) as collection:
+        if jsonl:
+            for position, document in enumerate(collection.iter_documents()):
+                if position >= offset:
+                    sys.stdout.write(json.dumps(document.to_json(), ensure_ascii=False) + "\n")
+            return
+        page = collection.list_documents(offset, limit)
+    payload = {
+        "collection": name,
+        "total": page.total,
+        "offset": page.offset,
+        "documents": [d.to_json() for d in page.documents],
+    }
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+@collections_app.command("delete")
+@handle_errors
+def collections_delete(
+    name: str = typer.Argument(..., help="Collection name."),
+    ids: list[str] = typer.Argument(..., help="Ids of the documents to delete."),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+) -> None:
+    """Delete documents by id (ids not in the collection are listed as missing)."""
+    from omniretrieve.index.collection import Collection
+
+    with Collection.open(name, root=root) as collection:
+        missing = [doc_id for doc_id in dict.fromkeys(ids) if collection.get(doc_id) is None]
+        deleted = collection.delete(ids)
+        collection.flush()
+    payload = {"collection": name, "deleted": deleted, "missing": missing}
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
 @collections_app.command("repair")
 @handle_errors
 def collections_repair(

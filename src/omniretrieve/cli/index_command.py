@@ -126,6 +126,10 @@ def index(
         collection.options.max_text_chars = max_chars
         collection.options.dtype = dtype
         reader = _ocr_reader(ocr, ocr_engine) if kind != "jsonl" else None
+        if watch:  # the first sync, then one after each change, until Ctrl-C
+            sync = (reader, follow_symlinks, max_chars, keep_missing)
+            _watch(collection, source, sync, debounce_ms)
+            return
         if kind == "folder":
             payload = _sync(collection, source, reader, follow_symlinks, max_chars, keep_missing)
         else:
@@ -137,9 +141,6 @@ def index(
         payload = {"collection": name, "documents": len(collection), **payload}
         payload.update(_fusion(collection))
         _say(payload)
-        if watch:
-            sync = (reader, follow_symlinks, max_chars, keep_missing)
-            _watch(collection, source, sync, debounce_ms)
     if any("error" in item for item in payload["skipped"]):
         raise typer.Exit(2)
 
@@ -162,8 +163,10 @@ def _corpus_documents(path: Path, max_chars: int) -> tuple[list[Any], list[dict[
 
 
 def _has_content(record: dict[str, Any]) -> bool:
+    """False for a document whose text, title and image are all absent or blank (anything
+    else, even a wrongly typed value, goes on to be checked)."""
     parts = (record.get("text"), record.get("title"), record.get("image"))
-    return any(isinstance(p, str) and p.strip() for p in parts)
+    return any(not (p is None or (isinstance(p, str) and not p.strip())) for p in parts)
 
 
 def _open_collection(
@@ -285,8 +288,6 @@ def _watch(
 ) -> None:
     from omniretrieve.ingest.folder_watch import watch_folder
 
-    typer.echo(f"watching {folder} (Ctrl-C to stop)", err=True)
-
     def sync() -> None:
         payload = _sync(collection, folder, *sync_options)
         collection.flush()
@@ -298,7 +299,9 @@ def _watch(
             err=True,
         )
 
+    typer.echo(f"watching {folder} (Ctrl-C to stop)", err=True)
     watch_folder(folder, sync, debounce_ms=debounce_ms, on_error=failed)
+    typer.echo("stopped watching", err=True)
 
 
 def _embedding_pool(
