@@ -280,3 +280,26 @@ def test_stored_files_no_document_names_are_removed(tmp_path: Path) -> None:
     with Collection.open("f", root=root):  # a writer's open sweeps what no document names
         after = {p.name for p in stored.iterdir()}
     assert len(after) == 1 and not after & before
+
+
+@needs_tesseract
+def test_an_image_query_with_text_is_not_dropped_silently(tmp_path: Path) -> None:
+    """Issue 29, item 4: with text-only models, the image's OCR text joins the query, and the
+    answer (and stderr) says so per stage."""
+    from tests.builders.documents import text_image
+
+    folder = user_folder(tmp_path / "f")
+    root = tmp_path / "collections"
+    index(root, "f", folder)
+    picture = tmp_path / "query.png"
+    picture.write_bytes(text_image(["au lait, celebre a Paris"], (900, 160)))
+    result = CliRunner().invoke(
+        app,
+        ["search", "f", "stream", "--query-image", str(picture), "--root", str(root), "-k", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["query_notes"]) == {"sparse", "dense:all-MiniLM-L6-v2"}
+    assert "Paris" in payload["query_ocr_text"]
+    assert "latin1.txt" in [h["doc_id"] for h in payload["hits"]]  # found through the image
+    assert "note: sparse reads text only: read the query image's OCR text" in result.stderr

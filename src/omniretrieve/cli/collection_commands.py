@@ -52,7 +52,7 @@ def search(
     searched = SearchQuery(query or "", image)
     with Collection.open(name, root=root, read_only=True) as collection:
         collection.options.dtype = dtype
-        hits = collection.search(
+        report = collection.search_report(
             searched,
             top_k=top_k,
             mode=mode,
@@ -61,7 +61,15 @@ def search(
             max_chars=max_chars,
         )
     shown = query if image is None else {"text": query, "image": str(query_image)}
-    payload = {"collection": name, "query": shown, "hits": [h.to_json() for h in hits]}
+    payload = {
+        "collection": name,
+        "query": shown,
+        **report.read.to_json(),
+        "took_ms": round(report.seconds * 1000, 1),
+        "hits": [h.to_json() for h in report.hits],
+    }
+    for stage, note in report.read.notes.items():
+        typer.echo(f"note: {stage} {note}", err=True)
     write_json(payload, "hits", jsonl)
 
 

@@ -3,14 +3,27 @@ method hands the query to the collection's :class:`~omniretrieve.index.search.Se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from omniretrieve.index.queries import SearchQuery
+from omniretrieve.index.queries import SearchQuery, parse_query
+from omniretrieve.index.query_reading import ReadQuery, read_query_image
 from omniretrieve.index.results import FirstStage, SearchHit
 from omniretrieve.index.search import Searcher
+from omniretrieve.index.settings import CollectionSettings
 from omniretrieve.inputs import Input
+from omniretrieve.ocr.engines import OcrUnavailableError
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    hits: list[SearchHit]
+    read: ReadQuery
+    """The query as searched (with the image's OCR text) and what each stage made of it."""
+    seconds: float
 
 
 class CollectionSearching:
@@ -18,6 +31,10 @@ class CollectionSearching:
     which sets ``_searcher`` when it opens)."""
 
     _searcher: Searcher
+    _ingest: Any
+    settings: CollectionSettings
+    embedder: Callable[[str], Any]
+    reranker: Callable[[str], Any]
 
     def reusing_first_stages(self) -> AbstractContextManager[None]:
         """Within the block, each query's BM25 list, its list per vector field and its query
@@ -56,6 +73,49 @@ class CollectionSearching:
             instruction=instruction,
             max_chars=max_chars,
         )[0]
+
+    def search_report(
+        self,
+        query: str | Mapping[str, Any] | Input | SearchQuery,
+        *,
+        mode: str = "hybrid",
+        rerank: bool | str = False,
+        embedders: Sequence[str] | Literal["auto"] | None = None,
+        **options: Any,
+    ) -> SearchReport:
+        """:meth:`search`, with what each stage made of the query's image (read, read as its
+        OCR text, or not read: :mod:`~omniretrieve.index.query_reading`) and the time taken;
+        the CLI, the server and the page show both."""
+        started = time.perf_counter()
+        parsed = parse_query(query, "query")
+        read = read_query_image(parsed, self._query_stages(mode, rerank, embedders), self._ocr())
+        hits = self.search(read.query, mode=mode, rerank=rerank, embedders=embedders, **options)
+        return SearchReport(hits, read, time.perf_counter() - started)
+
+    def _query_stages(
+        self, mode: str, rerank: bool | str, embedders: Sequence[str] | str | None
+    ) -> dict[str, bool]:
+        """The stages a search runs, and whether each reads images."""
+        stages: dict[str, bool] = {}
+        if mode in ("sparse", "hybrid"):
+            stages["sparse"] = False
+        if mode in ("dense", "hybrid"):
+            fields = (
+                self.settings.embedders if not isinstance(embedders, list | tuple) else embedders
+            )
+            for model_id in fields:
+                stages[f"dense:{model_id}"] = "image" in self.embedder(model_id).modalities
+        if rerank:
+            model_id = self.settings.reranker if rerank is True else rerank
+            stages["rerank"] = "image" in self.reranker(model_id).model.modalities
+        return stages
+
+    def _ocr(self) -> Callable[[bytes], str] | None:
+        try:
+            reader = self._ingest.ocr_reader()
+        except OcrUnavailableError:
+            return None
+        return lambda data: reader.read_many([data])[0]
 
     def search_many(self, queries: Sequence[Any], **options: Any) -> list[list[SearchHit]]:
         """Search several queries with the same settings (``top_k``, ``mode``, ``rerank``,

@@ -78,7 +78,7 @@ class HitStage:
             return hits
         state = self._source.state()
         language = self._languages.document
-        return with_snippets(hits, state, query.text, language, snippet_vectors, max_chars)
+        return with_snippets(hits, state, query.readable_text, language, snippet_vectors, max_chars)
 
     def _hits(
         self,

@@ -242,7 +242,7 @@ class DocumentIngest:
         wanted = [d for d in documents if d.image and "ocr" not in d.metadata]
         if not wanted or not self._settings().ocr_images:
             return documents
-        reader = self._ocr_reader()
+        reader = self.ocr_reader()
         images = {document.doc_id: self.image_bytes(document) for document in wanted}
         texts = dict(zip(images, reader.read_many(list(images.values())), strict=True))
         out = []
@@ -270,7 +270,7 @@ class DocumentIngest:
             return path.read_bytes()
         return decode_image_bytes(source, field=f"{document.doc_id}.image")
 
-    def _ocr_reader(self) -> Any:
+    def ocr_reader(self) -> Any:
         if self._ocr is None:
             self._ocr = OcrReader(self._settings().ocr_engine)
         return self._ocr

@@ -27,6 +27,19 @@ class SearchQuery:
     text: str
     """The query's text ("" for an image alone)."""
     image: ImageInput | None = None
+    ocr_text: str = ""
+    """The text OCR read in the image, for the stages that read text only
+    (:func:`omniretrieve.index.query_reading.read_query_image`)."""
+
+    @property
+    def readable_text(self) -> str:
+        """What a stage that reads text only reads: the text, and the image's OCR text."""
+        return f"{self.text}\n{self.ocr_text}".strip() if self.ocr_text.strip() else self.text
+
+    @property
+    def reads_as_text(self) -> bool:
+        """Whether a stage that reads text only has anything to read."""
+        return bool(self.readable_text.strip())
 
     @property
     def key(self) -> str:
@@ -86,11 +99,11 @@ def check_readable(
     """Every query can be read by some stage of this search: an image alone needs an
     image-capable embedder among ``fields`` in dense or hybrid mode. ``modalities(field)`` is
     asked only when a query has no text (it loads the model)."""
-    if all(q.has_text for q in queries):
+    if all(q.reads_as_text for q in queries):
         return
     readers = [m for m in fields if "image" in modalities(m)]
     for position, query in enumerate(queries):
-        if query.has_text or (readers and mode != "sparse"):
+        if query.reads_as_text or (readers and mode != "sparse"):
             continue
         field_path = "query" if len(queries) == 1 else f"queries[{position}]"
         why = "BM25 reads text" if mode == "sparse" else "these embedders read text only"

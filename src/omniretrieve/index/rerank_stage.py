@@ -80,10 +80,11 @@ def rerank_candidates(
     model = reranker.model
     reads_images = "image" in model.modalities
     if query.image is not None and not reads_images:
-        if not query.has_text:
+        if not query.reads_as_text:
             why = f"not reranked: {model.model_id} reads text only and the query is an image"
             return RerankOutcome(list(candidates), [], {d: why for d, _ in candidates})
-        query = SearchQuery(query.text)  # a text-only reranker reads the query's text
+        # a text-only reranker reads the query's text (and the image's OCR text)
+        query = SearchQuery(query.readable_text)
     inputs = {
         doc_id: document_input(documents[doc_id], reads_images, document_image)
         for doc_id, _ in candidates

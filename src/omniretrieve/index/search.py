@@ -331,11 +331,14 @@ class Searcher:
         for model_id in plan.fields:
             with_images = any(q.image is not None for q in queries)
             reads_images = with_images and "image" in self._source.embedder(model_id).modalities
-            read = [i for i, q in enumerate(queries) if reads_images or q.has_text]
+            read = [i for i, q in enumerate(queries) if reads_images or q.reads_as_text]
             if not read:
                 continue
-            # what the model reads: the whole query, or (text-only models) its text
-            seen = [queries[i] if reads_images else SearchQuery(queries[i].text) for i in read]
+            # what the model reads: the whole query, or (text-only models) its text and the
+            # image's OCR text
+            seen = [
+                queries[i] if reads_images else SearchQuery(queries[i].readable_text) for i in read
+            ]
             vectors, runs = self._cached_dense(model_id, seen, plan, cache, show_progress)
             for index, vector, run in zip(read, vectors, runs, strict=True):
                 query_vectors[index][model_id] = vector
@@ -390,9 +393,9 @@ class Searcher:
     ) -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
         """One query's lists (BM25's first) and the vector fields it uses."""
         mode = plan.mode
-        text = query.text
+        text = query.readable_text
         fields = tuple(m for m in plan.fields if f"dense:{m}" in dense)  # those that read it
-        reads_text = query.has_text
+        reads_text = query.reads_as_text
         language = (
             self._sparse.query_language(text)
             if reads_text and (plan.routing or mode != "dense")

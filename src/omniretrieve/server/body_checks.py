@@ -53,7 +53,11 @@ class JsonBodyCheckMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "PUT", "PATCH")
+            or _content_type(scope).startswith(b"multipart/")  # files: not JSON
+        ):
             await self.app(scope, receive, send)
             return
         messages: list[Message] = []
@@ -80,3 +84,10 @@ class JsonBodyCheckMiddleware:
             return queued if queued is not None else await receive()
 
         await self.app(scope, replaying_receive, send)
+
+
+def _content_type(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-type":
+            return bytes(value).lower()
+    return b""

@@ -162,7 +162,7 @@ async def search_collection(name: str, body: SearchRequest, request: Request) ->
 
     def search(collection: Any) -> Any:
         reranker = loaded_reranker(request, body.rerank, collection)
-        return collection.search(
+        return collection.search_report(
             query,
             top_k=body.top_k,
             mode=body.mode,
@@ -171,5 +171,11 @@ async def search_collection(name: str, body: SearchRequest, request: Request) ->
             max_chars=body.max_chars,
         )
 
-    hits = await locked(request, name, search)
-    return {"collection": name, "query": query.describe(), "hits": [h.to_json() for h in hits]}
+    report = await locked(request, name, search)
+    return {
+        "collection": name,
+        "query": query.describe(),
+        **report.read.to_json(),
+        "took_ms": round(report.seconds * 1000, 1),
+        "hits": [h.to_json() for h in report.hits],
+    }
