@@ -12,12 +12,10 @@ import httpx
 import pytest
 
 from omniretrieve.server.config import ServerConfig
+from tests.builders.browser import chromium, needs_chromium, wait_for
 from tests.builders.servers import running_server
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("chromium") is None or shutil.which("chromedriver") is None,
-    reason="chromium and chromium-driver are not installed (.ci/run installs them)",
-)
+pytestmark = needs_chromium
 
 DOCUMENTS = [
     {"id": "tides", "text": "Tides rise twice a day. The Moon's gravity pulls the oceans."},
@@ -47,32 +45,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,900",
-        # every host but the loopback server resolves to nothing: no CDN can be reached
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    yield driver
-    driver.quit()
-
-
-def wait_for(driver, css: str, timeout: float = 30.0, by: str = "css selector"):
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(
-        expected_conditions.presence_of_element_located((by, css))
-    )
+    with chromium() as driver:
+        yield driver
 
 
 def test_a_search_link_shows_the_hit_with_its_highlights(server: str, browser) -> None:
@@ -90,7 +64,7 @@ def test_a_search_link_shows_the_hit_with_its_highlights(server: str, browser) -
     box = browser.find_element(By.ID, "q")
     box.clear()
     box.send_keys("cats fish")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    browser.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
     wait_for(browser, "#hits li.hit[data-id=cats]")
     assert "q=cats+fish" in browser.current_url
 
@@ -173,7 +147,7 @@ def test_an_image_query_is_sent_as_one(server: str, browser, tmp_path: Path) -> 
     wait_for(browser, "#collection option[value=notes]")
     browser.find_element(By.ID, "query-image").send_keys(str(picture))
     browser.find_element(By.ID, "q").clear()
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    browser.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
     status = wait_for(browser, "#status.error")
     assert "image without text" in status.text
 
@@ -181,7 +155,7 @@ def test_an_image_query_is_sent_as_one(server: str, browser, tmp_path: Path) -> 
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
 def test_image_documents_show_a_thumbnail(server: str, browser, tmp_path: Path) -> None:
     """An image document (read by OCR for this text-only collection) is shown with its
-    picture, fetched from the document API."""
+    picture, drawn by the images endpoint and fetched with the key."""
     from selenium.webdriver.common.by import By
 
     from tests.builders.documents import text_image
@@ -194,8 +168,9 @@ def test_image_documents_show_a_thumbnail(server: str, browser, tmp_path: Path) 
     wait_for(browser, "#added.done")
     browser.get(f"{server}/?collection=notes&q=quarterly+revenue&mode=sparse")
     hit = wait_for(browser, "#hits li.hit[data-id='slide.png']")
-    picture = wait_for(browser, "#hits li.hit img.thumbnail[src^='data:image/']")
+    picture = wait_for(browser, "#hits li.hit img.thumbnail[src^='blob:']")
     assert picture.get_attribute("alt") == "slide.png" and hit.is_displayed()
+    assert browser.execute_script("return arguments[0].naturalWidth", picture) > 0
 
 
 def test_an_image_dropped_on_the_search_form_is_the_query(server: str, browser) -> None:
@@ -240,11 +215,11 @@ def test_a_document_id_never_makes_the_page_call_another_endpoint(server: str, b
     browser.get(f"{server}/")
     browser.execute_script("localStorage.setItem('omniretrieve-key', 'page-key')")
     browser.get(f"{server}/?collection=notes&q=zebra+stripes+flies&mode=sparse")
-    wait_for(browser, "#hits li.hit img.thumbnail[src^='data:image/']")
+    wait_for(browser, "#hits li.hit img.thumbnail[src^='blob:']")
     requested = browser.execute_script(
         "return performance.getEntriesByType('resource').map((e) => e.name)"
     )
-    assert any("/documents/..%2F..%2F..%2Fmetrics" in url for url in requested), requested
+    assert any("/images/..%2F..%2F..%2Fmetrics" in url for url in requested), requested
     assert not any(url.endswith("/metrics") for url in requested), requested
 
 

@@ -110,6 +110,17 @@ class CollectionSearching:
             stages["rerank"] = "image" in self.reranker(model_id).model.modalities
         return stages
 
+    def query_image_readers(self) -> dict[str, Any]:
+        """Who can read a query's image: the embedders that read images, and whether OCR can
+        read its text for the stages that read text only (the page offers an image query
+        only where one of them can)."""
+        return {
+            "embedders": [
+                m for m in self.settings.embedders if "image" in self.embedder(m).modalities
+            ],
+            "ocr": self._ocr() is not None,
+        }
+
     def _ocr(self) -> Callable[[bytes], str] | None:
         try:
             reader = self._ingest.ocr_reader()

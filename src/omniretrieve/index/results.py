@@ -23,6 +23,9 @@ class SearchHit:
     """Character spans of the query's terms in that passage (offsets in the document)."""
     text_start: int = 0
     """Where ``text`` begins in the document (not 0 when ``max_chars`` cut it)."""
+    document_chars: int = 0
+    """The whole document's length: ``text`` was cut at its end where ``text_start +
+    len(text)`` is less (``max_chars`` cuts at word boundaries)."""
     has_image: bool = False
     """The document holds an image (fetch the document for it)."""
 

@@ -11,6 +11,7 @@ longer passage, from a little before its first matching word) instead of the who
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,8 @@ from omniretrieve.index.results import SearchHit
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.store import StoredDocument, StoredState
 from omniretrieve.text.highlight import term_spans
+
+WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ def with_snippets(
                 hit,
                 text=found.text,
                 text_start=found.text_start,
+                document_chars=len(state.documents[hit.doc_id].text),
                 passage=found.passage,
                 highlights=found.highlights,
             )
@@ -82,9 +86,25 @@ def snippet(
     window = start
     if end - start > max_chars and inside:  # a long passage: show its first matching words
         window = max(start, min(inside[0][0] - max_chars // 4, end - max_chars))
-    limit = min(end, window + max_chars)
+    limit = min(len(text), window + max_chars)
+    window, limit = word_bounds(text, window, limit)
     shown = [(a, b) for a, b in inside if a >= window and b <= limit]
-    return Snippet(text[window : window + max_chars], window, passage, shown)
+    return Snippet(text[window:limit], window, passage, shown)
+
+
+def word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` moved in to whole words: a start inside a word moves past it, an
+    end inside a word moves back before it (unless that would drop more than a third of the
+    window: one very long word is cut)."""
+    if 0 < start < end and not text[start - 1].isspace() and not text[start].isspace():
+        found = WHITESPACE.search(text, start, end)
+        if found is not None and found.end() - start <= (end - start) // 3:
+            start = found.end()
+    if start < end < len(text) and not text[end - 1].isspace() and not text[end].isspace():
+        last = max((m.start() for m in WHITESPACE.finditer(text, start, end)), default=-1)
+        if last > start and end - last <= (end - start) // 3:
+            end = last
+    return start, end
 
 
 def _dense_passage(

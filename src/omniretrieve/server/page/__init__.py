@@ -14,7 +14,7 @@ PAGE = Path(__file__).parent / "static"
 DOCS_ASSETS = "/docs-assets"
 """Where Swagger UI's and ReDoc's files are served from (installed with fastapi-offline)."""
 OPEN_PREFIXES = ("/page/", f"{DOCS_ASSETS}/")
-OPEN_PATHS = frozenset({"/", "/redoc"})
+OPEN_PATHS = frozenset({"/", "/redoc", "/favicon.ico"})
 
 
 def install_search_page(app: FastAPI) -> None:
@@ -23,3 +23,7 @@ def install_search_page(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     async def search_page() -> FileResponse:
         return FileResponse(PAGE / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(PAGE / "favicon.ico", media_type="image/x-icon")

@@ -85,6 +85,7 @@ async def show_collection(name: str, request: Request) -> dict[str, Any]:
             "documents": len(collection),
             "settings": settings_json(collection.settings),
             "tuning": None if tuning is None else tuning.to_json(),
+            "query_image": collection.query_image_readers(),
         }
 
     return await locked(request, name, show)
