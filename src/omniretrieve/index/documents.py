@@ -8,12 +8,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from omniretrieve.checks import check_json_value, check_text, decode_utf8
+from omniretrieve.checks import check_json_value, check_text
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.hashing import document_hash
 from omniretrieve.index.store import StoredDocument
 from omniretrieve.ingest.file_documents import TEXT_SUFFIXES
 from omniretrieve.ingest.files import SkippedFile, folder_files
+from omniretrieve.ingest.text_files import decode_text
 from omniretrieve.jsonl import read_jsonl
 
 MAX_ID_BYTES = 1000
@@ -130,7 +131,7 @@ def _read_text_file(path: Path, max_chars: int | None) -> tuple[str, str | None]
             "(--max-chars to raise it)"
         )
     try:
-        text = decode_utf8(path.read_bytes(), "the file")
+        text = decode_text(path.read_bytes(), suffix=path.suffix.lower(), label="the file").text
     except InputError as exc:
         return "", exc.message
     if max_chars is not None and len(text) > max_chars:
