@@ -32,6 +32,7 @@ from omniretrieve.server.security import (
     BodySizeLimitMiddleware,
     SecurityHeadersMiddleware,
 )
+from omniretrieve.server.thumbnails import PictureCache
 
 log = logging.getLogger("omniretrieve.server")
 
@@ -73,6 +74,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
     app.state.collections = CollectionManager(pool, config.collections_root, config.limits)
     app.state.milvus_uri = config.milvus_uri
     app.state.ocr_reader = create_reader(config.ocr_fallback)
+    app.state.pictures = PictureCache()
     app.state.image_fetcher = ImageFetcher(
         config.fetch_policy(), config.limits, config.image_cache_bytes
     )

@@ -22,8 +22,6 @@ from omniretrieve.server.routes.collections import in_collection_threads, locked
 from omniretrieve.server.thumbnails import PictureCache, check_width, content_key, draw
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
-PICTURES = PictureCache()
-"""Drawn pictures, shared by the app's collections (keys are content hashes)."""
 MAX_EXPORT_CHUNK = 256
 
 
@@ -86,6 +84,7 @@ async def document_image(
     ``width`` pixels wide, or the whole image. Drawn only from what the collection stores."""
     chosen = check_width(width, full)
     limits = app_config(request).limits
+    pictures: PictureCache = request.app.state.pictures  # keyed by content: shared safely
 
     def picture(collection: Any) -> Any:
         document = collection.get(doc_id)
@@ -94,7 +93,7 @@ async def document_image(
                 f"document {doc_id!r} is not in collection {name!r}", field="id"
             )
         key = (content_key(document), chosen or 0)
-        cached = PICTURES.get(key)
+        cached = pictures.get(key)
         if cached is not None:
             return cached
         drawn = draw(
@@ -104,7 +103,7 @@ async def document_image(
             max_image_bytes=limits.max_image_bytes,
             max_pixels=limits.max_image_pixels,
         )
-        PICTURES.put(key, drawn)
+        pictures.put(key, drawn)
         return drawn
 
     found = await locked(request, name, picture)
