@@ -148,6 +148,9 @@ def test_uploaded_files_are_stored_as_the_cli_stores_them(
     )
     assert bad.status_code == 200 and bad.json()["skipped"][0]["path"] == "x.pdf"
     assert "error" in bad.json()["skipped"][0]
+    for body in ({"json": {"files": ["x"]}}, {"data": {"other": "x"}}):
+        refused = client.post("/v1/collections/uploads/files", **body)
+        assert refused.status_code == 422 and refused.json()["error"]["field"], refused.text
 
 
 def test_facets_list_the_values_to_filter_on(client: TestClient) -> None:

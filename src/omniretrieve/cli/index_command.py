@@ -221,7 +221,7 @@ def _sync(
     max_chars: int,
     keep_missing: bool,
 ) -> dict[str, Any]:
-    from omniretrieve.ingest.folder_sync import sync_folder
+    from omniretrieve.index.folder_sync import sync_folder
 
     report = sync_folder(
         collection,
@@ -239,8 +239,8 @@ def _file_documents(
     collection: Any, path: Path, reader: Any, max_chars: int
 ) -> tuple[list[Any], list[dict[str, Any]]]:
     """One image or PDF file's documents (ids: its name, with ``#page=N`` for pages)."""
+    from omniretrieve.index.folder_sync import reads_images, skipped_json
     from omniretrieve.ingest.file_documents import ConvertedFiles, FileConverter
-    from omniretrieve.ingest.folder_sync import reads_images, skipped_json
 
     converter = FileConverter(
         reader=reader,
@@ -286,7 +286,7 @@ def _say(payload: dict[str, Any]) -> None:
 def _watch(
     collection: Any, folder: Path, sync_options: tuple[Any, bool, int, bool], debounce_ms: int
 ) -> None:
-    from omniretrieve.ingest.folder_watch import watch_folder
+    from omniretrieve.index.folder_watch import watch_folder
 
     def sync() -> None:
         payload = _sync(collection, folder, *sync_options)

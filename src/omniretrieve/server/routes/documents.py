@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from omniretrieve.errors import CollectionNotFoundError, InputError, LimitExceededError
 from omniretrieve.index.facets import metadata_facets
+from omniretrieve.index.folder_sync import reads_images, skipped_json
 from omniretrieve.ingest.file_documents import ConvertedFiles, FileConverter
-from omniretrieve.ingest.folder_sync import reads_images, skipped_json
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.routes import app_config
 from omniretrieve.server.routes.collections import in_collection_threads, locked, manager

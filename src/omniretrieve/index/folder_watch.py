@@ -1,5 +1,5 @@
 """Following a folder: sync it, then again after each burst of changes (debounced;
-:func:`~omniretrieve.ingest.folder_sync.sync_folder` converts only what changed). Uses
+:func:`~omniretrieve.index.folder_sync.sync_folder` converts only what changed). Uses
 watchfiles (inotify, FSEvents, ReadDirectoryChangesW).
 
 The watcher starts before the first sync, so a change made while that sync runs, or just
