@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,7 @@ def _file_documents(
     converter = FileConverter(
         reader=reader,
         store=collection.files.put,
-        reads_images=reads_images(collection),
+        reads_images=partial(reads_images, collection),
         max_chars=max_chars,
     )
     converted = ConvertedFiles()
@@ -254,6 +255,7 @@ def _file_documents(
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}", field="from") from exc
     converter.convert(path.name, data, converted)
+    converter.finish()
     return converted.documents, skipped_json(converted.errors, converted.notes)
 
 

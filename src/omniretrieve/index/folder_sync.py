@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def sync_folder(
     converter = FileConverter(
         reader=reader,
         store=collection.files.put,
-        reads_images=reads_images(collection),
+        reads_images=partial(reads_images, collection),
         max_chars=max_chars,
         extra={"folder": key},
     )
@@ -108,6 +109,7 @@ def sync_folder(
                 if len(converted.errors) > errors:
                     kept.update(before)
             step(1)
+        converter.finish()
     report.errors += converted.errors
     report.notes += converted.notes
     if converted.documents:

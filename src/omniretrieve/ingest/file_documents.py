@@ -62,6 +62,8 @@ TEXT_SUFFIXES = frozenset(
 VISUAL_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
 INGESTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | VISUAL_SUFFIXES
 MAX_VISUAL_BYTES = 200 * 1024 * 1024
+OCR_CHUNK = 32
+"""Pages read by OCR together (in parallel) at most."""
 
 StoreFile = Callable[[bytes, str, "int | None"], str]
 """Keeps a file's bytes in the collection and returns the ``stored:`` reference (data, suffix,
@@ -98,7 +100,8 @@ def size_limit(name: str, max_chars: int | None) -> int | None:
 class FileConverter:
     """Files into documents for one collection: ``reader`` is an OCR reader (None: pages
     that need OCR are noted and skipped unless an embedder reads images), ``store`` keeps the
-    pictures, ``reads_images`` says whether an embedder of the collection reads images,
+    pictures, ``reads_images`` says whether an embedder of the collection reads images (asked
+    only for a page without text: it may load the models),
     ``extra`` is added to every document's metadata (where the files came from)."""
 
     def __init__(
@@ -106,13 +109,15 @@ class FileConverter:
         *,
         reader: Any,
         store: StoreFile,
-        reads_images: bool,
+        reads_images: Callable[[], bool],
         max_chars: int | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.reader = reader
         self.store = store
-        self.reads_images = reads_images
+        self._reads_images = reads_images
+        self._images_read: bool | None = None
+        self._scans: list[_Scan] = []
         self.max_chars = max_chars
         self.extra = dict(extra or {})
 
@@ -124,6 +129,7 @@ class FileConverter:
             self.convert(relative, data, out)
             if advance is not None:
                 advance(1)
+        self.finish()
         return out
 
     def convert(self, relative: str, data: bytes, out: ConvertedFiles) -> None:
@@ -173,13 +179,8 @@ class FileConverter:
     def _pdf(self, relative: str, data: bytes, base: dict[str, Any], out: ConvertedFiles) -> None:
         pages = pdf_pages(data, field="the file")
         reference = _Lazy(lambda: self.store(data, ".pdf", None))
-        scans = [p for p in pages if p.image is not None]
-        texts = self._read([p.image for p in scans if p.image is not None])
-        read = dict(zip((p.number for p in scans), texts, strict=True))
         for page in pages:
-            doc_id = f"{relative}#page={page.number}"
             scanned = page.image is not None
-            text = read.get(page.number, "") if scanned else page.text
             metadata = {
                 **base,
                 "page": page.number,
@@ -187,18 +188,19 @@ class FileConverter:
                 "text_source": "ocr" if scanned else "pdf-text",
                 "ocr": scanned,
             }
+            doc_id = f"{relative}#page={page.number}"
             image = _Lazy(partial(_page_of, reference, page.number))
-            self._page(doc_id, relative, text, image, metadata, scanned, out)
+            if page.image is not None:
+                self._later(_Scan(doc_id, relative, page.image, image, metadata, out))
+            else:
+                self._page(doc_id, relative, page.text, image, metadata, False, out)
 
     def _image(self, relative: str, data: bytes, base: dict[str, Any], out: ConvertedFiles) -> None:
         frames = image_pages(data, field="the file")
         suffix = str(base["suffix"])
         single = len(frames) == 1
         kept_as = suffix if single else ".png"
-        references = [_Lazy(partial(self.store, frame, kept_as, None)) for frame in frames]
-        texts = self._read(frames)
-        for number, (reference, text) in enumerate(zip(references, texts, strict=True), 1):
-            doc_id = relative if single else f"{relative}#page={number}"
+        for number, frame in enumerate(frames, 1):
             metadata = {
                 **base,
                 "page": number,
@@ -206,7 +208,25 @@ class FileConverter:
                 "text_source": "ocr",
                 "ocr": True,
             }
-            self._page(doc_id, relative, text, reference, metadata, True, out)
+            doc_id = relative if single else f"{relative}#page={number}"
+            reference = _Lazy(partial(self.store, frame, kept_as, None))
+            self._later(_Scan(doc_id, relative, frame, reference, metadata, out))
+
+    def _later(self, scan: _Scan) -> None:
+        """Pages that need OCR are read together (in parallel, across files), a chunk at a
+        time so that their pixels never fill the memory."""
+        self._scans.append(scan)
+        if len(self._scans) >= OCR_CHUNK:
+            self.finish()
+
+    def finish(self) -> None:
+        """Read the pages still waiting for OCR and add their documents (call it once the
+        last file is converted)."""
+        scans, self._scans = self._scans, []
+        texts = self._read([scan.image for scan in scans])
+        for scan, text in zip(scans, texts, strict=True):
+            self._page(scan.doc_id, scan.relative, text, scan.reference, scan.metadata, True,
+                       scan.out)  # fmt: skip
 
     def _page(
         self,
@@ -219,19 +239,24 @@ class FileConverter:
         out: ConvertedFiles,
     ) -> None:
         if text is None:  # no OCR engine
-            if not self.reads_images:
+            if not self.reads_images():
                 out.notes.append(
                     FileNote(doc_id, "needs OCR, and no OCR engine is available: skipped")
                 )
                 return
             text = ""
-        if not text.strip() and not self.reads_images:
+        if not text.strip() and not self.reads_images():
             why = "no text found in the image" if needs_ocr else "no text on the page"
             out.notes.append(
                 FileNote(doc_id, f"{why}, and no embedder of this collection reads images")
             )
             return
         out.documents.append(self._document(doc_id, relative, text, image(), metadata))
+
+    def reads_images(self) -> bool:
+        if self._images_read is None:
+            self._images_read = self._reads_images()
+        return self._images_read
 
     def _read(self, images: Sequence[bytes]) -> list[str | None]:
         if not images:
@@ -254,6 +279,18 @@ class FileConverter:
         if image is not None:
             document["image"] = image
         return document
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """A page waiting for OCR."""
+
+    doc_id: str
+    relative: str
+    image: bytes
+    reference: _Lazy
+    metadata: dict[str, Any]
+    out: ConvertedFiles
 
 
 def _page_of(reference: _Lazy, number: int) -> str:

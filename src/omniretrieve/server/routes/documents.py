@@ -6,6 +6,7 @@ ingests a folder's files."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -149,7 +150,7 @@ async def upload_files(name: str, files: list[UploadFile], request: Request) -> 
         converter = FileConverter(
             reader=reader,
             store=collection.files.put,
-            reads_images=reads_images(collection),
+            reads_images=partial(reads_images, collection),
             max_chars=limits.max_text_chars,
         )
         return converter.convert_many(uploads)
