@@ -35,6 +35,7 @@ def pool_key(config: ServerConfig) -> tuple[object, ...]:
         config.max_batch_items,
         config.limits.max_pending_items,
         config.aliases,
+        config.default_aliases,
     )
 
 
@@ -118,3 +119,59 @@ def running_app(
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+class ServeProcess:
+    """``omniretrieve serve`` run as a user runs it; its stderr is collected as it comes."""
+
+    def __init__(self, process: subprocess.Popen, base: str) -> None:
+        self.process = process
+        self.base = base
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextmanager
+def serve_process(*flags: str, data_dir: str, env: dict[str, str] | None = None):
+    """``omniretrieve serve --port P FLAGS...`` on loopback with its collections under
+    ``data_dir``; yields a :class:`ServeProcess` once /readyz answers 200."""
+    import os
+    import sys
+
+    port = free_port()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMNIRETRIEVE_DATA": data_dir}
+    environment.pop("OMNIRETRIEVE_API_KEYS", None)
+    environment.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omniretrieve.cli", "serve", "--port", str(port), *flags],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    served = ServeProcess(process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 180
+        while not any(line.startswith("ready: ") for line in served.lines):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"serve did not become ready:\n{served.stderr}")
+            time.sleep(0.1)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -15,10 +15,7 @@ from tests.builders.servers import running_server
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    aliases = (
-        ("text-embedding-3-small", "all-MiniLM-L6-v2"),  # the clients' default model names
-        ("rerank-english-v3.0", "omniretrieve-hybrid-reranker"),
-    )
+    aliases = (("my-embedder", "all-MiniLM-L6-v2"),)  # clients' default names need none
     config = ServerConfig(api_keys=("test-key",), batch_wait_ms=20, aliases=aliases)
     with running_server(config) as url:
         yield url
@@ -39,15 +36,23 @@ def test_openai_client_embeddings(base_url: str, minilm) -> None:
     assert len(floats.data[0].embedding) == 64
     from openai import AuthenticationError, NotFoundError, UnprocessableEntityError
 
-    aliased = client.embeddings.create(model="text-embedding-3-small", input=texts)  # --alias
-    np.testing.assert_allclose(
-        np.array([item.embedding for item in aliased.data]), vectors, atol=1e-6
+    for name in ("my-embedder", "text-embedding-3-small"):  # --alias, a client default
+        aliased = client.embeddings.create(model=name, input=texts)
+        np.testing.assert_allclose(
+            np.array([item.embedding for item in aliased.data]), vectors, atol=1e-6
+        )
+        assert aliased.model == "all-MiniLM-L6-v2"  # the model that answered
+    listed = {m.id: m for m in client.models.list()}
+    assert {"all-MiniLM-L6-v2", "my-embedder", "text-embedding-3-small", "rerank-v3.5"} <= set(
+        listed
     )
-    listed = {m.id for m in client.models.list()}
-    assert {"all-MiniLM-L6-v2", "text-embedding-3-small", "rerank-english-v3.0"} <= listed
+    assert listed["rerank-v3.5"].alias_of == "omniretrieve-hybrid-reranker"  # type: ignore[attr-defined]
     with pytest.raises(NotFoundError) as missing:
-        client.embeddings.create(model="text-embedding-ada-002", input="x")
+        client.embeddings.create(model="all-MiniLM-L6", input="x")
     assert (missing.value.code, missing.value.param) == ("model_not_found", "model")
+    message = str(missing.value)
+    assert "Did you mean 'all-MiniLM-L6-v2'" in message
+    assert "--alias all-MiniLM-L6=all-MiniLM-L6-v2" in message
     with pytest.raises(UnprocessableEntityError) as invalid:
         client.embeddings.create(model="all-MiniLM-L6-v2", input="")
     assert (invalid.value.code, invalid.value.param) == ("invalid_input", "input[0]")
@@ -65,7 +70,7 @@ def test_cohere_client_rerank(base_url: str) -> None:
         "Capital punishment has existed in the United States since before it was a country.",
     ]
     response = client.rerank(
-        model="rerank-english-v3.0",  # the Cohere client's default, an --alias here
+        model="rerank-english-v3.0",  # a client default name, served by default
         query="What is the capital of the United States?",
         documents=documents,
         top_n=2,
@@ -94,11 +99,9 @@ def test_cohere_documented_json_over_raw_http(base_url: str) -> None:
         ],
     }
     headers = {"Authorization": "Bearer test-key"}
-    unknown = httpx.post(f"{base_url}/v2/rerank", json=payload, headers=headers)
-    assert unknown.status_code == 404
-    assert "omniretrieve-hybrid-reranker" in unknown.json()["error"]["message"]
-    payload["model"] = "omniretrieve-hybrid-reranker"
-    body = httpx.post(f"{base_url}/v2/rerank", json=payload, headers=headers).json()
+    answered = httpx.post(f"{base_url}/v2/rerank", json=payload, headers=headers)
+    assert answered.status_code == 200  # rerank-v3.5: a client default, served by default
+    body = answered.json()
     assert [r["index"] for r in body["results"]][0] == 2
     assert len(body["results"]) == 3 and body["meta"]["billed_units"]["search_units"] == 1
 

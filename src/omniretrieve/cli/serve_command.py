@@ -9,6 +9,7 @@ import typer
 from omniretrieve import __version__
 from omniretrieve.cli.app import app
 from omniretrieve.cli.common import dtype_option, handle_errors
+from omniretrieve.cli.serve_banner import start_announcer, starting_lines
 from omniretrieve.errors import InputError
 
 
@@ -54,6 +55,12 @@ def serve(
     ),
     milvus_uri: str = typer.Option(
         None, "--milvus-uri", help="Milvus for vector_store=milvus collections (default: Lite)."
+    ),
+    no_default_aliases: bool = typer.Option(
+        False,
+        "--no-default-aliases",
+        help="Do not answer clients' default model names (text-embedding-3-small, "
+        "rerank-v3.5, jina-reranker-v2-base-multilingual...) with the served models.",
     ),
     alias: list[str] = typer.Option(
         None,
@@ -155,6 +162,7 @@ def serve(
         milvus_uri=milvus_uri,
         ocr_fallback=not no_ocr_fallback,
         aliases=parse_aliases(alias),
+        default_aliases=not no_default_aliases,
         allowed_image_hosts=tuple(allow_image_host or ()),
         image_cache_bytes=image_cache_mb * 1024 * 1024,
     )
@@ -162,14 +170,14 @@ def serve(
 
     logging.basicConfig(format="%(levelname)s:     %(message)s", level=log_level.upper())
     keys = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key"
-    typer.echo(
-        f"omniretrieve {__version__}: serving {', '.join(models)} on http://{host}:{port} ({keys})",
-        err=True,
-    )
+    for line in starting_lines(__version__, models, host, port, keys):
+        typer.echo(line, err=True)
     from omniretrieve.server.connections import timed_protocol
 
+    served = create_app(config)
+    start_announcer(served.state.pool, host, port)
     uvicorn.run(
-        create_app(config),
+        served,
         host=host,
         port=port,
         log_level=log_level,

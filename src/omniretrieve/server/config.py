@@ -60,6 +60,10 @@ class ServerConfig:
     aliases: tuple[tuple[str, str], ...] = ()
     """(name, model) pairs: ``name`` in a request's ``model`` picks that loaded model
     (``--alias text-embedding-3-small=all-MiniLM-L6-v2``), as served model names do."""
+    default_aliases: bool = True
+    """Answer the model names clients send by default (``text-embedding-3-small``,
+    ``rerank-v3.5``...) with the first served embedder or reranker
+    (``--no-default-aliases``: off)."""
     allowed_image_hosts: tuple[str, ...] = ()
     """Host names image URLs may be fetched from although they resolve to non-public
     addresses (``--allow-image-host``); every other host must be public."""

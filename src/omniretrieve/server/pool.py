@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.aliases import check_aliases, served_names
 from omniretrieve.server.config import ServerConfig
+from omniretrieve.server.default_aliases import ServedModel, default_aliases
 from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.text.coverage import language_warnings
 
@@ -128,6 +130,8 @@ class ModelPool:
         self.embedders: dict[str, LoadedEmbedder] = {}
         self.rerankers: dict[str, LoadedReranker] = {}
         self.aliases: dict[str, str] = {}
+        self.default_aliases: dict[str, str] = {}
+        """Clients' default model names -> the served model that answers them."""
         self.ready = threading.Event()
         self.load_error: str | None = None
         self._closed = False
@@ -219,15 +223,37 @@ class ModelPool:
                     field="alias",
                 )
             self.aliases[name] = model_id
+        if self.config.default_aliases:
+            served = [
+                ServedModel(m.model.model_id, "embedder", len(m.languages or ()) > 1)
+                for m in self.embedders.values()
+            ]
+            served += [ServedModel(m.model_id, "reranker") for m in self.rerankers.values()]
+            self.default_aliases = default_aliases(served, self.aliases)
+            self.aliases.update(self.default_aliases)
+
+    def alias_rows(self) -> list[tuple[str, str]]:
+        """(name, model id) of every alias, configured ones first."""
+        configured = [(name, self.aliases[name]) for name, _ in self.config.aliases]
+        return configured + sorted(self.default_aliases.items())
 
     # -- lookup -------------------------------------------------------------------------
     def model_ids(self) -> list[str]:
         return [*self.embedders, *self.rerankers]
 
     def _unknown(self, requested: str, kind: str, available: list[str]) -> ModelNotFoundError:
+        names = [*available, *(n for n, m in self.aliases.items() if m in available)]
+        close = difflib.get_close_matches(requested, names, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        how = (
+            f" To answer {requested!r} with a served model, start the server with "
+            f"--alias {requested}={available[0]}."
+            if available and requested != "(default)"
+            else ""
+        )
         return ModelNotFoundError(
             f"model {requested!r} is not a loaded {kind}; loaded {kind}s: "
-            f"{', '.join(available) or 'none'}",
+            f"{', '.join(available) or 'none'}.{hint}{how}",
             field="model",
         )
 

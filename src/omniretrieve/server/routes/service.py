@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from omniretrieve.server.errors import NotReadyError, error_response
 from omniretrieve.server.pool import ModelPool
-from omniretrieve.server.routes import app_config, app_metrics, ready_pool
+from omniretrieve.server.routes import app_metrics, ready_pool
 from omniretrieve.server.schemas import ErrorResponse
 
 router = APIRouter()
@@ -65,9 +65,9 @@ async def list_models(request: Request) -> dict[str, Any]:
         for m in pool.rerankers.values()
     ]
     by_id = {row["id"]: row for row in data}
-    data += [  # configured aliases, listed like the models they name
+    data += [  # aliases (configured, then clients' defaults), listed like their models
         {**by_id[model_id], "id": name, "alias_of": model_id}
-        for name, _ in app_config(request).aliases
-        if (model_id := pool.aliases.get(name)) in by_id
+        for name, model_id in pool.alias_rows()
+        if model_id in by_id
     ]
     return {"object": "list", "data": data}
