@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from omniretrieve.server.config import ServerConfig
-from tests.builders.browser import chromium, needs_chromium, wait_for
+from tests.builders.browser import chromium, needs_chromium, wait_for, wait_until
 from tests.builders.servers import running_server
 
 pytestmark = needs_chromium
@@ -88,6 +89,14 @@ def test_the_api_docs_render_offline(server: str, browser, path: str) -> None:
         browser, "//*[self::h1 or self::h2][contains(., 'omniretrieve')]", by="xpath"
     )
     assert "omniretrieve" in heading.text
+    wait_until(browser, "return document.readyState === 'complete'")
+    time.sleep(1)  # ReDoc draws its side menu (and its logo) after the heading
+    requested = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert requested and all(url.startswith(server) for url in requested), requested
+    blocked = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not blocked  # nothing refused by the CSP (ReDoc's logo came from a CDN)
     shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("L")
     low, high = shot.getextrema()
     assert high - low > 100  # not a blank page

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from omniretrieve.errors import CollectionNotFoundError, LimitExceededError, ModelNotFoundError
 from omniretrieve.index.collection import CollectionSettings
 from omniretrieve.index.queries import parse_query
 from omniretrieve.index.settings import settings_json
+from omniretrieve.server import examples
 from omniretrieve.server.collections import CollectionManager
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
@@ -56,7 +57,10 @@ async def list_collections(request: Request) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-async def create_collection(body: CreateCollectionRequest, request: Request) -> dict[str, Any]:
+async def create_collection(
+    body: Annotated[CreateCollectionRequest, Body(openapi_examples=examples.CREATE_COLLECTION)],
+    request: Request,
+) -> dict[str, Any]:
     collections = manager(request)
     embedders = tuple(dict.fromkeys(body.embedders or [next(iter(collections.pool.embedders))]))
     settings = CollectionSettings(
@@ -112,7 +116,11 @@ async def drop_collection(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.put("/{name}/documents")
-async def upsert_documents(name: str, body: UpsertRequest, request: Request) -> dict[str, Any]:
+async def upsert_documents(
+    name: str,
+    body: Annotated[UpsertRequest, Body(openapi_examples=examples.UPSERT)],
+    request: Request,
+) -> dict[str, Any]:
     limit = app_config(request).limits.max_upsert_documents
     if len(body.documents) > limit:
         raise LimitExceededError(
@@ -144,7 +152,11 @@ async def delete_document(name: str, doc_id: str, request: Request) -> dict[str,
 
 
 @router.post("/{name}/search")
-async def search_collection(name: str, body: SearchRequest, request: Request) -> dict[str, Any]:
+async def search_collection(
+    name: str,
+    body: Annotated[SearchRequest, Body(openapi_examples=examples.SEARCH)],
+    request: Request,
+) -> dict[str, Any]:
     """Search with a text, an image, or both (a composed query)."""
     raw = body.query if isinstance(body.query, str) else body.query.model_dump(exclude_none=True)
     query = parse_query(raw, "query")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from omniretrieve.embedder import check_encode_options, finish_embeddings
@@ -14,6 +14,7 @@ from omniretrieve.embedding_types import to_json_values
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import Input, parse_inputs
 from omniretrieve.models.base import EncodeOutput
+from omniretrieve.server import examples
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.ocr_fallback import read_images_as_text
@@ -79,7 +80,9 @@ def joined(outputs: list[EncodeOutput]) -> EncodeOutput:
     response_model=EmbeddingsResponse,
     responses=ERROR_RESPONSES,
 )
-async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+async def embeddings(
+    body: Annotated[EmbeddingsRequest, Body(openapi_examples=examples.EMBEDDINGS)], request: Request
+) -> JSONResponse:
     config = app_config(request)
     loaded = ready_pool(request).embedder(body.model)
     model = loaded.model

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 
 from omniretrieve.inputs import parse_input, parse_inputs
 from omniretrieve.models.base import ScoreOutput
 from omniretrieve.reranker import RerankResponse, build_rerank_response, document_json
+from omniretrieve.server import examples
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.ocr_fallback import read_images_as_text
@@ -109,7 +110,9 @@ def usage_of(response: RerankResponse) -> dict[str, Any]:
 
 
 @router.post("/v1/rerank", tags=["rerank"], responses=ERROR_RESPONSES)
-async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
+async def rerank(
+    body: Annotated[RerankRequest, Body(openapi_examples=examples.RERANK)], request: Request
+) -> dict[str, Any]:
     """Jina's rerank; the response also carries Cohere v1's ``id`` and ``meta``."""
     response = await run_rerank(
         request, body.model, body.query, body.documents, body.top_n, body.return_documents
@@ -125,7 +128,10 @@ async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
 
 
 @router.post("/v2/rerank", tags=["rerank"], responses=ERROR_RESPONSES)
-async def rerank_cohere(body: CohereRerankRequest, request: Request) -> dict[str, Any]:
+async def rerank_cohere(
+    body: Annotated[CohereRerankRequest, Body(openapi_examples=examples.COHERE_RERANK)],
+    request: Request,
+) -> dict[str, Any]:
     """Cohere's v2 rerank."""
     response = await run_rerank(
         request, body.model, body.query, body.documents, body.top_n, body.return_documents
