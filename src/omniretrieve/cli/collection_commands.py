@@ -11,9 +11,13 @@ import typer
 
 from omniretrieve.cli.app import app, collections_app
 from omniretrieve.cli.common import dtype_option, handle_errors, parse_filters, write_json
+from omniretrieve.cli.hits_table import SNIPPET_CHARS, print_hits
+from omniretrieve.cli.remote import API_KEY_ENV, SERVER_ENV, RemoteServer, image_data_uri
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput
 from omniretrieve.models.base import check_dtype
+
+FORMATS = ("table", "json", "jsonl")
 
 
 @app.command()
@@ -28,27 +32,92 @@ def search(
     mode: str = typer.Option("hybrid", help="dense, sparse or hybrid."),
     rerank: bool = typer.Option(False, "--rerank", help="Rerank the first stage's candidates."),
     reranker: str = typer.Option(None, help="Reranker id (default: the collection's)."),
-    filters: list[str] = typer.Option(None, "--filter", help='key=value, or key=["a","b"].'),
+    filters: list[str] = typer.Option(
+        None, "--filter", help='key=value, key=["a","b"] (any of) or key=3 (JSON values).'
+    ),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per hit."),
+    output: str = typer.Option(
+        None,
+        "--format",
+        help="table (the best passage of each hit; the default on a terminal), json (the "
+        "default otherwise) or jsonl (one hit a line).",
+    ),
+    jsonl: bool = typer.Option(False, "--jsonl", help="The same as --format jsonl."),
     max_chars: int = typer.Option(
-        None, "--max-chars", help="Text per hit: this much from its best passage."
+        None,
+        "--max-chars",
+        help="Text per hit: this much from its best passage (the table shows 240 unless told).",
+    ),
+    server: str = typer.Option(
+        None,
+        "--server",
+        envvar=SERVER_ENV,
+        help="Ask a running `omniretrieve serve` (http://127.0.0.1:8000) instead of loading "
+        f"the models here (or set ${SERVER_ENV}).",
+    ),
+    api_key: str = typer.Option(
+        None, "--api-key", envvar=API_KEY_ENV, help=f"The server's API key (or ${API_KEY_ENV})."
     ),
     dtype: str = dtype_option(),
 ) -> None:
-    """Search a collection with a text, an image, or both; JSON hits best first with
-    per-stage scores."""
+    """Search a collection with a text, an image, or both: hits best first, with the scores
+    of each stage."""
+    if query is None and query_image is None:
+        raise InputError("give a QUERY, a --query-image, or both", field="query")
+    shown_as = _output_format(output, jsonl)
+    check_dtype(dtype)
+    if query_image is not None and not query_image.is_file():
+        raise InputError(f"--query-image {query_image} is not a file", field="query_image")
+    if max_chars is None and shown_as == "table":
+        max_chars = SNIPPET_CHARS
+    conditions = parse_filters(filters)
+    chosen = reranker or rerank
+    if server:
+        payload = _search_server(
+            server, api_key, name, query, query_image, top_k, mode, chosen, conditions, max_chars
+        )
+    else:
+        payload = _search_here(
+            name, query, query_image, top_k, mode, chosen, conditions, max_chars, root, dtype
+        )
+    for stage, note in payload.get("query_notes", {}).items():
+        typer.echo(f"note: {stage} {note}", err=True)
+    if shown_as == "table":
+        print_hits(payload)
+    else:
+        write_json(payload, "hits", shown_as == "jsonl")
+
+
+def _output_format(output: str | None, jsonl: bool) -> str:
+    if jsonl:
+        if output not in (None, "jsonl"):
+            raise InputError(f"--jsonl and --format {output}: choose one", field="format")
+        return "jsonl"
+    if output is None:
+        return "table" if sys.stdout.isatty() else "json"
+    if output not in FORMATS:
+        raise InputError(
+            f"--format {output!r}: expected one of {', '.join(FORMATS)}", field="format"
+        )
+    return output
+
+
+def _search_here(
+    name: str,
+    query: str | None,
+    query_image: Path | None,
+    top_k: int,
+    mode: str,
+    rerank: bool | str,
+    conditions: dict[str, Any] | None,
+    max_chars: int | None,
+    root: Path | None,
+    dtype: str,
+) -> dict[str, Any]:
     from omniretrieve.index.collection import Collection
     from omniretrieve.index.queries import SearchQuery
 
-    if query is None and query_image is None:
-        raise InputError("give a QUERY, a --query-image, or both", field="query")
-    check_dtype(dtype)
-    image = None
-    if query_image is not None:
-        if not query_image.is_file():
-            raise InputError(f"--query-image {query_image} is not a file", field="query_image")
-        image = ImageInput(query_image.read_bytes())
+    image = ImageInput(query_image.read_bytes()) if query_image is not None else None
     searched = SearchQuery(query or "", image)
     with Collection.open(name, root=root, read_only=True) as collection:
         collection.options.dtype = dtype
@@ -56,21 +125,47 @@ def search(
             searched,
             top_k=top_k,
             mode=mode,
-            rerank=reranker or rerank,
-            filter=parse_filters(filters),
+            rerank=rerank,
+            filter=conditions,
             max_chars=max_chars,
         )
     shown = query if image is None else {"text": query, "image": str(query_image)}
-    payload = {
+    return {
         "collection": name,
         "query": shown,
         **report.read.to_json(),
         "took_ms": round(report.seconds * 1000, 1),
         "hits": [h.to_json() for h in report.hits],
     }
-    for stage, note in report.read.notes.items():
-        typer.echo(f"note: {stage} {note}", err=True)
-    write_json(payload, "hits", jsonl)
+
+
+def _search_server(
+    url: str,
+    api_key: str | None,
+    name: str,
+    query: str | None,
+    query_image: Path | None,
+    top_k: int,
+    mode: str,
+    rerank: bool | str,
+    conditions: dict[str, Any] | None,
+    max_chars: int | None,
+) -> dict[str, Any]:
+    asked: Any = query
+    if query_image is not None:
+        asked = {"image": image_data_uri(query_image)}
+        if query:
+            asked["text"] = query
+    body: dict[str, Any] = {"query": asked, "top_k": top_k, "mode": mode, "rerank": rerank}
+    if conditions is not None:
+        body["filter"] = conditions
+    if max_chars is not None:
+        body["max_chars"] = max_chars
+    with RemoteServer(url, api_key) as remote:
+        payload = remote.search(name, body)
+    if query_image is not None:
+        payload["query"] = {"text": query, "image": str(query_image)}
+    return {**payload, "server": remote.url}
 
 
 @collections_app.callback(invoke_without_command=True)
@@ -90,11 +185,23 @@ def collections_list(
 @handle_errors
 def collections_drop(
     name: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask; drop it."),
     root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
 ) -> None:
-    """Delete a collection and its files."""
+    """Delete a collection and its files (asks first unless --yes)."""
+    from omniretrieve.index.catalog import missing_collection
     from omniretrieve.index.collection import Collection
 
+    if name not in Collection.names(root):
+        raise missing_collection(name, root)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"dropping {name!r} deletes its documents: pass --yes to confirm", field="yes"
+            )
+        if not typer.confirm(f"Drop collection {name!r} and all its documents?", err=True):
+            typer.echo("kept", err=True)
+            raise typer.Exit(1)
     Collection.drop(name, root=root)
     typer.echo(f"dropped {name}", err=True)
 

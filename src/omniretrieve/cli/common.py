@@ -109,7 +109,9 @@ def note_truncation(flags: list[bool], limit: int | None) -> None:
 
 
 def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
-    """``key=value`` pairs; a JSON value is decoded, and a JSON list means "any of"."""
+    """``key=value`` pairs. A value that starts like JSON (``[``, ``{``, ``"``) must be valid
+    JSON (a list means "any of"); a number, true, false or null is that JSON value; anything
+    else is the text as written."""
     if not values:
         return None
     conditions: dict[str, Any] = {}
@@ -119,7 +121,13 @@ def parse_filters(values: list[str] | None) -> dict[str, Any] | None:
             raise InputError(f"--filter {item!r} must look like key=value", field="filter")
         try:
             value = json.loads(raw)
-        except ValueError:
+        except ValueError as exc:
+            if raw.lstrip()[:1] in ("[", "{", '"'):
+                raise InputError(
+                    f"--filter {item!r}: the value is not valid JSON ({exc}); e.g. "
+                    f'{key}=\'["a", "b"]\' for any of a list',
+                    field="filter",
+                ) from exc
             value = raw
         conditions[key] = {"in": value} if isinstance(value, list) else value
     return conditions

@@ -16,6 +16,8 @@ import typer
 from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.cli.app import app
 from omniretrieve.cli.common import dtype_option, handle_errors
+from omniretrieve.cli.index_remote import index_on_server
+from omniretrieve.cli.remote import API_KEY_ENV, SERVER_ENV
 from omniretrieve.errors import InputError
 from omniretrieve.models.base import check_dtype
 
@@ -84,7 +86,18 @@ def index(
         None,
         "--dask-scheduler",
         help="Embed documents on the workers of a running Dask cluster (tcp://host:8786); "
-        "needs omniretrieve[distributed]. No cluster is ever started.",
+        "needs the distributed extra (pip install 'omniretrieve[distributed]'). No cluster "
+        "is ever started.",
+    ),
+    server: str = typer.Option(
+        None,
+        "--server",
+        envvar=SERVER_ENV,
+        help="Send the files to a running `omniretrieve serve` (http://127.0.0.1:8000), which "
+        f"indexes them with its loaded models (or set ${SERVER_ENV}).",
+    ),
+    api_key: str = typer.Option(
+        None, "--api-key", envvar=API_KEY_ENV, help=f"The server's API key (or ${API_KEY_ENV})."
     ),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped).
@@ -113,6 +126,29 @@ def index(
         documents, skipped = _corpus_documents(source, max_chars)
     else:
         raise InputError(f"{source}: no such file or folder", field="from")
+    if server:
+        if watch or workers != 1 or dask_scheduler:
+            raise InputError(
+                "--server indexes with the server's models: --watch, --workers and "
+                "--dask-scheduler apply to a local index",
+                field="server",
+            )
+        settings = {
+            "quantization": quantization,
+            "language": language,
+            "vector_store": vector_store,
+            "sparse": sparse,
+            "storage": storage,
+        }
+        if embedder:
+            settings["embedders"] = list(embedder)
+        payload = index_on_server(
+            server, api_key, name, source, kind, documents, skipped, settings, follow_symlinks
+        )
+        _say(payload)
+        if any("error" in item for item in payload["skipped"]):
+            raise typer.Exit(2)
+        return
     options: dict[str, Any] = {
         "embedder": embedder,
         "quantization": quantization,
@@ -196,8 +232,12 @@ def _open_collection(
             storage=options["storage"],
         ).validate()
     pool, embedders = _embedding_pool(settings.embedders, dtype, workers, dask_scheduler)
-    if exists:
+    if exists:  # its models load when something needs embedding (a re-sync may not)
         return Collection.open(name, root=root, embedders=embedders), pool
+    if embedders is None:  # loaded before anything is created: a bad model leaves nothing
+        from omniretrieve.embedder import Embedder
+
+        embedders = {m: Embedder(m, dtype=dtype) for m in settings.embedders}
     return Collection.create(name, root=root, settings=settings, embedders=embedders), pool
 
 

@@ -9,7 +9,7 @@ import typer
 from omniretrieve import __version__
 from omniretrieve.cli.app import app
 from omniretrieve.cli.common import dtype_option, handle_errors
-from omniretrieve.cli.serve_banner import start_announcer, starting_lines
+from omniretrieve.cli.serve_banner import local_url, start_announcer, starting_lines
 from omniretrieve.errors import InputError
 
 
@@ -172,8 +172,12 @@ def serve(
     keys = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key"
     for line in starting_lines(__version__, models, host, port, keys):
         typer.echo(line, err=True)
+    import os
+
+    from omniretrieve.index.store import SERVER_URL_ENV
     from omniretrieve.server.connections import timed_protocol
 
+    os.environ[SERVER_URL_ENV] = local_url(host, port)  # named in the locks it holds
     served = create_app(config)
     start_announcer(served.state.pool, host, port)
     uvicorn.run(

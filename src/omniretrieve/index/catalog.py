@@ -20,13 +20,30 @@ def collection_names(root: Path | None = None) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / "collection.json").is_file())
 
 
+def missing_collection(name: str, root: Path | None = None) -> CollectionNotFoundError:
+    """The error for a collection that does not exist: a close name if there is one, else
+    the names there are."""
+    import difflib
+
+    names = collection_names(root)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    elif names:
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        hint = f"; there are: {shown}"
+    else:
+        hint = "; there is none yet (create one with `omniretrieve index NAME --from PATH`)"
+    return CollectionNotFoundError(f"collection {name!r} does not exist{hint}", field="name")
+
+
 def drop_collection(name: str, root: Path | None = None) -> None:
     """Delete collection ``name`` and its files (and its Milvus collection, if any); never one
     that another process is writing (its lock is taken first)."""
     check_name(name)
     directory = (root or default_root()) / name
     if not (directory / "collection.json").is_file():
-        raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
+        raise missing_collection(name, root)
     store = CollectionStore(directory)
     store.lock()
     try:

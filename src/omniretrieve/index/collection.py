@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.embedder import Embedder
-from omniretrieve.errors import CollectionNotFoundError, InputError, OmniRetrieveError
-from omniretrieve.index.catalog import collection_names, drop_collection
+from omniretrieve.errors import InputError, OmniRetrieveError
+from omniretrieve.index.catalog import collection_names, drop_collection, missing_collection
 from omniretrieve.index.collection_documents import CollectionDocuments
 from omniretrieve.index.collection_search import CollectionSearching
 from omniretrieve.index.documents import check_name
@@ -58,6 +58,14 @@ COMPACT_WAL_BYTES = 64 * 1024 * 1024
 HELD_LANGUAGE_CACHE = 10_000
 """Documents whose language is remembered when Milvus holds the documents (a cache, not the
 corpus)."""
+
+
+IMAGE_WORK_CHARS = 2000
+"""What embedding an image counts for in indexing progress (about a page of text)."""
+
+
+def work_of(document: StoredDocument) -> int:
+    return len(document.text) + (IMAGE_WORK_CHARS if document.image else 0) + 1
 
 
 class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMethods):
@@ -176,7 +184,7 @@ class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMetho
         check_name(name)
         directory = (root or default_root()) / name
         if not directory.is_dir():
-            raise CollectionNotFoundError(f"collection {name!r} does not exist", field="name")
+            raise missing_collection(name, root)
         settings = read_settings(CollectionStore(directory))
         return cls(
             directory,
@@ -317,11 +325,14 @@ class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMetho
         items = self.check_documents(documents)
         guard = batch_guard or nullcontext
         totals = [0, 0, 0, 0]
-        with progress_bar(len(items), f"indexing {self.name}", enabled=show_progress) as advance:
+        work = sum(map(work_of, items))  # characters: the embedders' work, not documents
+        with progress_bar(
+            work, f"indexing {self.name}", enabled=show_progress, unit="chars"
+        ) as advance:
             for batch in upsert_batches(items):
                 counts = self._ingest.upsert_batch(self.state, batch, guard, self._acknowledge)
                 totals = [a + b for a, b in zip(totals, counts, strict=True)]
-                advance(len(batch))
+                advance(sum(map(work_of, batch)))
         with guard():
             if self._store.wal_bytes() > COMPACT_WAL_BYTES:
                 self.flush()

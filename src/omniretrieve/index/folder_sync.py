@@ -93,7 +93,10 @@ def sync_folder(
     )
     kept: set[str] = set()
     converted = ConvertedFiles()
-    with progress_bar(len(paths), f"reading {folder.name or key}", enabled=show_progress) as step:
+    sizes = {path: _size(path) for path in paths}
+    with progress_bar(
+        sum(sizes.values()), f"reading {folder.name or key}", enabled=show_progress, unit="B"
+    ) as step:
         for path in paths:
             relative = path.relative_to(folder).as_posix()
             before = known.get(relative, {})
@@ -108,7 +111,7 @@ def sync_folder(
                 converter.convert(relative, data, converted)
                 if len(converted.errors) > errors:
                     kept.update(before)
-            step(1)
+            step(sizes[path])
         converter.finish()
     report.errors += converted.errors
     report.notes += converted.notes
@@ -123,6 +126,13 @@ def sync_folder(
     if stale and not keep_missing:
         report.removed = collection.delete(stale)
     return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def stored_from(collection: Any, key: str) -> dict[str, dict[str, str | None]]:

@@ -52,6 +52,40 @@ READABLE_VERSIONS = (1, 2)
 SNAPSHOT_NAME = re.compile(r"snap-[0-9]{1,18}")
 
 
+SERVER_URL_ENV = "OMNIRETRIEVE_SERVING_URL"
+"""Set by ``omniretrieve serve`` in its own process: the URL written into the locks it holds."""
+
+
+def lock_holder() -> dict[str, Any]:
+    import sys
+
+    return {
+        "pid": os.getpid(),
+        # the program and its command only: options may hold secrets (--api-key)
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]),
+        "server": os.environ.get(SERVER_URL_ENV),
+    }
+
+
+def locked_message(directory: Path) -> str:
+    """Who holds the collection in ``directory`` for writing, and what to do instead."""
+    name = directory.name
+    try:
+        holder = json.loads((directory / "LOCK").read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    pid = holder.get("pid")
+    server = holder.get("server")
+    if server:
+        return (
+            f"collection {name!r} is held by the server at {server} (pid {pid}): index through "
+            f"it (omniretrieve index {name} --from PATH --server {server}, or PUT "
+            f"{server}/v1/collections/{name}/documents), or stop the server first"
+        )
+    who = f"process {pid} ({holder.get('command')})" if pid else "another process"
+    return f"collection {name!r} ({directory}) is open for writing by {who}"
+
+
 class CollectionStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -139,14 +173,18 @@ class CollectionStore:
 
     # -- locking ------------------------------------------------------------------------
     def lock(self) -> None:
+        """Take the collection's write lock and write who holds it into the lock file (the
+        error another writer gets names the holder)."""
         handle = open(self.directory / "LOCK", "a+")  # noqa: SIM115 (held until close)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             handle.close()
-            raise CollectionLockedError(
-                f"{self.directory} is open for writing by another process"
-            ) from exc
+            raise CollectionLockedError(locked_message(self.directory)) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(lock_holder()))
+        handle.flush()
         self._lock_handle = handle
 
     def close(self) -> None:

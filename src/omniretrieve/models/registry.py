@@ -217,14 +217,31 @@ class Registry:
             info = CheckpointInfo.read(path.resolve())
             return ModelSource(path.name, self.detect(info), info.path, None, info)
         if not HUB_ID.match(name):
+            close = self.close_names(name)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ModelNotFoundError(
                 f"model {name!r} is neither a bundled model ({self.bundled_ids()}), "
-                "an existing directory, nor a hub id",
+                f"an existing directory, nor a hub id{hint}",
                 field="model",
             )
-        snapshot = hub_snapshot(name, allow_download=allow_download)
+        try:
+            snapshot = hub_snapshot(name, allow_download=allow_download)
+        except (ModelNotFoundError, ModelUnavailableError) as exc:
+            close = self.close_names(name)
+            if not close:
+                raise
+            raise type(exc)(f"{exc.message}; did you mean {close[0]!r}?", field="model") from exc
         info = CheckpointInfo.read(snapshot)
         return ModelSource(name, self.detect(info), snapshot, None, info)
+
+    def close_names(self, name: str) -> list[str]:
+        """Bundled ids and aliases (and models in the local hub cache) spelled like
+        ``name``."""
+        import difflib
+
+        known = [n for entry in self.bundled for n in (entry.model_id, *entry.aliases)]
+        known += [model_id for model_id, _ in hub_cached_models()]
+        return difflib.get_close_matches(name, known, n=1, cutoff=0.6)
 
     def load(
         self,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, UploadFile
@@ -126,7 +125,7 @@ async def facets(name: str, request: Request) -> dict[str, Any]:
 async def upload_files(name: str, files: list[UploadFile], request: Request) -> dict[str, Any]:
     """Files as they are (multipart ``files``): PDFs become one document per page, images
     are read by OCR (and embedded as images where an embedder reads them), text in any
-    encoding, HTML as its text; each file's name is its id and its title. The same ingest
+    encoding, HTML as its text; each file's name (a relative path) is its id. The same ingest
     as ``omniretrieve index --from DIR``; files that cannot be read, or have nothing to
     index, are listed in ``skipped`` and the rest are indexed."""
     limits = app_config(request).limits
@@ -166,8 +165,15 @@ async def upload_files(name: str, files: list[UploadFile], request: Request) -> 
 
 
 def _file_name(filename: str | None, position: int) -> str:
-    """An uploaded file's id: its name without any folder a client put before it."""
-    name = PurePosixPath((filename or "").replace("\\", "/")).name
-    if not name or name in (".", ".."):
+    """An uploaded file's id: the relative path the client sent (``docs/guide.md``, as
+    ``omniretrieve index --server`` sends a folder's files), without a leading ``/`` or
+    ``./``; a path that climbs out (``..``) is refused."""
+    parts = [p for p in (filename or "").replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InputError(
+            f"files[{position}] has a file name that climbs out of its folder: {filename!r}",
+            field=f"files[{position}]",
+        )
+    if not parts:
         raise InputError(f"files[{position}] has no file name", field=f"files[{position}]")
-    return name
+    return "/".join(parts)
