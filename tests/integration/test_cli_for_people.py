@@ -176,3 +176,13 @@ def test_index_through_the_server_as_a_local_index(
         return {row["id"]: row["text"] for row in rows}
 
     assert documents("remote", root) == documents("local", local_root)  # docs/page.html...
+
+
+def test_help_wraps_at_the_terminal_not_mid_sentence() -> None:
+    wide = invoke("index", "--help", env={"COLUMNS": "200"})
+    assert (
+        "(text, Markdown, HTML, code, images, PDFs; each file's encoding is detected)"
+        in wide.stdout
+    )
+    groups = invoke("collections", "--help", env={"COLUMNS": "200"}).stdout
+    assert "list or delete its documents" in groups

@@ -379,3 +379,48 @@ def test_collection_search_sends_the_instruction_with_the_queries(tmp_path: Path
         default = embedder.encode(["q"], task="retrieval.query")
         np.testing.assert_allclose(named.embeddings, card.embeddings, atol=1e-6)
         assert np.abs(named.embeddings - default.embeddings).max() > 1e-3
+
+
+def test_dataset_names_compare_all_per_metric_tables_and_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-d NAME`` is looked up under --datasets-root, $OMNIRETRIEVE_DATASETS and
+    ../shared/datasets; ``--compare all`` tests every pair (hybrid vs hybrid+rerank too); the
+    report has one table per metric and the speed of each pipeline."""
+    shared = tmp_path / "shared" / "datasets"
+    root = shared / "notes"
+    (root / "corpus").mkdir(parents=True)
+    (root / "corpus" / "cats.md").write_text("Cats eat fish and sleep most of the day.")
+    (root / "corpus" / "paris.txt").write_text("Paris is the capital of France.")
+    (root / "corpus" / "rust.md").write_text("Rust has ownership and borrowing rules.")
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "what do cats eat", "relevant": ["cats.md"]})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "capital of France", "relevant": ["paris.txt"]})
+        + "\n"
+    )
+    work = tmp_path / "repo"
+    work.mkdir()
+    monkeypatch.chdir(work)  # ../shared/datasets, as from the repository's folder
+    monkeypatch.delenv("OMNIRETRIEVE_DATASETS", raising=False)
+    pipelines = ["-p", "bm25", "-p", "hybrid", "-p", "hybrid+rerank"]
+    command = [
+        "eval", "-d", "notes", *pipelines, "--compare", "all",
+        "--metrics", "ndcg@10,recall@100", "--cache-dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    report = result.stdout
+    assert "### ndcg@10" in report and "### recall@100" in report
+    assert "| task | queries | bm25 | hybrid | hybrid+rerank |" in report
+    assert "| pipeline | queries | seconds | ms / query | queries / s |" in report
+    tested = [line.split(" | ")[2:4] for line in report.splitlines() if "| ndcg@10 |" in line]
+    assert tested == [["bm25", "hybrid"], ["bm25", "hybrid+rerank"], ["hybrid", "hybrid+rerank"]]
+    monkeypatch.chdir(tmp_path)
+    missing = CliRunner().invoke(app, ["eval", "-d", "notes", "-p", "bm25"])
+    assert missing.exit_code == 2 and "neither a folder nor a name under" in missing.stderr
+    monkeypatch.setenv("OMNIRETRIEVE_DATASETS", str(shared))
+    found = CliRunner().invoke(
+        app, [*command[:3], "-p", "bm25", "--cache-dir", str(tmp_path / "c")]
+    )
+    assert found.exit_code == 0, found.output

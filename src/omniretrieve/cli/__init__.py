@@ -14,7 +14,9 @@ from omniretrieve.cli import (  # noqa: F401 (each module registers its commands
     model_commands,
     serve_command,
 )
-from omniretrieve.cli.app import app
+from omniretrieve.cli.app import app, tidy_help
+
+tidy_help(app)
 
 
 def main() -> None:

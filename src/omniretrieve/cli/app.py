@@ -18,7 +18,9 @@ app = typer.Typer(
 models_app = typer.Typer(help="List local models or pull one from the hub.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 collections_app = typer.Typer(
-    help="List, show, tune, repair or drop collections.", no_args_is_help=False
+    help="List collections (with no command); show one, list or delete its documents, tune, "
+    "repair or drop it.",
+    no_args_is_help=False,
 )
 app.add_typer(collections_app, name="collections")
 
@@ -43,3 +45,29 @@ def root(
         logging.getLogger(name).addFilter(lambda record: False)
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # a manifest it fell back from
     logging.getLogger("grpc").setLevel(logging.CRITICAL)  # Lite's in-process server, likewise
+
+
+def unwrap(text: str) -> str:
+    """A docstring as one line per paragraph, so that help wraps at the terminal's width
+    instead of where the source was wrapped."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+def tidy_help(application: typer.Typer) -> None:
+    """Every command's and group's help from its docstring, unwrapped (see :func:`unwrap`)."""
+    for command in application.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = unwrap(command.callback.__doc__)
+    for group in application.registered_groups:
+        info = group.typer_instance.info if group.typer_instance else None
+        if info is not None and isinstance(info.help, str):
+            info.help = unwrap(info.help)
+        if group.typer_instance is not None:
+            tidy_help(group.typer_instance)
+    callback = application.registered_callback
+    if callback is not None and callback.callback is not None and callback.callback.__doc__:
+        if callback.help is None:
+            callback.help = unwrap(callback.callback.__doc__)

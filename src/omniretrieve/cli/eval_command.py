@@ -13,17 +13,48 @@ from omniretrieve.cli.common import dtype_option, handle_errors
 DEFAULT_PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank")
 
 
+def resolve_dataset(path: Path, datasets_root: Path | None) -> Path:
+    """A folder as given, else the name under --datasets-root, $OMNIRETRIEVE_DATASETS or
+    ../shared/datasets (the first that holds it)."""
+    import os
+
+    from omniretrieve.errors import InputError
+
+    if path.is_dir() or path.is_absolute():
+        return path
+    roots = [datasets_root] if datasets_root is not None else []
+    if os.environ.get("OMNIRETRIEVE_DATASETS"):
+        roots.append(Path(os.environ["OMNIRETRIEVE_DATASETS"]))
+    roots.append(Path("..") / "shared" / "datasets")
+    for root in roots:
+        if (root / path).is_dir():
+            return root / path
+    looked = ", ".join(str(r) for r in roots)
+    raise InputError(
+        f"dataset {str(path)!r} is neither a folder nor a name under {looked} (set "
+        "--datasets-root or $OMNIRETRIEVE_DATASETS)",
+        field="dataset",
+    )
+
+
 @app.command("eval")
 @handle_errors
 def eval_command(
     dataset: list[Path] = typer.Option(
-        None, "--dataset", "-d", help="Dataset folder (BEIR, XQuAD-R, COCO, Winoground, own)."
+        None,
+        "--dataset",
+        "-d",
+        help="A dataset folder (BEIR, XQuAD-R, COCO, Winoground, own), or a name under "
+        "--datasets-root (scifact).",
     ),
     suite: Path = typer.Option(
         None, "--suite", help="A TOML file of runs (datasets x pipelines), one merged report."
     ),
     datasets_root: Path = typer.Option(
-        None, "--datasets-root", help="Where a suite's dataset names live."
+        None,
+        "--datasets-root",
+        help="Where dataset names (-d scifact, a suite's names) are looked up; else "
+        "$OMNIRETRIEVE_DATASETS, else ../shared/datasets.",
     ),
     pipeline: list[str] = typer.Option(
         None,
@@ -90,8 +121,9 @@ def eval_command(
     compare: list[str] = typer.Option(
         None,
         "--compare",
-        help="A:B pipelines to test on every task (paired randomisation test, in report.md "
-        "and results.json; default: the first pipeline against each other).",
+        help="A:B pipelines to test on every task, or 'all' for every pair (paired "
+        "randomisation test, in report.md and results.json; default: the first pipeline "
+        "against each other).",
     ),
     rerank_run: Path = typer.Option(
         None,
@@ -146,7 +178,7 @@ def eval_command(
         if not dataset:
             raise InputError("name a dataset (--dataset PATH) or a suite (--suite FILE)")
         report = evaluate(
-            dataset,
+            [resolve_dataset(d, datasets_root) for d in dataset],
             list(pipeline or DEFAULT_PIPELINES),
             collection=collection,
             collections_root=root,

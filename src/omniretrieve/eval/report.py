@@ -209,23 +209,26 @@ def _dataset_section(report: EvalReport, dataset: EvalDataset) -> list[str]:
         return []
     letters = _letters(specs)
     lines = [f"## {dataset.name} ({dataset.kind})", ""]
-    header = ["task", "queries"] + [f"{p} {m}" for p in specs for m in metrics]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|---" * len(header) + "|")
-    for task in tasks:
-        queries = max(
-            r.queries for r in report.results if r.dataset == dataset.name and r.task == task
-        )
-        cells = [task, str(queries)]
-        better = {m: _better_than(report, dataset.name, task, m) for m in metrics}
-        for spec in specs:
-            result = report.result(dataset.name, task, spec)
-            for metric in metrics:
-                beaten = sorted(letters[other] for other in better[metric].get(spec, ()))
+    queries = {
+        task: max(r.queries for r in report.results if r.dataset == dataset.name and r.task == task)
+        for task in tasks
+    }
+    for metric in metrics:  # one table per metric: as wide as the pipelines, however many
+        if len(metrics) > 1:
+            lines += [f"### {metric}", ""]
+        header = ["task", "queries", *specs]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|---" * len(header) + "|")
+        for task in tasks:
+            better = _better_than(report, dataset.name, task, metric)
+            cells = [task, str(queries[task])]
+            for spec in specs:
+                beaten = sorted(letters[other] for other in better.get(spec, ()))
                 marker = f"<sup>{''.join(beaten)}</sup>" if beaten else ""
-                cells.append(_cell(result, metric) + marker)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+                cells.append(_cell(report.result(dataset.name, task, spec), metric) + marker)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += _speed_table(report, dataset.name, specs)
     settings = report.config.get("significance")
     if settings and any(t.dataset == dataset.name for t in report.significance):
         legend = ", ".join(f"{letters[s]} = {s}" for s in specs)
@@ -236,6 +239,32 @@ def _dataset_section(report: EvalReport, dataset: EvalDataset) -> list[str]:
             "",
         ]
     return lines
+
+
+def _speed_table(report: EvalReport, dataset: str, specs: list[str]) -> list[str]:
+    """Per pipeline: the queries searched and how long they took (all tasks together; the
+    collection's build is not counted)."""
+    rows = []
+    for spec in specs:
+        ran = [r for r in report.results if r.dataset == dataset and r.pipeline == spec]
+        ran = [r for r in ran if not r.skipped]
+        count = sum(r.queries for r in ran)
+        seconds = sum(r.seconds for r in ran)
+        if count and seconds > 0:
+            rows.append(
+                f"| {spec} | {count} | {seconds:.2f} | {1000 * seconds / count:.1f} | "
+                f"{count / seconds:.1f} |"
+            )
+    if not rows:
+        return []
+    return [
+        "Speed (search and rerank, this machine):",
+        "",
+        "| pipeline | queries | seconds | ms / query | queries / s |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _correction(method: str) -> str:

@@ -29,7 +29,7 @@ from omniretrieve.eval.pipelines import SUPPLIED_RUN, Pipeline, parse_pipeline
 from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, TaskResult, add_significance, merge_reports
 from omniretrieve.eval.searching import SEARCH_DEPTH, reads_images
-from omniretrieve.eval.significance import CORRECTIONS, parse_pair
+from omniretrieve.eval.significance import CORRECTIONS, parse_pairs
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.models.base import check_dtype
 from omniretrieve.models.registry import default_registry
@@ -116,7 +116,7 @@ def evaluate(
     parsed = [p if isinstance(p, Pipeline) else parse_pipeline(p) for p in pipelines]
     if len({p.spec for p in parsed}) != len(parsed):
         raise InputError("a pipeline is named twice", field="pipeline")
-    pairs = [parse_pair(item, [p.spec for p in parsed]) for item in compare]
+    pairs = parse_pairs(compare, [p.spec for p in parsed])
     if correction not in CORRECTIONS:
         raise InputError(f"correction must be one of {', '.join(CORRECTIONS)}", field="correction")
     loaded = [

@@ -166,6 +166,22 @@ def pairwise_tests(
     return tests
 
 
+def parse_pairs(
+    items: Sequence[str | tuple[str, str]], pipelines: Sequence[str]
+) -> list[tuple[str, str]]:
+    """``--compare`` values: ``A:B`` pairs, or ``all`` for every pair of ``pipelines`` (as
+    ranx compares all runs)."""
+    import itertools
+
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if item == "all":
+            pairs += list(itertools.combinations(pipelines, 2))
+        else:
+            pairs.append(parse_pair(item, pipelines))
+    return list(dict.fromkeys(pairs))
+
+
 def parse_pair(item: str | tuple[str, str], pipelines: Sequence[str]) -> tuple[str, str]:
     """``A:B`` (or a pair) naming two of ``pipelines``; a pipeline may hold ':' itself
     (``dense:model``), so the split is at the ':' that leaves two known pipelines."""

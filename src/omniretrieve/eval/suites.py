@@ -11,7 +11,7 @@ from omniretrieve.errors import InputError
 from omniretrieve.eval.report import write_report
 from omniretrieve.eval.results import EvalReport, add_significance, merge_reports
 from omniretrieve.eval.runner import evaluate
-from omniretrieve.eval.significance import parse_pair
+from omniretrieve.eval.significance import parse_pairs
 
 
 def evaluate_suite(
@@ -79,7 +79,7 @@ def evaluate_suite(
         report.config["query_instructions"] = instructions
     report.config["suite"] = str(suite)
     specs = [p.spec for p in report.pipelines]
-    add_significance(report, [parse_pair(p, specs) for p in pairs], correction=correction)
+    add_significance(report, parse_pairs(pairs, specs), correction=correction)
     if out_dir is not None:
         write_report(report, out_dir)
     return report
