@@ -10,18 +10,28 @@ SNIPPET_CHARS = 240
 
 
 def snippet(hit: dict[str, Any]) -> Any:
-    """The hit's text (already cut to its best passage) as rich Text, highlights in bold."""
+    """The hit's text (already cut to its best passage) on one line, the query's terms in
+    bold, an ellipsis where the document goes on."""
+    import re
+
     from rich.text import Text
 
     raw = str(hit.get("text") or "")
     start = int(hit.get("text_start") or 0)
-    text = Text(" ".join(raw.split()) if "\n" in raw else raw)
-    if "\n" not in raw:  # offsets still match the text: mark the query's terms
-        for begin, end in hit.get("highlights") or []:
-            if start <= begin and end - start <= len(raw):
-                text.stylize("bold yellow", begin - start, end - start)
-    if start > 0:
-        text = Text("…") + text
+    spans = sorted(
+        (begin - start, end - start)
+        for begin, end in hit.get("highlights") or []
+        if begin >= start and end - start <= len(raw)
+    )
+    text = Text("…" if start > 0 else "")
+    cursor = 0
+    for begin, end in spans:  # whitespace runs become one space; offsets stay right
+        if begin < cursor:
+            continue
+        text.append(re.sub(r"\s+", " ", raw[cursor:begin]))
+        text.append(re.sub(r"\s+", " ", raw[begin:end]), style="bold yellow")
+        cursor = end
+    text.append(re.sub(r"\s+", " ", raw[cursor:]))
     if start + len(raw) < int(hit.get("document_chars") or 0):
         text.append("…")
     if not raw.strip() and hit.get("has_image"):

@@ -117,14 +117,17 @@ def plain_progress(
         )
         stream.flush()
 
+    said = [-1]
+
     def advance(n: int) -> None:
         done[0] += n
         now = time.monotonic()
         if now - last[0] >= every_s:
             line()
-            last[0] = now
+            last[0], said[0] = now, done[0]
 
     try:
         yield advance
     finally:
-        line()
+        if said[0] != done[0]:  # the end, unless the last line already said it
+            line()
