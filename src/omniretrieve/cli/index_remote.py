@@ -41,7 +41,7 @@ def index_on_server(
             if kind == "folder":
                 typer.echo(
                     "note: with --server, documents of files no longer in the folder are kept "
-                    f"(omniretrieve collections delete {name} ID... removes them)",
+                    f"(DELETE {remote.url}/v1/collections/{name}/documents/ID removes one)",
                     err=True,
                 )
         count = remote.count(name)
