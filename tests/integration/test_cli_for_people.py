@@ -186,3 +186,20 @@ def test_help_wraps_at_the_terminal_not_mid_sentence() -> None:
     )
     groups = invoke("collections", "--help", env={"COLUMNS": "200"}).stdout
     assert "list or delete its documents" in groups
+
+
+def test_a_corpus_through_the_server(served: ServeProcess, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [
+        {"_id": "d1", "title": "Cats", "text": "Cats eat fish."},
+        {"_id": "d2", "title": "", "text": ""},  # empty, as in BEIR's Cranfield: skipped
+        {"_id": "d3", "text": "Paris is the capital of France."},
+    ]
+    corpus.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    sent = invoke("index", "corpus", "--from", str(corpus), "--server", served.base)
+    assert sent.exit_code == 0, sent.output
+    report = json.loads(sent.stdout)
+    assert (report["documents"], report["added"]) == (2, 2)
+    assert report["skipped"] == [{"path": "d2", "reason": "no text and no image: not indexed"}]
+    found = invoke("search", "corpus", "capital of France", "--server", served.base, "-k", "1")
+    assert json.loads(found.stdout)["hits"][0]["doc_id"] == "d3"
