@@ -258,7 +258,9 @@ def _speed_table(report: EvalReport, dataset: str, specs: list[str]) -> list[str
     if not rows:
         return []
     return [
-        "Speed (search and rerank, this machine):",
+        "Speed on this machine (search and rerank; the collection's build is not counted, "
+        "and a pipeline reuses the query vectors and first-stage lists of the pipelines run "
+        "before it, so its time is what it added):",
         "",
         "| pipeline | queries | seconds | ms / query | queries / s |",
         "|---|---|---|---|---|",
