@@ -133,7 +133,7 @@ def index(
                 "--dask-scheduler apply to a local index",
                 field="server",
             )
-        settings = {
+        settings: dict[str, Any] = {
             "quantization": quantization,
             "language": language,
             "vector_store": vector_store,
