@@ -84,6 +84,7 @@ def test_the_api_docs_render_offline(server: str, browser, path: str) -> None:
     host reachable."""
     from PIL import Image
 
+    browser.get_log("browser")  # drop what earlier pages of this browser logged
     browser.get(f"{server}{path}")
     heading = wait_for(
         browser, "//*[self::h1 or self::h2][contains(., 'omniretrieve')]", by="xpath"
