@@ -6,6 +6,8 @@ Every error names the offending field where there is one, so that the server can
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class OmniRetrieveError(Exception):
     """Base class: a problem the caller can act on (never a bug in omniretrieve)."""
@@ -144,3 +146,12 @@ class OcrUnavailableError(OmniRetrieveError):
 
     status_code = 503
     error_type = "ocr_unavailable"
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` spelled most like ``name``, if any is close (for "did you mean"
+    in errors about a collection or a model that does not exist)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None

@@ -90,8 +90,8 @@ def test_malformed_files_name_line_and_field(tmp_path: Path) -> None:
         load_eval_dataset(tmp_path / "empty")
 
 
-def test_own_folder_dataset_and_cli(tmp_path: Path) -> None:
-    root = tmp_path / "notes"
+def write_own_dataset(root: Path) -> Path:
+    """Our own layout: a corpus folder of three files and two judged queries."""
     (root / "corpus").mkdir(parents=True)
     (root / "corpus" / "cats.md").write_text("Cats eat fish and sleep most of the day.")
     (root / "corpus" / "paris.txt").write_text("Paris is the capital of France.")
@@ -102,6 +102,11 @@ def test_own_folder_dataset_and_cli(tmp_path: Path) -> None:
         + json.dumps({"_id": "q2", "text": "capital of France", "relevant": {"paris.txt": 2}})
         + "\n"
     )
+    return root
+
+
+def test_own_folder_dataset_and_cli(tmp_path: Path) -> None:
+    root = write_own_dataset(tmp_path / "notes")
     out = tmp_path / "report"
     result = CliRunner().invoke(
         app,
@@ -388,17 +393,7 @@ def test_dataset_names_compare_all_per_metric_tables_and_speed(
     ../shared/datasets; ``--compare all`` tests every pair (hybrid vs hybrid+rerank too); the
     report has one table per metric and the speed of each pipeline."""
     shared = tmp_path / "shared" / "datasets"
-    root = shared / "notes"
-    (root / "corpus").mkdir(parents=True)
-    (root / "corpus" / "cats.md").write_text("Cats eat fish and sleep most of the day.")
-    (root / "corpus" / "paris.txt").write_text("Paris is the capital of France.")
-    (root / "corpus" / "rust.md").write_text("Rust has ownership and borrowing rules.")
-    (root / "queries.jsonl").write_text(
-        json.dumps({"_id": "q1", "text": "what do cats eat", "relevant": ["cats.md"]})
-        + "\n"
-        + json.dumps({"_id": "q2", "text": "capital of France", "relevant": ["paris.txt"]})
-        + "\n"
-    )
+    write_own_dataset(shared / "notes")
     work = tmp_path / "repo"
     work.mkdir()
     monkeypatch.chdir(work)  # ../shared/datasets, as from the repository's folder

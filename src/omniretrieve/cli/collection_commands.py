@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from omniretrieve.cli.app import app, collections_app
-from omniretrieve.cli.common import dtype_option, handle_errors, parse_filters, write_json
+from omniretrieve.cli.common import (
+    api_key_option,
+    dtype_option,
+    handle_errors,
+    parse_filters,
+    server_option,
+    write_json,
+)
 from omniretrieve.cli.hits_table import SNIPPET_CHARS, print_hits
-from omniretrieve.cli.remote import API_KEY_ENV, SERVER_ENV, RemoteServer, image_data_uri
+from omniretrieve.cli.remote import RemoteServer, image_data_uri
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput
 from omniretrieve.models.base import check_dtype
@@ -48,16 +56,11 @@ def search(
         "--max-chars",
         help="Text per hit: this much from its best passage (the table shows 240 unless told).",
     ),
-    server: str = typer.Option(
-        None,
-        "--server",
-        envvar=SERVER_ENV,
-        help="Ask a running `omniretrieve serve` (http://127.0.0.1:8000) instead of loading "
-        f"the models here (or set ${SERVER_ENV}).",
+    server: str = server_option(
+        "Ask a running `omniretrieve serve` (http://127.0.0.1:8000) instead of loading the "
+        "models here"
     ),
-    api_key: str = typer.Option(
-        None, "--api-key", envvar=API_KEY_ENV, help=f"The server's API key (or ${API_KEY_ENV})."
-    ),
+    api_key: str = api_key_option(),
     dtype: str = dtype_option(),
 ) -> None:
     """Search a collection with a text, an image, or both: hits best first, with the scores
@@ -70,16 +73,13 @@ def search(
         raise InputError(f"--query-image {query_image} is not a file", field="query_image")
     if max_chars is None and shown_as == "table":
         max_chars = SNIPPET_CHARS
-    conditions = parse_filters(filters)
-    chosen = reranker or rerank
+    asked = AskedSearch(
+        query, query_image, top_k, mode, reranker or rerank, parse_filters(filters), max_chars
+    )
     if server:
-        payload = _search_server(
-            server, api_key, name, query, query_image, top_k, mode, chosen, conditions, max_chars
-        )
+        payload = _search_server(server, api_key, name, asked)
     else:
-        payload = _search_here(
-            name, query, query_image, top_k, mode, chosen, conditions, max_chars, root, dtype
-        )
+        payload = _search_here(name, asked, root, dtype)
     for stage, note in payload.get("query_notes", {}).items():
         typer.echo(f"note: {stage} {note}", err=True)
     if shown_as == "table":
@@ -102,69 +102,69 @@ def _output_format(output: str | None, jsonl: bool) -> str:
     return output
 
 
-def _search_here(
-    name: str,
-    query: str | None,
-    query_image: Path | None,
-    top_k: int,
-    mode: str,
-    rerank: bool | str,
-    conditions: dict[str, Any] | None,
-    max_chars: int | None,
-    root: Path | None,
-    dtype: str,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AskedSearch:
+    """One search as the command line asked it, run here or on a server."""
+
+    query: str | None
+    query_image: Path | None
+    top_k: int
+    mode: str
+    rerank: bool | str
+    filter: dict[str, Any] | None
+    max_chars: int | None
+
+    def shown_query(self) -> Any:
+        """The query as the answer repeats it (an image by its path)."""
+        if self.query_image is None:
+            return self.query
+        return {"text": self.query, "image": str(self.query_image)}
+
+
+def _search_here(name: str, asked: AskedSearch, root: Path | None, dtype: str) -> dict[str, Any]:
     from omniretrieve.index.collection import Collection
     from omniretrieve.index.queries import SearchQuery
 
-    image = ImageInput(query_image.read_bytes()) if query_image is not None else None
-    searched = SearchQuery(query or "", image)
+    image = None if asked.query_image is None else ImageInput(asked.query_image.read_bytes())
     with Collection.open(name, root=root, read_only=True) as collection:
         collection.options.dtype = dtype
         report = collection.search_report(
-            searched,
-            top_k=top_k,
-            mode=mode,
-            rerank=rerank,
-            filter=conditions,
-            max_chars=max_chars,
+            SearchQuery(asked.query or "", image),
+            top_k=asked.top_k,
+            mode=asked.mode,
+            rerank=asked.rerank,
+            filter=asked.filter,
+            max_chars=asked.max_chars,
         )
-    shown = query if image is None else {"text": query, "image": str(query_image)}
     return {
         "collection": name,
-        "query": shown,
+        "query": asked.shown_query(),
         **report.read.to_json(),
         "took_ms": round(report.seconds * 1000, 1),
         "hits": [h.to_json() for h in report.hits],
     }
 
 
-def _search_server(
-    url: str,
-    api_key: str | None,
-    name: str,
-    query: str | None,
-    query_image: Path | None,
-    top_k: int,
-    mode: str,
-    rerank: bool | str,
-    conditions: dict[str, Any] | None,
-    max_chars: int | None,
-) -> dict[str, Any]:
-    asked: Any = query
-    if query_image is not None:
-        asked = {"image": image_data_uri(query_image)}
-        if query:
-            asked["text"] = query
-    body: dict[str, Any] = {"query": asked, "top_k": top_k, "mode": mode, "rerank": rerank}
-    if conditions is not None:
-        body["filter"] = conditions
-    if max_chars is not None:
-        body["max_chars"] = max_chars
+def _search_server(url: str, api_key: str | None, name: str, asked: AskedSearch) -> dict[str, Any]:
+    query: Any = asked.query
+    if asked.query_image is not None:
+        query = {"image": image_data_uri(asked.query_image)}
+        if asked.query:
+            query["text"] = asked.query
+    body: dict[str, Any] = {
+        "query": query,
+        "top_k": asked.top_k,
+        "mode": asked.mode,
+        "rerank": asked.rerank,
+    }
+    if asked.filter is not None:
+        body["filter"] = asked.filter
+    if asked.max_chars is not None:
+        body["max_chars"] = asked.max_chars
     with RemoteServer(url, api_key) as remote:
         payload = remote.search(name, body)
-    if query_image is not None:
-        payload["query"] = {"text": query, "image": str(query_image)}
+    if asked.query_image is not None:  # the image by its path, not the data URI sent
+        payload["query"] = asked.shown_query()
     return {**payload, "server": remote.url}
 
 

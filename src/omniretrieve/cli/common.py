@@ -28,6 +28,22 @@ def dtype_option() -> Any:
     return typer.Option("auto", "--dtype", help=DTYPE_HELP)
 
 
+def server_option(does: str) -> Any:
+    """``--server URL`` (or ``$OMNIRETRIEVE_SERVER``): what the command ``does`` there."""
+    from omniretrieve.cli.remote import SERVER_ENV
+
+    return typer.Option(None, "--server", envvar=SERVER_ENV, help=f"{does} (or set ${SERVER_ENV}).")
+
+
+def api_key_option() -> Any:
+    """``--api-key`` (or ``$OMNIRETRIEVE_API_KEY``) for ``--server``."""
+    from omniretrieve.cli.remote import API_KEY_ENV
+
+    return typer.Option(
+        None, "--api-key", envvar=API_KEY_ENV, help=f"The server's API key (or ${API_KEY_ENV})."
+    )
+
+
 def _fail(message: str, code: int) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

@@ -15,9 +15,8 @@ import typer
 
 from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.cli.app import app
-from omniretrieve.cli.common import dtype_option, handle_errors
+from omniretrieve.cli.common import api_key_option, dtype_option, handle_errors, server_option
 from omniretrieve.cli.index_remote import index_on_server
-from omniretrieve.cli.remote import API_KEY_ENV, SERVER_ENV
 from omniretrieve.errors import InputError
 from omniretrieve.models.base import check_dtype
 
@@ -89,16 +88,11 @@ def index(
         "needs the distributed extra (pip install 'omniretrieve[distributed]'). No cluster "
         "is ever started.",
     ),
-    server: str = typer.Option(
-        None,
-        "--server",
-        envvar=SERVER_ENV,
-        help="Send the files to a running `omniretrieve serve` (http://127.0.0.1:8000), which "
-        f"indexes them with its loaded models (or set ${SERVER_ENV}).",
+    server: str = server_option(
+        "Send the files to a running `omniretrieve serve` (http://127.0.0.1:8000), which "
+        "indexes them with its loaded models"
     ),
-    api_key: str = typer.Option(
-        None, "--api-key", envvar=API_KEY_ENV, help=f"The server's API key (or ${API_KEY_ENV})."
-    ),
+    api_key: str = api_key_option(),
 ) -> None:
     """Index documents into a collection (upsert by id; unchanged documents are skipped).
 

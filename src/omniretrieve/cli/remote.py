@@ -16,6 +16,8 @@ SERVER_ENV = "OMNIRETRIEVE_SERVER"
 API_KEY_ENV = "OMNIRETRIEVE_API_KEY"
 BATCH_DOCUMENTS = 500
 """Documents per PUT (the server's default limit is 1000)."""
+COUNTS = ("added", "updated", "unchanged", "embedded_passages")
+"""The counts of an upsert report, summed over the batches sent."""
 BATCH_BYTES = 8 * 1024 * 1024
 """Bytes of files per upload (the server's default body limit is 32 MiB)."""
 
@@ -74,15 +76,14 @@ class RemoteServer:
     def count(self, name: str) -> int:
         return int(self.call("GET", f"/v1/collections/{name}")["documents"])
 
-    def upsert(self, name: str, documents: list[Any], advance: Any = None) -> dict[str, int]:
-        totals = {"added": 0, "updated": 0, "unchanged": 0, "embedded_passages": 0}
+    def upsert(self, name: str, documents: list[Any], advance: Any = None) -> dict[str, Any]:
+        totals: dict[str, Any] = dict.fromkeys(COUNTS, 0)
         for start in range(0, len(documents), BATCH_DOCUMENTS):
             batch = documents[start : start + BATCH_DOCUMENTS]
             report = self.call(
                 "PUT", f"/v1/collections/{name}/documents", json={"documents": batch}
             )
-            for key in totals:
-                totals[key] += int(report.get(key, 0))
+            _add_counts(totals, report)
             if advance is not None:
                 advance(len(batch))
         return totals
@@ -92,27 +93,20 @@ class RemoteServer:
     ) -> dict[str, Any]:
         """Files through ``POST .../files`` (the server's one ingest), a batch of at most
         :data:`BATCH_BYTES` at a time; ids are the files' paths relative to what was indexed."""
-        totals: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0, "skipped": []}
-        totals["embedded_passages"] = 0
+        totals: dict[str, Any] = {**dict.fromkeys(COUNTS, 0), "skipped": []}
         for batch in _batches(files):
-            parts = [
-                (
-                    "files",
-                    (
-                        relative,
-                        data,
-                        mimetypes.guess_type(relative)[0] or "application/octet-stream",
-                    ),
-                )
-                for relative, data in batch
-            ]
+            parts = [("files", (relative, data, _media_type(relative))) for relative, data in batch]
             report = self.call("POST", f"/v1/collections/{name}/files", files=parts)
-            for key in ("added", "updated", "unchanged", "embedded_passages"):
-                totals[key] += int(report.get(key, 0))
+            _add_counts(totals, report)
             totals["skipped"] += report.get("skipped", [])
             if advance is not None:
                 advance(sum(len(data) for _, data in batch))
         return totals
+
+
+def _add_counts(totals: dict[str, Any], report: dict[str, Any]) -> None:
+    for key in COUNTS:
+        totals[key] += int(report.get(key, 0))
 
 
 def _batches(files: Iterable[tuple[str, Path]]) -> Iterator[list[tuple[str, bytes]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from omniretrieve.errors import CollectionNotFoundError
+from omniretrieve.errors import CollectionNotFoundError, closest_name
 from omniretrieve.index.documents import check_name
 from omniretrieve.index.settings import default_root, read_settings
 from omniretrieve.index.store import CollectionFormatError, CollectionStore
@@ -23,12 +23,10 @@ def collection_names(root: Path | None = None) -> list[str]:
 def missing_collection(name: str, root: Path | None = None) -> CollectionNotFoundError:
     """The error for a collection that does not exist: a close name if there is one, else
     the names there are."""
-    import difflib
-
     names = collection_names(root)
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    close = closest_name(name, names)
     if close:
-        hint = f"; did you mean {close[0]!r}?"
+        hint = f"; did you mean {close!r}?"
     elif names:
         shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
         hint = f"; there are: {shown}"

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,8 +58,6 @@ SERVER_URL_ENV = "OMNIRETRIEVE_SERVING_URL"
 
 
 def lock_holder() -> dict[str, Any]:
-    import sys
-
     return {
         "pid": os.getpid(),
         # the program and its command only: options may hold secrets (--api-key)

@@ -225,8 +225,9 @@ class FileConverter:
         scans, self._scans = self._scans, []
         texts = self._read([scan.image for scan in scans])
         for scan, text in zip(scans, texts, strict=True):
-            self._page(scan.doc_id, scan.relative, text, scan.reference, scan.metadata, True,
-                       scan.out)  # fmt: skip
+            self._page(
+                scan.doc_id, scan.relative, text, scan.reference, scan.metadata, True, scan.out
+            )
 
     def _page(
         self,

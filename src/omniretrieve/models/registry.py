@@ -22,6 +22,7 @@ from omniretrieve.errors import (
     ModelUnavailableError,
     OmniRetrieveError,
     UnsupportedModelError,
+    closest_name,
 )
 from omniretrieve.models.base import check_dtype
 from omniretrieve.models.sources import (
@@ -217,31 +218,28 @@ class Registry:
             info = CheckpointInfo.read(path.resolve())
             return ModelSource(path.name, self.detect(info), info.path, None, info)
         if not HUB_ID.match(name):
-            close = self.close_names(name)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ModelNotFoundError(
                 f"model {name!r} is neither a bundled model ({self.bundled_ids()}), "
-                f"an existing directory, nor a hub id{hint}",
+                f"an existing directory, nor a hub id{self.did_you_mean(name)}",
                 field="model",
             )
         try:
             snapshot = hub_snapshot(name, allow_download=allow_download)
         except (ModelNotFoundError, ModelUnavailableError) as exc:
-            close = self.close_names(name)
-            if not close:
+            hint = self.did_you_mean(name)
+            if not hint:
                 raise
-            raise type(exc)(f"{exc.message}; did you mean {close[0]!r}?", field="model") from exc
+            raise type(exc)(f"{exc.message}{hint}", field="model") from exc
         info = CheckpointInfo.read(snapshot)
         return ModelSource(name, self.detect(info), snapshot, None, info)
 
-    def close_names(self, name: str) -> list[str]:
-        """Bundled ids and aliases (and models in the local hub cache) spelled like
-        ``name``."""
-        import difflib
-
+    def did_you_mean(self, name: str) -> str:
+        """``; did you mean 'x'?`` for a bundled id or alias (or a model in the local hub
+        cache) spelled like ``name``; empty when none is."""
         known = [n for entry in self.bundled for n in (entry.model_id, *entry.aliases)]
         known += [model_id for model_id, _ in hub_cached_models()]
-        return difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        close = closest_name(name, known)
+        return f"; did you mean {close!r}?" if close else ""
 
     def load(
         self,

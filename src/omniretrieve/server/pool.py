@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError
+from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError, closest_name
 from omniretrieve.inputs import Input, TextInput, parse_input, parse_inputs
 from omniretrieve.models.base import (
     EmbeddingModel,
@@ -243,8 +242,8 @@ class ModelPool:
 
     def _unknown(self, requested: str, kind: str, available: list[str]) -> ModelNotFoundError:
         names = [*available, *(n for n, m in self.aliases.items() if m in available)]
-        close = difflib.get_close_matches(requested, names, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest_name(requested, names)
+        hint = f" Did you mean {close!r}?" if close else ""
         how = (
             f" To answer {requested!r} with a served model, start the server with "
             f"--alias {requested}={available[0]}."
