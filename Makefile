@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 		apt-get install -y -qq tesseract-ocr >/dev/null; } || \
 		echo "note: install tesseract-ocr for OCR of images and scanned PDFs"
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,milvus,integrations,distributed]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,train,milvus,integrations,distributed]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -105,3 +105,25 @@ def test_output_types_through_the_embedder(tiny: Embedder) -> None:
     payload = tiny.encode(["cat"], embedding_type="int8").to_json()
     assert payload["data"][0]["truncated"] is False
     assert payload["usage"]["total_tokens"] == 3
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_a_checkpoint_saved_by_sentence_transformers_6_loads_with_its_settings(
+    tmp_path: Path, pooling: str
+) -> None:
+    """sentence-transformers 6 writes its modules under new names, the pooling as one
+    ``pooling_mode`` and the maximum length into the tokenizer's config (what ``finetune``
+    writes too): the same vectors as sentence-transformers', the same limit."""
+    from sentence_transformers import SentenceTransformer
+
+    source = build_tiny_bert(tmp_path / "old", pooling=pooling, max_seq_length=12)
+    model = SentenceTransformer(str(source), device="cpu", local_files_only=True)
+    model.save(str(tmp_path / "new"), create_model_card=False)
+    saved = (tmp_path / "new" / "modules.json").read_text()
+    assert "sentence_transformers.models.Transformer" not in saved  # the new layout
+    texts = ["the cat eats fish", "stock market fell", "a dog"]
+    ours = Embedder(tmp_path / "new", dtype="float32")
+    assert ours.max_length == 12
+    np.testing.assert_allclose(
+        ours.encode_texts(texts), model.encode(texts, normalize_embeddings=True), atol=1e-5
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from omniretrieve.cli import (  # noqa: F401 (each module registers its commands)
     collection_commands,
     eval_command,
+    finetune_command,
     index_command,
     model_commands,
     serve_command,

@@ -36,13 +36,11 @@ ENCODER_ARCHITECTURES = frozenset(
         "ElectraModel",
     }
 )
-SUPPORTED_MODULES = frozenset(
-    {
-        "sentence_transformers.models.Transformer",
-        "sentence_transformers.models.Pooling",
-        "sentence_transformers.models.Normalize",
-    }
-)
+SUPPORTED_MODULES = frozenset({"Transformer", "Pooling", "Normalize"})
+"""sentence-transformers modules by class name: ``sentence_transformers.models.Pooling``
+before version 6, ``sentence_transformers.sentence_transformer.modules.pooling.Pooling`` and
+``sentence_transformers.base.modules.transformer.Transformer`` from 6 on."""
+POOLING_MODES = {"mean": "mean", "cls": "cls", "max": "max", "lasttoken": "last"}
 TASK_PROMPT_NAMES = {
     "retrieval.query": ("query", "retrieval.query"),
     "retrieval.passage": ("document", "passage", "retrieval.passage"),
@@ -77,7 +75,9 @@ class EncoderLayout:
         normalize = False
         for module in modules if isinstance(modules, list) else []:
             kind = module.get("type", "")
-            if kind not in SUPPORTED_MODULES:
+            if not kind.startswith("sentence_transformers.") or (
+                kind.rsplit(".", 1)[-1] not in SUPPORTED_MODULES
+            ):
                 raise UnsupportedModelError(
                     f"{info.path}: sentence-transformers module {kind!r} is not supported "
                     f"(supported: {', '.join(sorted(SUPPORTED_MODULES))})"
@@ -91,7 +91,7 @@ class EncoderLayout:
         st_json = info.read_json("sentence_bert_config.json")
         st_config: dict[str, Any] = st_json if isinstance(st_json, dict) else {}
         model_max = int(info.config.get("max_position_embeddings", 512))
-        max_length = int(st_config.get("max_seq_length") or model_max) if st_config else model_max
+        max_length = int(st_config.get("max_seq_length") or _tokenizer_limit(info) or model_max)
         if info.config.get("model_type") in ("roberta", "xlm-roberta"):
             max_length = min(max_length, model_max - 2)  # roberta positions start after padding
         prompts_config = info.read_json("config_sentence_transformers.json") or {}
@@ -102,6 +102,9 @@ class EncoderLayout:
         dimension = int(
             (pooling_config if isinstance(pooling_config, dict) else {}).get(
                 "word_embedding_dimension"
+            )
+            or (pooling_config if isinstance(pooling_config, dict) else {}).get(
+                "embedding_dimension"
             )
             or info.config.get("hidden_size")
             or info.config.get("dim", 0)
@@ -125,7 +128,20 @@ class EncoderLayout:
         return self.default_prompt
 
 
+def _tokenizer_limit(info: CheckpointInfo) -> int | None:
+    """The tokenizer's ``model_max_length``, where sentence-transformers 6 keeps the maximum
+    length (None when absent or the "no limit" placeholder)."""
+    config = info.read_json("tokenizer_config.json")
+    value = config.get("model_max_length") if isinstance(config, dict) else None
+    return int(value) if isinstance(value, int | float) and 0 < value < 1_000_000 else None
+
+
 def _pooling_mode(config: dict[str, Any]) -> str:
+    mode = config.get("pooling_mode")
+    if isinstance(mode, str):  # sentence-transformers 6
+        if mode not in POOLING_MODES:
+            raise UnsupportedModelError(f"pooling mode {mode!r} is not supported")
+        return POOLING_MODES[mode]
     if config.get("pooling_mode_cls_token"):
         return "cls"
     if config.get("pooling_mode_max_tokens"):
