@@ -127,3 +127,12 @@ def test_a_checkpoint_saved_by_sentence_transformers_6_loads_with_its_settings(
     np.testing.assert_allclose(
         ours.encode_texts(texts), model.encode(texts, normalize_embeddings=True), atol=1e-5
     )
+
+
+def test_loading_a_model_leaves_autograd_as_it_was(tiny_bert_dir: Path) -> None:
+    """Loading once switched gradients off for the whole thread (global state): a model
+    trained later in the same process (``finetune`` mines with the base first) got none."""
+    import torch
+
+    Embedder(tiny_bert_dir, dtype="float32").encode_texts(["the cat"])
+    assert torch.is_grad_enabled()

@@ -145,18 +145,8 @@ class DualEncoder(TransformerEmbedder):
             token_budget=self.options.token_budget,
             max_batch_size=self.options.max_batch_size,
         ):
-            rows = {"input_ids": [ids[i] for i in batch]}
-            if self.kind == "siglip":  # padded as it was trained, pooled at the last position
-                padded = self.tokenizer.pad(
-                    rows, padding="max_length", max_length=self.max_length, return_tensors="pt"
-                )
-            else:
-                padded = self.tokenizer.pad(rows, padding=True, return_tensors="pt")
-            arguments = {"input_ids": padded["input_ids"].to(self.options.device)}
-            if self.kind == "clip":
-                arguments["attention_mask"] = padded["attention_mask"].to(self.options.device)
             with torch.inference_mode():
-                features = _features(self.model.get_text_features(**arguments))
+                features = self._text_features([ids[i] for i in batch])
             normalised = normalized(features).cpu().numpy()
             for row, index in zip(normalised, batch, strict=True):
                 vectors[positions[index]] = row
@@ -168,15 +158,53 @@ class DualEncoder(TransformerEmbedder):
     def _encode_images(self, images: list[ImageInput], positions: list[int]) -> np.ndarray:
         import torch
 
+        with torch.inference_mode():
+            features = self._image_features(images, positions)
+        return normalized(features).cpu().numpy()
+
+    def _text_features(self, rows: list[list[int]]) -> Any:
+        """Projected text features of one batch of token ids (gradients unless turned off)."""
+        batch = {"input_ids": rows}
+        if self.kind == "siglip":  # padded as it was trained, pooled at the last position
+            padded = self.tokenizer.pad(
+                batch, padding="max_length", max_length=self.max_length, return_tensors="pt"
+            )
+        else:
+            padded = self.tokenizer.pad(batch, padding=True, return_tensors="pt")
+        arguments = {"input_ids": padded["input_ids"].to(self.options.device)}
+        if self.kind == "clip":
+            arguments["attention_mask"] = padded["attention_mask"].to(self.options.device)
+        return _features(self.model.get_text_features(**arguments))
+
+    def _image_features(self, images: list[ImageInput], positions: list[int]) -> Any:
         pil = [
             load_image(image, field=f"input[{p}]")
             for image, p in zip(images, positions, strict=True)
         ]
         pixels = self.image_processor(images=pil, return_tensors="pt")["pixel_values"]
         pixels = pixels.to(self.options.device, dtype=self.model.dtype)
-        with torch.inference_mode():
-            features = _features(self.model.get_image_features(pixel_values=pixels))
-        return normalized(features).cpu().numpy()
+        return _features(self.model.get_image_features(pixel_values=pixels))
+
+    def training_vectors(self, inputs: Sequence[Input], *, query: bool) -> Any:
+        """Normalised vectors of one batch with gradients (fine-tuning), in input order."""
+        import torch
+
+        rows: list[Any] = [None] * len(inputs)
+        texts = [(i, x.text) for i, x in enumerate(inputs) if isinstance(x, TextInput)]
+        images = [(i, x) for i, x in enumerate(inputs) if isinstance(x, ImageInput)]
+        if len(texts) + len(images) != len(inputs):
+            raise InputError(f"{self.model_id} trains on texts and images, one per input")
+        if texts:
+            ids = self.tokenizer(
+                [t for _, t in texts], truncation=True, max_length=self.max_length
+            )["input_ids"]
+            for (i, _), row in zip(texts, self._text_features(ids), strict=True):
+                rows[i] = row
+        if images:
+            features = self._image_features([x for _, x in images], [i for i, _ in images])
+            for (i, _), row in zip(images, features, strict=True):
+                rows[i] = row
+        return normalized(torch.stack(rows))
 
 
 def _features(output: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import MappingProxyType
+from typing import Any
 
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import EncodeOutput, LoadOptions, ProgressCallback, check_task
@@ -166,6 +167,14 @@ class DecoderEmbedder(TransformerEmbedder):
         )
         lengths = [len(ids) for ids in input_ids]
         return EncodeOutput(vectors=vectors, truncated=truncated, token_counts=lengths)
+
+    def training_vectors(self, inputs: Sequence[Input], *, query: bool) -> Any:
+        """Normalised vectors of one batch with gradients (fine-tuning), as :meth:`encode`
+        reads queries (``retrieval.query``) and documents."""
+        texts = texts_of(inputs, model_id=self.model_id)
+        task = "retrieval.query" if query else "retrieval.passage"
+        input_ids, _ = self.tokenize([self.prompt(t, task, None) for t in texts])
+        return self.pooled_tensors(input_ids, lambda h, m: normalized(last_token(h, m)))
 
 
 FAMILY = Family(

@@ -122,17 +122,23 @@ class TransformerEmbedder(EmbeddingModel):
             token_budget=options.token_budget,
             max_batch_size=options.max_batch_size,
         ):
-            padded = self.tokenizer.pad(
-                {"input_ids": [input_ids[i] for i in batch]}, padding=True, return_tensors="pt"
-            )
-            ids = padded["input_ids"].to(options.device)
-            mask = padded["attention_mask"].to(options.device)
             with torch.inference_mode():
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                vectors[batch] = pool(hidden, mask).float().cpu().numpy()
+                pooled = self.pooled_tensors([input_ids[i] for i in batch], pool)
+                vectors[batch] = pooled.float().cpu().numpy()
             if progress is not None:
                 progress(len(batch))
         return vectors
+
+    def pooled_tensors(self, input_ids: Sequence[list[int]], pool: Pooler) -> Any:
+        """One batch, padded as the tokenizer pads, through the model and ``pool`` (with
+        gradients unless the caller turns them off)."""
+        padded = self.tokenizer.pad(
+            {"input_ids": list(input_ids)}, padding=True, return_tensors="pt"
+        )
+        ids = padded["input_ids"].to(self.options.device)
+        mask = padded["attention_mask"].to(self.options.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return pool(hidden, mask)
 
 
 def _last_whitespace(text: str, start: int, end: int) -> int:

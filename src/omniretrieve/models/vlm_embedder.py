@@ -258,6 +258,12 @@ class VlmEmbedder(TransformerEmbedder):
         """Vectors, truncation flags and tokens read (visual tokens included) of a batch."""
         import torch
 
+        with torch.inference_mode():
+            pooled, cut, used = self._pooled(prepared)
+        return pooled.cpu().numpy(), cut, used
+
+    def _pooled(self, prepared: list[_Prepared]) -> tuple[Any, list[bool], list[int]]:
+        """One batch through the model, pooled and normalised (gradients unless turned off)."""
         if self.backend in LLAVA_BACKENDS:
             inputs, cut = self._llava_inputs(prepared)
         else:
@@ -265,11 +271,17 @@ class VlmEmbedder(TransformerEmbedder):
         inputs = {k: v.to(self.options.device) for k, v in inputs.items()}
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        with torch.inference_mode():
-            hidden = self.model(**inputs).last_hidden_state
-            pooled = normalized(last_token(hidden, inputs["attention_mask"]))
+        hidden = self.model(**inputs).last_hidden_state
+        pooled = normalized(last_token(hidden, inputs["attention_mask"]))
         used = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
-        return pooled.cpu().numpy(), cut, used
+        return pooled, cut, used
+
+    def training_vectors(self, inputs: Sequence[Input], *, query: bool) -> Any:
+        """Normalised vectors of one batch with gradients (fine-tuning), prompted as
+        :meth:`encode` prompts queries (``retrieval.query``) and documents."""
+        chosen = self.instruction_for("retrieval.query" if query else None, None)
+        prepared = [self.prompt(x, chosen, i, query=query) for i, x in enumerate(inputs)]
+        return self._pooled(prepared)[0]
 
     def _qwen_inputs(self, prepared: list[_Prepared]) -> tuple[dict[str, Any], list[bool]]:
         import torch

@@ -233,6 +233,20 @@ class VlmReranker(PairwiseRerankModel):
     def _score_batch(self, pairs: list[_Pair]) -> np.ndarray:
         import torch
 
+        with torch.inference_mode():
+            logits = self._logits(pairs)
+        return torch.sigmoid(logits.float() - LOGIT_BIAS).cpu().numpy()
+
+    def training_logits(self, query: Input, documents: Sequence[Input]) -> Any:
+        """The score logits of ``documents`` for ``query`` with gradients (fine-tuning)."""
+        prepared = self._side(query, self.max_query_length, "query")
+        return self._logits([self._pair(prepared, d, i) for i, d in enumerate(documents)])
+
+    def _logits(self, pairs: list[_Pair]) -> Any:
+        """One batch of pairs, left-padded, through the ranking head (gradients unless turned
+        off)."""
+        import torch
+
         device = self.options.device
         longest = max(len(p.ids) for p in pairs)
         pad = self.tokenizer.pad_token_id
@@ -249,9 +263,7 @@ class VlmReranker(PairwiseRerankModel):
                 device, dtype=self.model.dtype
             )
             inputs["image_grid_thw"] = torch.cat([v.grid_thw for v in visual]).to(device)
-        with torch.inference_mode():
-            logits = self.model.rank_logits(**inputs)
-        return torch.sigmoid(logits.float() - LOGIT_BIAS).cpu().numpy()
+        return self.model.rank_logits(**inputs)
 
     def _warn_if_slow(self, tokens: int) -> None:
         if self.options.device != "cpu" or self.parameters < 1e9 or tokens <= CPU_WARNING_TOKENS:

@@ -86,5 +86,4 @@ def load_pretrained(
             listed,
         )
     model.to(device).eval()
-    torch.set_grad_enabled(False)
     return model

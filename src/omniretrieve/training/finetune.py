@@ -153,7 +153,7 @@ def _mine(
         )
         if base.family.kind == "embedder" and base.path is not None and base.bundled is None:
             embedder_id = base.path
-        embedder = Embedder(embedder_id, dtype="float32")
+        embedder = Embedder(embedder_id)
 
         def encode_queries(texts: list[str]) -> Any:
             return embedder.encode_texts(texts, task="retrieval.query", show_progress=False)

@@ -12,7 +12,7 @@ from omniretrieve.errors import InputError
 from omniretrieve.training.examples import Pair, TrainingData
 from omniretrieve.training.settings import TrainSettings
 
-DISTRACTORS = 2000
+DISTRACTORS = 1000
 """Corpus documents added to the held-out queries' positives and negatives, so that the
 held-out ranking is a search, not a choice among a handful."""
 

@@ -155,7 +155,7 @@ def _arguments(
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
         learning_rate=settings.rate(lora),
-        warmup_ratio=settings.warmup_ratio,
+        warmup_steps=settings.warmup_ratio,  # a float below 1: a share of the steps
         bf16=bf16,
         seed=settings.seed,
         data_seed=settings.seed,

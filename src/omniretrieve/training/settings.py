@@ -38,7 +38,7 @@ class TrainSettings:
     max_held_out: int = 300
     patience: int = 2
     """Evaluations without improvement on the held-out queries before training stops."""
-    evaluations_per_epoch: int = 4
+    evaluations_per_epoch: int = 3
     lora: bool | None = None
     """None: LoRA for decoder and VLM families, full fine-tuning for encoders."""
     lora_rank: int = 16
