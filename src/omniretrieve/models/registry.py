@@ -43,6 +43,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.vlm_embedder",
 )
 
+ADAPTER_CONFIG = "adapter_config.json"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -214,6 +215,8 @@ class Registry:
             info = CheckpointInfo.read(path) if path is not None else None
             return ModelSource(entry.model_id, self.families[entry.family], path, entry, info)
         path = Path(name).expanduser()
+        if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+            return self._adapter_source(path.resolve(), allow_download)
         if path.is_dir():
             info = CheckpointInfo.read(path.resolve())
             return ModelSource(path.name, self.detect(info), info.path, None, info)
@@ -232,6 +235,25 @@ class Registry:
             raise type(exc)(f"{exc.message}{hint}", field="model") from exc
         info = CheckpointInfo.read(snapshot)
         return ModelSource(name, self.detect(info), snapshot, None, info)
+
+    def _adapter_source(self, path: Path, allow_download: bool) -> ModelSource:
+        """A peft LoRA adapter: its base resolved as any model id, the adapter merged in."""
+        import json
+
+        try:
+            config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+            base_name = str(config["base_model_name_or_path"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UnsupportedModelError(
+                f"{path}/{ADAPTER_CONFIG} does not name its base model "
+                f"(base_model_name_or_path): {exc}"
+            ) from exc
+        if base_name == str(path) or not base_name:
+            raise UnsupportedModelError(f"{path}: an adapter cannot be its own base")
+        base = self.resolve(base_name, allow_download=allow_download)
+        if base.adapter is not None:
+            raise UnsupportedModelError(f"{path}: its base {base_name} is itself an adapter")
+        return ModelSource(path.name, base.family, base.path, base.bundled, base.info, path)
 
     def did_you_mean(self, name: str) -> str:
         """``; did you mean 'x'?`` for a bundled id or alias (or a model in the local hub
@@ -261,7 +283,12 @@ class Registry:
         family_class = source.family.loader()
         if kind == "embedder":
             family_class.runs_in(options.dtype, options.device)  # a clear error before loading
-        return source, family_class.load(source, options)
+        loaded = family_class.load(source, options)
+        if source.adapter is not None:
+            from omniretrieve.models.adapters import merge_adapter
+
+            merge_adapter(loaded, source.adapter)
+        return source, loaded
 
     def bundled_ids(self) -> str:
         return ", ".join(entry.model_id for entry in self.bundled)

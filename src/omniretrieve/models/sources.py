@@ -85,10 +85,16 @@ class ModelSource:
     path: Path | None
     bundled: BundledModel | None = None
     info: CheckpointInfo | None = None
+    adapter: Path | None = None
+    """A LoRA adapter directory (peft's layout) merged into the base's weights on load."""
 
     def fingerprint(self) -> str:
         """A key that changes when the weights change (for caches of computed embeddings)."""
         digest = hashlib.sha256(self.family.name.encode())
+        if self.adapter is not None:
+            for target in sorted(p for p in self.adapter.rglob("*") if p.is_file()):
+                stat = target.stat()
+                digest.update(f"adapter:{target.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         if self.bundled is not None:
             digest.update(json.dumps(self.bundled.checksums, sort_keys=True).encode())
             digest.update(self.bundled.model_id.encode())

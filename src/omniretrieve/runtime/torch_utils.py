@@ -63,8 +63,6 @@ def load_pretrained(
     checkpoint lacks are refused with ``require_all`` (a head the family depends on), else
     logged."""
 
-    import torch
-
     device = check_device(device)
     with quiet_weight_loading():
         model, loading = model_class.from_pretrained(

@@ -164,7 +164,7 @@ def _arguments(
         save_strategy="steps",
         save_steps=eval_steps,
         save_total_limit=2,
-        load_best_model_at_end=True,
+        load_best_model_at_end=settings.keep_best,
         metric_for_best_model=f"eval_{metric}",
         greater_is_better=True,
         logging_steps=max(1, eval_steps // 2),

@@ -39,6 +39,9 @@ class TrainSettings:
     patience: int = 2
     """Evaluations without improvement on the held-out queries before training stops."""
     evaluations_per_epoch: int = 3
+    keep_best: bool = True
+    """Keep the checkpoint that scored best on the held-out queries (the first of equals);
+    False keeps the last one."""
     lora: bool | None = None
     """None: LoRA for decoder and VLM families, full fine-tuning for encoders."""
     lora_rank: int = 16
