@@ -80,6 +80,9 @@ def finetune_command(
     lora: bool = typer.Option(
         None, "--lora/--full", help="LoRA or full fine-tuning (default: by family)."
     ),
+    keep_last: bool = typer.Option(
+        False, "--keep-last", help="Keep the last checkpoint, not the best on held-out queries."
+    ),
     keep_rejected: bool = typer.Option(
         False, "--keep-rejected", help="Write the model even if it does not beat its base."
     ),
@@ -143,6 +146,7 @@ def finetune_command(
         held_out=held_out,
         lora=lora,
         keep_rejected=keep_rejected,
+        keep_best=not keep_last,
         resume=not restart,
         device=device,
     )

@@ -82,7 +82,7 @@ def embedder_loss(settings: TrainSettings, pairs: list[Pair]) -> str:
             "bce trains cross-encoders; embedders take mnrl, cached-mnrl or margin-mse",
             field="loss",
         )
-    with_margins = bool(pairs) and all(p.margins for p in pairs)
+    with_margins = any(p.margins for p in pairs)
     if settings.loss == "margin-mse" and not with_margins:
         raise InputError(
             "margin-mse needs a teacher's margins (--teacher) over mined negatives (--mine)",
@@ -99,6 +99,7 @@ def embedder_dataset(pairs: list[Pair], loss: str) -> Any:
     for Margin-MSE (one row per negative)."""
     from datasets import Dataset
 
+    pairs = usable_pairs(pairs, loss)
     if loss == "margin-mse":
         rows = [
             {"query": p.query, "positive": p.positive, "negative": n, "label": m}
@@ -114,6 +115,18 @@ def embedder_dataset(pairs: list[Pair], loss: str) -> Any:
     for index in range(k):
         columns[f"negative_{index + 1}"] = [p.negatives[index] for p in pairs]
     return Dataset.from_dict(columns)
+
+
+def usable_pairs(pairs: list[Pair], loss: str) -> list[Pair]:
+    """Margin-MSE learns from pairs with margins only; InfoNCE takes as many hard negatives
+    per pair as every pair has, so pairs mining found no negative for are left out when they
+    are few (at most a fifth), rather than taking the hard negatives from all the others."""
+    if loss == "margin-mse":
+        return [p for p in pairs if p.margins]
+    without = [p for p in pairs if not p.negatives]
+    if without and len(without) <= len(pairs) // 5:
+        return [p for p in pairs if p.negatives]
+    return pairs
 
 
 def _loss(model: Any, name: str, settings: TrainSettings) -> Any:

@@ -162,14 +162,13 @@ def _mine(
             return embedder.encode_texts(texts, task="retrieval.passage", show_progress=True)
 
     say(f"mining {mining.count} hard negative(s) per pair ({mining.method})")
-    with progress_bar(len(data.pairs), f"mining negatives ({mining.method})") as advance:
-        return mine_hard_negatives(
-            data,
-            mining,
-            encode_queries=encode_queries,
-            encode_documents=encode_documents,
-            progress=advance,
-        )
+    return mine_hard_negatives(
+        data,
+        mining,
+        encode_queries=encode_queries,
+        encode_documents=encode_documents,
+        show_progress=True,
+    )
 
 
 def _teach(data: TrainingData, teacher: str, say: Report) -> TrainingData:

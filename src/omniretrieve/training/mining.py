@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from omniretrieve.errors import InputError
+from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.training.examples import Pair, TrainingData
 
 Method = Literal["bm25", "dense", "hybrid"]
@@ -64,7 +65,7 @@ def mine_hard_negatives(
     *,
     encode_queries: EncodeTexts | None = None,
     encode_documents: EncodeTexts | None = None,
-    progress: Callable[[int], None] | None = None,
+    show_progress: bool = False,
 ) -> TrainingData:
     """``data`` with ``settings.count`` mined negatives added to each pair that has none."""
     settings.check()
@@ -77,25 +78,30 @@ def mine_hard_negatives(
     scorer = _Scorer(ids, data.corpus, settings.method, encode_queries, encode_documents)
     scorer.prepare(sorted({p.query for p in data.pairs if not p.negatives}))
     position = {doc_id: i for i, doc_id in enumerate(ids)}
-    mined: list[Pair] = []
-    for pair in data.pairs:
-        if pair.negatives:
-            mined.append(pair)
-            continue
-        scores = scorer.scores(pair.query)
-        labelled = data.labelled(pair.query) | {pair.positive_id} - {None}
-        ceiling = _ceiling(scores, pair, position, settings.relative_margin)
-        chosen = choose_negatives(ids, scores, labelled, settings, ceiling)
-        mined.append(
-            replace(
-                pair,
-                negatives=tuple(data.corpus[i] for i in chosen),
-                negative_ids=tuple(chosen),
-            )
-        )
-        if progress is not None:
-            progress(1)
+    with progress_bar(
+        len(data.pairs), f"mining negatives ({settings.method})", enabled=show_progress
+    ) as advance:
+        mined: list[Pair] = []
+        for pair in data.pairs:
+            mined.append(pair if pair.negatives else _mined(pair, data, scorer, position, settings))
+            advance(1)
     return data.with_pairs(mined)
+
+
+def _mined(
+    pair: Pair,
+    data: TrainingData,
+    scorer: _Scorer,
+    position: dict[str, int],
+    settings: MiningSettings,
+) -> Pair:
+    scores = scorer.scores(pair.query)
+    labelled = data.labelled(pair.query) | ({pair.positive_id} - {None})
+    ceiling = _ceiling(scores, pair, position, settings.relative_margin)
+    chosen = choose_negatives(scorer.ids, scores, labelled, settings, ceiling)
+    return replace(
+        pair, negatives=tuple(data.corpus[i] for i in chosen), negative_ids=tuple(chosen)
+    )
 
 
 def _ceiling(
@@ -142,6 +148,7 @@ class _Scorer:
         encode_documents: EncodeTexts | None,
     ) -> None:
         self.method = method
+        self.ids = ids
         self.bm25: Any = None
         self.vectors: np.ndarray | None = None
         self.encode_queries = encode_queries
