@@ -381,3 +381,30 @@ def _tune_on_dataset(name: str, dataset: Path, split: str, root: Path | None, au
         "queries": fit.queries,
     }
     sys.stdout.write(json.dumps(payload) + "\n")
+
+
+@collections_app.command("reembed")
+@handle_errors
+def collections_reembed(
+    name: str = typer.Argument(..., help="Collection name."),
+    embedder: str = typer.Option(
+        ..., "--embedder", help="The new embedder: a fine-tuned directory, a bundled or hub id."
+    ),
+    replacing: str = typer.Option(
+        None, "--replace", help="The embedder it replaces (default: the collection's only one)."
+    ),
+    root: Path = typer.Option(None, help="Where collections live (default: user data dir)."),
+    dtype: str = dtype_option(),
+) -> None:
+    """Move a collection to another embedder (one fine-tuned on it): the new vectors are built
+    beside the old, the settings switch atomically, the old vectors are dropped after. The
+    self-tuned fusion is dropped with the old model (collections tune fits it again)."""
+    from omniretrieve.index.collection import Collection
+
+    collection = Collection.open(name, root=root)
+    collection.options.dtype = dtype
+    try:
+        report = collection.reembed(embedder, replacing=replacing, show_progress=True)
+    finally:
+        collection.close()
+    sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")

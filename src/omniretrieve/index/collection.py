@@ -35,6 +35,7 @@ from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions,
 from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
 from omniretrieve.index.milvus_documents import HeldState, prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.index.reembed import ReembedReport, drop_unnamed_fields, reembed
 from omniretrieve.index.results import SearchHit, UpsertReport
 from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
 from omniretrieve.index.settings import (
@@ -133,6 +134,8 @@ class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMetho
             )
         else:
             self._state = self._store.load(self._vectors.new_state)
+            if not held:
+                drop_unnamed_fields(self._state, settings.embedders)
             self._vectors.sync(self._state)  # repairs a store a crash left behind
             self._settle_wal()
             if not held:  # files a deleted document (or a crash before its record) left
@@ -376,6 +379,15 @@ class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMetho
             self._vectors.delete(present, self._state)
             self._settle_wal()
         return len(present)
+
+    def reembed(
+        self, embedder: str, *, replacing: str | None = None, show_progress: bool = False
+    ) -> ReembedReport:
+        """Move the collection to ``embedder`` in place of ``replacing`` (the only embedder
+        by default): new vectors built beside the old, switched atomically, the old dropped
+        (:mod:`~omniretrieve.index.reembed`). The collection is closed afterwards: open it
+        again to use it."""
+        return reembed(self, embedder, replacing=replacing, show_progress=show_progress)
 
     def _invalidate(self) -> None:
         self._sparse.invalidate()
