@@ -51,7 +51,7 @@ def test_supervised_finetune_writes_a_checkpoint_that_loads_everywhere(
          "--mine", "bm25", "--keep-rejected", *FAST],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)  # stdout holds the summary alone (progress: stderr)
     assert summary["out"] == str(out) and summary["method"] == "sentence-transformer"
 
     # the base's layout, and a record of what was learnt from

@@ -73,6 +73,7 @@ def run_trainer(
     callbacks: Sequence[Any] = (),
 ) -> TrainedModel:
     from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     say = report or (lambda line: None)
@@ -92,6 +93,7 @@ def run_trainer(
         evaluator=evaluator,
         callbacks=[EarlyStoppingCallback(settings.patience), progress, *callbacks],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout: ours go to report
     last = get_last_checkpoint(str(work)) if settings.resume and work.is_dir() else None
     if last is not None:
         say(f"resuming from {last}")

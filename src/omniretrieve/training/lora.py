@@ -45,6 +45,7 @@ def train_lora(
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import EarlyStoppingCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     say = report or (lambda line: None)
@@ -103,6 +104,7 @@ def train_lora(
         callbacks=[EarlyStoppingCallback(settings.patience), progress, *callbacks],
     )
     trainer.held_out_score = score
+    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout: ours go to report
     last = get_last_checkpoint(str(work)) if settings.resume and work.is_dir() else None
     if last is not None:
         say(f"resuming from {last}")
