@@ -146,14 +146,16 @@ def _mine(
 ) -> TrainingData:
     encode_queries = encode_documents = None
     if mining.method != "bm25":
-        from omniretrieve.embedder import Embedder
+        from omniretrieve.eval.caching import CachingEmbedder
+        from omniretrieve.runtime.cache import EmbeddingCache
 
         embedder_id: str | Path = (
             base.model_id if base.family.kind == "embedder" else DEFAULT_EMBEDDER
         )
         if base.family.kind == "embedder" and base.path is not None and base.bundled is None:
             embedder_id = base.path
-        embedder = Embedder(embedder_id)
+        # the corpus's vectors are cached on disk: a second run on the same data mines at once
+        embedder = CachingEmbedder(str(embedder_id), EmbeddingCache())
 
         def encode_queries(texts: list[str]) -> Any:
             return embedder.encode_texts(texts, task="retrieval.query", show_progress=False)
