@@ -181,3 +181,81 @@ def test_unsupervised_training_reads_no_qrels_and_no_queries(
 def test_finetune_refuses_unclear_data(base: Path, arguments: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["finetune", "-m", str(base), "-o", "/tmp/x", *arguments])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_clicks_on_a_collection_train_an_embedder(base: Path, tmp_path: Path) -> None:
+    """A collection's documents and a query log of clicks: the clicked documents are the
+    positives; a click on a document the collection does not hold is refused by line."""
+    from omniretrieve.index.collection import Collection, CollectionSettings
+
+    root = tmp_path / "collections"
+    documents = [
+        {"id": f"d{i}", "text": text}
+        for i, text in enumerate(
+            ["cats eat fish", "dogs eat bones", "the stock market fell", "the tower is in paris",
+             "stock market rose", "a cat and a dog", "fish market in paris", "bones of a dog"]
+        )
+    ]  # fmt: skip
+    settings = CollectionSettings(embedders=(str(base),))
+    with Collection.create("pets", root=root, settings=settings) as collection:
+        collection.upsert(documents)
+    clicks = tmp_path / "clicks.jsonl"
+    clicks.write_text(
+        "\n".join(
+            json.dumps({"query": q, "doc_id": d})
+            for q, d in [("cat food", "d0"), ("dog food", "d1"), ("markets", "d2"),
+                         ("paris", "d3"), ("stocks up", "d4"), ("pets", "d5"),
+                         ("fish in paris", "d6"), ("dog bones", "d7"), ("cat food", "d0")]
+        )
+    )  # fmt: skip
+    out = tmp_path / "from-clicks"
+    arguments = ["finetune", "-m", str(base), "--collection", "pets", "--root", str(root),
+                 "--clicks", str(clicks), "-o", str(out), "--mine", "bm25", "--held-out", "0.25",
+                 "--keep-rejected", *FAST]  # fmt: skip
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "training.json").read_text())["data"]
+    assert data["supervision"] == "clicks" and data["pairs"] == 8  # the repeated click once
+    clicks.write_text(json.dumps({"query": "cats", "doc_id": "nope"}) + "\n")
+    refused = CliRunner().invoke(app, [*arguments[:-len(FAST) - 1], "-o", str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "clicks.jsonl:1: clicked document 'nope'" in refused.output
+
+
+def test_pairs_files_with_texts_or_ids(tmp_path: Path, dataset: Path) -> None:
+    from omniretrieve.errors import DatasetError
+    from omniretrieve.training.data_sources import from_pairs
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps({"query": "cats", "positive": "cats eat fish", "negatives": ["stock"]})
+        + "\n"
+        + json.dumps({"query": "d1 words", "positive_id": "d1", "negative_ids": ["d2"]})
+        + "\n"
+    )
+    data = from_pairs(pairs, dataset / "corpus.jsonl")
+    assert [p.negatives for p in data.pairs][0] == ("stock",)
+    assert data.pairs[1].positive_id == "d1" and data.pairs[1].negative_ids == ("d2",)
+    assert data.labelled("d1 words") == frozenset({"d1"})
+    pairs.write_text(json.dumps({"query": "cats", "positive_id": "d1"}) + "\n")
+    with pytest.raises(DatasetError, match="pairs.jsonl:1: 'positive_id' needs --corpus"):
+        from_pairs(pairs)
+
+
+def test_a_cross_encoder_goes_on_training_as_a_reranker(dataset: Path, tmp_path: Path) -> None:
+    """A cross-encoder base trains as what it is (no --target); its loss falls."""
+    from tests.builders.tiny_cross_encoder import build_tiny_cross_encoder
+
+    base = build_tiny_cross_encoder(tmp_path / "ce")
+    out = tmp_path / "tuned-ce"
+    settings = TrainSettings(
+        epochs=3, batch_size=128, learning_rate=2e-3, precision="fp32", keep_rejected=True,
+        keep_best=False,
+    )  # fmt: skip
+    result = finetune(
+        base, from_beir(dataset, "train"), out, mining=MiningSettings(method="bm25", count=3),
+        settings=settings,
+    )  # fmt: skip
+    assert result.record["method"] == "cross-encoder" and result.record["target"] == "reranker"
+    losses = [e["loss"] for e in result.record["held_out"]["log"] if "loss" in e]
+    assert len(losses) >= 2 and losses[-1] < losses[0], losses  # one batch per epoch
+    assert Reranker(out, dtype="float32").source.family.name == "cross-encoder"

@@ -43,19 +43,16 @@ def train_cross_encoder(
 
     if settings.loss not in ("auto", "bce"):
         raise InputError("a cross-encoder trains with bce (or auto)", field="loss")
-    if not all(p.negatives for p in pairs):
+    if not any(p.negatives for p in pairs):
         raise InputError(
             "a cross-encoder learns from negatives: mine them (--mine) or give them",
             field="mine",
         )
-    max_length = settings.max_length or (CPU_MAX_LENGTH if settings.device == "cpu" else 512)
-    model = CrossEncoder(
-        str(base),
-        num_labels=1,
-        max_length=max_length,
-        device=settings.device,
-        local_files_only=True,
-    )
+    model = CrossEncoder(str(base), num_labels=1, device=settings.device, local_files_only=True)
+    cap = settings.max_length or (CPU_MAX_LENGTH if settings.device == "cpu" else 512)
+    if not model.max_seq_length or model.max_seq_length > cap:  # never above the model's own
+        model.max_seq_length = cap
+
     evaluator = CrossEncoderRerankingEvaluator(
         held_out_samples(held_out),
         at_k=10,
@@ -63,7 +60,7 @@ def train_cross_encoder(
         write_csv=False,
         batch_size=64,
     )
-    negatives_per_positive = sum(len(p.negatives) for p in pairs) / len(pairs)
+    negatives_per_positive = max(1.0, sum(len(p.negatives) for p in pairs) / len(pairs))
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives_per_positive))
     return run_trainer(
         "cross-encoder",
