@@ -54,7 +54,7 @@ def finetune_command(
     margin: float = typer.Option(
         0.05, "--margin", help="A negative scores below the positive by this share (guard)."
     ),
-    teacher: str = typer.Option(
+    teacher: str | None = typer.Option(
         None,
         "--teacher",
         help="A reranker whose margins the embedder learns (Margin-MSE); 'default' for the "
@@ -122,10 +122,10 @@ def finetune_command(
         None
         if mine == "none"
         else MiningSettings(
-            method=mine,
+            method=mine,  # type: ignore[arg-type]
             count=count,
             skip_top=skip_top,
-            relative_margin=margin,  # type: ignore[arg-type]
+            relative_margin=margin,
         )
     )
     if teacher is None and data.supervision == "pseudo-queries" and target != "reranker":

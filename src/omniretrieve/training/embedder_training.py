@@ -43,8 +43,8 @@ def train_sentence_encoder(
     elif settings.device == "cpu" and (model.max_seq_length or 0) > CPU_MAX_LENGTH:
         model.max_seq_length = CPU_MAX_LENGTH
     evaluator = InformationRetrievalEvaluator(
-        held_out.queries,
-        held_out.corpus,
+        dict[str, Any](held_out.queries),
+        dict[str, Any](held_out.corpus),
         held_out.relevant,
         name=HELD_OUT_NAME,
         ndcg_at_k=[10],

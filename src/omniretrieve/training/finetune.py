@@ -78,7 +78,7 @@ def finetune(
     work = _prepare_out(out, settings)
     started = time.time()
     if mining is not None and not all(p.negatives for p in data.pairs):
-        data = _mine(data, mining, base, target, say)
+        data = _mine(data, mining, base, say)
     if teacher is not None:
         data = _teach(data, teacher, say)
     pairs, held_out = split_held_out(data, settings)
@@ -142,7 +142,7 @@ def _prepare_out(out: Path, settings: TrainSettings) -> Path:
 
 
 def _mine(
-    data: TrainingData, mining: MiningSettings, base: ModelSource, target: str, say: Report
+    data: TrainingData, mining: MiningSettings, base: ModelSource, say: Report
 ) -> TrainingData:
     encode_queries = encode_documents = None
     if mining.method != "bm25":

@@ -131,7 +131,7 @@ def train_lora(
 def _trainer_class() -> Any:
     from transformers import Trainer
 
-    class HeldOutTrainer(Trainer):  # type: ignore[misc]
+    class HeldOutTrainer(Trainer):
         """Evaluation is the held-out NDCG@10 of the family's own encode / score."""
 
         held_out_score: Any = None

@@ -96,7 +96,9 @@ def _mined(
     settings: MiningSettings,
 ) -> Pair:
     scores = scorer.scores(pair.query)
-    labelled = data.labelled(pair.query) | ({pair.positive_id} - {None})
+    labelled = set(data.labelled(pair.query))
+    if pair.positive_id is not None:
+        labelled.add(pair.positive_id)
     ceiling = _ceiling(scores, pair, position, settings.relative_margin)
     chosen = choose_negatives(scorer.ids, scores, labelled, settings, ceiling)
     return replace(
@@ -177,7 +179,7 @@ class _Scorer:
             parts.append(self.vectors @ self.query_vectors[query])
         if len(parts) == 1:
             return parts[0]
-        fused = sum(_zscores(p) for p in parts)
+        fused = np.sum([_zscores(p) for p in parts], axis=0)
         return np.asarray(fused - fused.min() + 1e-6, dtype=np.float32)
 
 
