@@ -217,7 +217,7 @@ def test_clicks_on_a_collection_train_an_embedder(base: Path, tmp_path: Path) ->
     data = json.loads((out / "training.json").read_text())["data"]
     assert data["supervision"] == "clicks" and data["pairs"] == 8  # the repeated click once
     clicks.write_text(json.dumps({"query": "cats", "doc_id": "nope"}) + "\n")
-    refused = CliRunner().invoke(app, [*arguments[:-len(FAST) - 1], "-o", str(tmp_path / "x")])
+    refused = CliRunner().invoke(app, [*arguments[: -len(FAST) - 1], "-o", str(tmp_path / "x")])
     assert refused.exit_code == 2 and "clicks.jsonl:1: clicked document 'nope'" in refused.output
 
 
@@ -259,3 +259,31 @@ def test_a_cross_encoder_goes_on_training_as_a_reranker(dataset: Path, tmp_path:
     losses = [e["loss"] for e in result.record["held_out"]["log"] if "loss" in e]
     assert len(losses) >= 2 and losses[-1] < losses[0], losses  # one batch per epoch
     assert Reranker(out, dtype="float32").source.family.name == "cross-encoder"
+
+
+def test_the_offline_reranker_is_refitted_on_a_corpus(dataset: Path, tmp_path: Path) -> None:
+    """The offline reranker's logistic regression refitted on pseudo-queries of a corpus: a
+    directory with its own weights, loaded as the offline reranker with them."""
+    from omniretrieve.models.hybrid_reranker import HybridParams
+
+    out = tmp_path / "refit"
+    result = CliRunner().invoke(
+        app,
+        ["finetune", "-m", "omniretrieve-hybrid-reranker", "--corpus",
+         str(dataset / "corpus.jsonl"), "-o", str(out), "--keep-rejected"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "training.json").read_text())
+    assert record["method"] == "refit" and record["teacher"] is None
+    assert record["held_out"]["queries"] >= 1
+    refitted = Reranker(out)
+    assert refitted.source.family.name == "hybrid-reranker"
+    weights = json.loads((out / "hybrid_reranker.json").read_text())["weights"]
+    assert refitted.model.params.weights == pytest.approx(weights)
+    assert refitted.model.params != HybridParams.read()
+    documents = ["cats eat fish.", "the stock market fell.", "dogs eat bones."]
+    refitted_scores = {
+        r.index: r.relevance_score for r in refitted.rerank("cats", documents).results
+    }
+    bundled = {r.index: r.relevance_score for r in Reranker().rerank("cats", documents).results}
+    assert refitted_scores != pytest.approx(bundled)  # the same features, other weights

@@ -42,7 +42,10 @@ from omniretrieve.text.analyzers import Analyzer, tokenize_group
 from omniretrieve.text.bm25 import BM25Index
 from omniretrieve.text.language import detect, detect_or
 
-PARAMS_FILE = Path(__file__).with_name("hybrid_reranker.json")
+PARAMS_NAME = "hybrid_reranker.json"
+PARAMS_FILE = Path(__file__).with_name(PARAMS_NAME)
+"""The bundled weights; a directory holding its own ``hybrid_reranker.json`` (and no
+``config.json``) is the same reranker with the weights ``finetune`` refitted on a corpus."""
 FEATURES = ("dense_cosine", "bm25_over_max", "dense_z", "bm25_z")
 
 
@@ -151,7 +154,11 @@ class HybridReranker(RerankModel):
         if embedder is None or embedder.model_id != DEFAULT_EMBEDDER:
             embedder_source = default_registry().resolve(DEFAULT_EMBEDDER)
             embedder = embedder_source.family.loader().load(embedder_source, options)
-        return cls(source.model_id, embedder, HybridParams.read())
+        own = source.path / PARAMS_NAME if source.path is not None else None
+        params = (
+            HybridParams.read(own) if own is not None and own.is_file() else HybridParams.read()
+        )
+        return cls(source.model_id, embedder, params)
 
     def score(
         self,
@@ -198,6 +205,7 @@ FAMILY = Family(
     name="hybrid-reranker",
     kind="reranker",
     modalities=frozenset({"text"}),
-    matches=lambda info: False,  # weight-free: reached only through its bundled id
+    # the bundled id; or a directory of refitted weights (finetune)
+    matches=lambda info: PARAMS_NAME in info.files and "config.json" not in info.files,
     loader=lambda: HybridReranker,
 )

@@ -22,7 +22,7 @@ from omniretrieve.models.registry import DEFAULT_EMBEDDER, Registry, default_reg
 from omniretrieve.models.sources import ModelSource
 from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.training.examples import TrainingData
-from omniretrieve.training.held_out import split_held_out
+from omniretrieve.training.held_out import held_out_set, split_held_out, split_pairs
 from omniretrieve.training.loop import Report, TrainedModel
 from omniretrieve.training.mining import MiningSettings, mine_hard_negatives
 from omniretrieve.training.settings import TrainSettings
@@ -77,16 +77,27 @@ def finetune(
     method = _method(base, target, settings)
     work = _prepare_out(out, settings)
     started = time.time()
+    if target != "embedder":  # margins teach embedders (Margin-MSE)
+        teacher = None
+    if method == "refit":  # candidate sets of its own: no mining
+        mining = None
     if mining is not None and not all(p.negatives for p in data.pairs):
         data = _mine(data, mining, base, say)
     if teacher is not None:
         data = _teach(data, teacher, say)
-    pairs, held_out = split_held_out(data, settings)
-    say(
-        f"training {base.model_id} ({method}) on {len(pairs)} pairs; "
-        f"{len(held_out.queries)} queries held out"
-    )
-    trained = _train(method, base, pairs, held_out, work, settings, say, callbacks)
+    if method == "refit":
+        from omniretrieve.training.hybrid_refit import refit_hybrid_reranker
+
+        pairs, held = split_pairs(data, settings)
+        held_out = held_out_set(held, data, settings.seed)
+        trained = refit_hybrid_reranker(data, pairs, held, say)
+    else:
+        pairs, held_out = split_held_out(data, settings)
+        say(
+            f"training {base.model_id} ({method}) on {len(pairs)} pairs; "
+            f"{len(held_out.queries)} queries held out"
+        )
+        trained = _train(method, base, pairs, held_out, work, settings, say, callbacks)
     accepted = trained.score > trained.base_score
     record = _record(base, target, method, data, mining, teacher, settings, held_out, trained)
     record.update(accepted=accepted, seconds_total=round(time.time() - started, 1))
@@ -116,10 +127,13 @@ def _method(base: ModelSource, target: str, settings: TrainSettings) -> str:
         return "cross-encoder"
     if family in LORA_FAMILIES and target == base.family.kind:
         return "lora"
+    if family == "hybrid-reranker" and target == "reranker":
+        return "refit"
     raise InputError(
         f"{base.model_id} ({family} family) cannot be trained as a {target}: sentence "
-        "encoders train as embedders or cross-encoders, cross-encoders as rerankers, "
-        f" {', '.join(sorted(LORA_FAMILIES))} with LoRA as what they are",
+        "encoders train as embedders or cross-encoders, cross-encoders as rerankers, the "
+        "offline reranker is refitted, "
+        f"{', '.join(sorted(LORA_FAMILIES))} with LoRA as what they are",
         field="model",
     )
 

@@ -30,14 +30,23 @@ class HeldOut:
 
 def split_held_out(data: TrainingData, settings: TrainSettings) -> tuple[list[Pair], HeldOut]:
     """(the pairs to train on, the held-out set), split by query."""
+    train, held = split_pairs(data, settings)
+    return train, held_out_set(held, data, settings.seed)
+
+
+def split_pairs(data: TrainingData, settings: TrainSettings) -> tuple[list[Pair], list[Pair]]:
+    """(pairs to train on, held-out pairs): ``settings.held_out`` of the queries (at most
+    ``max_held_out``) drawn with the seed; all pairs of a query go to the same side."""
     queries = sorted({p.query for p in data.pairs})
     if len(queries) < 2:
         raise InputError("training needs at least 2 distinct queries", field="data")
     random.Random(settings.seed).shuffle(queries)
     size = max(1, min(settings.max_held_out, round(len(queries) * settings.held_out)))
     held = set(queries[:size])
-    train = [p for p in data.pairs if p.query not in held]
-    return train, held_out_set([p for p in data.pairs if p.query in held], data, settings.seed)
+    return (
+        [p for p in data.pairs if p.query not in held],
+        [p for p in data.pairs if p.query in held],
+    )
 
 
 def held_out_set(pairs: list[Pair], data: TrainingData, seed: int) -> HeldOut:
