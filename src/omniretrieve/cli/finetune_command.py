@@ -65,7 +65,7 @@ def finetune_command(
     ),
     epochs: float = typer.Option(1.0, "--epochs"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    learning_rate: float = typer.Option(None, "--learning-rate", help="Default 2e-5 (1e-4 LoRA)."),
+    learning_rate: float = typer.Option(None, "--learning-rate", help="Default 5e-5 (1e-4 LoRA)."),
     loss: str = typer.Option(
         "auto", "--loss", help="auto, mnrl, cached-mnrl, margin-mse (embedders), bce (rerankers)."
     ),
