@@ -58,7 +58,8 @@ def finetune_command(
         None,
         "--teacher",
         help="A reranker whose margins the embedder learns (Margin-MSE); 'default' for the "
-        "default reranker; default: none with labels, the default reranker for pseudo-queries.",
+        "default reranker; default: none with labels; for pseudo-queries, a collection's configured "
+        "reranker or the offline one.",
     ),
     pseudo_queries: int = typer.Option(
         5000, "--pseudo-queries", help="Pseudo-queries cut from the documents, at most."
@@ -103,7 +104,7 @@ def finetune_command(
     from omniretrieve.training.mining import MiningSettings
     from omniretrieve.training.settings import TrainSettings
 
-    data = _training_data(
+    data, configured = _training_data(
         dataset,
         split,
         datasets_root,
@@ -132,8 +133,8 @@ def finetune_command(
         teacher = "default"
     if teacher in ("none", ""):
         teacher = None
-    if teacher == "default":
-        teacher = DEFAULT_RERANKER
+    if teacher == "default":  # a collection's configured reranker, else the offline one
+        teacher = configured or DEFAULT_RERANKER
     settings = TrainSettings(
         epochs=epochs,
         batch_size=batch_size,
@@ -183,7 +184,9 @@ def _training_data(
     root: Path | None,
     pseudo_queries: int,
     seed: int,
-) -> Any:
+) -> tuple[Any, str | None]:
+    """The training data, and the reranker a collection is configured with (the default
+    teacher for its pseudo-queries)."""
     from omniretrieve.errors import InputError
     from omniretrieve.training import data_sources
 
@@ -212,15 +215,16 @@ def _training_data(
                 "warning: training on the test split: an evaluation on it then says nothing",
                 err=True,
             )
-        return data_sources.from_beir(root_dir, split)
+        return data_sources.from_beir(root_dir, split), None
     if pairs is not None:
-        return data_sources.from_pairs(pairs, corpus)
+        return data_sources.from_pairs(pairs, corpus), None
     if corpus is not None:
-        return data_sources.from_corpus(corpus, count=pseudo_queries, seed=seed)
+        return data_sources.from_corpus(corpus, count=pseudo_queries, seed=seed), None
     from omniretrieve.index.collection import Collection
 
     opened = Collection.open(str(collection), root=root, read_only=True)
     try:
-        return data_sources.from_collection(opened, clicks=clicks, count=pseudo_queries, seed=seed)
+        data = data_sources.from_collection(opened, clicks=clicks, count=pseudo_queries, seed=seed)
+        return data, opened.settings.reranker
     finally:
         opened.close()
