@@ -58,8 +58,8 @@ def finetune_command(
         None,
         "--teacher",
         help="A reranker whose margins the embedder learns (Margin-MSE); 'default' for the "
-        "default reranker; default: none with labels; for pseudo-queries, a collection's configured "
-        "reranker or the offline one.",
+        "default reranker; default: none with labels; for pseudo-queries, a collection's "
+        "configured reranker or the offline one.",
     ),
     pseudo_queries: int = typer.Option(
         5000, "--pseudo-queries", help="Pseudo-queries cut from the documents, at most."
