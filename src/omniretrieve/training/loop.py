@@ -73,18 +73,15 @@ def run_trainer(
     callbacks: Sequence[Any] = (),
 ) -> TrainedModel:
     from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     say = report or (lambda line: None)
     base_score = float(evaluator(model)[metric])
     say(f"held-out {metric.split('_', 1)[-1]} of the base model: {base_score:.4f}")
-    steps_per_epoch = max(1, math.ceil(len(dataset) / settings.batch_size))
-    eval_steps = max(1, steps_per_epoch // max(1, settings.evaluations_per_epoch))
+    steps_per_epoch, eval_steps = schedule(len(dataset), settings)
     bf16 = use_bf16(settings)
     args = _arguments(kind, work, settings, eval_steps, metric, bf16, lora)
     trainer_class = _trainer_class(kind)
-    progress = _ProgressLines(say, settings.batch_size)
+    progress = ProgressLines(say, settings.batch_size)
     trainer = trainer_class(
         model=model,
         args=args,
@@ -93,13 +90,7 @@ def run_trainer(
         evaluator=evaluator,
         callbacks=[EarlyStoppingCallback(settings.patience), progress, *callbacks],
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout: ours go to report
-    last = get_last_checkpoint(str(work)) if settings.resume and work.is_dir() else None
-    if last is not None:
-        say(f"resuming from {last}")
-    started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - started
+    output, last, seconds = train_resuming(trainer, work, settings, say)
     score = float(evaluator(model)[metric])
     state = trainer.state
     planned = math.ceil(steps_per_epoch * settings.epochs)
@@ -117,6 +108,61 @@ def run_trainer(
         stopped_early=int(state.global_step) < planned,
         log=[_rounded(entry) for entry in state.log_history],
     )
+
+
+def schedule(examples: int, settings: TrainSettings) -> tuple[int, int]:
+    """(steps per epoch, steps between evaluations and checkpoints)."""
+    steps_per_epoch = max(1, math.ceil(examples / settings.batch_size))
+    return steps_per_epoch, max(1, steps_per_epoch // max(1, settings.evaluations_per_epoch))
+
+
+def common_arguments(
+    work: Path, settings: TrainSettings, eval_steps: int, metric: str, bf16: bool, lora: bool
+) -> dict[str, Any]:
+    """The trainer settings every run shares (transformers' ``TrainingArguments`` names):
+    the schedule, precision, seed, evaluation and checkpoints, the best kept, no reporting."""
+    return {
+        "output_dir": str(work),
+        "num_train_epochs": settings.epochs,
+        "per_device_train_batch_size": settings.batch_size,
+        "per_device_eval_batch_size": settings.batch_size,
+        "learning_rate": settings.rate(lora),
+        "warmup_steps": settings.warmup_ratio,  # a float below 1: a share of the steps
+        "bf16": bf16,
+        "seed": settings.seed,
+        "data_seed": settings.seed,
+        "eval_strategy": "steps",
+        "eval_steps": eval_steps,
+        "save_strategy": "steps",
+        "save_steps": eval_steps,
+        "save_total_limit": 2,
+        "load_best_model_at_end": settings.keep_best,
+        "metric_for_best_model": f"eval_{metric}",
+        "greater_is_better": True,
+        "logging_steps": max(1, eval_steps // 2),
+        "report_to": "none",
+        "use_cpu": settings.device == "cpu",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+
+
+def train_resuming(
+    trainer: Any, work: Path, settings: TrainSettings, say: Report
+) -> tuple[Any, str | None, float]:
+    """Train, from the last checkpoint in ``work`` when resuming: (the trainer's output, the
+    checkpoint resumed from, seconds). The trainer's stdout printer is removed: progress
+    goes to ``say``."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer.remove_callback(PrinterCallback)
+    last = get_last_checkpoint(str(work)) if settings.resume and work.is_dir() else None
+    if last is not None:
+        say(f"resuming from {last}")
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=last)
+    return output, last, time.perf_counter() - started
 
 
 def _trainer_class(kind: str) -> Any:
@@ -152,29 +198,7 @@ def _arguments(
 
         extra["batch_sampler"] = BatchSamplers.NO_DUPLICATES
     return arguments_class(
-        output_dir=str(work),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        learning_rate=settings.rate(lora),
-        warmup_steps=settings.warmup_ratio,  # a float below 1: a share of the steps
-        bf16=bf16,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=settings.keep_best,
-        metric_for_best_model=f"eval_{metric}",
-        greater_is_better=True,
-        logging_steps=max(1, eval_steps // 2),
-        report_to="none",
-        use_cpu=settings.device == "cpu",
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        **extra,
+        **common_arguments(work, settings, eval_steps, metric, bf16, lora), **extra
     )
 
 
@@ -188,7 +212,7 @@ def _callback_base() -> Any:
     return TrainerCallback
 
 
-class _ProgressLines(_callback_base()):  # type: ignore[misc]
+class ProgressLines(_callback_base()):  # type: ignore[misc]
     """A line per log: step, share done, loss, examples per second, time left."""
 
     def __init__(self, say: Report, batch_size: int) -> None:

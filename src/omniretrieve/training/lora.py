@@ -14,7 +14,6 @@ The result is a standard peft adapter directory (``adapter_config.json``,
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,14 @@ from omniretrieve.models.base import LoadOptions
 from omniretrieve.models.sources import ModelSource
 from omniretrieve.training.examples import Pair
 from omniretrieve.training.held_out import HeldOut
-from omniretrieve.training.loop import Report, TrainedModel
+from omniretrieve.training.loop import (
+    ProgressLines,
+    Report,
+    TrainedModel,
+    common_arguments,
+    schedule,
+    train_resuming,
+)
 from omniretrieve.training.settings import TrainSettings, use_bf16
 
 METRIC = "held-out_ndcg@10"
@@ -45,8 +51,6 @@ def train_lora(
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import EarlyStoppingCallback, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     say = report or (lambda line: None)
     if base.family.kind == "reranker" and not all(p.negatives for p in pairs):
@@ -65,36 +69,16 @@ def train_lora(
     base_score = score()
     say(f"held-out ndcg@10 of the base model: {base_score:.4f}")
     module = _ContrastiveModule(family_model, pairs, base.family.kind, settings.temperature)
-    steps_per_epoch = max(1, math.ceil(len(pairs) / settings.batch_size))
-    eval_steps = max(1, steps_per_epoch // max(1, settings.evaluations_per_epoch))
+    steps_per_epoch, eval_steps = schedule(len(pairs), settings)
     bf16 = use_bf16(settings)
     args = TrainingArguments(
-        output_dir=str(work),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.rate(True),
-        warmup_steps=settings.warmup_ratio,
-        bf16=bf16,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=settings.keep_best,
-        metric_for_best_model=f"eval_{METRIC}",
-        greater_is_better=True,
-        logging_steps=1,
-        report_to="none",
-        use_cpu=settings.device == "cpu",
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
+        **{
+            **common_arguments(work, settings, eval_steps, METRIC, bf16, True),
+            "logging_steps": 1,
+            "remove_unused_columns": False,  # the batches are pair numbers for the module
+        }
     )
-    from omniretrieve.training.loop import _ProgressLines
-
-    progress = _ProgressLines(say, settings.batch_size)
+    progress = ProgressLines(say, settings.batch_size)
     trainer = _trainer_class()(
         model=module,
         args=args,
@@ -104,13 +88,7 @@ def train_lora(
         callbacks=[EarlyStoppingCallback(settings.patience), progress, *callbacks],
     )
     trainer.held_out_score = score
-    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout: ours go to report
-    last = get_last_checkpoint(str(work)) if settings.resume and work.is_dir() else None
-    if last is not None:
-        say(f"resuming from {last}")
-    started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - started
+    output, last, seconds = train_resuming(trainer, work, settings, say)
     planned = math.ceil(steps_per_epoch * settings.epochs)
     return TrainedModel(
         model=_Adapter(family_model, base),
