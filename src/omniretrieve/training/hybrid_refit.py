@@ -55,9 +55,9 @@ def refit_hybrid_reranker(
     model.fit(x_train, y_train)
     fitted = HybridParams(tuple(float(w) for w in model.coef_[0]), float(model.intercept_[0]))
     bundled = HybridParams.read()
-    held_pairs = [p for p in held if p.positive_id is not None]
-    base_score = sets.ndcg(held_pairs, bundled)
-    score = sets.ndcg(held_pairs, fitted)
+    held_sets = sets.features_by_set([p for p in held if p.positive_id is not None])
+    base_score = ndcg(held_sets, bundled)
+    score = ndcg(held_sets, fitted)
     say(f"held-out ndcg@10: bundled weights {base_score:.4f}, refitted {score:.4f}")
     seconds = time.perf_counter() - started
     return TrainedModel(
@@ -84,8 +84,8 @@ class _CandidateSets:
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.embedder = embedder
 
-    def _sets(self, pairs: list[Pair]) -> list[tuple[np.ndarray, list[str]]]:
-        """Per pair: the raw (n, 4) features and the texts of its candidates, positive first."""
+    def features_by_set(self, pairs: list[Pair]) -> list[np.ndarray]:
+        """Per pair: the (n, 4) features of its candidates, its positive first."""
         from omniretrieve.models.hybrid_reranker import candidate_bm25, combine_features
 
         if not pairs:
@@ -105,23 +105,25 @@ class _CandidateSets:
             features = combine_features(
                 similarities.astype(np.float32), candidate_bm25(pair.query, texts)
             )
-            out.append((features, texts))
+            out.append(features)
         return out
 
     def features(self, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
-        sets = self._sets(pairs)
-        x = np.concatenate([features for features, _ in sets])
-        y = np.concatenate([[1] + [0] * (len(features) - 1) for features, _ in sets])
+        sets = self.features_by_set(pairs)
+        x = np.concatenate(sets)
+        y = np.concatenate([[1] + [0] * (len(features) - 1) for features in sets])
         return x, y
 
-    def ndcg(self, pairs: list[Pair], params: Any) -> float:
-        """Mean NDCG@10 of the positive (one relevant document per pseudo-query)."""
-        gains = []
-        for features, _ in self._sets(pairs):
-            scores = params.probability(features)
-            rank = int((scores > scores[0]).sum())  # ties counted in the positive's favour
-            gains.append(1.0 / np.log2(rank + 2) if rank < 10 else 0.0)
-        return float(np.mean(gains)) if gains else 0.0
+
+def ndcg(sets: list[np.ndarray], params: Any) -> float:
+    """Mean NDCG@10 of the positive (one relevant document per pseudo-query) when each
+    candidate set is ranked by ``params``."""
+    gains = []
+    for features in sets:
+        scores = params.probability(features)
+        rank = int((scores > scores[0]).sum())  # ties counted in the positive's favour
+        gains.append(1.0 / np.log2(rank + 2) if rank < 10 else 0.0)
+    return float(np.mean(gains)) if gains else 0.0
 
 
 class _Params:

@@ -202,11 +202,14 @@ def _held_out_score(family_model: Any, kind: str, held_out: HeldOut) -> Any:
         }
         return evaluate_run(qrels, run).mean["ndcg@10"]
 
+    samples: list[dict[str, Any]] = []
+
     def reranker_score() -> float:
         from omniretrieve.training.reranker_training import held_out_samples
 
         run: dict[str, dict[str, float]] = {}
-        samples = held_out_samples(held_out)
+        if not samples:  # the candidates are the same at every evaluation: chosen once
+            samples.extend(held_out_samples(held_out))
         texts = {text: doc_id for doc_id, text in held_out.corpus.items()}
         query_ids = {text: qid for qid, text in held_out.queries.items()}
         for sample in samples:
