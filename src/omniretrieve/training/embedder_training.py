@@ -129,11 +129,24 @@ def usable_pairs(pairs: list[Pair], loss: str) -> list[Pair]:
     return pairs
 
 
+class StudentSimilarity:
+    """The student's similarity for Margin-MSE: cosine divided by the temperature, the logit
+    its contrastive loss gives a pair, on the scale of the teacher's log-odds margins."""
+
+    def __init__(self, settings: TrainSettings) -> None:
+        self.scale = 1.0 / settings.temperature
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        from sentence_transformers.util import pairwise_cos_sim
+
+        return pairwise_cos_sim(a, b) * self.scale
+
+
 def _loss(model: Any, name: str, settings: TrainSettings) -> Any:
     from sentence_transformers.sentence_transformer import losses
 
     if name == "margin-mse":
-        return losses.MarginMSELoss(model)
+        return losses.MarginMSELoss(model, similarity_fct=StudentSimilarity(settings))
     if name == "cached-mnrl":
         return losses.CachedMultipleNegativesRankingLoss(
             model, scale=1.0 / settings.temperature, mini_batch_size=settings.mini_batch_size
