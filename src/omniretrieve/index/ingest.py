@@ -22,11 +22,15 @@ from omniretrieve.index.documents import parse_document
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.passages import passage_spans
+from omniretrieve.index.records import OCR_FROM
 from omniretrieve.index.settings import CollectionSettings, field_name
 from omniretrieve.index.store import StoredDocument, StoredState, encode_vectors
 from omniretrieve.index.stored_files import StoredFiles, parse_ref
 from omniretrieve.inputs import ImageInput, decode_image_bytes
 from omniretrieve.ocr.reader import OcrReader
+
+OCR_KEYS = ("ocr", OCR_FROM)
+"""Metadata a re-upsert of an unchanged document keeps: its text holds OCR's."""
 
 UPSERT_BATCH = 256
 UPSERT_BATCH_CHARS = 200_000
@@ -181,11 +185,10 @@ class DocumentIngest:
                 added += 1
             elif previous.content_hash == document.content_hash:
                 read_by_ocr = previous.metadata.get("ocr") is True
-                if read_by_ocr:  # keep the text OCR added, and say so
+                if read_by_ocr:  # keep the text OCR added, and say so (and where it starts)
+                    kept = {k: previous.metadata[k] for k in OCR_KEYS if k in previous.metadata}
                     document = replace(
-                        document,
-                        text=previous.text,
-                        metadata={**document.metadata, "ocr": True},
+                        document, text=previous.text, metadata={**document.metadata, **kept}
                     )
                 if previous.metadata == document.metadata:
                     unchanged += 1
@@ -248,10 +251,10 @@ class DocumentIngest:
         out = []
         for document in documents:
             if document.doc_id in texts:
-                combined = f"{document.text}\n{texts[document.doc_id]}".strip()
-                document = replace(
-                    document, text=combined, metadata={**document.metadata, "ocr": True}
-                )
+                given = document.text.strip()
+                combined = f"{given}\n{texts[document.doc_id]}".strip()
+                metadata = {**document.metadata, "ocr": True, OCR_FROM: len(given)}
+                document = replace(document, text=combined, metadata=metadata)
             out.append(document)
         return out
 
@@ -265,9 +268,10 @@ class DocumentIngest:
             if self.files is None:
                 raise InputError(f"{document.doc_id}.image: no stored files here", field="image")
             return self.files.image(stored)
-        path = Path(source.split("#page=")[0])
-        if self.options.image_paths and not source.startswith("data:") and path.is_file():
-            return path.read_bytes()
+        if self.options.image_paths and not source.startswith("data:"):
+            path = _local_file(source.split("#page=")[0])
+            if path is not None:
+                return path.read_bytes()
         return decode_image_bytes(source, field=f"{document.doc_id}.image")
 
     def ocr_reader(self) -> Any:
@@ -333,3 +337,13 @@ class DocumentIngest:
             overlap=self._settings().passage_overlap,
             boundaries=definition_starts(document.text, language_of(document.metadata)),
         )
+
+
+def _local_file(source: str) -> Path | None:
+    """``source`` as an existing local file, or None (inline base64 longer than a file name
+    can be is not one: the system refuses to look it up)."""
+    try:
+        path = Path(source)
+        return path if path.is_file() else None
+    except OSError:
+        return None

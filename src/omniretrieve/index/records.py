@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+OCR_FROM = "ocr_from"
+"""Metadata: where, in ``text``, the text OCR read in the document's image starts."""
+
 
 @dataclass
 class StoredDocument:
@@ -19,6 +22,19 @@ class StoredDocument:
     metadata: dict[str, Any] = field(default_factory=dict)
     image: str | None = None
     content_hash: str = ""
+
+    @property
+    def given_text(self) -> str:
+        """The text the document was given with, without what OCR read in its image (OCR text
+        is an index artifact: rerankers that read images get the image instead). Pages whose
+        whole text is OCR's have none; collections written before ``ocr_from`` was recorded
+        give their whole text (where OCR's text starts is unknown there)."""
+        if self.metadata.get("ocr") is not True:
+            return self.text
+        start = self.metadata.get(OCR_FROM)
+        if isinstance(start, int) and 0 <= start <= len(self.text):
+            return self.text[:start].strip()
+        return "" if self.metadata.get("text_source") == "ocr" else self.text
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.doc_id, "text": self.text, "metadata": self.metadata}

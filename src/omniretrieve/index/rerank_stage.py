@@ -1,9 +1,10 @@
 """The rerank stage: the first stage's top candidates re-ordered by a reranker.
 
 Each candidate reaches the reranker as what it is, through the inputs ``Reranker.rerank``
-takes: a reranker that reads images gets a document's stored image (with its text, when it has
-some); a text-only reranker gets the text (which holds the OCR text of an image, when the
-collection read it). A candidate the reranker cannot read (an image without text, for a
+takes: a reranker that reads images gets a document's stored image (with the text it was
+given with, when it has some: the text OCR read in the image is an index artifact, not part of
+what the user gave); a text-only reranker gets the text (which holds the OCR text of an image,
+when the collection read it). A candidate the reranker cannot read (an image without text, for a
 text-only model), or every candidate when it cannot read the query, keeps its first-stage
 order after the scored ones, with a warning: a search never fails for it.
 
@@ -57,10 +58,14 @@ class RerankOutcome:
 def document_input(
     document: StoredDocument, reads_images: bool, image: Callable[[StoredDocument], bytes]
 ) -> Input | None:
-    """The document as the reranker reads it; None when it cannot read it at all."""
+    """The document as the reranker reads it, None when it cannot read it at all: a reranker
+    that reads images gets the image and the text it was given with (not what OCR read in
+    the image, which is there for text-only models and the index); a text-only one, the text
+    (OCR's included)."""
     if reads_images and document.image:
         picture = ImageInput(image(document))
-        return MixedInput(document.text, picture) if document.text.strip() else picture
+        given = document.given_text
+        return MixedInput(given, picture) if given.strip() else picture
     return TextInput(document.text) if document.text.strip() else None
 
 
