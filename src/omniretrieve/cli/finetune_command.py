@@ -64,6 +64,12 @@ def finetune_command(
     pseudo_queries: int = typer.Option(
         5000, "--pseudo-queries", help="Pseudo-queries cut from the documents, at most."
     ),
+    cut: str = typer.Option(
+        "lead",
+        "--cut",
+        help="Pseudo-queries: lead (as the self-tuning fit cuts them), sentence (an inner "
+        "sentence, the inverse cloze task) or mixed.",
+    ),
     epochs: float = typer.Option(1.0, "--epochs"),
     batch_size: int = typer.Option(32, "--batch-size"),
     learning_rate: float = typer.Option(None, "--learning-rate", help="Default 5e-5 (1e-4 LoRA)."),
@@ -115,6 +121,7 @@ def finetune_command(
         root,
         pseudo_queries,
         seed,
+        cut,
     )
     if target not in (None, "embedder", "reranker"):
         raise InputError("--target is embedder or reranker", field="target")
@@ -184,6 +191,7 @@ def _training_data(
     root: Path | None,
     pseudo_queries: int,
     seed: int,
+    cut: str = "lead",
 ) -> tuple[Any, str | None]:
     """The training data, and the reranker a collection is configured with (the default
     teacher for its pseudo-queries)."""
@@ -219,12 +227,23 @@ def _training_data(
     if pairs is not None:
         return data_sources.from_pairs(pairs, corpus), None
     if corpus is not None:
-        return data_sources.from_corpus(corpus, count=pseudo_queries, seed=seed), None
+        return data_sources.from_corpus(
+            corpus,
+            count=pseudo_queries,
+            seed=seed,
+            cut=cut,  # type: ignore[arg-type]
+        ), None
     from omniretrieve.index.collection import Collection
 
     opened = Collection.open(str(collection), root=root, read_only=True)
     try:
-        data = data_sources.from_collection(opened, clicks=clicks, count=pseudo_queries, seed=seed)
+        data = data_sources.from_collection(
+            opened,
+            clicks=clicks,
+            count=pseudo_queries,
+            seed=seed,
+            cut=cut,  # type: ignore[arg-type]
+        )
         return data, opened.settings.reranker
     finally:
         opened.close()

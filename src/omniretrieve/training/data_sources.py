@@ -14,11 +14,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omniretrieve.errors import DatasetError, InputError
 from omniretrieve.jsonl import read_jsonl
 from omniretrieve.training.examples import DataFile, Pair, TrainingData, positives_by_query
+
+Cut = Literal["lead", "sentence", "mixed"]
+CUTS: tuple[str, ...] = ("lead", "sentence", "mixed")
 
 DEFAULT_PSEUDO_QUERIES = 5000
 """Pseudo-queries cut from a corpus unless told otherwise (one per document at most)."""
@@ -113,29 +116,43 @@ def _read_corpus(path: Path) -> dict[str, str]:
     return {d.doc_id: d.full_text for d in load_corpus(path).values() if d.full_text.strip()}
 
 
-def from_corpus(path: Path, *, count: int = DEFAULT_PSEUDO_QUERIES, seed: int = 0) -> TrainingData:
+def from_corpus(
+    path: Path, *, count: int = DEFAULT_PSEUDO_QUERIES, seed: int = 0, cut: Cut = "lead"
+) -> TrainingData:
     """Unsupervised: pseudo-queries cut from a corpus file (BEIR ``corpus.jsonl`` layout)."""
     corpus = _read_corpus(path)
-    return pseudo_query_data(corpus, count=count, seed=seed).with_files(
+    return pseudo_query_data(corpus, count=count, seed=seed, cut=cut).with_files(
         (DataFile.of(path),), f"{path} (pseudo-queries)"
     )
 
 
 def pseudo_query_data(
-    corpus: dict[str, str], *, count: int = DEFAULT_PSEUDO_QUERIES, seed: int = 0
+    corpus: dict[str, str],
+    *,
+    count: int = DEFAULT_PSEUDO_QUERIES,
+    seed: int = 0,
+    cut: Cut = "lead",
 ) -> TrainingData:
-    """Pseudo-queries from ``corpus``, each paired with its document less the cut span."""
-    from omniretrieve.index.tuning.pseudo_queries import cut_query
+    """Pseudo-queries from ``corpus``, each paired with its document less the cut span:
+    ``lead`` cuts as the self-tuning fit does (a code's documentation, a text's first
+    sentence, else a span), ``sentence`` an inner sentence drawn at random (the inverse cloze
+    task; the fit's cut where a document has none), ``mixed`` either, drawn per document."""
+    from omniretrieve.index.tuning.pseudo_queries import cut_query, cut_sentence
 
+    if cut not in CUTS:
+        raise InputError(f"pseudo-query cut {cut!r}: lead, sentence or mixed", field="cut")
     order = sorted(corpus)
     random.Random(seed).shuffle(order)
     pairs: list[Pair] = []
     for doc_id in order:
         if len(pairs) >= count:
             break
-        cut = cut_query(doc_id, corpus[doc_id], random.Random(f"{seed}:{doc_id}"))
-        if cut is not None:
-            pairs.append(Pair(cut.text, cut.masked, doc_id))
+        rng = random.Random(f"{seed}:{doc_id}")
+        inner = cut == "sentence" or (cut == "mixed" and rng.random() < 0.5)
+        drawn = cut_sentence(doc_id, corpus[doc_id], rng) if inner else None
+        cut_from = drawn or cut_query(doc_id, corpus[doc_id], rng)
+        if cut_from is not None:
+            pairs.append(Pair(cut_from.text, cut_from.masked, doc_id))
     if not pairs:
         raise DatasetError(
             "no pseudo-query could be cut from the corpus (its documents are too short)",
@@ -150,6 +167,7 @@ def from_collection(
     clicks: Path | None = None,
     count: int = DEFAULT_PSEUDO_QUERIES,
     seed: int = 0,
+    cut: Cut = "lead",
 ) -> TrainingData:
     """A collection's text documents; with ``clicks`` (``{"query", "doc_id"}`` per line) the
     clicked documents are the positives, without them pseudo-queries are cut."""
@@ -158,7 +176,7 @@ def from_collection(
     if not corpus:
         raise InputError(f"{name} holds no text documents to train on", field="collection")
     if clicks is None:
-        return pseudo_query_data(corpus, count=count, seed=seed).with_files(
+        return pseudo_query_data(corpus, count=count, seed=seed, cut=cut).with_files(
             (), f"{name} (pseudo-queries)"
         )
     pairs = list(_clicked(read_jsonl(clicks), corpus, clicks))

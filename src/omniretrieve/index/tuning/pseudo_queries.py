@@ -45,7 +45,8 @@ class PseudoQuery:
     masked: str
     """The document's text with the query's span removed."""
     kind: str
-    """``docstring``, ``lead`` or ``span``: how it was cut; ``cross``: the same cut, judged
+    """``docstring``, ``lead``, ``span`` or ``sentence`` (an inner one, for training): how it
+    was cut; ``cross``: the same cut, judged
     by a translation of its document (see :mod:`.cross_lingual`)."""
     target: str | None = None
     """The document that must be found, when it is not the one the query was cut from (a
@@ -88,6 +89,28 @@ def cut_query(doc_id: str, text: str, rng: random.Random) -> PseudoQuery | None:
         if _size(query) >= MIN_QUERY_WORDS and _size(masked) >= MIN_REST_WORDS:
             return PseudoQuery(doc_id, query, masked, kind)
     return None
+
+
+def cut_sentence(doc_id: str, text: str, rng: random.Random) -> PseudoQuery | None:
+    """An inner sentence of ``text`` (any but the first), drawn with ``rng``, as the query
+    and removed from the document: the inverse cloze task. None when the text has no inner
+    sentence of query size."""
+    stripped_end = len(text.rstrip())
+    starts = [0] + [m.end() for m in SENTENCE_END.finditer(text) if m.end() < stripped_end]
+    bounds = list(zip(starts, [*starts[1:], len(text)], strict=True))
+    spans = [
+        (start, end)
+        for start, end in bounds[1:]
+        if MIN_QUERY_WORDS <= _size(text[start:end]) <= MAX_QUERY_WORDS
+    ]
+    if not spans:
+        return None
+    start, end = spans[rng.randrange(len(spans))]
+    query = " ".join(text[start:end].split())
+    masked = _without_repeats(_join(text[:start], text[end:]), query)
+    if _size(masked) < MIN_REST_WORDS:
+        return None
+    return PseudoQuery(doc_id, query, masked, "sentence")
 
 
 def _without_repeats(text: str, query: str) -> str:
