@@ -13,9 +13,10 @@ eval`` on the dataset's test queries (the training reads only what the case says
 - ``refit``: the offline reranker's weights refitted on SciFact's corpus alone
   (pseudo-queries), reranking hybrid's top 100 on SciFact test, against the bundled weights;
 - ``unsup-scifact``, ``unsup-cranfield``, ``unsup-cosqa``: unsupervised adaptation from the
-  corpus alone (pseudo-queries, mined negatives, the offline reranker's margins), dense base
-  vs adapted. An adaptation that does not beat its base on held-out pseudo-queries is not
-  written: the table says so and the adapted model is then the base.
+  corpus alone (pseudo-queries cut as ``--cut`` says, ``--negatives`` mined per pair, the
+  offline reranker's margins), dense base vs adapted. An adaptation that does not beat its
+  base on held-out pseudo-queries would not be written (the table says "not used" and counts
+  the base as the adapted model); it is kept here (``--keep-rejected``) to be measured.
 
 Prints a markdown table (and writes it to WORK/finetune.md); every number comes from the
 ``training.json`` and ``results.json`` files the commands write under WORK.
@@ -81,14 +82,16 @@ def p_value(results: dict, first: str, second: str) -> float | None:
 def row(case: str, record: dict, results: dict, before: str, after: str) -> str:
     held = record["held_out"]
     accepted = record["accepted"]
-    tuned = ndcg(results, after) if accepted else ndcg(results, before)
     base = ndcg(results, before)
-    p = p_value(results, before, after) if accepted else None
+    measured = ndcg(results, after)
+    tuned = measured if accepted else base
+    p = p_value(results, before, after)
+    rejected = "" if accepted else f" (the rejected model: {measured:.3f})"
     return (
         f"| {case} | {record['data']['pairs']} | {held['seconds']:.0f} | "
         f"{held['examples_per_second']:.1f} | {held['base']:.3f} -> {held['tuned']:.3f} "
-        f"({'used' if accepted else 'not used'}) | `{before}` {base:.3f} | {tuned:.3f} | "
-        f"{tuned - base:+.3f} | {f'{p:.4f}' if p is not None else '-'} |"
+        f"({'used' if accepted else 'not used'}) | `{before}` {base:.3f} | {tuned:.3f}"
+        f"{rejected} | {tuned - base:+.3f} | {f'{p:.4f}' if p is not None else '-'} |"
     )
 
 
@@ -99,6 +102,10 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/omniretrieve-finetune-bench"))
     parser.add_argument("--pseudo-queries", type=int, default=1000)
+    parser.add_argument(
+        "--cut", default="lead", help="unsup-*: pseudo-queries' cut (lead, sentence, mixed)"
+    )
+    parser.add_argument("--negatives", type=int, default=3, help="unsup-*: mined per pair")
     args = parser.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -157,10 +164,12 @@ def main() -> None:
             dataset = case.removeprefix("unsup-")
             corpus = DATASETS / dataset / "corpus.jsonl"
             out, record = finetune(
-                case, ["--corpus", str(corpus), "--pseudo-queries", str(args.pseudo_queries)], work
-            )
-            pipelines = ["dense"] + ([f"dense:{out}"] if record["accepted"] else [])
-            results = evaluate(case, dataset, pipelines, work)
+                case,
+                ["--corpus", str(corpus), "--pseudo-queries", str(args.pseudo_queries),
+                 "--cut", args.cut, "--negatives", str(args.negatives), "--keep-rejected"],
+                work,
+            )  # fmt: skip
+            results = evaluate(case, dataset, ["dense", f"dense:{out}"], work)
             rows.append(
                 row(f"{dataset}, corpus only: dense", record, results, "dense", f"dense:{out}")
             )
