@@ -68,8 +68,8 @@ def _hybrid_teacher(data: TrainingData, reranker: Any) -> Teacher | None:
     """The offline reranker with every query and document embedded once, in large batches
     (its per-call path embeds each candidate list anew, a few texts at a time): the same
     scores, through its ``score_with_similarities``."""
-    model = getattr(reranker, "model", None)
-    if not hasattr(model, "score_with_similarities"):
+    model: Any = getattr(reranker, "model", None)
+    if model is None or not hasattr(model, "score_with_similarities"):
         return None
     from omniretrieve.inputs import TextInput
 
