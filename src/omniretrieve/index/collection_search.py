@@ -59,6 +59,8 @@ class CollectionSearching:
         fusion_weights: Sequence[float] | None = None,
         instruction: str | None = None,
         max_chars: int | None = None,
+        diversity: float | None = None,
+        collapse_duplicates: bool = False,
     ) -> list[SearchHit]:
         """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
         :meth:`search_many`."""
@@ -72,6 +74,8 @@ class CollectionSearching:
             fusion_weights=fusion_weights,
             instruction=instruction,
             max_chars=max_chars,
+            diversity=diversity,
+            collapse_duplicates=collapse_duplicates,
         )[0]
 
     def search_report(

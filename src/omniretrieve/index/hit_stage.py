@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from omniretrieve.index.diversity import collapse_duplicates, mmr
 from omniretrieve.index.fusion_policy import FusionPolicy, mixed_with_first_stage
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.milvus_documents import prefetch
@@ -33,6 +34,19 @@ class RerankChoice:
     """Candidates the first stage hands over (the rerank's, when it reranks)."""
 
 
+@dataclass(frozen=True)
+class Diversity:
+    """What a search's diversity stage does (nothing by default)."""
+
+    lam: float | None = None
+    """MMR's lambda (None: no MMR)."""
+    collapse_duplicates: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.lam is not None or self.collapse_duplicates
+
+
 class HitStage:
     def __init__(
         self, source: SearchSource, fusion: FusionPolicy, languages: LanguageCache
@@ -41,13 +55,18 @@ class HitStage:
         self._fusion = fusion
         self._languages = languages
 
-    def choose(self, rerank: bool | str, rerank_share: float | None, top_k: int) -> RerankChoice:
-        """The reranker (the collection's for ``True``), its share and the candidates."""
+    def choose(
+        self, rerank: bool | str, rerank_share: float | None, top_k: int, *, diverse: bool = False
+    ) -> RerankChoice:
+        """The reranker (the collection's for ``True``), its share and the candidates (the
+        ``rerank_candidates`` best when reranking or diversifying, else ``top_k``)."""
         settings = self._source.settings
         model_id = settings.reranker if rerank is True else str(rerank)
         share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
         return RerankChoice(
-            model_id, share, max(top_k, settings.rerank_candidates if rerank else top_k)
+            model_id,
+            share,
+            max(top_k, settings.rerank_candidates if rerank or diverse else top_k),
         )
 
     def finish(
@@ -62,9 +81,11 @@ class HitStage:
         snippet_vectors: Mapping[str, np.ndarray],
         snippets: bool,
         max_chars: int | None,
+        diversity: Diversity,
     ) -> list[SearchHit]:
         """The query's hits: ``ranked`` reranked when the choice says so (the reranker's
-        scores join ``stage_scores``), the best ``top_k``, with their snippets."""
+        scores join ``stage_scores``), diversified when ``diversity`` says so, the best
+        ``top_k``, with their snippets."""
         warnings: dict[str, str] = {}
         documents = self._source.state().documents
         if choice.share < 1.0:
@@ -72,8 +93,13 @@ class HitStage:
             ranked, warnings = self._rerank(
                 choice.model_id, query, ranked, stage_scores, rerank_vectors, choice.share
             )
+        folded: dict[str, list[str]] = {}
+        if diversity.active:
+            pool = ranked[: self._source.settings.rerank_candidates]
+            prefetch(documents, [d for d, _ in pool])
+            ranked, folded = self._diversify(pool, diversity, top_k)
         prefetch(documents, [d for d, _ in ranked[:top_k]])
-        hits = self._hits(ranked[:top_k], stage_scores, warnings)
+        hits = self._hits(ranked[:top_k], stage_scores, warnings, folded)
         if not snippets:
             return hits
         state = self._source.state()
@@ -85,6 +111,7 @@ class HitStage:
         ranked: Sequence[tuple[str, float]],
         stage_scores: dict[str, dict[str, float]],
         warnings: Mapping[str, str],
+        folded: Mapping[str, list[str]],
     ) -> list[SearchHit]:
         documents = self._source.state().documents
         stages = list(stage_scores.items())
@@ -101,9 +128,31 @@ class HitStage:
                     scores,
                     warnings.get(doc_id),
                     has_image=document.image is not None,
+                    duplicates=list(folded.get(doc_id, ())),
                 )
             )
         return hits
+
+    def _diversify(
+        self, pool: list[tuple[str, float]], diversity: Diversity, top_k: int
+    ) -> tuple[list[tuple[str, float]], dict[str, list[str]]]:
+        """Near-duplicates folded, then MMR, over one vector per document: the first passage
+        vector of the collection's first vector field (none in a BM25-only collection: MMR
+        then keeps the order, and duplicates are found by their texts)."""
+        state = self._source.state()
+        vectors: dict[str, np.ndarray] = {}
+        for key in self._source.settings.embedders:
+            per_doc = state.passages.get(field_name(key))
+            if per_doc is not None:
+                vectors = {d: per_doc[d][1][0] for d, _ in pool if d in per_doc}
+                break
+        folded: dict[str, list[str]] = {}
+        if diversity.collapse_duplicates:
+            collapsed = collapse_duplicates(pool, vectors, lambda d: state.documents[d].text)
+            pool, folded = collapsed.kept, collapsed.duplicates
+        if diversity.lam is not None:
+            pool = mmr(pool, vectors, diversity.lam, top_k)
+        return pool, folded
 
     def _rerank(
         self,

@@ -28,11 +28,15 @@ class SearchHit:
     len(text)`` is less (``max_chars`` cuts at word boundaries)."""
     has_image: bool = False
     """The document holds an image (fetch the document for it)."""
+    duplicates: list[str] = field(default_factory=list)
+    """With ``collapse_duplicates``: the near-identical documents folded into this hit."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if self.warning is None:
             del data["warning"]
+        if not self.duplicates:
+            del data["duplicates"]
         data["passage"] = list(self.passage) if self.passage is not None else None
         data["highlights"] = [list(span) for span in self.highlights]
         return data

@@ -16,8 +16,9 @@ import numpy as np
 
 from omniretrieve.errors import InputError
 from omniretrieve.fusion import top
+from omniretrieve.index.diversity import check_diversity
 from omniretrieve.index.fusion_policy import FusionPolicy
-from omniretrieve.index.hit_stage import HitStage
+from omniretrieve.index.hit_stage import Diversity, HitStage
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.milvus_sparse import MilvusSparse
@@ -128,6 +129,8 @@ class Searcher:
         fusion_method: str | None = None,
         rerank_share: float | None = None,
         snippets: bool = True,
+        diversity: float | None = None,
+        collapse_duplicates: bool = False,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
@@ -154,10 +157,18 @@ class Searcher:
         (a name in ``FUSION_METHODS``) and ``rerank_share`` (the first stage's share of the
         reranked score: 0 the reranker alone, 1 no rerank) override them for this call.
         ``snippets=False`` leaves out each hit's passage and highlights (evaluation needs ids
-        and scores only; at 100 hits a query, finding them is most of the time)."""
+        and scores only; at 100 hits a query, finding them is most of the time).
+
+        ``diversity`` (MMR's lambda in [0, 1]: 1 keeps the order, lower values favour hits
+        unlike those above them) and ``collapse_duplicates`` (near-identical hits folded into
+        the best of them, listed in its ``duplicates``) re-order the ranked list after the
+        rerank, over the collection's ``rerank_candidates`` best (:mod:`.diversity`)."""
         check_limits(top_k, max_chars)
+        check_diversity(diversity)
         parsed = parse_queries(queries)
-        choice = self._hit_stage.choose(rerank, rerank_share, top_k)
+        choice = self._hit_stage.choose(
+            rerank, rerank_share, top_k, diverse=diversity is not None or collapse_duplicates
+        )
         plan = self._plan(
             parsed, mode, filter, embedders, route_by_language, choice.want, instruction
         )
@@ -187,6 +198,7 @@ class Searcher:
                     snippet_vectors=query_vectors[position],
                     snippets=snippets,
                     max_chars=max_chars,
+                    diversity=Diversity(diversity, collapse_duplicates),
                 )
                 results.append(hits)
                 advance(1)
@@ -235,6 +247,7 @@ class Searcher:
                     snippet_vectors={},
                     snippets=snippets,
                     max_chars=max_chars,
+                    diversity=Diversity(),
                 )
                 results.append(hits)
                 advance(1)

@@ -1,0 +1,66 @@
+"""Diversity in a collection: three near-copies of one document and two others. Without it the
+copies fill the top; with MMR the top 3 hold one copy; collapsed, the copies are one hit that
+lists the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omniretrieve.errors import InputError
+from omniretrieve.index.collection import Collection
+
+ASPIRIN = "Low dose aspirin lowers the risk of a first heart attack in adults over fifty."
+DOCUMENTS = [
+    {"id": "copy-1", "text": ASPIRIN},
+    {"id": "copy-2", "text": ASPIRIN + " "},
+    {"id": "copy-3", "text": ASPIRIN.replace("adults", "Adults")},
+    {"id": "statins", "text": "Statins reduce heart attack risk by lowering cholesterol."},
+    {"id": "exercise", "text": "Regular exercise protects the heart and lowers attack risk."},
+]
+QUERY = "aspirin heart attack risk"
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory):
+    collection = Collection.create("diverse", root=tmp_path_factory.mktemp("collections"))
+    collection.upsert(DOCUMENTS)
+    yield collection
+    collection.close()
+
+
+def test_copies_fill_the_top_without_diversity(collection) -> None:
+    top = [h.doc_id for h in collection.search(QUERY, top_k=3)]
+    assert sorted(top) == ["copy-1", "copy-2", "copy-3"]
+
+
+def test_mmr_keeps_one_copy_in_the_top_3(collection) -> None:
+    """Relevance is the fused score scaled to [0, 1] over the candidates: here the copies are
+    1 and the others under 0.1, so a copy (novelty: cosine 1 with the picked one) scores
+    lambda - (1 - lambda) and another hit about -(1 - lambda) x its cosine with it (~0.5):
+    lambda 0.3 picks the others, 0.5 still a copy (their relevance is too far below)."""
+    hits = collection.search(QUERY, top_k=3, diversity=0.3)
+    top = [h.doc_id for h in hits]
+    assert sum(d.startswith("copy-") for d in top) == 1
+    assert set(top) - {"copy-1", "copy-2", "copy-3"} == {"statins", "exercise"}
+    assert top[0].startswith("copy-")  # the most relevant stays first
+    half = [h.doc_id for h in collection.search(QUERY, top_k=3, diversity=0.5)]
+    assert all(d.startswith("copy-") for d in half)
+    assert collection.search(QUERY, top_k=3, diversity=1.0) == collection.search(QUERY, top_k=3)
+
+
+def test_collapsed_copies_are_one_hit(collection) -> None:
+    hits = collection.search(QUERY, top_k=5, collapse_duplicates=True)
+    assert len(hits) == 3
+    first = hits[0]
+    assert first.doc_id.startswith("copy-")
+    assert sorted([first.doc_id, *first.duplicates]) == ["copy-1", "copy-2", "copy-3"]
+    assert first.to_json()["duplicates"] == first.duplicates
+    assert "duplicates" not in hits[1].to_json()
+
+
+def test_diversity_out_of_range_is_refused(collection, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="within 0 and 1") as raised:
+        collection.search(QUERY, diversity=2.0)
+    assert raised.value.field == "diversity"
