@@ -64,3 +64,61 @@ def test_diversity_out_of_range_is_refused(collection, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="within 0 and 1") as raised:
         collection.search(QUERY, diversity=2.0)
     assert raised.value.field == "diversity"
+
+
+def test_diversity_over_http(tmp_path: Path, server_pool) -> None:
+    from fastapi.testclient import TestClient
+
+    from omniretrieve.server.app import create_app
+    from omniretrieve.server.config import ServerConfig
+
+    config = ServerConfig(collections_root=tmp_path)
+    with TestClient(create_app(config, pool=server_pool(config))) as client:
+        assert client.post("/v1/collections", json={"name": "diverse"}).status_code < 300
+        put = client.put("/v1/collections/diverse/documents", json={"documents": DOCUMENTS})
+        assert put.status_code < 300, put.text
+
+        def search(**options) -> list[dict]:
+            body = {"query": QUERY, "top_k": 3, **options}
+            response = client.post("/v1/collections/diverse/search", json=body)
+            assert response.status_code == 200, response.text
+            return response.json()["hits"]
+
+        assert sum(h["doc_id"].startswith("copy-") for h in search(diversity=0.3)) == 1
+        collapsed = search(top_k=5, collapse_duplicates=True)
+        assert len(collapsed) == 3 and len(collapsed[0]["duplicates"]) == 2
+        for bad, field in (
+            ({"diversity": 1.5}, "diversity"),
+            ({"collapse_duplicates": 1}, "collapse_duplicates"),
+        ):
+            response = client.post("/v1/collections/diverse/search", json={"query": QUERY, **bad})
+            assert response.status_code == 422 and response.json()["error"]["field"] == field
+
+
+def test_diversity_on_the_command_line(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from omniretrieve.cli import app
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCUMENTS))
+    runner = CliRunner()
+    root = ["--root", str(tmp_path / "collections")]
+    indexed = runner.invoke(app, ["index", "diverse", "--from", str(corpus), *root])
+    assert indexed.exit_code == 0, indexed.output
+
+    def search(*options: str) -> list[dict]:
+        found = runner.invoke(app, ["search", "diverse", QUERY, "-k", "3", *options, *root])
+        assert found.exit_code == 0, found.output
+        return json.loads(found.stdout)["hits"]
+
+    assert sum(h["doc_id"].startswith("copy-") for h in search("--diversity", "0.3")) == 1
+    collapsed = search("-k", "5", "--collapse-duplicates")
+    assert len(collapsed) == 3 and len(collapsed[0]["duplicates"]) == 2
+    bad = runner.invoke(app, ["search", "diverse", QUERY, "--diversity", "2", *root])
+    assert bad.exit_code != 0 and "within 0 and 1" in bad.output
+    table = runner.invoke(app, ["search", "diverse", QUERY, "--collapse-duplicates",
+                                "--format", "table", *root])  # fmt: skip
+    assert table.exit_code == 0 and "+2 similar" in table.stdout

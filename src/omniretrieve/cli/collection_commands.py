@@ -56,6 +56,15 @@ def search(
         "--max-chars",
         help="Text per hit: this much from its best passage (the table shows 240 unless told).",
     ),
+    diversity: float = typer.Option(
+        None,
+        "--diversity",
+        help="MMR's lambda in [0, 1]: 1 keeps the order, lower values favour hits unlike "
+        "those above them.",
+    ),
+    collapse_duplicates: bool = typer.Option(
+        False, "--collapse-duplicates", help="Fold near-identical hits into the best of them."
+    ),
     server: str = server_option(
         "Ask a running `omniretrieve serve` (http://127.0.0.1:8000) instead of loading the "
         "models here"
@@ -74,7 +83,15 @@ def search(
     if max_chars is None and shown_as == "table":
         max_chars = SNIPPET_CHARS
     asked = AskedSearch(
-        query, query_image, top_k, mode, reranker or rerank, parse_filters(filters), max_chars
+        query,
+        query_image,
+        top_k,
+        mode,
+        reranker or rerank,
+        parse_filters(filters),
+        max_chars,
+        diversity,
+        collapse_duplicates,
     )
     if server:
         payload = _search_server(server, api_key, name, asked)
@@ -113,6 +130,8 @@ class AskedSearch:
     rerank: bool | str
     filter: dict[str, Any] | None
     max_chars: int | None
+    diversity: float | None = None
+    collapse_duplicates: bool = False
 
     def shown_query(self) -> Any:
         """The query as the answer repeats it (an image by its path)."""
@@ -135,6 +154,8 @@ def _search_here(name: str, asked: AskedSearch, root: Path | None, dtype: str) -
             rerank=asked.rerank,
             filter=asked.filter,
             max_chars=asked.max_chars,
+            diversity=asked.diversity,
+            collapse_duplicates=asked.collapse_duplicates,
         )
     return {
         "collection": name,
@@ -161,6 +182,10 @@ def _search_server(url: str, api_key: str | None, name: str, asked: AskedSearch)
         body["filter"] = asked.filter
     if asked.max_chars is not None:
         body["max_chars"] = asked.max_chars
+    if asked.diversity is not None:
+        body["diversity"] = asked.diversity
+    if asked.collapse_duplicates:
+        body["collapse_duplicates"] = True
     with RemoteServer(url, api_key) as remote:
         payload = remote.search(name, body)
     if asked.query_image is not None:  # the image by its path, not the data URI sent

@@ -56,6 +56,8 @@ def hits_table(payload: dict[str, Any]) -> Any:
         shown = (
             hit["doc_id"] if not title or title == hit["doc_id"] else f"{hit['doc_id']}\n{title}"
         )
+        if hit.get("duplicates"):
+            shown += f"\n+{len(hit['duplicates'])} similar"
         table.add_row(str(rank), f"{hit['score']:.3f}", shown, snippet(hit))
     return table
 

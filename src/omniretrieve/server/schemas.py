@@ -257,6 +257,16 @@ class SearchRequest(BaseModel):
     max_chars: StrictInt | None = Field(
         None, ge=1, description="Return this much text from each hit's best passage"
     )
+    diversity: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="MMR's lambda: 1 keeps the order, lower values favour hits unlike those "
+        "above them (default: off)",
+    )
+    collapse_duplicates: StrictBool = Field(
+        False, description="Fold near-identical hits into the best of them (its `duplicates`)"
+    )
 
     @field_validator("query", mode="before")
     @classmethod

@@ -182,6 +182,8 @@ async def search_collection(
             rerank=reranker or False,
             filter=body.filter,
             max_chars=body.max_chars,
+            diversity=body.diversity,
+            collapse_duplicates=body.collapse_duplicates,
         )
 
     report = await locked(request, name, search)
