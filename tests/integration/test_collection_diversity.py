@@ -47,7 +47,11 @@ def test_mmr_keeps_one_copy_in_the_top_3(collection) -> None:
     assert top[0].startswith("copy-")  # the most relevant stays first
     half = [h.doc_id for h in collection.search(QUERY, top_k=3, diversity=0.5)]
     assert all(d.startswith("copy-") for d in half)
-    assert collection.search(QUERY, top_k=3, diversity=1.0) == collection.search(QUERY, top_k=3)
+    same = collection.search(QUERY, top_k=5, diversity=1.0)  # relevance alone: the order
+    assert [h.doc_id for h in same] == [h.doc_id for h in collection.search(QUERY, top_k=5)]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)  # hits carry their MMR value, best first
+    assert all(h.scores["mmr"] == h.score and "fused" in h.scores for h in hits)
 
 
 def test_collapsed_copies_are_one_hit(collection) -> None:
@@ -122,3 +126,32 @@ def test_diversity_on_the_command_line(tmp_path: Path) -> None:
     table = runner.invoke(app, ["search", "diverse", QUERY, "--collapse-duplicates",
                                 "--format", "table", *root])  # fmt: skip
     assert table.exit_code == 0 and "+2 similar" in table.stdout
+
+
+def test_eval_measures_a_diversified_pipeline(tmp_path: Path) -> None:
+    """The copies are not what the query wants: without diversity they fill the top 3
+    (recall@3 0), with ``+mmr:0.3`` the two other documents join the top 3 (recall@3 1)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omniretrieve.cli import app
+
+    root = tmp_path / "copies"
+    (root / "corpus").mkdir(parents=True)
+    for document in DOCUMENTS:
+        (root / "corpus" / f"{document['id']}.txt").write_text(document["text"])
+    relevant = {"statins.txt": 1, "exercise.txt": 1}
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": QUERY, "relevant": relevant}) + "\n"
+    )
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--dataset", str(root), "-p", "hybrid", "-p", "hybrid+mmr:0.3",
+         "--metrics", "recall@3", "--out", str(out), "--cache-dir", str(tmp_path / "cache")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    recall = {r["pipeline"]: r["metrics"]["recall@3"] for r in data["results"]}
+    assert recall == {"hybrid": 0.0, "hybrid+mmr:0.3": 1.0}

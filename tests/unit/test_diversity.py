@@ -34,9 +34,11 @@ def test_mmr_at_its_ends() -> None:
     assert ids(mmr(RANKED, VECTORS, 0.0)) == ["a", "c", "d", "b"]
 
 
-def test_mmr_keeps_scores_and_counts() -> None:
+def test_mmr_scores_are_its_values_and_counts() -> None:
     picked = mmr(RANKED, VECTORS, 0.5, count=2)
-    assert picked == [("a", 10.0), ("c", 6.0)]
+    assert picked == [("a", pytest.approx(0.5)), ("c", pytest.approx(0.3))]
+    values = [value for _, value in mmr(RANKED, VECTORS, 0.5)]
+    assert values == pytest.approx([0.5, 0.3, -0.1, -0.4])  # as picked: never rising
     assert mmr([], VECTORS, 0.5) == []
     with pytest.raises(InputError, match="within 0 and 1"):
         mmr(RANKED, VECTORS, 1.5)

@@ -32,8 +32,27 @@ def test_grammar(spec: str, mode: str, embedders: tuple, reranker: str | None, o
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "bm26", "bm25:minilm", "hybrid+rank", "dense+rerank:", "dense:", "hybrid:a,,b"]
+    ("spec", "reranker", "diversity"),
+    [
+        ("hybrid", None, None),
+        ("hybrid+mmr", None, 0.5),
+        ("hybrid+rerank+mmr:0.3", DEFAULT_RERANKER, 0.3),
+        ("bm25+rerank:/models/m0+mmr:1", "/models/m0", 1.0),
+        ("rerank+mmr:0", DEFAULT_RERANKER, 0.0),
+    ],
 )
+def test_mmr_comes_last(spec: str, reranker: str | None, diversity: float | None) -> None:
+    pipeline = parse_pipeline(spec)
+    assert (pipeline.spec, pipeline.reranker, pipeline.diversity) == (spec, reranker, diversity)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "", "bm26", "bm25:minilm", "hybrid+rank", "dense+rerank:", "dense:", "hybrid:a,,b",
+        "+mmr", "hybrid+mmr:2", "hybrid+mmr:x", "hybrid+mmr+rerank",
+    ],
+)  # fmt: skip
 def test_bad_pipelines_name_the_field(spec: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_pipeline(spec)

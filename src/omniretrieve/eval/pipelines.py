@@ -1,6 +1,7 @@
 """The pipeline grammar of ``omniretrieve eval``.
 
-    pipeline   := ["ocr+"] first-stage ["+rerank" [":" reranker]] | "rerank" [":" reranker]
+    pipeline   := (["ocr+"] first-stage ["+rerank" [":" reranker]] | "rerank" [":" reranker])
+                  ["+mmr" [":" lambda]]
     first-stage:= "bm25" | "dense" [":" model] | "hybrid" [":" model ("," model)*]
 
 ``dense`` and ``hybrid`` without a model use the bundled default embedder. ``auto`` as the model
@@ -11,12 +12,14 @@ BM25 with every named embedder (z-score fusion unless the collection says otherw
 ``+rerank`` re-orders the first stage's top 100 with the default reranker, ``+rerank:<model>``
 with that one. ``rerank[:<model>]`` alone reranks the top 100 of a run given to the evaluation
 (``--rerank-run FILE.trec``) instead of a first stage of ours. ``ocr+`` reads image documents
-(and image queries) through OCR first.
+(and image queries) through OCR first. ``+mmr`` diversifies the result last (maximal marginal
+relevance over the top 100, lambda 0.5 unless given: ``+mmr:0.7``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from omniretrieve.errors import InputError
 from omniretrieve.models.registry import (
@@ -30,6 +33,8 @@ FIRST_STAGES = ("bm25", "dense", "hybrid")
 SUPPLIED_RUN = "run"
 """The mode of ``rerank[:model]``: its first stage is the run given with ``--rerank-run``."""
 AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, E5_EMBEDDER)
+DEFAULT_MMR = 0.5
+MMR_SUFFIX = re.compile(r"\+mmr(?::(?P<lam>[^+:]*))?$")
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,38 @@ class Pipeline:
     ocr: bool = False
     routing: bool = False
     """``auto``: per query, the embedders trained on the query's language."""
+    diversity: float | None = None
+    """``+mmr``: MMR's lambda (None: no diversity stage)."""
 
 
 def parse_pipeline(spec: str) -> Pipeline:
+    """``spec`` as a pipeline (``InputError`` naming ``pipeline`` when it is not one)."""
     text = spec.strip()
     if not text:
         raise InputError("a pipeline is an empty text", field="pipeline")
+    mmr = MMR_SUFFIX.search(text)
+    if mmr is None:
+        return _parse_stages(spec)
+    lam = _mmr_lambda(spec, mmr.group("lam"))
+    return replace(_parse_stages(spec, text[: mmr.start()]), spec=text, diversity=lam)
+
+
+def _mmr_lambda(spec: str, given: str | None) -> float:
+    if given is None:
+        return DEFAULT_MMR
+    try:
+        lam = float(given)
+    except ValueError:
+        lam = -1.0
+    if not 0.0 <= lam <= 1.0:
+        raise InputError(
+            f"pipeline {spec!r}: +mmr:<lambda> takes a number within 0 and 1", field="pipeline"
+        )
+    return lam
+
+
+def _parse_stages(spec: str, text: str | None = None) -> Pipeline:
+    text = (spec if text is None else text).strip()
     ocr = False
     if text.startswith("ocr+"):
         ocr, text = True, text[len("ocr+") :]
@@ -58,7 +89,8 @@ def parse_pipeline(spec: str) -> Pipeline:
         name, colon, model = rest.partition(":")
         if name != "rerank" or (colon and not model.strip()):
             raise InputError(
-                f"pipeline {spec!r}: after '+' comes 'rerank' or 'rerank:<model>'",
+                f"pipeline {spec!r}: after '+' comes 'rerank' or 'rerank:<model>', then "
+                "'mmr' or 'mmr:<lambda>'",
                 field="pipeline",
             )
         reranker = model.strip() if colon else DEFAULT_RERANKER

@@ -256,6 +256,7 @@ def _run_task(
                 rerank_share=fusion.rerank_share,
                 show_progress=run_options.show_progress,
                 snippets=False,
+                diversity=pipeline.diversity,
             )
             found.update(zip(fold_queries, hits, strict=True))
             continue
@@ -273,6 +274,7 @@ def _run_task(
             show_progress=run_options.show_progress,
             instruction=run_options.instructions or None,
             snippets=False,  # ids and scores are what is scored
+            diversity=pipeline.diversity,
         )
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started

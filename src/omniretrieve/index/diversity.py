@@ -43,8 +43,9 @@ def mmr(
     count: int | None = None,
 ) -> list[tuple[str, float]]:
     """``ranked`` (id, score), best first, re-ordered by maximal marginal relevance; the
-    first ``count`` picks (all when None), each with its original score. A candidate without
-    a vector counts as similar to nothing."""
+    first ``count`` picks (all when None), each with its MMR value when picked (never higher
+    than the one before it: the penalties only grow). A candidate without a vector counts as
+    similar to nothing."""
     check_diversity(lam)
     if not ranked:
         return []
@@ -54,12 +55,13 @@ def mmr(
     units = [_unit(vectors.get(doc_id)) for doc_id, _ in ranked]
     closest = np.full(len(ranked), -np.inf)  # max cosine to a picked candidate
     left = list(range(len(ranked)))
-    picked: list[int] = []
+    picked: list[tuple[int, float]] = []
     while left and (count is None or len(picked) < count):
         novelty = np.where(np.isfinite(closest[left]), closest[left], 0.0)
         value = lam * relevance[left] - (1.0 - lam) * novelty
-        best = left[int(np.argmax(value))]  # the first of equals: the better ranked
-        picked.append(best)
+        position = int(np.argmax(value))  # the first of equals: the better ranked
+        best = left[position]
+        picked.append((best, float(value[position])))
         left.remove(best)
         chosen = units[best]
         if chosen is not None:
@@ -67,7 +69,7 @@ def mmr(
                 other = units[i]
                 if other is not None:
                     closest[i] = max(closest[i], float(other @ chosen))
-    return [ranked[i] for i in picked]
+    return [(ranked[i][0], value) for i, value in picked]
 
 
 @dataclass

@@ -98,6 +98,8 @@ class HitStage:
             pool = ranked[: self._source.settings.rerank_candidates]
             prefetch(documents, [d for d, _ in pool])
             ranked, folded = self._diversify(pool, diversity, top_k)
+            if diversity.lam is not None:
+                stage_scores["mmr"] = dict(ranked)
         prefetch(documents, [d for d, _ in ranked[:top_k]])
         hits = self._hits(ranked[:top_k], stage_scores, warnings, folded)
         if not snippets:

@@ -216,18 +216,20 @@ class Searcher:
         show_progress: bool = False,
         max_chars: int | None = None,
         snippets: bool = True,
+        diversity: float | None = None,
     ) -> list[list[SearchHit]]:
         """Rerank a first stage computed elsewhere (a TREC run, another engine): per query,
         its ``candidates`` (document id -> score) take the place of this collection's first
         stage; the best ``rerank_candidates`` of them are reranked as :meth:`search_many`
         reranks its own (the same reranker, share and mix). Ids the collection does not hold
-        (or the filter excludes) are dropped."""
+        (or the filter excludes) are dropped. ``diversity`` as in :meth:`search_many`."""
         if len(candidates) != len(queries):
             raise InputError("one candidate list per query", field="candidates")
         check_limits(top_k, max_chars)
+        check_diversity(diversity)
         parsed = parse_queries(queries)
         documents = self._source.state().documents
-        choice = self._hit_stage.choose(rerank, rerank_share, top_k)
+        choice = self._hit_stage.choose(rerank, rerank_share, top_k, diverse=diversity is not None)
         results: list[list[SearchHit]] = []
         with progress_bar(len(parsed), "reranking", enabled=show_progress) as advance:
             for query, supplied in zip(parsed, candidates, strict=True):
@@ -247,7 +249,7 @@ class Searcher:
                     snippet_vectors={},
                     snippets=snippets,
                     max_chars=max_chars,
-                    diversity=Diversity(),
+                    diversity=Diversity(diversity),
                 )
                 results.append(hits)
                 advance(1)
