@@ -239,3 +239,43 @@ def test_pages_carry_a_content_security_policy(server: str, browser) -> None:
     assert "script-src 'self'" in response.headers["content-security-policy"]
     browser.get(f"{server}/")
     assert browser.execute_script("return typeof window.fetch") == "function"
+
+
+def test_diverse_and_merged_results_on_the_page(server: str, browser) -> None:
+    """Three near-copies and two other documents: "merge duplicates" shows one hit saying
+    how many it folded; "diverse" (ticked in the form, kept in the URL) keeps one copy in
+    the top 3."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.integration.test_collection_diversity import DOCUMENTS as COPIES
+    from tests.integration.test_collection_diversity import QUERY
+
+    headers = {"Authorization": "Bearer page-key"}
+    httpx.post(f"{server}/v1/collections", json={"name": "copies"}, headers=headers)
+    httpx.put(
+        f"{server}/v1/collections/copies/documents",
+        json={"documents": COPIES},
+        headers=headers,
+        timeout=60,
+    ).raise_for_status()
+    browser.get(f"{server}/")
+    browser.execute_script("localStorage.setItem('omniretrieve-key', 'page-key')")
+    browser.get(f"{server}/?collection=copies&q={QUERY.replace(' ', '+')}&dedup=1")
+    first = wait_for(browser, "#hits li.hit")
+    assert first.get_attribute("data-id").startswith("copy-")
+    assert first.find_element(By.CSS_SELECTOR, ".duplicates").text.startswith("+2 similar")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#hits li.hit")) == 3
+    assert browser.find_element(By.ID, "dedup").is_selected()
+
+    browser.get(f"{server}/?collection=copies&q={QUERY.replace(' ', '+')}")
+    wait_for(browser, "#hits li.hit")
+    Select(browser.find_element(By.ID, "diverse")).select_by_visible_text("high")
+    browser.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+    wait_until(browser, "return location.search.includes('diverse=0.3')")
+    wait_until(
+        browser,
+        "const top = [...document.querySelectorAll('#hits li.hit')].slice(0, 3);"
+        "return top.length === 3 && top.filter(h => h.dataset.id.startsWith('copy-')).length"
+        " === 1",
+    )

@@ -1,10 +1,11 @@
-// The search page. Its state lives in the URL (?collection=&q=&mode=&rerank=1&page=2&f.suffix=".md"),
+// The search page. Its state lives in the URL (?collection=&q=&mode=&rerank=1&diverse=0.5&dedup=1&page=2&f.suffix=".md"),
 // so a search is a link and back/forward replay searches. It calls the server's own API;
 // nothing is loaded from another host.
 "use strict";
 
 const PAGE_SIZE = 10;
 const MAX_HITS = 1000;  // the API's top_k limit
+const DIVERSITY = ["0.7", "0.5", "0.3"];  // MMR's lambda: low, medium, high diversity
 const $ = (id) => document.getElementById(id);
 const form = $("search");
 const statusLine = $("status");
@@ -80,6 +81,8 @@ function state() {
     q: params.get("q") || "",
     mode: params.get("mode") || "hybrid",
     rerank: params.get("rerank") === "1",
+    diverse: DIVERSITY.includes(params.get("diverse")) ? params.get("diverse") : "",
+    dedup: params.get("dedup") === "1",
     page: Math.max(1, Math.min(MAX_HITS / PAGE_SIZE, parseInt(params.get("page") || "1", 10) || 1)),
     filters,
   };
@@ -92,6 +95,8 @@ function link(changes) {
   params.set("q", next.q);
   params.set("mode", next.mode);
   if (next.rerank) params.set("rerank", "1");
+  if (next.diverse) params.set("diverse", next.diverse);
+  if (next.dedup) params.set("dedup", "1");
   if (next.page > 1) params.set("page", String(next.page));
   for (const [name, value] of Object.entries(next.filters)) params.set("f." + name, JSON.stringify(value));
   return "?" + params.toString();
@@ -215,6 +220,12 @@ function hitElement(collection, hit) {
     picture(collection, hit.doc_id, false).then((url) => { image.src = url; }).catch(() => image.remove());
     item.append(image);
   }
+  if (hit.duplicates && hit.duplicates.length) {
+    const similar = document.createElement("div");
+    similar.className = "duplicates";
+    similar.textContent = "+" + hit.duplicates.length + " similar: " + hit.duplicates.join(", ");
+    item.append(similar);
+  }
   if (hit.warning) {
     const warning = document.createElement("div");
     warning.className = "warning";
@@ -294,6 +305,8 @@ async function search(current) {
       top_k: Math.min(MAX_HITS, current.page * PAGE_SIZE + 1),
       max_chars: 400,
     };
+    if (current.diverse) body.diversity = parseFloat(current.diverse);
+    if (current.dedup) body.collapse_duplicates = true;
     if (Object.keys(current.filters).length) body.filter = current.filters;
     const found = await request(collectionPath(current.collection) + "/search", body);
     lastHits = found.hits;
@@ -317,6 +330,8 @@ async function show() {
   $("q").value = current.q;
   $("mode").value = current.mode;
   $("rerank").checked = current.rerank;
+  $("diverse").value = current.diverse;
+  $("dedup").checked = current.dedup;
   if (current.collection) collectionSelect.value = current.collection;
   if (!collectionSelect.value && current.collection) {
     say("There is no collection " + JSON.stringify(current.collection) + ".", true);
@@ -359,7 +374,7 @@ form.addEventListener("submit", (event) => {
   }
   const kept = collection === state().collection ? state().filters : {};
   go({ collection, q: $("q").value, mode: $("mode").value, rerank: $("rerank").checked,
-    page: 1, filters: kept });
+    diverse: $("diverse").value, dedup: $("dedup").checked, page: 1, filters: kept });
 });
 collectionSelect.addEventListener("change", () => {
   go({ collection: collectionSelect.value, q: $("q").value, page: 1, filters: {} });
