@@ -68,6 +68,24 @@ class RerankResponse:
         }
 
 
+def instruction_argument(model: RerankModel, instruction: str | None) -> dict[str, Any]:
+    """The keyword argument that passes ``instruction`` to ``model.score``: none when it is
+    None; an error naming ``instruction`` when the model takes none and one is given."""
+    if instruction is None:
+        return {}
+    if not isinstance(instruction, str):
+        raise InputError("instruction must be a text", field="instruction")
+    if getattr(model, "takes_instruction", False):
+        return {"instruction": instruction}
+    if instruction.strip():
+        raise InputError(
+            f"{model.model_id} ({model.family} family) takes no instruction; LLM yes/no "
+            "rerankers (Qwen3-Reranker) do",
+            field="instruction",
+        )
+    return {}
+
+
 def check_top_n(top_n: int | None) -> None:
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise InputError(f"top_n must be a positive integer; got {top_n!r}", field="top_n")
@@ -179,17 +197,21 @@ class Reranker:
         top_n: int | None = None,
         return_documents: bool = True,
         show_progress: bool | None = None,
+        instruction: str | None = None,
     ) -> RerankResponse:
-        """Rank ``documents`` for ``query``; ``top_n`` keeps the best n (all when None)."""
+        """Rank ``documents`` for ``query``; ``top_n`` keeps the best n (all when None).
+        ``instruction`` goes to rerankers that take one (LLM yes/no rerankers; None: their
+        default); the others refuse a non-empty one."""
         parsed_query = parse_input(query, field="query")
         parsed_docs = parse_inputs(documents, field="documents")
         check_top_n(top_n)
+        extra = instruction_argument(self.model, instruction)
         if show_progress is None:
             show_progress = len(parsed_docs) > PROGRESS_THRESHOLD
         with progress_bar(
             len(parsed_docs), f"reranking ({self.model_id})", enabled=show_progress
         ) as cb:
-            output = self.model.score(parsed_query, parsed_docs, progress=cb)
+            output = self.model.score(parsed_query, parsed_docs, progress=cb, **extra)
         return build_rerank_response(
             self.model_id, output, parsed_docs, top_n=top_n, return_documents=return_documents
         )

@@ -68,6 +68,9 @@ def rerank(
         False, "--query-image", help="The query is an image file (image-capable rerankers)."
     ),
     top_n: int = typer.Option(None, "--top-n", help="Keep the best N."),
+    instruction: str = typer.Option(
+        None, "--instruction", help="For rerankers that take one (Qwen3-Reranker)."
+    ),
     return_documents: bool = typer.Option(True, "--documents/--no-documents"),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per result."),
     device: str = typer.Option("cpu"),
@@ -79,7 +82,9 @@ def rerank(
     items = gather_inputs(documents, file)
     reranker = Reranker(model, device=device, dtype=dtype)
     asked = {"image": query} if query_image else query
-    response = reranker.rerank(asked, items, top_n=top_n, return_documents=return_documents)
+    response = reranker.rerank(
+        asked, items, top_n=top_n, return_documents=return_documents, instruction=instruction
+    )
     write_json(response.to_json(), "results", jsonl)
     note_truncation([r.truncated for r in response.results], None)
 

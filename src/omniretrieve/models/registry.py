@@ -37,6 +37,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.hybrid_reranker",
     "omniretrieve.models.use_multilingual",
     "omniretrieve.models.cross_encoder",
+    "omniretrieve.models.llm_reranker",
     "omniretrieve.models.decoder_embedder",
     "omniretrieve.models.clip",
     "omniretrieve.models.vlm_reranker",

@@ -18,7 +18,7 @@ from omniretrieve.models.base import (
     ScoreOutput,
 )
 from omniretrieve.models.registry import Registry, declared_languages, default_registry
-from omniretrieve.reranker import RerankResponse, build_rerank_response
+from omniretrieve.reranker import RerankResponse, build_rerank_response, instruction_argument
 from omniretrieve.runtime.memory import release_free_memory
 from omniretrieve.runtime.queue import BatchingQueue
 from omniretrieve.server.aliases import check_aliases, served_names
@@ -42,6 +42,8 @@ class EncodeJob:
 class RerankJob:
     query: Input
     documents: list[Input]
+    instruction: str | None = None
+    """For rerankers that take one (checked before the job is queued)."""
 
 
 @dataclass
@@ -65,13 +67,20 @@ class LoadedReranker:
         return self.model.model_id
 
     def rerank(
-        self, query: Any, documents: Any, *, return_documents: bool = True
+        self,
+        query: Any,
+        documents: Any,
+        *,
+        return_documents: bool = True,
+        instruction: str | None = None,
     ) -> RerankResponse:
         """``Reranker.rerank`` through this model's queue (a collection search's rerank stage
         shares model batches with concurrent /v1/rerank requests); blocks until scored."""
         parsed_query = parse_input(query, field="query")
         parsed = parse_inputs(documents, field="documents")
-        future = self.queue.submit(RerankJob(parsed_query, parsed), cost=len(parsed), key="rerank")
+        given = instruction_argument(self.model, instruction).get("instruction")
+        job = RerankJob(parsed_query, parsed, given)
+        future = self.queue.submit(job, cost=len(parsed), key="rerank")
         return build_rerank_response(
             self.model.model_id,
             future.result(),
@@ -115,7 +124,10 @@ def score_merged(
     """Score the jobs' pairs in one model call, checked as :func:`encode_merged`."""
     check()
     pairs = [(job.query, job.documents) for job in jobs]
-    return list(model.score_many(pairs, progress=lambda _: check()))
+    extra: dict[str, Any] = {}
+    if getattr(model, "takes_instruction", False):
+        extra["instructions"] = [job.instruction for job in jobs]
+    return list(model.score_many(pairs, progress=lambda _: check(), **extra))
 
 
 class ModelPool:

@@ -122,6 +122,11 @@ class RerankRequest(BaseModel):
     documents: ItemList
     top_n: StrictInt | None = Field(None, ge=1)
     return_documents: StrictBool = True
+    instruction: str | None = Field(
+        None,
+        description="For rerankers that take one (LLM yes/no rerankers such as Qwen3-Reranker; "
+        "default: the model's own); the others refuse a non-empty one",
+    )
 
 
 class CohereRerankRequest(BaseModel):
@@ -139,6 +144,11 @@ class CohereRerankRequest(BaseModel):
         None, ge=1, description="Accepted; documents are cut at the model's own maximum length"
     )
     return_documents: StrictBool = False
+    instruction: str | None = Field(
+        None,
+        description="For rerankers that take one (LLM yes/no rerankers such as Qwen3-Reranker; "
+        "default: the model's own); the others refuse a non-empty one",
+    )
 
 
 class RerankResultBody(BaseModel):

@@ -11,7 +11,12 @@ from fastapi import APIRouter, Body, Request
 
 from omniretrieve.inputs import parse_input, parse_inputs
 from omniretrieve.models.base import ScoreOutput
-from omniretrieve.reranker import RerankResponse, build_rerank_response, document_json
+from omniretrieve.reranker import (
+    RerankResponse,
+    build_rerank_response,
+    document_json,
+    instruction_argument,
+)
 from omniretrieve.server import examples
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
@@ -36,10 +41,12 @@ async def run_rerank(
     documents_raw: list[Any],
     top_n: int | None,
     return_documents: bool,
+    instruction: str | None = None,
 ) -> RerankResponse:
     config = app_config(request)
     loaded = ready_pool(request).reranker(model_name)
     model = loaded.model
+    given = instruction_argument(model, instruction).get("instruction")
     query = parse_input(query_raw, field="query")
     documents = parse_inputs(
         documents_raw, field="documents", max_items=config.limits.max_documents
@@ -69,7 +76,7 @@ async def run_rerank(
     unread = sorted(p - 1 for p in unreadable)
     readable = [d for i, d in enumerate(documents) if i + 1 not in unreadable]
     if readable:
-        job = RerankJob(query, readable)  # one job: a request's documents stay together
+        job = RerankJob(query, readable, given)  # one job: a request's documents together
         futures = submit_all(loaded.queue, [(job, len(readable))], key="rerank")
         (output,) = await results_unless_disconnected(request, loaded.queue, futures)
     else:
@@ -115,7 +122,13 @@ async def rerank(
 ) -> dict[str, Any]:
     """Jina's rerank; the response also carries Cohere v1's ``id`` and ``meta``."""
     response = await run_rerank(
-        request, body.model, body.query, body.documents, body.top_n, body.return_documents
+        request,
+        body.model,
+        body.query,
+        body.documents,
+        body.top_n,
+        body.return_documents,
+        body.instruction,
     )
     return {
         "id": str(uuid.uuid4()),
@@ -134,7 +147,13 @@ async def rerank_cohere(
 ) -> dict[str, Any]:
     """Cohere's v2 rerank."""
     response = await run_rerank(
-        request, body.model, body.query, body.documents, body.top_n, body.return_documents
+        request,
+        body.model,
+        body.query,
+        body.documents,
+        body.top_n,
+        body.return_documents,
+        body.instruction,
     )
     return {
         "id": str(uuid.uuid4()),

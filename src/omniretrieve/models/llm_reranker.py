@@ -1,0 +1,177 @@
+"""LLM yes/no rerankers: a causal language model asked whether a document meets a query, its
+score the probability of "yes" (Qwen3-Reranker).
+
+Recognised from the checkpoint, never its name: a ``Qwen3ForCausalLM`` checkpoint without
+sentence-transformers files (an embedding checkpoint of the same architecture carries
+``modules.json`` and pooling settings, and is not a reranker). The recipe, from the model
+card's reference code (see ``docs/models.md``):
+
+- the tokenizer pads on the left, so every pair's last position is its own;
+- a pair is ``prefix + body + suffix`` in token ids: the prefix is the system turn
+  (``Judge whether the Document meets the requirements based on the Query and the Instruct
+  provided. Note that the answer can only be "yes" or "no".``) and the user turn's opening,
+  the body ``<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {document}``
+  tokenised without special tokens and cut at its end to ``max_length - len(prefix) -
+  len(suffix)`` (the document goes first), the suffix the assistant turn with an empty think
+  block;
+- score = softmax over the last position's logits of the tokens ``no`` and ``yes``, P(yes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from omniretrieve.errors import InputError
+from omniretrieve.inputs import Input, texts_of
+from omniretrieve.models.base import (
+    LoadOptions,
+    PairwiseRerankModel,
+    ProgressCallback,
+    ScoreOutput,
+    split_scores,
+)
+from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
+from omniretrieve.runtime.batching import plan_batches
+from omniretrieve.runtime.torch_utils import load_pretrained
+
+YES_NO_ARCHITECTURES = frozenset({"Qwen3ForCausalLM"})
+SENTENCE_TRANSFORMERS_FILES = frozenset({"modules.json", "config_sentence_transformers.json"})
+PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+)
+SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+BODY = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+DEFAULT_MAX_LENGTH = 8192
+LARGE_ON_CPU = 1_000_000_000
+"""Parameters above which a CPU load warns that scoring will be slow."""
+
+
+def _matches(info: CheckpointInfo) -> bool:
+    return bool(set(info.architectures) & YES_NO_ARCHITECTURES) and not (
+        info.files & SENTENCE_TRANSFORMERS_FILES
+    )
+
+
+class YesNoReranker(PairwiseRerankModel):
+    family = "llm-reranker"
+    modalities = frozenset({"text"})
+    takes_instruction = True
+
+    def __init__(
+        self, model_id: str, model: Any, tokenizer: Any, max_length: int, options: LoadOptions
+    ) -> None:
+        self.model_id = model_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.options = options
+        self.prefix = tokenizer.encode(PREFIX, add_special_tokens=False)
+        self.suffix = tokenizer.encode(SUFFIX, add_special_tokens=False)
+        self.no_id, self.yes_id = (tokenizer.convert_tokens_to_ids(t) for t in ("no", "yes"))
+        unknown = tokenizer.unk_token_id
+        if None in (self.no_id, self.yes_id) or unknown in (self.no_id, self.yes_id):
+            raise InputError(
+                f"{model_id}: its tokenizer has no 'yes' and 'no' tokens to read the answer from",
+                field="model",
+            )
+
+    @classmethod
+    def load(cls, source: ModelSource, options: LoadOptions) -> YesNoReranker:
+        import logging
+
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        assert source.path is not None and source.info is not None
+        tokenizer = AutoTokenizer.from_pretrained(source.path, padding_side="left")
+        model = load_pretrained(AutoModelForCausalLM, source.path, options.device, options.dtype)
+        parameters = sum(p.numel() for p in model.parameters())
+        if options.device == "cpu" and parameters > LARGE_ON_CPU:
+            logging.getLogger(__name__).warning(
+                "%s has %.1fB parameters: scoring on a CPU takes seconds per pair; use a GPU "
+                "(--device cuda) for anything but a trial",
+                source.model_id,
+                parameters / 1e9,
+            )
+        positions = int(source.info.config.get("max_position_embeddings") or DEFAULT_MAX_LENGTH)
+        return cls(source.model_id, model, tokenizer, min(DEFAULT_MAX_LENGTH, positions), options)
+
+    def pair_ids(self, instruction: str, query: str, document: str) -> tuple[list[int], bool]:
+        """One pair's token ids, and whether its body was cut to fit."""
+        body = self.tokenizer.encode(
+            BODY.format(instruction=instruction, query=query, document=document),
+            add_special_tokens=False,
+        )
+        room = self.max_length - len(self.prefix) - len(self.suffix)
+        return self.prefix + body[:room] + self.suffix, len(body) > room
+
+    def score(
+        self,
+        query: Input,
+        documents: Sequence[Input],
+        *,
+        progress: ProgressCallback | None = None,
+        instruction: str | None = None,
+    ) -> ScoreOutput:
+        return self.score_many([(query, documents)], progress=progress, instructions=[instruction])[
+            0
+        ]
+
+    def score_many(
+        self,
+        requests: Sequence[tuple[Input, Sequence[Input]]],
+        *,
+        progress: ProgressCallback | None = None,
+        instructions: Sequence[str | None] | None = None,
+    ) -> list[ScoreOutput]:
+        """Every request's pairs in shared batches (each pair is scored on its own); each
+        request with its instruction (None or empty: the default one)."""
+        import torch
+
+        pairs: list[list[int]] = []
+        truncated: list[bool] = []
+        sizes: list[int] = []
+        for position, (query, documents) in enumerate(requests):
+            given = instructions[position] if instructions is not None else None
+            instruction = given or DEFAULT_INSTRUCTION
+            query_text = texts_of([query], model_id=self.model_id, field="query")[0]
+            texts = texts_of(documents, model_id=self.model_id, field="documents")
+            for text in texts:
+                ids, cut = self.pair_ids(instruction, query_text, text)
+                pairs.append(ids)
+                truncated.append(cut)
+            sizes.append(len(texts))
+        lengths = [len(ids) for ids in pairs]
+        scores = np.empty(len(pairs), dtype=np.float32)
+        device = self.options.device
+        for batch in plan_batches(
+            lengths,
+            token_budget=self.options.token_budget,
+            max_batch_size=self.options.max_batch_size,
+        ):
+            padded = self.tokenizer.pad(
+                [{"input_ids": pairs[i]} for i in batch], padding=True, return_tensors="pt"
+            )
+            inputs = {k: v.to(device) for k, v in padded.items()}
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits[:, -1, :]
+            pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1)
+            yes = torch.log_softmax(pair.float(), dim=1)[:, 1].exp()
+            scores[batch] = yes.cpu().numpy()
+            if progress is not None:
+                progress(len(batch))
+        return split_scores(scores, truncated, lengths, sizes)
+
+
+FAMILY = Family(
+    name="llm-reranker",
+    kind="reranker",
+    modalities=frozenset({"text"}),
+    matches=_matches,
+    loader=lambda: YesNoReranker,
+)

@@ -1,0 +1,41 @@
+"""A tiny random Qwen3-Reranker-shaped checkpoint in its on-disk layout: config.json with
+``architectures: ["Qwen3ForCausalLM"]``, model.safetensors, a Qwen2-format tokenizer (its
+chat markers special, ``yes`` and ``no`` single tokens) and no sentence-transformers files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.builders.tiny_qwen2 import train_tokenizer
+
+
+def build_tiny_qwen3_reranker(target: Path, *, seed: int = 0, max_positions: int = 512) -> Path:
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    target.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(["<think>", "</think>"])
+    tokenizer.add_tokens(["yes", "no"])  # whole words in the real vocabulary too
+    tokenizer.save_pretrained(target)
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        initializer_range=0.5,
+        tie_word_embeddings=True,
+        architectures=["Qwen3ForCausalLM"],
+    )
+    Qwen3ForCausalLM(config).eval().save_pretrained(target)
+    saved = json.loads((target / "config.json").read_text())
+    assert saved["architectures"] == ["Qwen3ForCausalLM"]
+    return target
