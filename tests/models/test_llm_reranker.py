@@ -174,3 +174,31 @@ def test_rerank_on_the_command_line_with_an_instruction(checkpoint: Path) -> Non
     assert [r["relevance_score"] for r in scores] == pytest.approx(expected, abs=1e-5)
     refused = CliRunner().invoke(app, ["rerank", QUERY, "a", "--instruction", task])
     assert refused.exit_code != 0 and "takes no instruction" in refused.output
+
+
+def test_a_collection_search_sends_its_instruction_to_the_reranker(checkpoint, tmp_path) -> None:
+    """The search's instruction (here per model: the embedder takes none) reaches the LLM
+    reranker; every hit's rerank score is the library's for that document."""
+    from omniretrieve.index.collection import Collection
+
+    task = "Given a code question, retrieve code that answers it"
+    reranker = Reranker(checkpoint, dtype="float32")
+    collection = Collection.create("llm", root=tmp_path, rerankers={str(checkpoint): reranker})
+    try:
+        collection.upsert([{"id": str(i), "text": t} for i, t in enumerate(DOCUMENTS)])
+        for instruction in (task, None):
+            hits = collection.search(
+                QUERY,
+                top_k=3,
+                rerank=str(checkpoint),
+                instruction={str(checkpoint): task} if instruction else None,
+            )
+            for hit in hits:
+                expected = reranker.rerank(
+                    QUERY, [hit.text], return_documents=False, instruction=instruction
+                )
+                assert hit.scores["rerank"] == pytest.approx(
+                    expected.results[0].relevance_score, abs=1e-5
+                )
+    finally:
+        collection.close()

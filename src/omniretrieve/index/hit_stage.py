@@ -32,6 +32,8 @@ class RerankChoice:
     """The first stage's share of the reranked score (1: no rerank)."""
     want: int
     """Candidates the first stage hands over (the rerank's, when it reranks)."""
+    instruction: str | None = None
+    """For a reranker that takes one."""
 
 
 @dataclass(frozen=True)
@@ -56,17 +58,27 @@ class HitStage:
         self._languages = languages
 
     def choose(
-        self, rerank: bool | str, rerank_share: float | None, top_k: int, *, diverse: bool = False
+        self,
+        rerank: bool | str,
+        rerank_share: float | None,
+        top_k: int,
+        *,
+        diverse: bool = False,
+        instruction: str | Mapping[str, str] | None = None,
     ) -> RerankChoice:
-        """The reranker (the collection's for ``True``), its share and the candidates (the
-        ``rerank_candidates`` best when reranking or diversifying, else ``top_k``)."""
+        """The reranker (the collection's for ``True``), its share, the candidates (the
+        ``rerank_candidates`` best when reranking or diversifying, else ``top_k``) and its
+        instruction (the search's, or the one a per-model mapping names it by)."""
         settings = self._source.settings
         model_id = settings.reranker if rerank is True else str(rerank)
         share = self._fusion.rerank_share(model_id, rerank_share) if rerank else 1.0
+        if isinstance(instruction, Mapping):
+            instruction = instruction.get(model_id)
         return RerankChoice(
             model_id,
             share,
             max(top_k, settings.rerank_candidates if rerank or diverse else top_k),
+            instruction,
         )
 
     def finish(
@@ -90,9 +102,7 @@ class HitStage:
         documents = self._source.state().documents
         if choice.share < 1.0:
             prefetch(documents, [d for d, _ in ranked[: self._source.settings.rerank_candidates]])
-            ranked, warnings = self._rerank(
-                choice.model_id, query, ranked, stage_scores, rerank_vectors, choice.share
-            )
+            ranked, warnings = self._rerank(choice, query, ranked, stage_scores, rerank_vectors)
         folded: dict[str, list[str]] = {}
         if diversity.active:
             pool = ranked[: self._source.settings.rerank_candidates]
@@ -158,30 +168,31 @@ class HitStage:
 
     def _rerank(
         self,
-        model_id: str,
+        choice: RerankChoice,
         query: SearchQuery,
         ranked: list[tuple[str, float]],
         stage_scores: dict[str, dict[str, float]],
         query_vectors: dict[str, np.ndarray],
-        share: float = 0.0,
     ) -> tuple[list[tuple[str, float]], dict[str, str]]:
         """The candidates re-ordered by the reranker (its z-scores mixed with the first
         stage's, the first stage weighing ``share``); those it cannot read keep their
         first-stage order after the scored ones, each with a warning saying why."""
         count = self._source.settings.rerank_candidates
         outcome = rerank_candidates(
-            self._source.reranker(model_id),
+            self._source.reranker(choice.model_id),
             query,
             ranked[:count],
             self._source.state().documents,
             document_image=self._source.document_image,
             stored_first_passage=self._stored_first_passage(query, query_vectors),
             language=self._languages.document,
+            instruction=choice.instruction,
         )
         if not outcome.scored:
             return outcome.ranked + ranked[count:], outcome.warnings
         stage_scores["rerank"] = dict(outcome.scored)
-        return mixed_with_first_stage(outcome, ranked, share) + ranked[count:], outcome.warnings
+        mixed = mixed_with_first_stage(outcome, ranked, choice.share)
+        return mixed + ranked[count:], outcome.warnings
 
     def _stored_first_passage(
         self, query: SearchQuery, query_vectors: dict[str, np.ndarray]

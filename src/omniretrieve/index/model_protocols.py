@@ -54,5 +54,10 @@ class IndexReranker(Protocol):
     def model(self) -> RerankModel: ...
 
     def rerank(
-        self, query: Any, documents: Any, *, return_documents: bool = ...
+        self,
+        query: Any,
+        documents: Any,
+        *,
+        return_documents: bool = ...,
+        instruction: str | None = ...,
     ) -> RerankResponse: ...

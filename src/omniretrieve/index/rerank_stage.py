@@ -78,8 +78,10 @@ def rerank_candidates(
     document_image: Callable[[StoredDocument], bytes],
     stored_first_passage: StoredFirstPassage,
     language: Callable[[str], str],
+    instruction: str | None = None,
 ) -> RerankOutcome:
-    """``candidates`` (document id, first-stage score) re-ordered by ``reranker``."""
+    """``candidates`` (document id, first-stage score) re-ordered by ``reranker``;
+    ``instruction`` reaches rerankers that take one (the others never see it)."""
     if not candidates:
         return RerankOutcome([], [])
     model = reranker.model
@@ -102,8 +104,16 @@ def rerank_candidates(
     warnings = {d: why for d, _ in unread}
     if not readable:
         return RerankOutcome(list(candidates), [], warnings)
+    if not getattr(model, "takes_instruction", False):
+        instruction = None
     scored = _score(
-        reranker, query, readable, [inputs[d] for d, _ in readable], stored_first_passage, language
+        reranker,
+        query,
+        readable,
+        [inputs[d] for d, _ in readable],
+        stored_first_passage,
+        language,
+        instruction,
     )
     return RerankOutcome(scored + unread, scored, warnings)
 
@@ -115,6 +125,7 @@ def _score(
     inputs: Sequence[Input | None],
     stored_first_passage: StoredFirstPassage,
     language: Callable[[str], str],
+    instruction: str | None,
 ) -> list[tuple[str, float]]:
     model = reranker.model
     scorer = model if isinstance(model, StoredVectorScorer) else None
@@ -135,5 +146,6 @@ def _score(
         scores = scorer.score_with_similarities(query.text, texts, cosine, languages)
         order = np.argsort(-scores, kind="stable")
         return [(candidates[i][0], float(scores[i])) for i in order]
-    response = reranker.rerank(query.as_input(), list(inputs), return_documents=False)
+    extra = {"instruction": instruction} if instruction is not None else {}
+    response = reranker.rerank(query.as_input(), list(inputs), return_documents=False, **extra)
     return [(candidates[r.index][0], r.relevance_score) for r in response.results]

@@ -135,7 +135,8 @@ class Searcher:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
 
-        ``instruction`` goes to the embedders with the queries: one for all, or per embedder
+        ``instruction`` goes to the embedders with the queries, and to a reranker that takes one
+        (LLM yes/no rerankers; the others never see it): one for all, or per model
         (model id -> instruction; a named task such as BGE-Code's ``CosQA``, or any text).
         Each hit names its best passage and the query's terms in it (``passage``,
         ``highlights``); ``max_chars`` returns that much text from the passage instead of the
@@ -167,7 +168,11 @@ class Searcher:
         check_diversity(diversity)
         parsed = parse_queries(queries)
         choice = self._hit_stage.choose(
-            rerank, rerank_share, top_k, diverse=diversity is not None or collapse_duplicates
+            rerank,
+            rerank_share,
+            top_k,
+            diverse=diversity is not None or collapse_duplicates,
+            instruction=instruction,
         )
         plan = self._plan(
             parsed, mode, filter, embedders, route_by_language, choice.want, instruction
