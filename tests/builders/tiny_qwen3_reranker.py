@@ -39,3 +39,38 @@ def build_tiny_qwen3_reranker(target: Path, *, seed: int = 0, max_positions: int
     saved = json.loads((target / "config.json").read_text())
     assert saved["architectures"] == ["Qwen3ForCausalLM"]
     return target
+
+
+def build_tiny_gemma_reranker(target: Path, *, seed: int = 0, max_positions: int = 512) -> Path:
+    """bge-reranker-v2-gemma's layout: ``Gemma2ForCausalLM``, a tokenizer with a bos token,
+    ``Yes`` a single token, padding on the left, no sentence-transformers files."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    target.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(["<bos>"])
+    tokenizer.bos_token = "<bos>"
+    tokenizer.add_tokens(["Yes", "No"])
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(target)
+    saved = target / "tokenizer_config.json"  # saved as the published one: left padding
+    settings = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**settings, "padding_side": "left"}, indent=2))
+    torch.manual_seed(seed)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        initializer_range=0.5,
+        architectures=["Gemma2ForCausalLM"],
+    )
+    Gemma2ForCausalLM(config).eval().save_pretrained(target)
+    return target

@@ -202,3 +202,75 @@ def test_a_collection_search_sends_its_instruction_to_the_reranker(checkpoint, t
                 )
     finally:
         collection.close()
+
+
+BAAI_PROMPT = (
+    "Given a query A and a passage B, determine whether the passage contains an answer to the "
+    "query by providing a prediction of either 'Yes' or 'No'."
+)
+
+
+def card_gemma_scores(path: Path, pairs: list[list[str]], prompt: str, max_length: int = 1024):
+    """bge-reranker-v2-gemma's model card: get_inputs, then the 'Yes' logit (here through the
+    sigmoid, FlagEmbedding's normalize=True); one padded batch, as the card runs it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    yes_loc = tokenizer("Yes", add_special_tokens=False)["input_ids"][0]
+    prompt_inputs = tokenizer(prompt, return_tensors=None, add_special_tokens=False)["input_ids"]
+    sep_inputs = tokenizer("\n", return_tensors=None, add_special_tokens=False)["input_ids"]
+    inputs = []
+    for query, passage in pairs:
+        query_inputs = tokenizer(
+            f"A: {query}", add_special_tokens=False, max_length=max_length * 3 // 4,
+            truncation=True,
+        )  # fmt: skip
+        passage_inputs = tokenizer(
+            f"B: {passage}", add_special_tokens=False, max_length=max_length, truncation=True
+        )
+        # the card's prepare_for_model(first, second, truncation="only_second", max_length):
+        # transformers 5 has no prepare_for_model; "only_second" cuts the second at its end
+        first = [tokenizer.bos_token_id] + query_inputs["input_ids"]
+        second = sep_inputs + passage_inputs["input_ids"]
+        item = {"input_ids": first + second[: max_length - len(first)]}
+        item["input_ids"] = item["input_ids"] + sep_inputs + prompt_inputs
+        item["attention_mask"] = [1] * len(item["input_ids"])
+        inputs.append(item)
+    batch = tokenizer.pad(
+        inputs, padding=True, max_length=max_length + len(sep_inputs) + len(prompt_inputs),
+        pad_to_multiple_of=8, return_tensors="pt",
+    )  # fmt: skip
+    with torch.no_grad():
+        logits = model(**batch, return_dict=True).logits[:, -1, yes_loc].view(-1).float()
+    return torch.sigmoid(logits).tolist()
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.builders.tiny_qwen3_reranker import build_tiny_gemma_reranker
+
+    return build_tiny_gemma_reranker(tmp_path_factory.mktemp("gemma-reranker"))
+
+
+def test_the_baai_gemma_recipe_matches_its_card(gemma: Path) -> None:
+    reranker = Reranker(gemma, dtype="float32")
+    assert reranker.model.family == "llm-reranker"
+    ours = by_index(reranker.rerank(QUERY, DOCUMENTS, return_documents=False))
+    pairs = [[QUERY, d] for d in DOCUMENTS]
+    assert ours == pytest.approx(card_gemma_scores(gemma, pairs, BAAI_PROMPT), abs=1e-5)
+    task = "Does passage B answer query A? Say 'Yes' or 'No'."
+    custom = by_index(reranker.rerank(QUERY, DOCUMENTS, return_documents=False, instruction=task))
+    assert custom == pytest.approx(card_gemma_scores(gemma, pairs, task), abs=1e-5)
+    alone = [by_index(reranker.rerank(QUERY, [d], return_documents=False))[0] for d in DOCUMENTS]
+    assert alone == pytest.approx(ours, abs=1e-5)
+
+
+def test_the_gemma_passage_is_cut_first(gemma: Path) -> None:
+    long_document = "cats eat fish and dogs chew bones " * 200
+    reranker = Reranker(gemma, dtype="float32")
+    response = reranker.rerank(QUERY, [long_document, DOCUMENTS[0]], return_documents=False)
+    assert {r.index: r.truncated for r in response.results} == {0: True, 1: False}
+    expected = card_gemma_scores(gemma, [[QUERY, long_document], [QUERY, DOCUMENTS[0]]],
+                                 BAAI_PROMPT, max_length=512)  # fmt: skip
+    assert by_index(response) == pytest.approx(expected, abs=1e-5)

@@ -1,20 +1,25 @@
-"""LLM yes/no rerankers: a causal language model asked whether a document meets a query, its
-score the probability of "yes" (Qwen3-Reranker).
+"""LLM yes/no rerankers: a causal language model asked whether a document answers a query,
+its score the model's "yes" read at the last position. Recognised from the checkpoint, never
+its name: a causal LM of an architecture below without sentence-transformers files (an
+embedding checkpoint of the same architecture carries ``modules.json``; it is no reranker).
+Each architecture has its publisher's recipe, as their reference code computes it (see
+``docs/models.md``); batches are padded on the left, so every pair's last position is its own.
 
-Recognised from the checkpoint, never its name: a ``Qwen3ForCausalLM`` checkpoint without
-sentence-transformers files (an embedding checkpoint of the same architecture carries
-``modules.json`` and pooling settings, and is not a reranker). The recipe, from the model
-card's reference code (see ``docs/models.md``):
-
-- the tokenizer pads on the left, so every pair's last position is its own;
-- a pair is ``prefix + body + suffix`` in token ids: the prefix is the system turn
-  (``Judge whether the Document meets the requirements based on the Query and the Instruct
-  provided. Note that the answer can only be "yes" or "no".``) and the user turn's opening,
-  the body ``<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {document}``
-  tokenised without special tokens and cut at its end to ``max_length - len(prefix) -
-  len(suffix)`` (the document goes first), the suffix the assistant turn with an empty think
-  block;
-- score = softmax over the last position's logits of the tokens ``no`` and ``yes``, P(yes).
+- ``Qwen3ForCausalLM`` (Qwen3-Reranker, its model card): ``prefix + body + suffix`` in token
+  ids; the prefix is the system turn (``Judge whether the Document meets the requirements
+  based on the Query and the Instruct provided. Note that the answer can only be "yes" or
+  "no".``) and the user turn's opening, the body ``<Instruct>: {instruction}\n<Query>:
+  {query}\n<Document>: {document}`` tokenised without special tokens and cut at its end to
+  ``max_length - len(prefix) - len(suffix)`` (max_length 8192: the document goes first), the
+  suffix the assistant turn with an empty think block; score = softmax over the logits of
+  ``no`` and ``yes``: P(yes).
+- ``GemmaForCausalLM`` / ``Gemma2ForCausalLM`` (BAAI's bge-reranker-v2-gemma, its model card's
+  ``get_inputs`` as FlagEmbedding's ``FlagLLMReranker`` runs it): ``[bos] + "A: {query}"``
+  (cut to 3/4 of max_length) then ``"\n" + "B: {passage}"`` (the pair cut to max_length,
+  1024, the passage only), then ``"\n" + prompt``, the prompt being the instruction (default
+  ``Given a query A and a passage B, determine whether the passage contains an answer to the
+  query by providing a prediction of either 'Yes' or 'No'.``); score = sigmoid of the logit of
+  ``Yes`` (FlagEmbedding's ``normalize=True``).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.batching import plan_batches
 from omniretrieve.runtime.torch_utils import load_pretrained
 
-YES_NO_ARCHITECTURES = frozenset({"Qwen3ForCausalLM"})
+QWEN3_ARCHITECTURES = frozenset({"Qwen3ForCausalLM"})
+GEMMA_ARCHITECTURES = frozenset({"GemmaForCausalLM", "Gemma2ForCausalLM"})
 SENTENCE_TRANSFORMERS_FILES = frozenset({"modules.json", "config_sentence_transformers.json"})
 PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
@@ -48,14 +54,78 @@ SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 BODY = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 DEFAULT_MAX_LENGTH = 8192
+BAAI_PROMPT = (
+    "Given a query A and a passage B, determine whether the passage contains an answer to the "
+    "query by providing a prediction of either 'Yes' or 'No'."
+)
+BAAI_MAX_LENGTH = 1024
 LARGE_ON_CPU = 1_000_000_000
 """Parameters above which a CPU load warns that scoring will be slow."""
 
 
 def _matches(info: CheckpointInfo) -> bool:
-    return bool(set(info.architectures) & YES_NO_ARCHITECTURES) and not (
+    return bool(set(info.architectures) & (QWEN3_ARCHITECTURES | GEMMA_ARCHITECTURES)) and not (
         info.files & SENTENCE_TRANSFORMERS_FILES
     )
+
+
+class QwenRecipe:
+    """Qwen3-Reranker's prompt and answer (module docstring)."""
+
+    default_instruction = DEFAULT_INSTRUCTION
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = min(DEFAULT_MAX_LENGTH, max_length)
+        self.prefix = tokenizer.encode(PREFIX, add_special_tokens=False)
+        self.suffix = tokenizer.encode(SUFFIX, add_special_tokens=False)
+        self.no_id, self.yes_id = (tokenizer.convert_tokens_to_ids(t) for t in ("no", "yes"))
+        self.answer_ids = (self.no_id, self.yes_id)
+
+    def pair_ids(self, instruction: str, query: str, document: str) -> tuple[list[int], bool]:
+        body = self.tokenizer.encode(
+            BODY.format(instruction=instruction, query=query, document=document),
+            add_special_tokens=False,
+        )
+        room = self.max_length - len(self.prefix) - len(self.suffix)
+        return self.prefix + body[:room] + self.suffix, len(body) > room
+
+    def scores(self, logits: Any) -> Any:
+        import torch
+
+        pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1)
+        return torch.log_softmax(pair.float(), dim=1)[:, 1].exp()
+
+
+class BaaiRecipe:
+    """bge-reranker-v2-gemma's prompt and answer (module docstring)."""
+
+    default_instruction = BAAI_PROMPT
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = min(BAAI_MAX_LENGTH, max_length)
+        self.separator = tokenizer.encode("\n", add_special_tokens=False)
+        self.yes_id = tokenizer.encode("Yes", add_special_tokens=False)[0]
+        self.answer_ids = (self.yes_id,)
+        if tokenizer.bos_token_id is None:
+            raise InputError("the tokenizer has no bos token, which the prompt starts with")
+
+    def pair_ids(self, instruction: str, query: str, document: str) -> tuple[list[int], bool]:
+        encode = self.tokenizer.encode
+        whole_query = encode(f"A: {query}", add_special_tokens=False)
+        query_ids = whole_query[: self.max_length * 3 // 4]
+        passage = encode(f"B: {document}", add_special_tokens=False)
+        first = [self.tokenizer.bos_token_id] + query_ids
+        second = (self.separator + passage)[: max(0, self.max_length - len(first))]
+        prompt = encode(instruction, add_special_tokens=False)
+        cut = len(query_ids) < len(whole_query) or len(second) < len(self.separator + passage)
+        return first + second + self.separator + prompt, cut
+
+    def scores(self, logits: Any) -> Any:
+        import torch
+
+        return torch.sigmoid(logits[:, self.yes_id].float())
 
 
 class YesNoReranker(PairwiseRerankModel):
@@ -64,20 +134,17 @@ class YesNoReranker(PairwiseRerankModel):
     takes_instruction = True
 
     def __init__(
-        self, model_id: str, model: Any, tokenizer: Any, max_length: int, options: LoadOptions
+        self, model_id: str, model: Any, recipe: QwenRecipe | BaaiRecipe, options: LoadOptions
     ) -> None:
         self.model_id = model_id
         self.model = model
-        self.tokenizer = tokenizer
-        self.max_length = max_length
+        self.recipe = recipe
+        self.tokenizer = recipe.tokenizer
         self.options = options
-        self.prefix = tokenizer.encode(PREFIX, add_special_tokens=False)
-        self.suffix = tokenizer.encode(SUFFIX, add_special_tokens=False)
-        self.no_id, self.yes_id = (tokenizer.convert_tokens_to_ids(t) for t in ("no", "yes"))
-        unknown = tokenizer.unk_token_id
-        if None in (self.no_id, self.yes_id) or unknown in (self.no_id, self.yes_id):
+        unknown = self.tokenizer.unk_token_id
+        if any(i is None or i == unknown for i in recipe.answer_ids):
             raise InputError(
-                f"{model_id}: its tokenizer has no 'yes' and 'no' tokens to read the answer from",
+                f"{model_id}: its tokenizer lacks the answer tokens its recipe reads",
                 field="model",
             )
 
@@ -99,16 +166,13 @@ class YesNoReranker(PairwiseRerankModel):
                 parameters / 1e9,
             )
         positions = int(source.info.config.get("max_position_embeddings") or DEFAULT_MAX_LENGTH)
-        return cls(source.model_id, model, tokenizer, min(DEFAULT_MAX_LENGTH, positions), options)
+        gemma = bool(set(source.info.architectures) & GEMMA_ARCHITECTURES)
+        recipe = (BaaiRecipe if gemma else QwenRecipe)(tokenizer, positions)
+        return cls(source.model_id, model, recipe, options)
 
     def pair_ids(self, instruction: str, query: str, document: str) -> tuple[list[int], bool]:
-        """One pair's token ids, and whether its body was cut to fit."""
-        body = self.tokenizer.encode(
-            BODY.format(instruction=instruction, query=query, document=document),
-            add_special_tokens=False,
-        )
-        room = self.max_length - len(self.prefix) - len(self.suffix)
-        return self.prefix + body[:room] + self.suffix, len(body) > room
+        """One pair's token ids, and whether it was cut to fit."""
+        return self.recipe.pair_ids(instruction, query, document)
 
     def score(
         self,
@@ -138,7 +202,7 @@ class YesNoReranker(PairwiseRerankModel):
         sizes: list[int] = []
         for position, (query, documents) in enumerate(requests):
             given = instructions[position] if instructions is not None else None
-            instruction = given or DEFAULT_INSTRUCTION
+            instruction = given or self.recipe.default_instruction
             query_text = texts_of([query], model_id=self.model_id, field="query")[0]
             texts = texts_of(documents, model_id=self.model_id, field="documents")
             for text in texts:
@@ -160,9 +224,7 @@ class YesNoReranker(PairwiseRerankModel):
             inputs = {k: v.to(device) for k, v in padded.items()}
             with torch.inference_mode():
                 logits = self.model(**inputs).logits[:, -1, :]
-            pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1)
-            yes = torch.log_softmax(pair.float(), dim=1)[:, 1].exp()
-            scores[batch] = yes.cpu().numpy()
+                scores[batch] = self.recipe.scores(logits).cpu().numpy()
             if progress is not None:
                 progress(len(batch))
         return split_scores(scores, truncated, lengths, sizes)
