@@ -43,3 +43,15 @@ def pdf_with_pages(path: Path, pages: list[str | bytes]) -> Path:
             pdf.savefig(figure)
             plt.close(figure)
     return path
+
+
+COPIES_QUERY = "aspirin heart attack risk"
+_ASPIRIN = "Low dose aspirin lowers the risk of a first heart attack in adults over fifty."
+NEAR_COPIES = [
+    {"id": "copy-1", "text": _ASPIRIN},
+    {"id": "copy-2", "text": _ASPIRIN + " "},
+    {"id": "copy-3", "text": _ASPIRIN.replace("adults", "Adults")},
+    {"id": "statins", "text": "Statins reduce heart attack risk by lowering cholesterol."},
+    {"id": "exercise", "text": "Regular exercise protects the heart and lowers attack risk."},
+]
+"""Three near-copies of one document and two others (diversity and duplicate collapse)."""

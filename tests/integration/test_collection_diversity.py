@@ -10,16 +10,10 @@ import pytest
 
 from omniretrieve.errors import InputError
 from omniretrieve.index.collection import Collection
+from tests.builders.documents import COPIES_QUERY, NEAR_COPIES
 
-ASPIRIN = "Low dose aspirin lowers the risk of a first heart attack in adults over fifty."
-DOCUMENTS = [
-    {"id": "copy-1", "text": ASPIRIN},
-    {"id": "copy-2", "text": ASPIRIN + " "},
-    {"id": "copy-3", "text": ASPIRIN.replace("adults", "Adults")},
-    {"id": "statins", "text": "Statins reduce heart attack risk by lowering cholesterol."},
-    {"id": "exercise", "text": "Regular exercise protects the heart and lowers attack risk."},
-]
-QUERY = "aspirin heart attack risk"
+DOCUMENTS = NEAR_COPIES
+QUERY = COPIES_QUERY
 
 
 @pytest.fixture(scope="module")

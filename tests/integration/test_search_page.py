@@ -248,8 +248,8 @@ def test_diverse_and_merged_results_on_the_page(server: str, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from tests.integration.test_collection_diversity import DOCUMENTS as COPIES
-    from tests.integration.test_collection_diversity import QUERY
+    from tests.builders.documents import COPIES_QUERY as QUERY
+    from tests.builders.documents import NEAR_COPIES as COPIES
 
     headers = {"Authorization": "Bearer page-key"}
     httpx.post(f"{server}/v1/collections", json={"name": "copies"}, headers=headers)
