@@ -208,7 +208,9 @@ def test_mixed_documents_index_text_and_image(tmp_path: Path, minilm, hybrid_rer
         collection.upsert(documents)
         stored = collection.get("slide")
         assert "Board meeting" in stored.text and "revenue" in stored.text.lower()
-        assert stored.metadata == {"n": 1, "ocr": True}
+        # where OCR's text starts: an image reranker reads the given text and the image
+        assert stored.metadata == {"n": 1, "ocr": True, "ocr_from": len("Board meeting slides")}
+        assert stored.given_text == "Board meeting slides"
         for mode in ("sparse", "dense", "hybrid"):
             assert (
                 collection.search("revenue growth percent", mode=mode, top_k=1)[0].doc_id == "slide"
