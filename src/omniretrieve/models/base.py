@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -180,6 +180,34 @@ class PairwiseRerankModel(RerankModel):
         *,
         progress: ProgressCallback | None = None,
     ) -> list[ScoreOutput]: ...
+
+
+def score_token_batches(
+    pairs: Sequence[Mapping[str, list[int]]],
+    tokenizer: Any,
+    options: LoadOptions,
+    forward: Callable[[dict[str, Any]], Any],
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """One score per pair of token ids: pairs planned into batches by token budget, padded by
+    ``tokenizer`` (on its own side), moved to the device and scored by ``forward`` (padded
+    inputs -> one score tensor per row) under inference mode."""
+    import torch
+
+    from omniretrieve.runtime.batching import plan_batches
+
+    lengths = [len(p["input_ids"]) for p in pairs]
+    scores = np.empty(len(pairs), dtype=np.float32)
+    for batch in plan_batches(
+        lengths, token_budget=options.token_budget, max_batch_size=options.max_batch_size
+    ):
+        padded = tokenizer.pad([pairs[i] for i in batch], padding=True, return_tensors="pt")
+        inputs = {k: v.to(options.device) for k, v in padded.items()}
+        with torch.inference_mode():
+            scores[batch] = forward(inputs).float().cpu().numpy()
+        if progress is not None:
+            progress(len(batch))
+    return scores
 
 
 def split_scores(

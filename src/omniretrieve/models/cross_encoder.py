@@ -10,18 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import (
     LoadOptions,
     PairwiseRerankModel,
     ProgressCallback,
     ScoreOutput,
+    score_token_batches,
     split_scores,
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
-from omniretrieve.runtime.batching import plan_batches
 from omniretrieve.runtime.torch_utils import load_pretrained
 
 DEFAULT_MAX_LENGTH = 512
@@ -108,6 +106,9 @@ class CrossEncoderReranker(PairwiseRerankModel):
         split back per request."""
         import torch
 
+        def forward(inputs: dict[str, Any]) -> Any:
+            return torch.sigmoid(self.model(**inputs).logits[:, 0].float())
+
         pairs: list[dict[str, Any]] = []
         truncated: list[bool] = []
         sizes: list[int] = []
@@ -118,21 +119,8 @@ class CrossEncoderReranker(PairwiseRerankModel):
             pairs += request_pairs
             truncated += request_cut
             sizes.append(len(request_pairs))
+        scores = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
         lengths = [len(p["input_ids"]) for p in pairs]
-        scores = np.empty(len(pairs), dtype=np.float32)
-        device = self.options.device
-        for batch in plan_batches(
-            lengths,
-            token_budget=self.options.token_budget,
-            max_batch_size=self.options.max_batch_size,
-        ):
-            padded = self.tokenizer.pad([pairs[i] for i in batch], return_tensors="pt")
-            inputs = {k: v.to(device) for k, v in padded.items()}
-            with torch.inference_mode():
-                logits = self.model(**inputs).logits[:, 0]
-            scores[batch] = torch.sigmoid(logits.float()).cpu().numpy()
-            if progress is not None:
-                progress(len(batch))
         return split_scores(scores, truncated, lengths, sizes)
 
 

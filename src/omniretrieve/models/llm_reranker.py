@@ -27,8 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import (
@@ -36,10 +34,10 @@ from omniretrieve.models.base import (
     PairwiseRerankModel,
     ProgressCallback,
     ScoreOutput,
+    score_token_batches,
     split_scores,
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
-from omniretrieve.runtime.batching import plan_batches
 from omniretrieve.runtime.torch_utils import load_pretrained
 
 QWEN3_ARCHITECTURES = frozenset({"Qwen3ForCausalLM"})
@@ -195,9 +193,11 @@ class YesNoReranker(PairwiseRerankModel):
     ) -> list[ScoreOutput]:
         """Every request's pairs in shared batches (each pair is scored on its own); each
         request with its instruction (None or empty: the default one)."""
-        import torch
 
-        pairs: list[list[int]] = []
+        def forward(inputs: dict[str, Any]) -> Any:
+            return self.recipe.scores(self.model(**inputs).logits[:, -1, :])
+
+        pairs: list[dict[str, list[int]]] = []
         truncated: list[bool] = []
         sizes: list[int] = []
         for position, (query, documents) in enumerate(requests):
@@ -207,26 +207,11 @@ class YesNoReranker(PairwiseRerankModel):
             texts = texts_of(documents, model_id=self.model_id, field="documents")
             for text in texts:
                 ids, cut = self.pair_ids(instruction, query_text, text)
-                pairs.append(ids)
+                pairs.append({"input_ids": ids})
                 truncated.append(cut)
             sizes.append(len(texts))
-        lengths = [len(ids) for ids in pairs]
-        scores = np.empty(len(pairs), dtype=np.float32)
-        device = self.options.device
-        for batch in plan_batches(
-            lengths,
-            token_budget=self.options.token_budget,
-            max_batch_size=self.options.max_batch_size,
-        ):
-            padded = self.tokenizer.pad(
-                [{"input_ids": pairs[i]} for i in batch], padding=True, return_tensors="pt"
-            )
-            inputs = {k: v.to(device) for k, v in padded.items()}
-            with torch.inference_mode():
-                logits = self.model(**inputs).logits[:, -1, :]
-                scores[batch] = self.recipe.scores(logits).cpu().numpy()
-            if progress is not None:
-                progress(len(batch))
+        scores = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
+        lengths = [len(p["input_ids"]) for p in pairs]
         return split_scores(scores, truncated, lengths, sizes)
 
 
