@@ -6,8 +6,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.builders.tiny_qwen2 import train_tokenizer
+
+
+def tiny_decoder(tokenizer: Any, max_positions: int) -> dict[str, Any]:
+    """The size and special tokens both tiny causal LMs share."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "max_position_embeddings": max_positions,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
 
 
 def build_tiny_qwen3_reranker(target: Path, *, seed: int = 0, max_positions: int = 512) -> Path:
@@ -20,16 +37,7 @@ def build_tiny_qwen3_reranker(target: Path, *, seed: int = 0, max_positions: int
     tokenizer.save_pretrained(target)
     torch.manual_seed(seed)
     config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **tiny_decoder(tokenizer, max_positions),
         bos_token_id=tokenizer.eos_token_id,
         initializer_range=0.5,
         tie_word_embeddings=True,
@@ -58,16 +66,7 @@ def build_tiny_gemma_reranker(target: Path, *, seed: int = 0, max_positions: int
     saved.write_text(json.dumps({**settings, "padding_side": "left"}, indent=2))
     torch.manual_seed(seed)
     config = Gemma2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **tiny_decoder(tokenizer, max_positions),
         bos_token_id=tokenizer.bos_token_id,
         initializer_range=0.5,
         architectures=["Gemma2ForCausalLM"],
