@@ -34,22 +34,15 @@ from omniretrieve.server.schemas import CohereRerankRequest, RerankRequest
 router = APIRouter()
 
 
-async def run_rerank(
-    request: Request,
-    model_name: str | None,
-    query_raw: Any,
-    documents_raw: list[Any],
-    top_n: int | None,
-    return_documents: bool,
-    instruction: str | None = None,
-) -> RerankResponse:
+async def run_rerank(request: Request, body: RerankRequest | CohereRerankRequest) -> RerankResponse:
+    """Either API's request (they share every field this reads)."""
     config = app_config(request)
-    loaded = ready_pool(request).reranker(model_name)
+    loaded = ready_pool(request).reranker(body.model)
     model = loaded.model
-    given = instruction_argument(model, instruction).get("instruction")
-    query = parse_input(query_raw, field="query")
+    given = instruction_argument(model, body.instruction).get("instruction")
+    query = parse_input(body.query, field="query")
     documents = parse_inputs(
-        documents_raw, field="documents", max_items=config.limits.max_documents
+        body.documents, field="documents", max_items=config.limits.max_documents
     )
     named = [("query", query)] + [(f"documents[{i}]", d) for i, d in enumerate(documents)]
     validate_text_lengths(named, limits=config.limits)
@@ -86,8 +79,8 @@ async def run_rerank(
         model.model_id,
         output,
         originals,
-        top_n=top_n,
-        return_documents=return_documents,
+        top_n=body.top_n,
+        return_documents=body.return_documents,
         unread=unread,
     )
     return replace(response, ocr_positions=read_by_ocr)
@@ -121,15 +114,7 @@ async def rerank(
     body: Annotated[RerankRequest, Body(openapi_examples=examples.RERANK)], request: Request
 ) -> dict[str, Any]:
     """Jina's rerank; the response also carries Cohere v1's ``id`` and ``meta``."""
-    response = await run_rerank(
-        request,
-        body.model,
-        body.query,
-        body.documents,
-        body.top_n,
-        body.return_documents,
-        body.instruction,
-    )
+    response = await run_rerank(request, body)
     return {
         "id": str(uuid.uuid4()),
         "model": response.model,
@@ -146,15 +131,7 @@ async def rerank_cohere(
     request: Request,
 ) -> dict[str, Any]:
     """Cohere's v2 rerank."""
-    response = await run_rerank(
-        request,
-        body.model,
-        body.query,
-        body.documents,
-        body.top_n,
-        body.return_documents,
-        body.instruction,
-    )
+    response = await run_rerank(request, body)
     return {
         "id": str(uuid.uuid4()),
         "results": result_rows(response),
