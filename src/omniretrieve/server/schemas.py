@@ -113,6 +113,12 @@ class EmbeddingsResponse(BaseModel):
     )
 
 
+RERANK_INSTRUCTION = (
+    "For rerankers that take one (LLM yes/no rerankers such as Qwen3-Reranker; default: the "
+    "model's own); the others refuse a non-empty one"
+)
+
+
 class RerankRequest(BaseModel):
     """Jina's rerank request (also Cohere's v1 shape)."""
 
@@ -122,11 +128,7 @@ class RerankRequest(BaseModel):
     documents: ItemList
     top_n: StrictInt | None = Field(None, ge=1)
     return_documents: StrictBool = True
-    instruction: str | None = Field(
-        None,
-        description="For rerankers that take one (LLM yes/no rerankers such as Qwen3-Reranker; "
-        "default: the model's own); the others refuse a non-empty one",
-    )
+    instruction: str | None = Field(None, description=RERANK_INSTRUCTION)
 
 
 class CohereRerankRequest(BaseModel):
@@ -144,11 +146,7 @@ class CohereRerankRequest(BaseModel):
         None, ge=1, description="Accepted; documents are cut at the model's own maximum length"
     )
     return_documents: StrictBool = False
-    instruction: str | None = Field(
-        None,
-        description="For rerankers that take one (LLM yes/no rerankers such as Qwen3-Reranker; "
-        "default: the model's own); the others refuse a non-empty one",
-    )
+    instruction: str | None = Field(None, description=RERANK_INSTRUCTION)
 
 
 class RerankResultBody(BaseModel):
