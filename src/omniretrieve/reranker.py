@@ -39,6 +39,9 @@ class RerankResult:
     unread: bool = False
     """The model could not read this document (an image without text, for a text-only model):
     it is ranked after the scored ones with a score of 0."""
+    raw_score: float | None = None
+    """Asked for with ``raw_scores``: the score before the model's last squashing (a logit;
+    what it is per family: ``docs/models.md``); None for an unread document."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class RerankResponse:
                     **({"document": document_json(r.document)} if r.document is not None else {}),
                     "truncated": r.truncated,
                     **({"unread": True} if r.unread else {}),
+                    **({"raw_score": r.raw_score} if r.raw_score is not None else {}),
                 }
                 for r in self.results
             ],
@@ -99,16 +103,22 @@ def build_rerank_response(
     top_n: int | None,
     return_documents: bool,
     unread: Sequence[int] = (),
+    raw_scores: bool = False,
 ) -> RerankResponse:
     """Scores of the read documents (``documents`` less the ``unread`` positions, in order)
     -> results best first (stable for ties), the unread ones after them in their order, cut
-    to ``top_n``."""
+    to ``top_n``; each with its raw score when ``raw_scores`` asks."""
+    if raw_scores and output.raw_scores is None:
+        raise InputError(f"{model_id} has no raw scores", field="raw_scores")
     unread_set = set(unread)
     read = [i for i in range(len(documents)) if i not in unread_set]
     scores = np.full(len(documents), -1.0)
+    raw: dict[int, float] = {}
     truncated = [False] * len(documents)
     for position, score, cut in zip(read, output.scores, output.truncated, strict=True):
         scores[position], truncated[position] = float(score), bool(cut)
+    if raw_scores and output.raw_scores is not None:
+        raw = {p: float(x) for p, x in zip(read, output.raw_scores, strict=True)}
     order = np.argsort(-scores, kind="stable")
     if top_n is not None:
         order = order[:top_n]
@@ -119,6 +129,7 @@ def build_rerank_response(
             document=documents[i] if return_documents else None,
             truncated=truncated[i],
             unread=i in unread_set,
+            raw_score=raw.get(int(i)),
         )
         for i in order
     ]
@@ -198,10 +209,12 @@ class Reranker:
         return_documents: bool = True,
         show_progress: bool | None = None,
         instruction: str | None = None,
+        raw_scores: bool = False,
     ) -> RerankResponse:
         """Rank ``documents`` for ``query``; ``top_n`` keeps the best n (all when None).
         ``instruction`` goes to rerankers that take one (LLM yes/no rerankers; None: their
-        default); the others refuse a non-empty one."""
+        default); the others refuse a non-empty one. ``raw_scores`` adds each result's
+        ``raw_score``, the score before the model's last squashing (TEI's name)."""
         parsed_query = parse_input(query, field="query")
         parsed_docs = parse_inputs(documents, field="documents")
         check_top_n(top_n)
@@ -213,5 +226,10 @@ class Reranker:
         ) as cb:
             output = self.model.score(parsed_query, parsed_docs, progress=cb, **extra)
         return build_rerank_response(
-            self.model_id, output, parsed_docs, top_n=top_n, return_documents=return_documents
+            self.model_id,
+            output,
+            parsed_docs,
+            top_n=top_n,
+            return_documents=return_documents,
+            raw_scores=raw_scores,
         )

@@ -71,6 +71,9 @@ def rerank(
     instruction: str = typer.Option(
         None, "--instruction", help="For rerankers that take one (Qwen3-Reranker)."
     ),
+    raw_scores: bool = typer.Option(
+        False, "--raw-scores", help="Add each result's raw_score (the logit before squashing)."
+    ),
     return_documents: bool = typer.Option(True, "--documents/--no-documents"),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per result."),
     device: str = typer.Option("cpu"),
@@ -83,7 +86,12 @@ def rerank(
     reranker = Reranker(model, device=device, dtype=dtype)
     asked = {"image": query} if query_image else query
     response = reranker.rerank(
-        asked, items, top_n=top_n, return_documents=return_documents, instruction=instruction
+        asked,
+        items,
+        top_n=top_n,
+        return_documents=return_documents,
+        instruction=instruction,
+        raw_scores=raw_scores,
     )
     write_json(response.to_json(), "results", jsonl)
     note_truncation([r.truncated for r in response.results], None)

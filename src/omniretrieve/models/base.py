@@ -76,6 +76,9 @@ class ScoreOutput:
     """(n,) float32 relevance scores in [0, 1], in document order."""
     truncated: list[bool]
     total_tokens: int
+    raw_scores: np.ndarray | None = None
+    """(n,) the scores before the family's last squashing (a logit; see ``docs/models.md``),
+    where the family has one."""
 
 
 class EmbeddingModel(ABC):
@@ -189,7 +192,7 @@ def score_token_batches(
     forward: Callable[[dict[str, Any]], Any],
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """One score per pair of token ids: pairs planned into batches by token budget, padded by
+    """One raw score per pair of token ids: pairs planned into batches by token budget, padded by
     ``tokenizer`` (on its own side), moved to the device and scored by ``forward`` (padded
     inputs -> one score tensor per row) under inference mode."""
     import torch
@@ -210,11 +213,22 @@ def score_token_batches(
     return scores
 
 
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """The logistic function, in float64, returned as float32."""
+    return (1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64)))).astype(np.float32)
+
+
 def split_scores(
-    scores: np.ndarray, truncated: Sequence[bool], tokens: Sequence[int], sizes: Sequence[int]
+    raw: np.ndarray,
+    truncated: Sequence[bool],
+    tokens: Sequence[int],
+    sizes: Sequence[int],
+    relevance: Callable[[np.ndarray], np.ndarray] = sigmoid,
 ) -> list[ScoreOutput]:
-    """Per-pair scores, truncation flags and token counts of several requests' pairs (in
-    request order) -> one output per request of ``sizes`` pairs."""
+    """Per-pair raw scores, truncation flags and token counts of several requests' pairs (in
+    request order) -> one output per request of ``sizes`` pairs, its relevance scores
+    ``relevance(raw)``."""
+    scores = relevance(raw)
     outputs, start = [], 0
     for size in sizes:
         end = start + size
@@ -223,6 +237,7 @@ def split_scores(
                 scores=scores[start:end],
                 truncated=list(truncated[start:end]),
                 total_tokens=sum(tokens[start:end]),
+                raw_scores=raw[start:end],
             )
         )
         start = end

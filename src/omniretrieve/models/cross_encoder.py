@@ -104,10 +104,9 @@ class CrossEncoderReranker(PairwiseRerankModel):
     ) -> list[ScoreOutput]:
         """Every request's pairs planned into shared batches (pairs are scored independently),
         split back per request."""
-        import torch
 
         def forward(inputs: dict[str, Any]) -> Any:
-            return torch.sigmoid(self.model(**inputs).logits[:, 0].float())
+            return self.model(**inputs).logits[:, 0].float()
 
         pairs: list[dict[str, Any]] = []
         truncated: list[bool] = []
@@ -119,9 +118,9 @@ class CrossEncoderReranker(PairwiseRerankModel):
             pairs += request_pairs
             truncated += request_cut
             sizes.append(len(request_pairs))
-        scores = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
+        logits = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
         lengths = [len(p["input_ids"]) for p in pairs]
-        return split_scores(scores, truncated, lengths, sizes)
+        return split_scores(logits, truncated, lengths, sizes)
 
 
 FAMILY = Family(

@@ -35,6 +35,7 @@ from omniretrieve.models.base import (
     ProgressCallback,
     RerankModel,
     ScoreOutput,
+    sigmoid,
 )
 from omniretrieve.models.registry import DEFAULT_EMBEDDER, default_registry
 from omniretrieve.models.sources import Family, ModelSource
@@ -54,9 +55,12 @@ class HybridParams:
     weights: tuple[float, ...]
     bias: float
 
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The regression's linear value (its raw score): the probability's log-odds."""
+        return features.astype(np.float64) @ np.asarray(self.weights) + self.bias
+
     def probability(self, features: np.ndarray) -> np.ndarray:
-        logits = features.astype(np.float64) @ np.asarray(self.weights) + self.bias
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return sigmoid(self.logits(features))
 
     @classmethod
     def read(cls, path: Path = PARAMS_FILE) -> HybridParams:
@@ -176,10 +180,12 @@ class HybridReranker(RerankModel):
         cosine = _unit(docs_out.vectors) @ _unit(query_out.vectors)[0]
         features = combine_features(cosine, self._bm25(query_text, texts))
         tokens = len(texts) * query_out.token_counts[0] + sum(docs_out.token_counts)
+        logits = self.params.logits(features)
         return ScoreOutput(
-            scores=self.params.probability(features),
+            scores=sigmoid(logits),
             truncated=docs_out.truncated,
             total_tokens=tokens,
+            raw_scores=logits.astype(np.float32),
         )
 
     def score_with_similarities(

@@ -88,11 +88,9 @@ class QwenRecipe:
         room = self.max_length - len(self.prefix) - len(self.suffix)
         return self.prefix + body[:room] + self.suffix, len(body) > room
 
-    def scores(self, logits: Any) -> Any:
-        import torch
-
-        pair = torch.stack([logits[:, self.no_id], logits[:, self.yes_id]], dim=1)
-        return torch.log_softmax(pair.float(), dim=1)[:, 1].exp()
+    def raw_scores(self, logits: Any) -> Any:
+        """The log-odds of "yes" against "no": the softmax over the two is its sigmoid."""
+        return logits[:, self.yes_id].float() - logits[:, self.no_id].float()
 
 
 class BaaiRecipe:
@@ -120,10 +118,9 @@ class BaaiRecipe:
         cut = len(query_ids) < len(whole_query) or len(second) < len(self.separator + passage)
         return first + second + self.separator + prompt, cut
 
-    def scores(self, logits: Any) -> Any:
-        import torch
-
-        return torch.sigmoid(logits[:, self.yes_id].float())
+    def raw_scores(self, logits: Any) -> Any:
+        """The "Yes" logit (FlagEmbedding's ``normalize=False``; its sigmoid is the score)."""
+        return logits[:, self.yes_id].float()
 
 
 class YesNoReranker(PairwiseRerankModel):
@@ -195,7 +192,7 @@ class YesNoReranker(PairwiseRerankModel):
         request with its instruction (None or empty: the default one)."""
 
         def forward(inputs: dict[str, Any]) -> Any:
-            return self.recipe.scores(self.model(**inputs).logits[:, -1, :])
+            return self.recipe.raw_scores(self.model(**inputs).logits[:, -1, :])
 
         pairs: list[dict[str, list[int]]] = []
         truncated: list[bool] = []
@@ -210,9 +207,9 @@ class YesNoReranker(PairwiseRerankModel):
                 pairs.append({"input_ids": ids})
                 truncated.append(cut)
             sizes.append(len(texts))
-        scores = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
+        raw = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
         lengths = [len(p["input_ids"]) for p in pairs]
-        return split_scores(scores, truncated, lengths, sizes)
+        return split_scores(raw, truncated, lengths, sizes)
 
 
 FAMILY = Family(

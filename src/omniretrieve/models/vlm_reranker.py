@@ -27,6 +27,7 @@ from omniretrieve.models.base import (
     PairwiseRerankModel,
     ProgressCallback,
     ScoreOutput,
+    sigmoid,
     split_scores,
 )
 from omniretrieve.models.images import load_image
@@ -228,6 +229,7 @@ class VlmReranker(PairwiseRerankModel):
             [p.truncated for p in pairs],
             [len(p.ids) for p in pairs],
             [len(request_pairs) for request_pairs in per_request],
+            relevance=lambda raw: sigmoid(raw - LOGIT_BIAS),
         )
 
     def _score_batch(self, pairs: list[_Pair]) -> np.ndarray:
@@ -235,7 +237,7 @@ class VlmReranker(PairwiseRerankModel):
 
         with torch.inference_mode():
             logits = self._logits(pairs)
-        return torch.sigmoid(logits.float() - LOGIT_BIAS).cpu().numpy()
+        return logits.float().cpu().numpy()
 
     def training_logits(self, query: Input, documents: Sequence[Input]) -> Any:
         """The score logits of ``documents`` for ``query`` with gradients (fine-tuning)."""

@@ -117,6 +117,10 @@ RERANK_INSTRUCTION = (
     "For rerankers that take one (LLM yes/no rerankers such as Qwen3-Reranker; default: the "
     "model's own); the others refuse a non-empty one"
 )
+RAW_SCORES = (
+    "Also return each result's raw_score: the model's score before its last squashing (a "
+    "logit; TEI's raw_scores)"
+)
 
 
 class RerankRequest(BaseModel):
@@ -129,6 +133,7 @@ class RerankRequest(BaseModel):
     top_n: StrictInt | None = Field(None, ge=1)
     return_documents: StrictBool = True
     instruction: str | None = Field(None, description=RERANK_INSTRUCTION)
+    raw_scores: StrictBool = Field(False, description=RAW_SCORES)
 
 
 class CohereRerankRequest(BaseModel):
@@ -147,11 +152,13 @@ class CohereRerankRequest(BaseModel):
     )
     return_documents: StrictBool = False
     instruction: str | None = Field(None, description=RERANK_INSTRUCTION)
+    raw_scores: StrictBool = Field(False, description=RAW_SCORES)
 
 
 class RerankResultBody(BaseModel):
     index: int
     relevance_score: float
+    raw_score: float | None = None
     document: dict[str, Any] | None = None
 
 

@@ -73,7 +73,8 @@ async def run_rerank(request: Request, body: RerankRequest | CohereRerankRequest
         futures = submit_all(loaded.queue, [(job, len(readable))], key="rerank")
         (output,) = await results_unless_disconnected(request, loaded.queue, futures)
     else:
-        output = ScoreOutput(scores=np.zeros(0, dtype=np.float32), truncated=[], total_tokens=0)
+        none = np.zeros(0, dtype=np.float32)
+        output = ScoreOutput(scores=none, truncated=[], total_tokens=0, raw_scores=none)
     app_metrics(request).tokens.labels(model.model_id).inc(output.total_tokens)
     response = build_rerank_response(
         model.model_id,
@@ -82,6 +83,7 @@ async def run_rerank(request: Request, body: RerankRequest | CohereRerankRequest
         top_n=body.top_n,
         return_documents=body.return_documents,
         unread=unread,
+        raw_scores=body.raw_scores,
     )
     return replace(response, ocr_positions=read_by_ocr)
 
@@ -95,6 +97,7 @@ def result_rows(response: RerankResponse) -> list[dict[str, Any]]:
             **({"document": document_json(r.document)} if r.document is not None else {}),
             **({"ocr": True} if r.index + 1 in ocr else {}),
             **({"unread": True} if r.unread else {}),
+            **({"raw_score": r.raw_score} if r.raw_score is not None else {}),
         }
         for r in response.results
     ]
