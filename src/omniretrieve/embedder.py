@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,14 @@ from omniretrieve.embedding_types import (
 )
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import TextInput, parse_inputs
-from omniretrieve.models.base import EmbeddingModel, EncodeOutput, LoadOptions, check_task
+from omniretrieve.models.base import (
+    EmbeddingModel,
+    EncodeOutput,
+    LoadOptions,
+    MultiEncodeOutput,
+    check_outputs,
+    check_task,
+)
 from omniretrieve.models.registry import (
     DEFAULT_EMBEDDER,
     ModelSource,
@@ -27,6 +34,7 @@ from omniretrieve.models.registry import (
     default_registry,
 )
 from omniretrieve.models.sources import vectors_key
+from omniretrieve.multi_vector import SparseEmbedding
 from omniretrieve.runtime.progress import progress_bar
 from omniretrieve.text.coverage import language_warnings
 
@@ -46,6 +54,11 @@ class EmbeddingResult:
     token_counts: list[int]
     warnings: list[str] = field(default_factory=list)
     """E.g. inputs in a language the model was not trained on (they are still embedded)."""
+    sparse: list[SparseEmbedding] | None = None
+    """With ``return_sparse``: per input, its learned token weights (with their tokens)."""
+    multivectors: list[np.ndarray | list[str]] | None = None
+    """With ``return_multivector``: per input, one vector per token, in ``embedding_type``
+    (a (tokens, d) array, or a list of base64 strings)."""
 
     @property
     def total_tokens(self) -> int:
@@ -60,12 +73,27 @@ class EmbeddingResult:
             "model": self.model,
             "embedding_type": self.embedding_type,
             "data": [
-                {"index": i, "embedding": values[i], "truncated": self.truncated[i]}
+                {
+                    "index": i,
+                    "embedding": values[i],
+                    "truncated": self.truncated[i],
+                    **self.extra_outputs_json(i),
+                }
                 for i in range(len(values))
             ],
             "usage": {"total_tokens": self.total_tokens},
             **({"warnings": self.warnings} if self.warnings else {}),
         }
+
+    def extra_outputs_json(self, index: int) -> dict[str, Any]:
+        """Input ``index``'s sparse and multi-vector outputs, where asked for: ``sparse``
+        (``{"indices", "values", "tokens"}``) and ``embeddings`` (Jina's per-token shape)."""
+        extra: dict[str, Any] = {}
+        if self.sparse is not None:
+            extra["sparse"] = self.sparse[index].to_json()
+        if self.multivectors is not None:
+            extra["embeddings"] = to_json_values(self.multivectors[index])
+        return extra
 
 
 def check_encode_options(task: str | None, embedding_type: str, normalize: bool) -> None:
@@ -99,6 +127,45 @@ def finish_embeddings(
         truncated=output.truncated,
         token_counts=output.token_counts,
     )
+
+
+def requested_outputs(
+    model: EmbeddingModel, return_sparse: bool, return_multivector: bool
+) -> frozenset[str]:
+    """The outputs an encode call asks of ``model`` (dense always); an error naming the flag
+    when the model has no such output."""
+    for flag, value in (
+        ("return_sparse", return_sparse),
+        ("return_multivector", return_multivector),
+    ):
+        if not isinstance(value, bool):
+            raise InputError(f"{flag} must be true or false", field=flag)
+    asked = {"dense"}
+    if return_sparse:
+        asked.add("sparse")
+    if return_multivector:
+        asked.add("multivector")
+    check_outputs(model, frozenset(asked))
+    return frozenset(asked)
+
+
+def with_extra_outputs(
+    model: EmbeddingModel,
+    result: EmbeddingResult,
+    multi: MultiEncodeOutput,
+    embedding_type: str,
+) -> EmbeddingResult:
+    """``result`` with the sparse (tokens named) and multi-vector outputs of ``multi``."""
+    sparse = None
+    if multi.sparse is not None:
+        sparse = [
+            replace(item, tokens=tuple(model.token_strings(item.indices.tolist())))
+            for item in multi.sparse
+        ]
+    multivectors = None
+    if multi.multivectors is not None:
+        multivectors = [convert_embeddings(m, embedding_type) for m in multi.multivectors]
+    return replace(result, sparse=sparse, multivectors=multivectors)
 
 
 class Embedder:
@@ -188,6 +255,8 @@ class Embedder:
         embedding_type: EmbeddingType | str = "float",
         show_progress: bool | None = None,
         check_languages: bool = True,
+        return_sparse: bool = False,
+        return_multivector: bool = False,
     ) -> EmbeddingResult:
         """Embed ``inputs`` (a string, a list of strings, or ``{"text"|"image"}`` items).
 
@@ -196,13 +265,26 @@ class Embedder:
         ``normalize`` is true. The quantised types (int8, uint8) need normalised output.
         ``check_languages`` warns (``result.warnings``) about texts in languages the model was
         not trained on, when the model declares its languages.
+
+        ``return_sparse`` and ``return_multivector`` (models with those heads: BGE-M3) add
+        each input's learned token weights (``result.sparse``) and one vector per token
+        (``result.multivectors``, in ``embedding_type``), from the same pass.
         """
         check_encode_options(task, embedding_type, normalize)
+        outputs = requested_outputs(self.model, return_sparse, return_multivector)
         parsed = parse_inputs(inputs)
         if show_progress is None:
             show_progress = len(parsed) > PROGRESS_THRESHOLD
         with progress_bar(len(parsed), f"embedding ({self.model_id})", enabled=show_progress) as cb:
-            output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
+            if outputs == {"dense"}:
+                output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
+                multi = None
+            else:
+                multi = self.model.encode_outputs(
+                    parsed, outputs, task=task, instruction=instruction, progress=cb
+                )
+                assert multi.dense is not None
+                output = EncodeOutput(multi.dense, multi.truncated, multi.token_counts)
         result = finish_embeddings(
             self.model,
             output,
@@ -210,6 +292,8 @@ class Embedder:
             normalize=normalize,
             embedding_type=embedding_type,
         )
+        if multi is not None:
+            result = with_extra_outputs(self.model, result, multi, embedding_type)
         if check_languages:
             result.warnings.extend(self.language_warnings(parsed))
         return result

@@ -132,7 +132,7 @@ def test_a_reranker_that_does_not_gain_is_skipped(noise_collection, monkeypatch)
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the reranker was called")
 
-    monkeypatch.setattr("omniretrieve.index.hit_stage.rerank_candidates", fail)
+    monkeypatch.setattr("omniretrieve.index.pipeline.reranking.rerank_candidates", fail)
     query = "aeroelastic models of heated high speed aircraft"
     kept = noise_collection.search_many([query], rerank=True, rerank_share=1.0)[0]
     assert "rerank" not in kept[0].scores

@@ -274,3 +274,19 @@ def test_the_gemma_passage_is_cut_first(gemma: Path) -> None:
     expected = card_gemma_scores(gemma, [[QUERY, long_document], [QUERY, DOCUMENTS[0]]],
                                  BAAI_PROMPT, max_length=512)  # fmt: skip
     assert by_index(response) == pytest.approx(expected, abs=1e-5)
+
+
+def test_only_the_last_position_gets_logits(checkpoint: Path) -> None:
+    """The answer is read at the last position: logits over the vocabulary at every position
+    (batch x length x vocabulary; for Qwen3-Reranker's 151,669 tokens, gigabytes per batch of
+    long documents) are never computed."""
+    reranker = Reranker(checkpoint, dtype="float32")
+    shapes: list[tuple[int, ...]] = []
+    handle = reranker.model.model.register_forward_hook(
+        lambda _module, _args, output: shapes.append(tuple(output.logits.shape))
+    )
+    try:
+        reranker.rerank(QUERY, DOCUMENTS, return_documents=False)
+    finally:
+        handle.remove()
+    assert shapes and all(shape[1] == 1 for shape in shapes)

@@ -7,7 +7,7 @@ This facade keeps the public API and delegates each job to its module:
 - :mod:`~omniretrieve.index.ingest`: what an upsert embeds, OCR, passages;
 - :mod:`~omniretrieve.index.vectors`: where dense search runs (faiss, Milvus);
 - :mod:`~omniretrieve.index.sparse_field` and :mod:`~omniretrieve.index.languages`: BM25;
-- :mod:`~omniretrieve.index.search` and :mod:`~omniretrieve.index.rerank_stage`: searching
+- :mod:`~omniretrieve.index.search` and :mod:`~omniretrieve.index.pipeline` (its stages): searching
   (the search methods: :mod:`~omniretrieve.index.collection_search`);
 - :mod:`~omniretrieve.index.tuning`: the self-tuned fusion (its methods:
   :mod:`~omniretrieve.index.tuning.methods`);
@@ -35,9 +35,10 @@ from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions,
 from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
 from omniretrieve.index.milvus_documents import HeldState, prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
+from omniretrieve.index.pipeline.planning import FIRST_STAGE, MODES
 from omniretrieve.index.reembed import ReembedReport, drop_unnamed_fields, reembed
 from omniretrieve.index.results import SearchHit, UpsertReport
-from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
+from omniretrieve.index.search import Searcher
 from omniretrieve.index.settings import (
     CollectionSettings,
     changed_settings,

@@ -8,12 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
-
 from omniretrieve.errors import InputError
-from omniretrieve.fusion import mix_scores, top
 from omniretrieve.fusion.methods import FUSION_METHODS, fuse
-from omniretrieve.index.rerank_stage import RerankOutcome
 from omniretrieve.index.settings import CollectionSettings
 from omniretrieve.index.tuning.fit import CollectionTuning
 
@@ -113,22 +109,3 @@ class FusionPolicy:
         if own and decision is not None and decision.reranker == model_id:
             return decision.first_stage_share
         return 0.0
-
-
-def mixed_with_first_stage(
-    outcome: RerankOutcome, first_stage: Sequence[tuple[str, float]], share: float
-) -> list[tuple[str, float]]:
-    """The reranked candidates, their order and scores mixed with the first stage's
-    (:func:`~omniretrieve.fusion.mix_scores`, the first stage weighing ``share``; 0: the
-    reranker's own), then those it could not read in their first-stage order."""
-    if share <= 0.0 or not outcome.scored:
-        return outcome.ranked
-    first = dict(first_stage)
-    ids = [d for d, _ in outcome.scored]
-    mixed = mix_scores(
-        np.array([s for _, s in outcome.scored]),
-        np.array([first[d] for d in ids]),
-        np.array([share]),
-    )[0]
-    scored = top(dict(zip(ids, mixed.tolist(), strict=True)), len(ids))
-    return scored + outcome.ranked[len(ids) :]

@@ -1,5 +1,5 @@
 """What a search reads from its collection: the one interface the search
-(:mod:`~omniretrieve.index.search`) and its hit stage (:mod:`~omniretrieve.index.hit_stage`)
+(:mod:`~omniretrieve.index.search`) and its stages (:mod:`~omniretrieve.index.pipeline`)
 share."""
 
 from __future__ import annotations

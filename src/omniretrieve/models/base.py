@@ -17,6 +17,7 @@ import numpy as np
 
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import Input
+from omniretrieve.multi_vector import SparseEmbedding
 from omniretrieve.runtime.precision import resolve_dtype
 
 if TYPE_CHECKING:
@@ -71,6 +72,20 @@ class EncodeOutput:
 
 
 @dataclass(frozen=True)
+class MultiEncodeOutput:
+    """What one pass gives for the outputs asked (None: not asked)."""
+
+    dense: np.ndarray | None
+    """(n, dimension) float32, as the model pools them."""
+    sparse: list[SparseEmbedding] | None
+    """Per input, its learned token weights."""
+    multivectors: list[np.ndarray] | None
+    """Per input, one (unit) vector per token it keeps: (tokens, dimension) float32."""
+    truncated: list[bool]
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
 class ScoreOutput:
     scores: np.ndarray
     """(n,) float32 relevance scores in [0, 1], in document order."""
@@ -94,6 +109,9 @@ class EmbeddingModel(ABC):
     ``CosQA``, ``Text2SQL``...); any other ``instruction`` is used as given."""
     dtype: str = "float32"
     """The precision the loaded model runs in (``auto`` resolved)."""
+    outputs: frozenset[str] = frozenset({"dense"})
+    """What it returns per input (:data:`omniretrieve.multi_vector.OUTPUTS`): families with
+    learned-sparse or per-token heads add theirs and implement :meth:`encode_outputs`."""
 
     @classmethod
     def runs_in(cls, requested: str, device: str) -> str:
@@ -117,6 +135,24 @@ class EmbeddingModel(ABC):
         progress: ProgressCallback | None = None,
     ) -> EncodeOutput: ...
 
+    def encode_outputs(
+        self,
+        inputs: Sequence[Input],
+        outputs: frozenset[str],
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> MultiEncodeOutput:
+        """The ``outputs`` asked for (of :attr:`outputs`), from one pass over ``inputs``."""
+        check_outputs(self, outputs)
+        output = self.encode(inputs, task=task, instruction=instruction, progress=progress)
+        return MultiEncodeOutput(output.vectors, None, None, output.truncated, output.token_counts)
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        """The tokens of ``ids`` as the tokenizer writes them (sparse outputs name them)."""
+        raise NotImplementedError(f"{self.family} has no token vocabulary")
+
     @abstractmethod
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text costs after truncation, special tokens included."""
@@ -129,6 +165,17 @@ class EmbeddingModel(ABC):
     @classmethod
     @abstractmethod
     def load(cls, source: ModelSource, options: LoadOptions) -> EmbeddingModel: ...
+
+
+def check_outputs(model: EmbeddingModel, outputs: frozenset[str]) -> None:
+    """An error naming the request flag (``return_sparse``...) of an output ``model`` lacks."""
+    missing = sorted(outputs - model.outputs)
+    if missing:
+        raise InputError(
+            f"{model.model_id} ({model.family} family) returns no {missing[0]} output; "
+            "BGE-M3 checkpoints return sparse and multi-vector outputs",
+            field=f"return_{missing[0]}",
+        )
 
 
 class RerankModel(ABC):

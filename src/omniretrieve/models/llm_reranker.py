@@ -192,7 +192,9 @@ class YesNoReranker(PairwiseRerankModel):
         request with its instruction (None or empty: the default one)."""
 
         def forward(inputs: dict[str, Any]) -> Any:
-            return self.recipe.raw_scores(self.model(**inputs).logits[:, -1, :])
+            # the answer is read at the last position (left padding): no logits elsewhere
+            last = self.model(**inputs, logits_to_keep=1).logits[:, -1, :]
+            return self.recipe.raw_scores(last)
 
         pairs: list[dict[str, list[int]]] = []
         truncated: list[bool] = []

@@ -34,6 +34,7 @@ from omniretrieve.models.sources import (
 
 FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.encoder",
+    "omniretrieve.models.bge_m3",
     "omniretrieve.models.hybrid_reranker",
     "omniretrieve.models.use_multilingual",
     "omniretrieve.models.cross_encoder",

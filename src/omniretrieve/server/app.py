@@ -26,7 +26,14 @@ from omniretrieve.server.metrics import ServerMetrics
 from omniretrieve.server.ocr_fallback import create_reader
 from omniretrieve.server.page import DOCS_ASSETS, install_search_page
 from omniretrieve.server.pool import ModelPool
-from omniretrieve.server.routes import collections, documents, embeddings, rerank, service
+from omniretrieve.server.routes import (
+    collections,
+    documents,
+    embeddings,
+    rerank,
+    service,
+    sparse,
+)
 from omniretrieve.server.security import (
     ApiKeyMiddleware,
     BodySizeLimitMiddleware,
@@ -103,7 +110,7 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         return response
 
     install_error_handlers(app)
-    for module in (service, embeddings, rerank, collections, documents):
+    for module in (service, embeddings, sparse, rerank, collections, documents):
         app.include_router(module.router)
     return app
 

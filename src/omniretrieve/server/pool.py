@@ -14,6 +14,7 @@ from omniretrieve.models.base import (
     EmbeddingModel,
     EncodeOutput,
     LoadOptions,
+    MultiEncodeOutput,
     RerankModel,
     ScoreOutput,
 )
@@ -36,6 +37,9 @@ class EncodeJob:
     inputs: list[Input]
     task: str | None
     instruction: str | None
+    outputs: frozenset[str] = frozenset({"dense"})
+    """What the request asks per input (sparse and multi-vector outputs: BGE-M3); jobs merge
+    only with jobs that ask the same."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class RerankJob:
 @dataclass
 class LoadedEmbedder:
     model: EmbeddingModel
-    queue: BatchingQueue[EncodeJob, EncodeOutput]
+    queue: BatchingQueue[EncodeJob, EncodeOutput | MultiEncodeOutput]
     languages: frozenset[str] | None = None
 
     def language_warnings(self, inputs: Sequence[Input]) -> list[str]:
@@ -92,19 +96,27 @@ class LoadedReranker:
 
 def encode_merged(
     model: EmbeddingModel, jobs: Sequence[EncodeJob], check: Callable[[], None] = lambda: None
-) -> list[EncodeOutput]:
-    """Run jobs that share task and instruction as one model call, then split the output.
-    ``check()`` runs before it and after each model batch (it raises to stop: every client
-    of these jobs left)."""
+) -> list[EncodeOutput | MultiEncodeOutput]:
+    """Run jobs that share task, instruction and outputs as one model call, then split the
+    output. ``check()`` runs before it and after each model batch (it raises to stop: every
+    client of these jobs left)."""
     check()
     merged = [item for job in jobs for item in job.inputs]
+    first = jobs[0]
+    if first.outputs != {"dense"}:
+        multi = model.encode_outputs(
+            merged,
+            first.outputs,
+            task=first.task,
+            instruction=first.instruction,
+            progress=lambda _: check(),
+        )
+        return list(split_outputs(multi, [len(job.inputs) for job in jobs]))
     output = model.encode(
-        merged,
-        task=jobs[0].task,
-        instruction=jobs[0].instruction,
-        progress=lambda _: check(),
+        merged, task=first.task, instruction=first.instruction, progress=lambda _: check()
     )
-    results, start = [], 0
+    results: list[EncodeOutput | MultiEncodeOutput] = []
+    start = 0
     for job in jobs:
         end = start + len(job.inputs)
         results.append(
@@ -116,6 +128,24 @@ def encode_merged(
         )
         start = end
     return results
+
+
+def split_outputs(multi: MultiEncodeOutput, sizes: Sequence[int]) -> list[MultiEncodeOutput]:
+    """One pass's outputs cut into consecutive parts of ``sizes`` inputs."""
+    parts, start = [], 0
+    for size in sizes:
+        end = start + size
+        parts.append(
+            MultiEncodeOutput(
+                dense=None if multi.dense is None else multi.dense[start:end],
+                sparse=None if multi.sparse is None else multi.sparse[start:end],
+                multivectors=None if multi.multivectors is None else multi.multivectors[start:end],
+                truncated=multi.truncated[start:end],
+                token_counts=multi.token_counts[start:end],
+            )
+        )
+        start = end
+    return parts
 
 
 def score_merged(
@@ -196,7 +226,7 @@ class ModelPool:
     def _add_embedder(
         self, spec: str, model: EmbeddingModel, languages: frozenset[str] | None = None
     ) -> None:
-        queue: BatchingQueue[EncodeJob, EncodeOutput] = BatchingQueue(
+        queue: BatchingQueue[EncodeJob, EncodeOutput | MultiEncodeOutput] = BatchingQueue(
             model.model_id,
             lambda jobs: encode_merged(model, jobs, queue.check_abandoned),
             max_wait_s=self.config.batch_wait_ms / 1000,

@@ -77,6 +77,16 @@ class EmbeddingsRequest(BaseModel):
     late_chunking: StrictBool = Field(
         False, description="Jina's late chunking: not supported here (true is a 422)"
     )
+    return_multivector: StrictBool = Field(
+        False,
+        description="Also return one vector per token as data[i].embeddings (Jina's shape; "
+        "models with a multi-vector head: BGE-M3), in embedding_type",
+    )
+    return_sparse: StrictBool = Field(
+        False,
+        description="Also return learned token weights as data[i].sparse ({indices, values, "
+        "tokens}; models with a sparse head: BGE-M3)",
+    )
     user: str | None = None
 
     @field_validator("late_chunking")
@@ -91,11 +101,21 @@ class EmbeddingsRequest(BaseModel):
         return value
 
 
+class SparseData(BaseModel):
+    indices: list[int]
+    values: list[float]
+    tokens: list[str] | None = None
+
+
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | list[int] | str
     truncated: bool = False
+    embeddings: list[list[float]] | list[list[int]] | list[str] | None = Field(
+        None, description="With return_multivector: one vector per token"
+    )
+    sparse: SparseData | None = Field(None, description="With return_sparse: token weights")
 
 
 class EmbeddingsUsage(BaseModel):

@@ -22,8 +22,8 @@ import numpy as np
 
 from omniretrieve.fusion import mix_scores, top
 from omniretrieve.fusion.methods import FUSION_METHODS
+from omniretrieve.index.candidate_rerank import rerank_candidates
 from omniretrieve.index.queries import SearchQuery
-from omniretrieve.index.rerank_stage import rerank_candidates
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.store import StoredDocument
 from omniretrieve.index.tuning.cancel import ShouldStop, checkpoint, never

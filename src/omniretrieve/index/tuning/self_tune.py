@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from omniretrieve.errors import CollectionNotFoundError, InputError, TuningCancelledError
-from omniretrieve.index.rerank_stage import StoredVectorScorer
+from omniretrieve.index.candidate_rerank import StoredVectorScorer
 from omniretrieve.index.settings import CollectionSettings
 from omniretrieve.index.store import CollectionStore
 from omniretrieve.index.tuning.cancel import ShouldStop, checkpoint, never

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from omniretrieve.embedder import check_encode_options, finish_embeddings
+from omniretrieve.embedder import (
+    check_encode_options,
+    finish_embeddings,
+    requested_outputs,
+    with_extra_outputs,
+)
 from omniretrieve.embedding_types import to_json_values
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import Input, parse_inputs
-from omniretrieve.models.base import EncodeOutput
+from omniretrieve.models.base import EncodeOutput, MultiEncodeOutput
 from omniretrieve.server import examples
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
 from omniretrieve.server.ocr_fallback import read_images_as_text
-from omniretrieve.server.pool import EncodeJob
+from omniretrieve.server.pool import EncodeJob, LoadedEmbedder
 from omniretrieve.server.routes import (
     app_config,
     app_metrics,
@@ -63,15 +69,39 @@ async def check_token_budget(model: Any, inputs: list[Input], limit: int) -> Non
         )
 
 
-def joined(outputs: list[EncodeOutput]) -> EncodeOutput:
+def joined(outputs: list[EncodeOutput | MultiEncodeOutput]) -> MultiEncodeOutput:
     """One output from the outputs of consecutive chunks of a request."""
-    if len(outputs) == 1:
-        return outputs[0]
-    return EncodeOutput(
-        vectors=np.concatenate([o.vectors for o in outputs]),
-        truncated=[flag for o in outputs for flag in o.truncated],
-        token_counts=[count for o in outputs for count in o.token_counts],
+    parts = [
+        o if isinstance(o, MultiEncodeOutput)
+        else MultiEncodeOutput(o.vectors, None, None, o.truncated, o.token_counts)
+        for o in outputs
+    ]  # fmt: skip
+    dense = [p.dense for p in parts if p.dense is not None]
+    sparse = [p.sparse for p in parts if p.sparse is not None]
+    multi = [p.multivectors for p in parts if p.multivectors is not None]
+    return MultiEncodeOutput(
+        dense=np.concatenate(dense) if dense else None,
+        sparse=[item for part in sparse for item in part] if sparse else None,
+        multivectors=[item for part in multi for item in part] if multi else None,
+        truncated=[flag for p in parts for flag in p.truncated],
+        token_counts=[count for p in parts for count in p.token_counts],
     )
+
+
+def submit_encode_jobs(
+    request: Request,
+    loaded: LoadedEmbedder,
+    inputs: list[Input],
+    task: str | None,
+    instruction: str | None,
+    outputs: frozenset[str],
+) -> list[Future[EncodeOutput | MultiEncodeOutput]]:
+    """The inputs queued in model-batch-sized jobs (a client that leaves frees the model
+    within one); they merge with other requests' jobs that ask the same."""
+    size = max(1, app_config(request).max_batch_items)
+    chunks = [inputs[start : start + size] for start in range(0, len(inputs), size)]
+    jobs = [(EncodeJob(chunk, task, instruction, outputs), len(chunk)) for chunk in chunks]
+    return submit_all(loaded.queue, jobs, key=(task, instruction, tuple(sorted(outputs))))
 
 
 @router.post(
@@ -88,6 +118,7 @@ async def embeddings(
     model = loaded.model
     embedding_type = resolve_embedding_type(body)
     check_encode_options(body.task, embedding_type, body.normalized)
+    outputs = requested_outputs(model, body.return_sparse, body.return_multivector)
     if holds_token_ids(body.input):
         raise InputError(TOKEN_IDS_REFUSED, field="input")
     with loaded.queue.expecting():  # lets a batch in progress wait for this request
@@ -115,12 +146,10 @@ async def embeddings(
                 named, reader=reader, limits=config.limits
             )
         await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
-        # queued in model-batch-sized jobs: a client that leaves frees the model within one
-        size = max(1, config.max_batch_items)
-        chunks = [inputs[start : start + size] for start in range(0, len(inputs), size)]
-        jobs = [(EncodeJob(chunk, body.task, body.instruction), len(chunk)) for chunk in chunks]
-        futures = submit_all(loaded.queue, jobs, key=(body.task, body.instruction))
-    output = joined(await results_unless_disconnected(request, loaded.queue, futures))
+        futures = submit_encode_jobs(request, loaded, inputs, body.task, body.instruction, outputs)
+    multi = joined(await results_unless_disconnected(request, loaded.queue, futures))
+    assert multi.dense is not None
+    output = EncodeOutput(multi.dense, multi.truncated, multi.token_counts)
     if not body.truncate and any(output.truncated):
         first = output.truncated.index(True)
         raise InputError(
@@ -135,10 +164,18 @@ async def embeddings(
         normalize=body.normalized,
         embedding_type=embedding_type,
     )
+    if outputs != {"dense"}:
+        result = with_extra_outputs(model, result, multi, embedding_type)
     app_metrics(request).tokens.labels(model.model_id).inc(result.total_tokens)
     values = to_json_values(result.embeddings)
     data = [
-        {"object": "embedding", "index": i, "embedding": value, "truncated": truncated}
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": value,
+            "truncated": truncated,
+            **result.extra_outputs_json(i),
+        }
         for i, (value, truncated) in enumerate(zip(values, result.truncated, strict=True))
     ]
     for position in read_by_ocr:

@@ -1,4 +1,6 @@
-"""The rerank stage: the first stage's top candidates re-ordered by a reranker.
+"""Reranking one query's candidate list: the first stage's top candidates re-ordered by a
+reranker (the search's rerank stage, :mod:`omniretrieve.index.pipeline.reranking`, and the
+self-tuning fit call it), and the reranked scores mixed with the first stage's.
 
 Each candidate reaches the reranker as what it is, through the inputs ``Reranker.rerank``
 takes: a reranker that reads images gets a document's stored image (with the text it was
@@ -22,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from omniretrieve.fusion import mix_scores, top
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
 from omniretrieve.index.queries import SearchQuery
 from omniretrieve.index.store import StoredDocument
@@ -149,3 +152,22 @@ def _score(
     extra = {"instruction": instruction} if instruction is not None else {}
     response = reranker.rerank(query.as_input(), list(inputs), return_documents=False, **extra)
     return [(candidates[r.index][0], r.relevance_score) for r in response.results]
+
+
+def mixed_with_first_stage(
+    outcome: RerankOutcome, first_stage: Sequence[tuple[str, float]], share: float
+) -> list[tuple[str, float]]:
+    """The reranked candidates, their order and scores mixed with the first stage's
+    (:func:`~omniretrieve.fusion.mix_scores`, the first stage weighing ``share``; 0: the
+    reranker's own), then those it could not read in their first-stage order."""
+    if share <= 0.0 or not outcome.scored:
+        return outcome.ranked
+    first = dict(first_stage)
+    ids = [d for d, _ in outcome.scored]
+    mixed = mix_scores(
+        np.array([s for _, s in outcome.scored]),
+        np.array([first[d] for d in ids]),
+        np.array([share]),
+    )[0]
+    scored = top(dict(zip(ids, mixed.tolist(), strict=True)), len(ids))
+    return scored + outcome.ranked[len(ids) :]
