@@ -59,6 +59,9 @@ class EmbeddingResult:
     multivectors: list[np.ndarray | list[str]] | None = None
     """With ``return_multivector``: per input, one vector per token, in ``embedding_type``
     (a (tokens, d) array, or a list of base64 strings)."""
+    dense: bool = True
+    """False for a model with no single-vector output (ColPali): ``embeddings`` is empty and
+    the JSON rows carry ``embeddings`` (per token) only."""
 
     @property
     def total_tokens(self) -> int:
@@ -75,11 +78,11 @@ class EmbeddingResult:
             "data": [
                 {
                     "index": i,
-                    "embedding": values[i],
+                    **({"embedding": values[i]} if self.dense else {}),
                     "truncated": self.truncated[i],
                     **self.extra_outputs_json(i),
                 }
-                for i in range(len(values))
+                for i in range(len(self.truncated))
             ],
             "usage": {"total_tokens": self.total_tokens},
             **({"warnings": self.warnings} if self.warnings else {}),
@@ -140,7 +143,13 @@ def requested_outputs(
     ):
         if not isinstance(value, bool):
             raise InputError(f"{flag} must be true or false", field=flag)
-    asked = {"dense"}
+    asked = {"dense"} & model.outputs
+    if not asked and not return_multivector:
+        raise InputError(
+            f"{model.model_id} ({model.family} family) gives one vector per token, not one "
+            "per input: ask for return_multivector",
+            field="return_multivector",
+        )
     if return_sparse:
         asked.add("sparse")
     if return_multivector:
@@ -166,6 +175,39 @@ def with_extra_outputs(
     if multi.multivectors is not None:
         multivectors = [convert_embeddings(m, embedding_type) for m in multi.multivectors]
     return replace(result, sparse=sparse, multivectors=multivectors)
+
+
+def result_of(
+    model: EmbeddingModel,
+    multi: MultiEncodeOutput,
+    *,
+    dimensions: int | None,
+    normalize: bool,
+    embedding_type: str,
+) -> EmbeddingResult:
+    """The result of one pass: the dense vectors finished (Matryoshka, normalisation, type;
+    none for a model that gives one vector per token only) and the other outputs asked."""
+    if multi.dense is not None:
+        output = EncodeOutput(multi.dense, multi.truncated, multi.token_counts)
+        result = finish_embeddings(
+            model,
+            output,
+            dimensions=dimensions,
+            normalize=normalize,
+            embedding_type=embedding_type,
+        )
+    else:
+        result = EmbeddingResult(
+            model=model.model_id,
+            embedding_type=embedding_type,
+            embeddings=np.zeros((len(multi.truncated), 0), dtype=np.float32),
+            truncated=multi.truncated,
+            token_counts=multi.token_counts,
+            dense=False,
+        )
+    if multi.sparse is None and multi.multivectors is None:
+        return result
+    return with_extra_outputs(model, result, multi, embedding_type)
 
 
 class Embedder:
@@ -278,22 +320,20 @@ class Embedder:
         with progress_bar(len(parsed), f"embedding ({self.model_id})", enabled=show_progress) as cb:
             if outputs == {"dense"}:
                 output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
-                multi = None
+                multi = MultiEncodeOutput(
+                    output.vectors, None, None, output.truncated, output.token_counts
+                )
             else:
                 multi = self.model.encode_outputs(
                     parsed, outputs, task=task, instruction=instruction, progress=cb
                 )
-                assert multi.dense is not None
-                output = EncodeOutput(multi.dense, multi.truncated, multi.token_counts)
-        result = finish_embeddings(
+        result = result_of(
             self.model,
-            output,
+            multi,
             dimensions=dimensions,
             normalize=normalize,
             embedding_type=embedding_type,
         )
-        if multi is not None:
-            result = with_extra_outputs(self.model, result, multi, embedding_type)
         if check_languages:
             result.warnings.extend(self.language_warnings(parsed))
         return result

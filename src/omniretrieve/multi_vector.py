@@ -6,7 +6,7 @@ Both scores are FlagEmbedding's ``BGEM3FlagModel`` ones:
 - lexical matching: the sum, over the token ids present in both, of the query's weight times
   the document's;
 - MaxSim: for each query vector, its largest dot product with a document vector; the mean over
-  the query's vectors.
+  the query's vectors (ColBERT and ColPali sum them instead: the same order for one query).
 """
 
 from __future__ import annotations
@@ -61,15 +61,20 @@ def lexical_match(query: SparseEmbedding, document: SparseEmbedding) -> float:
     return float(products.sum())
 
 
-def maxsim(query: np.ndarray, document: np.ndarray) -> float:
-    """Late interaction: the mean over the query's vectors of each one's largest dot product
-    with the document's vectors ((q, d) and (t, d) float arrays; 0 for an empty side)."""
+def maxsim(query: np.ndarray, document: np.ndarray, reduce: str = "mean") -> float:
+    """Late interaction: each query vector's largest dot product with the document's vectors
+    ((q, d) and (t, d) float arrays), reduced over the query's vectors by their ``mean``
+    (BGE-M3) or ``sum`` (ColBERT, ColPali); 0 for an empty side."""
+    if reduce not in ("mean", "sum"):
+        raise ValueError(f"reduce is mean or sum, not {reduce!r}")
     if not len(query) or not len(document):
         return 0.0
-    similarities = query.astype(np.float32) @ document.astype(np.float32).T
-    return float(similarities.max(axis=1).mean())
+    best = (query.astype(np.float32) @ document.astype(np.float32).T).max(axis=1)
+    return float(best.mean() if reduce == "mean" else best.sum())
 
 
-def maxsim_many(query: np.ndarray, documents: Sequence[np.ndarray]) -> np.ndarray:
+def maxsim_many(
+    query: np.ndarray, documents: Sequence[np.ndarray], reduce: str = "mean"
+) -> np.ndarray:
     """:func:`maxsim` of one query against each document."""
-    return np.array([maxsim(query, d) for d in documents], dtype=np.float32)
+    return np.array([maxsim(query, d, reduce) for d in documents], dtype=np.float32)

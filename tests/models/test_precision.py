@@ -11,7 +11,7 @@ import pytest
 from omniretrieve import Embedder
 from omniretrieve.errors import InputError
 from omniretrieve.models.clip import DualEncoder
-from omniretrieve.models.encoder import SentenceEncoder
+from omniretrieve.models.sentence_encoder import SentenceEncoder
 from omniretrieve.models.use_multilingual import UseMultilingual
 from omniretrieve.runtime import precision
 

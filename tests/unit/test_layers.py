@@ -1,9 +1,9 @@
 """The package's layers form a DAG: a module imports only from its own package or from lower
 layers (checked on the source: module-level and function-level imports alike).
 
-    errors -> checks, inputs, embedding_types, hashing, jsonl, fusion -> text -> runtime, ingest
-    -> ocr -> models -> embedder, reranker -> index -> eval -> training -> server, cli
-    -> the package root
+    errors -> checks, inputs, embedding_types, hashing, jsonl, fusion, multi_vector -> text
+    -> runtime, ingest -> ocr -> models -> embedder, reranker -> index -> eval -> training
+    -> server, cli -> the package root
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "hashing": 1,
     "fusion": 1,
     "jsonl": 1,
+    "multi_vector": 1,
     "text": 2,
     "runtime": 3,
     "ingest": 3,

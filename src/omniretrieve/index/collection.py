@@ -35,10 +35,9 @@ from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions,
 from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
 from omniretrieve.index.milvus_documents import HeldState, prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder, IndexReranker
-from omniretrieve.index.pipeline.planning import FIRST_STAGE, MODES
 from omniretrieve.index.reembed import ReembedReport, drop_unnamed_fields, reembed
 from omniretrieve.index.results import SearchHit, UpsertReport
-from omniretrieve.index.search import Searcher
+from omniretrieve.index.search import FIRST_STAGE, MODES, Searcher
 from omniretrieve.index.settings import (
     CollectionSettings,
     changed_settings,

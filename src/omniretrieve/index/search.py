@@ -17,7 +17,7 @@ from omniretrieve.index.pipeline.diversifying import diversify
 from omniretrieve.index.pipeline.first_stages import FirstStages
 from omniretrieve.index.pipeline.fusing import fuse
 from omniretrieve.index.pipeline.hits import hits
-from omniretrieve.index.pipeline.planning import FIRST_STAGE, plan_search
+from omniretrieve.index.pipeline.planning import FIRST_STAGE, MODES, plan_search
 from omniretrieve.index.pipeline.reranking import rerank as rerank_stage
 from omniretrieve.index.pipeline.state import SearchPlan
 from omniretrieve.index.results import FirstStage, SearchHit
@@ -213,3 +213,6 @@ class Searcher:
         if plan.diversity.active:
             diversify(states, plan, self._source)
         return hits(states, plan, self._source, self._languages.document)
+
+
+__all__ = ["FIRST_STAGE", "MODES", "Searcher"]

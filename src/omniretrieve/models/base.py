@@ -109,6 +109,8 @@ class EmbeddingModel(ABC):
     ``CosQA``, ``Text2SQL``...); any other ``instruction`` is used as given."""
     dtype: str = "float32"
     """The precision the loaded model runs in (``auto`` resolved)."""
+    multivector_reduce: str = "mean"
+    """How its MaxSim reduces over a query's vectors (:func:`omniretrieve.multi_vector.maxsim`)."""
     outputs: frozenset[str] = frozenset({"dense"})
     """What it returns per input (:data:`omniretrieve.multi_vector.OUTPUTS`): families with
     learned-sparse or per-token heads add theirs and implement :meth:`encode_outputs`."""

@@ -31,8 +31,7 @@ from omniretrieve.models.base import (
     ProgressCallback,
     check_task,
 )
-from omniretrieve.models.encoder import EncoderLayout, SentenceEncoder
-from omniretrieve.models.encoder import _matches as is_encoder
+from omniretrieve.models.sentence_encoder import EncoderLayout, SentenceEncoder, is_encoder
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.multi_vector import OUTPUTS, SparseEmbedding
 from omniretrieve.runtime.batching import plan_batches

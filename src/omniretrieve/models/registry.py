@@ -43,6 +43,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.clip",
     "omniretrieve.models.vlm_reranker",
     "omniretrieve.models.vlm_embedder",
+    "omniretrieve.models.colpali",
 )
 
 ADAPTER_CONFIG = "adapter_config.json"

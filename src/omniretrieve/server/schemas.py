@@ -110,7 +110,9 @@ class SparseData(BaseModel):
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float] | list[int] | str
+    embedding: list[float] | list[int] | str | None = Field(
+        None, description="Left out for models with no single-vector output (ColPali)"
+    )
     truncated: bool = False
     embeddings: list[list[float]] | list[list[int]] | list[str] | None = Field(
         None, description="With return_multivector: one vector per token"

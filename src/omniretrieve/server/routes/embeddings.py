@@ -10,12 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from omniretrieve.embedder import (
-    check_encode_options,
-    finish_embeddings,
-    requested_outputs,
-    with_extra_outputs,
-)
+from omniretrieve.embedder import check_encode_options, requested_outputs, result_of
 from omniretrieve.embedding_types import to_json_values
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import Input, parse_inputs
@@ -148,35 +143,31 @@ async def embeddings(
         await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
         futures = submit_encode_jobs(request, loaded, inputs, body.task, body.instruction, outputs)
     multi = joined(await results_unless_disconnected(request, loaded.queue, futures))
-    assert multi.dense is not None
-    output = EncodeOutput(multi.dense, multi.truncated, multi.token_counts)
-    if not body.truncate and any(output.truncated):
-        first = output.truncated.index(True)
+    if not body.truncate and any(multi.truncated):
+        first = multi.truncated.index(True)
         raise InputError(
             f"input[{first}] is longer than the model's {model.max_length} tokens and "
             "truncate is false",
             field=f"input[{first}]",
         )
-    result = finish_embeddings(
+    result = result_of(
         model,
-        output,
+        multi,
         dimensions=body.dimensions,
         normalize=body.normalized,
         embedding_type=embedding_type,
     )
-    if outputs != {"dense"}:
-        result = with_extra_outputs(model, result, multi, embedding_type)
     app_metrics(request).tokens.labels(model.model_id).inc(result.total_tokens)
     values = to_json_values(result.embeddings)
     data = [
         {
             "object": "embedding",
             "index": i,
-            "embedding": value,
+            **({"embedding": values[i]} if result.dense else {}),
             "truncated": truncated,
             **result.extra_outputs_json(i),
         }
-        for i, (value, truncated) in enumerate(zip(values, result.truncated, strict=True))
+        for i, truncated in enumerate(result.truncated)
     ]
     for position in read_by_ocr:
         data[position]["ocr"] = True
