@@ -44,6 +44,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "omniretrieve.models.vlm_reranker",
     "omniretrieve.models.vlm_embedder",
     "omniretrieve.models.colpali",
+    "omniretrieve.models.colbert",
 )
 
 ADAPTER_CONFIG = "adapter_config.json"
