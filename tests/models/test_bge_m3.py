@@ -224,3 +224,10 @@ def test_served_outputs_over_http(checkpoint: Path, embedder: Embedder, server_p
             assert refused.status_code == 422 and refused.json()["error"]["field"] == flag
         no_head = client.post("/embed_sparse", json={"inputs": "a", "model": "all-MiniLM-L6-v2"})
         assert no_head.status_code == 422 and no_head.json()["error"]["field"] == "model"
+        operation = client.get("/openapi.json").json()["paths"]["/embed_sparse"]["post"]
+        for example in operation["requestBody"]["content"]["application/json"]["examples"].values():
+            assert client.post("/embed_sparse", json=example["value"]).status_code == 200
+    defaults = ServerConfig(collections_root=tmp_path)  # no model with a sparse head
+    with TestClient(create_app(defaults, pool=server_pool(defaults))) as client:
+        assert client.post("/embed_sparse", json={"inputs": "a"}).status_code == 404
+        assert "/embed_sparse" not in client.get("/openapi.json").json()["paths"]

@@ -110,8 +110,10 @@ def create_app(config: ServerConfig | None = None, *, pool: ModelPool | None = N
         return response
 
     install_error_handlers(app)
-    for module in (service, embeddings, sparse, rerank, collections, documents):
+    for module in (service, embeddings, rerank, collections, documents):
         app.include_router(module.router)
+    if pool.serves_output("sparse"):  # TEI's route, for models with a sparse head only
+        app.include_router(sparse.router)
     return app
 
 

@@ -93,3 +93,11 @@ SEARCH: Examples = {
         },
     },
 }
+
+
+EMBED_SPARSE: Examples = {  # the route exists when a model with a sparse head is served
+    "tei": {
+        "summary": "text-embeddings-inference's request",
+        "value": {"inputs": ["What is BGE M3?", "BM25 ranks documents by their terms"]},
+    },
+}

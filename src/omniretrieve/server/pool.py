@@ -178,6 +178,18 @@ class ModelPool:
         self._closed = False
         self._load_lock = threading.Lock()
 
+    def serves_output(self, output: str) -> bool:
+        """Whether a configured model returns ``output`` (``sparse``...), known from its
+        family without loading it (routes that only such models answer exist only then)."""
+        for spec in self.config.models:
+            try:
+                family = self.registry.resolve(spec).family
+            except OmniRetrieveError:
+                continue  # the load reports it
+            if output in getattr(family.loader(), "outputs", frozenset({"dense"})):
+                return True
+        return False
+
     # -- loading ------------------------------------------------------------------------
     def load(self) -> None:
         """Load every configured model (embedders first, so scorers can share them). Safe to

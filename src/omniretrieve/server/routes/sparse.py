@@ -3,13 +3,14 @@ sparse head (BGE-M3): per input, its token weights as ``[{"index": token id, "va
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import parse_inputs
+from omniretrieve.server import examples
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_text_lengths
 from omniretrieve.server.pool import LoadedEmbedder, ModelPool
@@ -50,7 +51,11 @@ def sparse_model(pool: ModelPool, requested: str | None) -> LoadedEmbedder:
 
 
 @router.post("/embed_sparse", tags=["embeddings"], responses=ERROR_RESPONSES)
-async def embed_sparse(body: EmbedSparseRequest, request: Request) -> list[list[dict[str, Any]]]:
+async def embed_sparse(
+    body: Annotated[EmbedSparseRequest, Body(openapi_examples=examples.EMBED_SPARSE)],
+    request: Request,
+) -> list[list[dict[str, Any]]]:
+    """Served only when a loaded model has a sparse head (BGE-M3)."""
     config = app_config(request)
     loaded = sparse_model(ready_pool(request), body.model)
     if "sparse" not in loaded.model.outputs:
