@@ -7,8 +7,10 @@ product). Above it, PLAID's candidate generation, with faiss's k-means:
 1. The token vectors are clustered (``centroids`` of them, k-means on a sample); each token
    keeps its centroid's id, and each centroid the documents that have a token in it.
 2. A query's candidates are the documents with a token in one of each query vector's
-   ``nprobe`` nearest centroids; each candidate's approximate score is MaxSim with its tokens
-   replaced by their centroids.
+   ``nprobe`` nearest centroids; each is credited, per query vector, with the best similarity
+   among those of its centroids (PLAID's centroid interaction, pruned to the probed
+   centroids); the best ``4 x rescore`` get the full centroid interaction (MaxSim with each of
+   their tokens replaced by its centroid).
 3. The ``rescore`` best candidates by that score get their exact MaxSim against their stored
    vectors (float32, or float16 / int8 codes where memory binds: ``codes``).
 
@@ -26,6 +28,9 @@ from typing import Any, Literal
 import numpy as np
 
 Codes = Literal["float32", "float16", "int8"]
+SHORTLIST = 4
+"""The pruned credit keeps this many times ``rescore`` documents for the full centroid
+interaction, which keeps ``rescore`` of them for exact MaxSim."""
 
 
 @dataclass(frozen=True)
@@ -158,31 +163,40 @@ class LateInteractionIndex:
         return [(int(rows[i]), float(scores[i])) for i in order]
 
     def _candidates(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> np.ndarray:
-        """The rows worth rescoring: those with a token near a query vector's nearest
-        centroids, the best ``rescore`` by centroid interaction."""
+        """The rows worth rescoring: per query vector, the documents with a token in one of
+        its ``nprobe`` nearest centroids, each credited with the best of those centroids'
+        similarities (a document credited by no probe of a vector gets 0 for it); the best
+        ``rescore`` rows by the sum."""
         similarities = query @ self._centroids.T  # (query vectors, centroids)
         probe = min(self.config.nprobe, len(self._centroids))
         nearest = np.argpartition(-similarities, probe - 1, axis=1)[:, :probe]
-        lists = np.unique(nearest)
-        rows = np.unique(
-            np.concatenate(
-                [self._list_rows[self._list_starts[c] : self._list_starts[c + 1]] for c in lists]
-            )
-        )
+        bound = np.zeros(self.size, dtype=np.float32)
+        for vector in range(len(query)):
+            lists = nearest[vector][np.argsort(-similarities[vector, nearest[vector]])]
+            starts, ends = self._list_starts[lists], self._list_starts[lists + 1]
+            rows = np.concatenate([self._list_rows[a:b] for a, b in zip(starts, ends, strict=True)])
+            credit = np.repeat(similarities[vector, lists], ends - starts)
+            rows, first = np.unique(rows, return_index=True)  # best list first: its credit
+            bound[rows] += credit[first]
         if allowed is not None:
-            rows = rows[allowed[rows]]
+            bound[~allowed] = 0.0
+        found = np.flatnonzero(bound > 0)
         wanted = max(k, self.config.rescore)
-        if len(rows) <= wanted:
-            return rows
-        starts, ends = self._starts[rows], self._starts[rows + 1]
+        if len(found) > SHORTLIST * wanted:  # the pruned credit picks a shortlist
+            found = found[
+                np.argpartition(-bound[found], SHORTLIST * wanted - 1)[: SHORTLIST * wanted]
+            ]
+        if len(found) <= wanted:
+            return np.sort(found)
+        # full centroid interaction over the shortlist: MaxSim with each token's centroid
+        starts, ends = self._starts[found], self._starts[found + 1]
         lengths = ends - starts
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         gather = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
         approximate = similarities[:, self._token_centroid[gather]]
-        best = np.maximum.reduceat(approximate, offsets, axis=1)
-        bound = best.sum(axis=0)
-        keep = np.argpartition(-bound, wanted - 1)[:wanted]
-        return np.sort(rows[keep])
+        interaction = np.maximum.reduceat(approximate, offsets, axis=1).sum(axis=0)
+        keep = np.argpartition(-interaction, wanted - 1)[:wanted]
+        return np.sort(found[keep])
 
 
 def _encode(
