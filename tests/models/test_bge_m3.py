@@ -231,3 +231,24 @@ def test_served_outputs_over_http(checkpoint: Path, embedder: Embedder, server_p
     with TestClient(create_app(defaults, pool=server_pool(defaults))) as client:
         assert client.post("/embed_sparse", json={"inputs": "a"}).status_code == 404
         assert "/embed_sparse" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_outputs_on_the_command_line(checkpoint: Path, embedder: Embedder) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from omniretrieve.cli import app
+
+    found = CliRunner().invoke(
+        app, ["embed", QUERY, "-m", str(checkpoint), "--return-sparse", "--return-multivector"]
+    )
+    assert found.exit_code == 0, found.output
+    row = json.loads(found.stdout)["data"][0]
+    expected = embedder.encode([QUERY], return_sparse=True, return_multivector=True)
+    assert expected.sparse is not None and expected.multivectors is not None
+    assert row["sparse"]["indices"] == expected.sparse[0].indices.tolist()
+    np.testing.assert_allclose(np.array(row["embeddings"]), expected.multivectors[0], atol=1e-4)
+    refused = CliRunner().invoke(app, ["embed", QUERY, "--return-sparse"])  # MiniLM: no head
+    assert refused.exit_code != 0 and "returns no sparse output" in refused.output
+    assert "Traceback" not in refused.output

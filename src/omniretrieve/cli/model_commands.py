@@ -30,6 +30,14 @@ def embed(
         "float", "--embedding-type", help="float, base64, binary, ubinary, int8 or uint8."
     ),
     normalize: bool = typer.Option(True, "--normalize/--no-normalize"),
+    return_sparse: bool = typer.Option(
+        False, "--return-sparse", help="Add learned token weights (BGE-M3) as 'sparse'."
+    ),
+    return_multivector: bool = typer.Option(
+        False,
+        "--return-multivector",
+        help="Add one vector per token (BGE-M3, ColBERT, ColPali) as 'embeddings'.",
+    ),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per input."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1 ..."),
     dtype: str = dtype_option(),
@@ -46,6 +54,8 @@ def embed(
         dimensions=dimensions,
         normalize=normalize,
         embedding_type=embedding_type,
+        return_sparse=return_sparse,
+        return_multivector=return_multivector,
     )
     write_json(result.to_json(), "data", jsonl)
     note_truncation(result.truncated, embedder.max_length)
