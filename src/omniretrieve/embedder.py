@@ -25,6 +25,8 @@ from omniretrieve.models.base import (
     MultiEncodeOutput,
     check_outputs,
     check_task,
+    encode_asked,
+    per_token_only,
 )
 from omniretrieve.models.registry import (
     DEFAULT_EMBEDDER,
@@ -145,11 +147,7 @@ def requested_outputs(
             raise InputError(f"{flag} must be true or false", field=flag)
     asked = {"dense"} & model.outputs
     if not asked and not return_multivector:
-        raise InputError(
-            f"{model.model_id} ({model.family} family) gives one vector per token, not one "
-            "per input: ask for return_multivector",
-            field="return_multivector",
-        )
+        raise per_token_only(model)
     if return_sparse:
         asked.add("sparse")
     if return_multivector:
@@ -318,15 +316,9 @@ class Embedder:
         if show_progress is None:
             show_progress = len(parsed) > PROGRESS_THRESHOLD
         with progress_bar(len(parsed), f"embedding ({self.model_id})", enabled=show_progress) as cb:
-            if outputs == {"dense"}:
-                output = self.model.encode(parsed, task=task, instruction=instruction, progress=cb)
-                multi = MultiEncodeOutput(
-                    output.vectors, None, None, output.truncated, output.token_counts
-                )
-            else:
-                multi = self.model.encode_outputs(
-                    parsed, outputs, task=task, instruction=instruction, progress=cb
-                )
+            multi = encode_asked(
+                self.model, parsed, outputs, task=task, instruction=instruction, progress=cb
+            )
         result = result_of(
             self.model,
             multi,

@@ -11,7 +11,6 @@ Both scores are FlagEmbedding's ``BGEM3FlagModel`` ones:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,10 +70,3 @@ def maxsim(query: np.ndarray, document: np.ndarray, reduce: str = "mean") -> flo
         return 0.0
     best = (query.astype(np.float32) @ document.astype(np.float32).T).max(axis=1)
     return float(best.mean() if reduce == "mean" else best.sum())
-
-
-def maxsim_many(
-    query: np.ndarray, documents: Sequence[np.ndarray], reduce: str = "mean"
-) -> np.ndarray:
-    """:func:`maxsim` of one query against each document."""
-    return np.array([maxsim(query, d, reduce) for d in documents], dtype=np.float32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.builders.tiny_m0 import VISION_TOKENS
+from tests.builders.tiny_m0 import VISION_TOKENS, tiny_qwen2_vl_config
 from tests.builders.tiny_qwen2 import train_tokenizer
 
 
@@ -17,7 +17,6 @@ def build_tiny_colqwen2(target: Path, *, seed: int = 0) -> Path:
         ColQwen2Config,
         ColQwen2ForRetrieval,
         ColQwen2Processor,
-        Qwen2VLConfig,
         Qwen2VLImageProcessor,
     )
 
@@ -26,37 +25,7 @@ def build_tiny_colqwen2(target: Path, *, seed: int = 0) -> Path:
     tokenizer.padding_side = "left"
     images = Qwen2VLImageProcessor(min_pixels=3136, max_pixels=50176)
     ColQwen2Processor(image_processor=images, tokenizer=tokenizer).save_pretrained(target)
-    start, pad, end, video = tokenizer.convert_tokens_to_ids(VISION_TOKENS)
-    backbone = Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [1, 1, 2],
-            },
-        },  # fmt: skip
-        vision_config={
-            "depth": 1,
-            "embed_dim": 16,
-            "hidden_size": 32,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        },  # fmt: skip
-        vision_start_token_id=start,
-        image_token_id=pad,
-        vision_end_token_id=end,
-        video_token_id=video,
-    )
+    backbone = tiny_qwen2_vl_config(tokenizer)
     torch.manual_seed(seed)
     config = ColQwen2Config(vlm_config=backbone, embedding_dim=16, initializer_range=0.5)
     ColQwen2ForRetrieval(config).eval().save_pretrained(target)

@@ -8,26 +8,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.builders.tiny_qwen2 import train_tokenizer
 
 VISION_TOKENS = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>"]
 
 
-def build_tiny_m0(target: Path, *, seed: int = 0) -> Path:
-    import torch
-    from safetensors.torch import save_file
-    from transformers import Qwen2VLConfig, Qwen2VLImageProcessor
+def tiny_qwen2_vl_config(tokenizer: Any, **settings: Any) -> Any:
+    """A two-layer Qwen2-VL configuration over ``tokenizer`` (which holds
+    :data:`VISION_TOKENS`), with ``settings`` added."""
+    from transformers import Qwen2VLConfig
 
-    from omniretrieve.models.vlm_reranker import ranking_model_class
-
-    target.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(VISION_TOKENS)
-    tokenizer.padding_side = "left"
-    tokenizer.save_pretrained(target)
-    Qwen2VLImageProcessor(min_pixels=3136, max_pixels=602112).save_pretrained(target)
     start, pad, end, video = tokenizer.convert_tokens_to_ids(VISION_TOKENS)
-    config = Qwen2VLConfig(
+    return Qwen2VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
             "hidden_size": 32,
@@ -58,6 +52,24 @@ def build_tiny_m0(target: Path, *, seed: int = 0) -> Path:
         image_token_id=pad,
         vision_end_token_id=end,
         video_token_id=video,
+        **settings,
+    )
+
+
+def build_tiny_m0(target: Path, *, seed: int = 0) -> Path:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import Qwen2VLImageProcessor
+
+    from omniretrieve.models.vlm_reranker import ranking_model_class
+
+    target.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(VISION_TOKENS)
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(target)
+    Qwen2VLImageProcessor(min_pixels=3136, max_pixels=602112).save_pretrained(target)
+    config = tiny_qwen2_vl_config(
+        tokenizer,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,

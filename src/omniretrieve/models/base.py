@@ -147,9 +147,10 @@ class EmbeddingModel(ABC):
         progress: ProgressCallback | None = None,
     ) -> MultiEncodeOutput:
         """The ``outputs`` asked for (of :attr:`outputs`), from one pass over ``inputs``."""
-        check_outputs(self, outputs)
-        output = self.encode(inputs, task=task, instruction=instruction, progress=progress)
-        return MultiEncodeOutput(output.vectors, None, None, output.truncated, output.token_counts)
+        check_outputs(self, outputs)  # a single-vector family: dense is all it has
+        return encode_asked(
+            self, inputs, outputs, task=task, instruction=instruction, progress=progress
+        )
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         """The tokens of ``ids`` as the tokenizer writes them (sparse outputs name them)."""
@@ -169,6 +170,25 @@ class EmbeddingModel(ABC):
     def load(cls, source: ModelSource, options: LoadOptions) -> EmbeddingModel: ...
 
 
+def encode_asked(
+    model: EmbeddingModel,
+    inputs: Sequence[Input],
+    outputs: frozenset[str],
+    *,
+    task: str | None = None,
+    instruction: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> MultiEncodeOutput:
+    """The ``outputs`` asked of ``model``: the dense path (``encode``) alone when that is all
+    that is asked, else one pass of ``encode_outputs``."""
+    if outputs != {"dense"}:
+        return model.encode_outputs(
+            inputs, outputs, task=task, instruction=instruction, progress=progress
+        )
+    output = model.encode(inputs, task=task, instruction=instruction, progress=progress)
+    return MultiEncodeOutput(output.vectors, None, None, output.truncated, output.token_counts)
+
+
 def check_outputs(model: EmbeddingModel, outputs: frozenset[str]) -> None:
     """An error naming the request flag (``return_sparse``...) of an output ``model`` lacks."""
     missing = sorted(outputs - model.outputs)
@@ -178,6 +198,39 @@ def check_outputs(model: EmbeddingModel, outputs: frozenset[str]) -> None:
             "BGE-M3 checkpoints return sparse and multi-vector outputs",
             field=f"return_{missing[0]}",
         )
+
+
+def per_token_only(model: EmbeddingModel) -> InputError:
+    """The error for a single vector asked of a model that gives one per token only."""
+    return InputError(
+        f"{model.model_id} ({model.family} family) gives one vector per token, not one per "
+        "input: ask for return_multivector",
+        field="return_multivector",
+    )
+
+
+class PerTokenEmbedder(EmbeddingModel):
+    """The base of families that give one vector per token and no single vector (ColBERT,
+    ColPali): :meth:`encode` refuses, :meth:`encode_outputs` gives the vectors."""
+
+    outputs = frozenset({"multivector"})
+    normalized = True
+    multivector_reduce = "sum"
+    tokenizer: Any
+
+    def encode(
+        self,
+        inputs: Sequence[Input],
+        *,
+        task: str | None = None,
+        instruction: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> EncodeOutput:
+        raise per_token_only(self)
+
+    def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return iter([(a, b) for a, b in encoded["offset_mapping"] if b > a])
 
 
 class RerankModel(ABC):
@@ -236,14 +289,17 @@ class PairwiseRerankModel(RerankModel):
 
 def score_token_batches(
     pairs: Sequence[Mapping[str, list[int]]],
+    truncated: Sequence[bool],
+    sizes: Sequence[int],
     tokenizer: Any,
     options: LoadOptions,
     forward: Callable[[dict[str, Any]], Any],
     progress: ProgressCallback | None = None,
-) -> np.ndarray:
-    """One raw score per pair of token ids: pairs planned into batches by token budget, padded by
+) -> list[ScoreOutput]:
+    """Several requests' pairs of token ids (in request order, ``sizes`` pairs each) scored
+    together, one output per request: pairs planned into batches by token budget, padded by
     ``tokenizer`` (on its own side), moved to the device and scored by ``forward`` (padded
-    inputs -> one score tensor per row) under inference mode."""
+    inputs -> one raw score per row, squashed by :func:`sigmoid`) under inference mode."""
     import torch
 
     from omniretrieve.runtime.batching import plan_batches
@@ -259,7 +315,7 @@ def score_token_batches(
             scores[batch] = forward(inputs).float().cpu().numpy()
         if progress is not None:
             progress(len(batch))
-    return scores
+    return split_scores(scores, truncated, lengths, sizes)
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:

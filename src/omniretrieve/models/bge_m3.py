@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.errors import UnsupportedModelError
-from omniretrieve.inputs import Input, texts_of
+from omniretrieve.inputs import Input
 from omniretrieve.models.base import (
     LoadOptions,
     MultiEncodeOutput,
     ProgressCallback,
-    check_task,
 )
 from omniretrieve.models.sentence_encoder import EncoderLayout, SentenceEncoder, is_encoder
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
@@ -125,16 +124,11 @@ class BgeM3Embedder(SentenceEncoder):
         """The outputs asked for, from one pass per batch (batches planned by token budget)."""
         import torch
 
-        check_task(task)
-        texts = texts_of(inputs, model_id=self.model_id)
-        prepared = self._prepare(texts, self.layout.prompt_for(task, instruction))
-        input_ids, truncated = self.tokenize(prepared)
+        input_ids, truncated = self.token_ids(inputs, task, instruction)
         count = len(input_ids)
-        dense = np.empty((count, self.dimension), dtype=np.float32) if "dense" in outputs else None
-        sparse: list[SparseEmbedding] | None = [] if "sparse" in outputs else None
-        multi: list[np.ndarray] | None = [] if "multivector" in outputs else None
-        sparse_rows: dict[int, SparseEmbedding] = {}
-        multi_rows: dict[int, np.ndarray] = {}
+        dense = np.empty((count, self.dimension), np.float32) if "dense" in outputs else None
+        sparse: dict[int, SparseEmbedding] = {}
+        multi: dict[int, np.ndarray] = {}
         for batch in plan_batches(
             [len(ids) for ids in input_ids],
             token_budget=self.options.token_budget,
@@ -146,27 +140,26 @@ class BgeM3Embedder(SentenceEncoder):
             if dense is not None:
                 dense[batch] = heads["dense"]
             for position, index in enumerate(batch):
-                if sparse is not None:
-                    sparse_rows[index] = self._sparse_row(rows[position], heads["sparse"][position])
-                if multi is not None:
-                    multi_rows[index] = heads["multivector"][position][: len(rows[position]) - 1]
+                if "sparse" in heads:
+                    sparse[index] = self._sparse_row(rows[position], heads["sparse"][position])
+                if "multivector" in heads:
+                    multi[index] = heads["multivector"][position][: len(rows[position]) - 1]
             if progress is not None:
                 progress(len(batch))
-        if sparse is not None:
-            sparse.extend(sparse_rows[i] for i in range(count))
-        if multi is not None:
-            multi.extend(multi_rows[i] for i in range(count))
-        lengths = [len(ids) for ids in input_ids]
-        return MultiEncodeOutput(dense, sparse, multi, truncated, lengths)
+        order = range(count)
+        return MultiEncodeOutput(
+            dense,
+            [sparse[i] for i in order] if "sparse" in outputs else None,
+            [multi[i] for i in order] if "multivector" in outputs else None,
+            truncated,
+            [len(ids) for ids in input_ids],
+        )
 
     def _heads(self, rows: Sequence[list[int]], outputs: frozenset[str]) -> dict[str, np.ndarray]:
         """One padded batch through the encoder and the heads asked for."""
         import torch
 
-        padded = self.tokenizer.pad({"input_ids": list(rows)}, padding=True, return_tensors="pt")
-        ids = padded["input_ids"].to(self.options.device)
-        mask = padded["attention_mask"].to(self.options.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden, mask = self.hidden_states(rows)
         found: dict[str, np.ndarray] = {}
         if "dense" in outputs:
             cls_states = torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1)

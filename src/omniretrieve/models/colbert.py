@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,9 @@ import numpy as np
 from omniretrieve.errors import InputError, UnsupportedModelError
 from omniretrieve.inputs import Input, texts_of
 from omniretrieve.models.base import (
-    EmbeddingModel,
-    EncodeOutput,
     LoadOptions,
     MultiEncodeOutput,
+    PerTokenEmbedder,
     ProgressCallback,
     check_outputs,
     check_task,
@@ -110,12 +109,9 @@ def load_linear(path: Path, dtype: Any, device: str) -> Any:
     return linear.to(device=device, dtype=dtype).eval()
 
 
-class ColbertEmbedder(EmbeddingModel):
+class ColbertEmbedder(PerTokenEmbedder):
     family = "colbert"
     modalities = frozenset({"text"})
-    outputs = frozenset({"multivector"})
-    normalized = True
-    multivector_reduce = "sum"
 
     def __init__(
         self,
@@ -164,27 +160,9 @@ class ColbertEmbedder(EmbeddingModel):
         tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
         return cls(source.model_id, model, linear, tokenizer, settings, options)
 
-    def encode(
-        self,
-        inputs: Sequence[Input],
-        *,
-        task: str | None = None,
-        instruction: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> EncodeOutput:
-        raise InputError(
-            f"{self.model_id} ({self.family} family) gives one vector per token, not one per "
-            "input: ask for return_multivector",
-            field="return_multivector",
-        )
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         ids = self.tokenizer([". " + t for t in texts], truncation=False)["input_ids"]
         return [min(len(row), self.settings.doc_maxlen) for row in ids]
-
-    def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return iter([(a, b) for a, b in encoded["offset_mapping"] if b > a])
 
     def encode_outputs(
         self,

@@ -20,10 +20,9 @@ import numpy as np
 from omniretrieve.errors import InputError
 from omniretrieve.inputs import ImageInput, Input, TextInput
 from omniretrieve.models.base import (
-    EmbeddingModel,
-    EncodeOutput,
     LoadOptions,
     MultiEncodeOutput,
+    PerTokenEmbedder,
     ProgressCallback,
     check_outputs,
     check_task,
@@ -47,13 +46,9 @@ def _dimension(info: CheckpointInfo) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-class LateInteractionEmbedder(EmbeddingModel):
+class LateInteractionEmbedder(PerTokenEmbedder):
     family = "colpali"
     modalities = frozenset({"text", "image"})
-    outputs = frozenset({"multivector"})
-    normalized = True
-    multivector_reduce = "sum"
-    """How MaxSim reduces over the query's vectors (the processors' ``score_retrieval``)."""
 
     def __init__(
         self, model_id: str, model: Any, processor: Any, options: LoadOptions, backend: str
@@ -61,6 +56,7 @@ class LateInteractionEmbedder(EmbeddingModel):
         self.model_id = model_id
         self.model = model
         self.processor = processor
+        self.tokenizer = processor.tokenizer
         self.options = options
         self.backend = backend
         self.dimension = int(model.config.embedding_dim)
@@ -84,28 +80,8 @@ class LateInteractionEmbedder(EmbeddingModel):
         model = load_pretrained(model_class, source.path, options.device, dtype)
         return cls(source.model_id, model, processor, options, backend)
 
-    def encode(
-        self,
-        inputs: Sequence[Input],
-        *,
-        task: str | None = None,
-        instruction: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> EncodeOutput:
-        raise InputError(
-            f"{self.model_id} ({self.family} family) gives one vector per token, not one per "
-            "input: ask for return_multivector (or a collection's multi-vector field)",
-            field="return_multivector",
-        )
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.processor.tokenizer(list(texts))["input_ids"]]
-
-    def token_offsets(self, text: str) -> Any:
-        encoded = self.processor.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True
-        )
-        return iter([(a, b) for a, b in encoded["offset_mapping"] if b > a])
+        return [len(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
 
     def encode_outputs(
         self,

@@ -17,7 +17,6 @@ from omniretrieve.models.base import (
     ProgressCallback,
     ScoreOutput,
     score_token_batches,
-    split_scores,
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.torch_utils import load_pretrained
@@ -118,9 +117,9 @@ class CrossEncoderReranker(PairwiseRerankModel):
             pairs += request_pairs
             truncated += request_cut
             sizes.append(len(request_pairs))
-        logits = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
-        lengths = [len(p["input_ids"]) for p in pairs]
-        return split_scores(logits, truncated, lengths, sizes)
+        return score_token_batches(
+            pairs, truncated, sizes, self.tokenizer, self.options, forward, progress
+        )
 
 
 FAMILY = Family(

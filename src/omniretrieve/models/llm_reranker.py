@@ -35,7 +35,6 @@ from omniretrieve.models.base import (
     ProgressCallback,
     ScoreOutput,
     score_token_batches,
-    split_scores,
 )
 from omniretrieve.models.sources import CheckpointInfo, Family, ModelSource
 from omniretrieve.runtime.torch_utils import load_pretrained
@@ -209,9 +208,9 @@ class YesNoReranker(PairwiseRerankModel):
                 pairs.append({"input_ids": ids})
                 truncated.append(cut)
             sizes.append(len(texts))
-        raw = score_token_batches(pairs, self.tokenizer, self.options, forward, progress)
-        lengths = [len(p["input_ids"]) for p in pairs]
-        return split_scores(raw, truncated, lengths, sizes)
+        return score_token_batches(
+            pairs, truncated, sizes, self.tokenizer, self.options, forward, progress
+        )
 
 
 FAMILY = Family(

@@ -249,6 +249,15 @@ class SentenceEncoder(TransformerEmbedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return super().count_tokens(self._prepare(texts, ""))
 
+    def token_ids(
+        self, inputs: Sequence[Input], task: str | None, instruction: str | None
+    ) -> tuple[list[list[int]], list[bool]]:
+        """The inputs' token ids with the task's prompt (or ``instruction``), cut at the
+        maximum length, and whether each was cut."""
+        check_task(task)
+        texts = texts_of(inputs, model_id=self.model_id)
+        return self.tokenize(self._prepare(texts, self.layout.prompt_for(task, instruction)))
+
     # -- encoding -----------------------------------------------------------------------
     def encode(
         self,
@@ -258,10 +267,7 @@ class SentenceEncoder(TransformerEmbedder):
         instruction: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> EncodeOutput:
-        check_task(task)
-        texts = texts_of(inputs, model_id=self.model_id)
-        prepared = self._prepare(texts, self.layout.prompt_for(task, instruction))
-        input_ids, truncated = self.tokenize(prepared)
+        input_ids, truncated = self.token_ids(inputs, task, instruction)
         vectors = self.encode_token_batches(
             input_ids, lambda hidden, mask: pool(hidden, mask, self.layout.pooling), progress
         )

@@ -132,13 +132,17 @@ class TransformerEmbedder(EmbeddingModel):
     def pooled_tensors(self, input_ids: Sequence[list[int]], pool: Pooler) -> Any:
         """One batch, padded as the tokenizer pads, through the model and ``pool`` (with
         gradients unless the caller turns them off)."""
+        return pool(*self.hidden_states(input_ids))
+
+    def hidden_states(self, input_ids: Sequence[list[int]]) -> tuple[Any, Any]:
+        """One batch, padded as the tokenizer pads, through the model: its last hidden states
+        and the attention mask, on the model's device."""
         padded = self.tokenizer.pad(
             {"input_ids": list(input_ids)}, padding=True, return_tensors="pt"
         )
         ids = padded["input_ids"].to(self.options.device)
         mask = padded["attention_mask"].to(self.options.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return pool(hidden, mask)
+        return self.model(input_ids=ids, attention_mask=mask).last_hidden_state, mask
 
 
 def _last_whitespace(text: str, start: int, end: int) -> int:

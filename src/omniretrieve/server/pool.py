@@ -12,11 +12,11 @@ from omniretrieve.errors import ModelNotFoundError, OmniRetrieveError, closest_n
 from omniretrieve.inputs import Input, TextInput, parse_input, parse_inputs
 from omniretrieve.models.base import (
     EmbeddingModel,
-    EncodeOutput,
     LoadOptions,
     MultiEncodeOutput,
     RerankModel,
     ScoreOutput,
+    encode_asked,
 )
 from omniretrieve.models.registry import Registry, declared_languages, default_registry
 from omniretrieve.reranker import RerankResponse, build_rerank_response, instruction_argument
@@ -53,7 +53,7 @@ class RerankJob:
 @dataclass
 class LoadedEmbedder:
     model: EmbeddingModel
-    queue: BatchingQueue[EncodeJob, EncodeOutput | MultiEncodeOutput]
+    queue: BatchingQueue[EncodeJob, MultiEncodeOutput]
     languages: frozenset[str] | None = None
 
     def language_warnings(self, inputs: Sequence[Input]) -> list[str]:
@@ -96,38 +96,21 @@ class LoadedReranker:
 
 def encode_merged(
     model: EmbeddingModel, jobs: Sequence[EncodeJob], check: Callable[[], None] = lambda: None
-) -> list[EncodeOutput | MultiEncodeOutput]:
+) -> list[MultiEncodeOutput]:
     """Run jobs that share task, instruction and outputs as one model call, then split the
     output. ``check()`` runs before it and after each model batch (it raises to stop: every
     client of these jobs left)."""
     check()
-    merged = [item for job in jobs for item in job.inputs]
     first = jobs[0]
-    if first.outputs != {"dense"}:
-        multi = model.encode_outputs(
-            merged,
-            first.outputs,
-            task=first.task,
-            instruction=first.instruction,
-            progress=lambda _: check(),
-        )
-        return list(split_outputs(multi, [len(job.inputs) for job in jobs]))
-    output = model.encode(
-        merged, task=first.task, instruction=first.instruction, progress=lambda _: check()
+    multi = encode_asked(
+        model,
+        [item for job in jobs for item in job.inputs],
+        first.outputs,
+        task=first.task,
+        instruction=first.instruction,
+        progress=lambda _: check(),
     )
-    results: list[EncodeOutput | MultiEncodeOutput] = []
-    start = 0
-    for job in jobs:
-        end = start + len(job.inputs)
-        results.append(
-            EncodeOutput(
-                vectors=output.vectors[start:end],
-                truncated=output.truncated[start:end],
-                token_counts=output.token_counts[start:end],
-            )
-        )
-        start = end
-    return results
+    return split_outputs(multi, [len(job.inputs) for job in jobs])
 
 
 def split_outputs(multi: MultiEncodeOutput, sizes: Sequence[int]) -> list[MultiEncodeOutput]:
@@ -238,7 +221,7 @@ class ModelPool:
     def _add_embedder(
         self, spec: str, model: EmbeddingModel, languages: frozenset[str] | None = None
     ) -> None:
-        queue: BatchingQueue[EncodeJob, EncodeOutput | MultiEncodeOutput] = BatchingQueue(
+        queue: BatchingQueue[EncodeJob, MultiEncodeOutput] = BatchingQueue(
             model.model_id,
             lambda jobs: encode_merged(model, jobs, queue.check_abandoned),
             max_wait_s=self.config.batch_wait_ms / 1000,

@@ -14,7 +14,7 @@ from omniretrieve.embedder import check_encode_options, requested_outputs, resul
 from omniretrieve.embedding_types import to_json_values
 from omniretrieve.errors import InputError, LimitExceededError
 from omniretrieve.inputs import Input, parse_inputs
-from omniretrieve.models.base import EncodeOutput, MultiEncodeOutput
+from omniretrieve.models.base import MultiEncodeOutput
 from omniretrieve.server import examples
 from omniretrieve.server.errors import ERROR_RESPONSES
 from omniretrieve.server.images import validate_images, validate_text_lengths
@@ -64,13 +64,8 @@ async def check_token_budget(model: Any, inputs: list[Input], limit: int) -> Non
         )
 
 
-def joined(outputs: list[EncodeOutput | MultiEncodeOutput]) -> MultiEncodeOutput:
+def joined(parts: list[MultiEncodeOutput]) -> MultiEncodeOutput:
     """One output from the outputs of consecutive chunks of a request."""
-    parts = [
-        o if isinstance(o, MultiEncodeOutput)
-        else MultiEncodeOutput(o.vectors, None, None, o.truncated, o.token_counts)
-        for o in outputs
-    ]  # fmt: skip
     dense = [p.dense for p in parts if p.dense is not None]
     sparse = [p.sparse for p in parts if p.sparse is not None]
     multi = [p.multivectors for p in parts if p.multivectors is not None]
@@ -83,6 +78,17 @@ def joined(outputs: list[EncodeOutput | MultiEncodeOutput]) -> MultiEncodeOutput
     )
 
 
+def refuse_truncated(truncated: list[bool], max_length: int, field: str) -> None:
+    """A request with ``truncate`` false: an error naming the first input that was cut."""
+    if any(truncated):
+        first = truncated.index(True)
+        raise InputError(
+            f"{field}[{first}] is longer than the model's {max_length} tokens and "
+            "truncate is false",
+            field=f"{field}[{first}]",
+        )
+
+
 def submit_encode_jobs(
     request: Request,
     loaded: LoadedEmbedder,
@@ -90,7 +96,7 @@ def submit_encode_jobs(
     task: str | None,
     instruction: str | None,
     outputs: frozenset[str],
-) -> list[Future[EncodeOutput | MultiEncodeOutput]]:
+) -> list[Future[MultiEncodeOutput]]:
     """The inputs queued in model-batch-sized jobs (a client that leaves frees the model
     within one); they merge with other requests' jobs that ask the same."""
     size = max(1, app_config(request).max_batch_items)
@@ -143,13 +149,8 @@ async def embeddings(
         await check_token_budget(model, inputs, config.limits.max_tokens_per_request)
         futures = submit_encode_jobs(request, loaded, inputs, body.task, body.instruction, outputs)
     multi = joined(await results_unless_disconnected(request, loaded.queue, futures))
-    if not body.truncate and any(multi.truncated):
-        first = multi.truncated.index(True)
-        raise InputError(
-            f"input[{first}] is longer than the model's {model.max_length} tokens and "
-            "truncate is false",
-            field=f"input[{first}]",
-        )
+    if not body.truncate:
+        refuse_truncated(multi.truncated, model.max_length, "input")
     result = result_of(
         model,
         multi,

@@ -18,6 +18,7 @@ from omniretrieve.server.routes import app_config, ready_pool, results_unless_di
 from omniretrieve.server.routes.embeddings import (
     check_token_budget,
     joined,
+    refuse_truncated,
     submit_encode_jobs,
 )
 
@@ -71,13 +72,8 @@ async def embed_sparse(
         await check_token_budget(loaded.model, inputs, config.limits.max_tokens_per_request)
         futures = submit_encode_jobs(request, loaded, inputs, None, None, frozenset({"sparse"}))
     output = joined(await results_unless_disconnected(request, loaded.queue, futures))
-    if not body.truncate and any(output.truncated):
-        first = output.truncated.index(True)
-        raise InputError(
-            f"inputs[{first}] is longer than the model's {loaded.model.max_length} tokens and "
-            "truncate is false",
-            field=f"inputs[{first}]",
-        )
+    if not body.truncate:
+        refuse_truncated(output.truncated, loaded.model.max_length, "inputs")
     assert output.sparse is not None
     return [
         [
