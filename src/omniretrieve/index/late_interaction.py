@@ -122,6 +122,18 @@ class LateInteractionIndex:
             block *= self._scales[row]
         return block
 
+    def _token_positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``rows``' tokens, concatenated: their positions among all tokens, each row's offset
+        in the concatenation, and each row's token count."""
+        starts = self._starts[rows]
+        lengths = self._starts[rows + 1] - starts
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return (
+            np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum())),
+            offsets,
+            lengths,
+        )
+
     def exact(self, query: np.ndarray, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """MaxSim of ``query`` against each of ``rows`` from the stored vectors."""
         query = np.asarray(query, dtype=np.float32)
@@ -129,17 +141,13 @@ class LateInteractionIndex:
         scores = np.zeros(len(rows), dtype=np.float32)
         if not len(rows) or not len(query):
             return scores
-        starts, ends = self._starts[rows], self._starts[rows + 1]
-        lengths = ends - starts
-        gather = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        gather += np.arange(int(lengths.sum()))
+        gather, offsets, lengths = self._token_positions(rows)
         block = self._stored[gather].astype(np.float32)
         if self._scales is not None:
             block *= np.repeat(self._scales[rows], lengths)[:, None]
         similarities = query @ block.T  # (query vectors, tokens of every row)
         present = lengths > 0
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])[present]
-        best = np.maximum.reduceat(similarities, offsets, axis=1)  # (query vectors, rows)
+        best = np.maximum.reduceat(similarities, offsets[present], axis=1)  # (vectors, rows)
         reduced = best.mean(axis=0) if self.config.reduce == "mean" else best.sum(axis=0)
         scores[present] = reduced
         return scores
@@ -189,10 +197,7 @@ class LateInteractionIndex:
         if len(found) <= wanted:
             return np.sort(found)
         # full centroid interaction over the shortlist: MaxSim with each token's centroid
-        starts, ends = self._starts[found], self._starts[found + 1]
-        lengths = ends - starts
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        gather = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+        gather, offsets, _ = self._token_positions(found)
         approximate = similarities[:, self._token_centroid[gather]]
         interaction = np.maximum.reduceat(approximate, offsets, axis=1).sum(axis=0)
         keep = np.argpartition(-interaction, wanted - 1)[:wanted]

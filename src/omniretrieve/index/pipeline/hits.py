@@ -22,9 +22,9 @@ def hits(
     """Per query, its hits (without passages and highlights when ``plan.snippets`` is off:
     at 100 hits a query, finding them is most of a search's time)."""
     results = []
+    stored = source.state()
     for state in states:
         ranked = state.ranked[: plan.top_k]
-        stored = source.state()
         prefetch(stored.documents, [d for d, _ in ranked])
         stages = list(state.lists.items())
         found = []

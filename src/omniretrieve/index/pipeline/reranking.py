@@ -48,7 +48,7 @@ def rerank(
                 reranker,
                 state.query,
                 ranked[:count],
-                source.state().documents,
+                documents,
                 document_image=source.document_image,
                 stored_first_passage=_stored_first_passage(source, state.query, own),
                 language=document_language,
