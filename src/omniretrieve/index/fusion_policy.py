@@ -10,6 +10,8 @@ from typing import Protocol
 
 from omniretrieve.errors import InputError
 from omniretrieve.fusion.methods import FUSION_METHODS, fuse
+from omniretrieve.index.field_outputs import model_lists, model_outputs
+from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.settings import CollectionSettings
 from omniretrieve.index.tuning.fit import CollectionTuning
 
@@ -18,6 +20,8 @@ class FusionSource(Protocol):
     """What the policy reads from its collection."""
 
     settings: CollectionSettings
+
+    def embedder(self, model_id: str) -> IndexEmbedder: ...
 
     def tuning(self) -> CollectionTuning | None:
         """The fusion fitted on pseudo-queries (used where ``fusion`` is ``auto``)."""
@@ -47,33 +51,50 @@ class FusionPolicy:
         tuned = self.tuned()
         return tuned.method if tuned is not None else "zscore"
 
+    def lists(self, models: Sequence[str]) -> tuple[str, ...]:
+        """The first-stage lists of these vector fields' models, in fusion order: each
+        model's ``dense:``, ``sparse:`` and ``multivector:`` lists, those it has."""
+        return tuple(
+            name
+            for model_id in models
+            for name in model_lists(model_id, model_outputs(self._source.embedder(model_id)))
+        )
+
     def weights(
         self,
         used: tuple[str, ...],
         override: Sequence[float] | None = None,
         fields: tuple[str, ...] | None = None,
     ) -> list[float] | None:
-        """BM25's weight and the weights of the vector fields ``used``: from ``override``
-        (one per field of ``fields``, the fields in play), the collection's settings or its
-        fit; None: equal weights."""
+        """BM25's weight and those of the lists of the vector fields ``used``: from
+        ``override`` (one per list of ``fields``, the fields in play), the collection's
+        settings or its fit; None: equal weights."""
+        used_lists = self.lists(used)
         if override is not None:
-            fields = used if fields is None else fields
-            if len(override) != 1 + len(fields) or any(w < 0 for w in override):
+            named = used_lists if fields is None else self.lists(fields)
+            if len(override) != 1 + len(named) or any(w < 0 for w in override):
                 raise InputError(
-                    "fusion_weights needs one non-negative weight for BM25 and one per embedder",
+                    "fusion_weights needs one non-negative weight for BM25 and one per list "
+                    f"({', '.join(named) or 'none'}): {1 + len(named)} in all",
                     field="fusion_weights",
                 )
-            return [float(override[0])] + [float(override[1 + fields.index(m)]) for m in used]
+            return [float(override[0])] + [float(override[1 + named.index(n)]) for n in used_lists]
         weights = self._source.settings.fusion_weights
         tuned = self.tuned()
-        if weights is None and tuned is not None and all(m in tuned.embedders for m in used):
-            return [tuned.weights[0]] + [tuned.weights[1 + tuned.embedders.index(m)] for m in used]
+        if weights is None and tuned is not None and all(n in tuned.lists for n in used_lists):
+            return [tuned.weights[0]] + [
+                tuned.weights[1 + tuned.lists.index(n)] for n in used_lists
+            ]
         if weights is None:
             return None
-        chosen = [weights[0]]
-        for model_id in used:
-            chosen.append(weights[1 + self._source.settings.embedders.index(model_id)])
-        return chosen
+        named = self.lists(self._source.settings.embedders)
+        if len(weights) != 1 + len(named):
+            raise InputError(
+                f"the collection's fusion_weights has {len(weights)} weights; BM25 and its "
+                f"lists ({', '.join(named)}) need one per list: {1 + len(named)} in all",
+                field="fusion_weights",
+            )
+        return [weights[0]] + [weights[1 + named.index(n)] for n in used_lists]
 
     def fuse(
         self,

@@ -19,6 +19,7 @@ from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.errors import InputError, ShuttingDownError
 from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.documents import parse_document
+from omniretrieve.index.field_outputs import embed_passages, field_entries, model_outputs
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.passages import passage_spans
@@ -220,6 +221,17 @@ class DocumentIngest:
         to_embed = self._read_images(to_embed)
         vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
         for model_id in self._settings().embedders:
+            outputs = model_outputs(self._embedder(model_id))
+            if outputs != ("dense",):
+                fields, passages = self.passage_outputs(model_id, to_embed, outputs)
+                for name, per_doc in fields.items():
+                    for doc_id, (spans, rows) in per_doc.items():
+                        vectors_by_doc[doc_id][name] = {
+                            "spans": [list(s) for s in spans],
+                            "vectors": encode_vectors(rows),
+                        }
+                embedded += passages
+                continue
             spans_by_doc, vectors = self.passage_vectors(model_id, to_embed)
             row = 0
             for document in to_embed:
@@ -279,6 +291,54 @@ class DocumentIngest:
             self._ocr = OcrReader(self._settings().ocr_engine)
         return self._ocr
 
+    def passage_outputs(
+        self, model_id: str, documents: Sequence[StoredDocument], outputs: tuple[str, ...]
+    ) -> tuple[dict[str, dict[str, tuple[list[tuple[int, int]], np.ndarray]]], int]:
+        """A model with learned-sparse or multi-vector outputs: every field it gives, per
+        document (:mod:`~omniretrieve.index.field_outputs`), from one pass per chunk of
+        passages; and how many passages were embedded."""
+        if self._settings().storage == "milvus":
+            raise InputError(
+                f"model {model_id!r} gives {' and '.join(o for o in outputs if o != 'dense')} "
+                'fields, which a collection with storage="milvus" cannot hold: use '
+                'storage="folder" (with vector_store="milvus" if wanted)',
+                field="embedders",
+            )
+        embedder = self._embedder(model_id)
+        spans_by_doc, inputs = self._passage_inputs(model_id, embedder, documents)
+        step = int(getattr(embedder, "preferred_chunk", EMBED_CHUNK))
+        found = embed_passages(
+            embedder, inputs, outputs, chunk=step, before_chunk=self.stop_if_asked
+        )
+        return field_entries(model_id, outputs, spans_by_doc, found), len(inputs)
+
+    def _passage_inputs(
+        self, model_id: str, embedder: IndexEmbedder, documents: Sequence[StoredDocument]
+    ) -> tuple[dict[str, list[tuple[int, int]]], list[Any]]:
+        """Per document, its passages' spans (its image last, for a model that reads images),
+        and every passage's input in that order."""
+        reads_images = "image" in embedder.modalities
+        spans_by_doc: dict[str, list[tuple[int, int]]] = {}
+        inputs: list[Any] = []
+        for document in documents:
+            with_image = reads_images and bool(document.image)
+            self._check_readable(document, model_id, with_image)
+            spans = self._text_spans(document, embedder) if document.text.strip() else []
+            inputs.extend(document.text[a:b] for a, b in spans)
+            if with_image:
+                spans = [*spans, IMAGE_SPAN]
+                inputs.append(ImageInput(self.image_bytes(document)))
+            spans_by_doc[document.doc_id] = spans
+        return spans_by_doc, inputs
+
+    @staticmethod
+    def _check_readable(document: StoredDocument, model_id: str, with_image: bool) -> None:
+        if not document.text.strip() and not with_image:
+            raise InputError(
+                f"document {document.doc_id!r} has no text and model {model_id!r} takes text only",
+                field="documents",
+            )
+
     def passage_vectors(
         self, model_id: str, documents: Sequence[StoredDocument]
     ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
@@ -286,24 +346,9 @@ class DocumentIngest:
         reads images also embeds a document's image, as one more passage (span
         :data:`IMAGE_SPAN`)."""
         embedder = self._embedder(model_id)
-        reads_images = "image" in embedder.modalities
-        spans_by_doc: dict[str, list[tuple[int, int]]] = {}
-        texts: list[str] = []
-        images: list[Any] = []
-        for document in documents:
-            with_image = reads_images and bool(document.image)
-            if not document.text.strip() and not with_image:
-                raise InputError(
-                    f"document {document.doc_id!r} has no text and model {model_id!r} takes "
-                    "text only",
-                    field="documents",
-                )
-            spans = self._text_spans(document, embedder) if document.text.strip() else []
-            texts.extend(document.text[a:b] for a, b in spans)
-            if with_image:
-                spans = [*spans, IMAGE_SPAN]
-                images.append(ImageInput(self.image_bytes(document)))
-            spans_by_doc[document.doc_id] = spans
+        spans_by_doc, inputs = self._passage_inputs(model_id, embedder, documents)
+        texts = [i for i in inputs if isinstance(i, str)]
+        images = [i for i in inputs if not isinstance(i, str)]
         text_vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
         if texts:
             blocks = []

@@ -38,7 +38,13 @@ class IndexEmbedder(Protocol):
     def languages(self) -> frozenset[str] | None: ...
 
     def encode(
-        self, inputs: Any, *, task: str | None = ..., instruction: str | None = ...
+        self,
+        inputs: Any,
+        *,
+        task: str | None = ...,
+        instruction: str | None = ...,
+        return_sparse: bool = ...,
+        return_multivector: bool = ...,
     ) -> EmbeddingResult: ...
 
     def encode_texts(self, texts: Sequence[str], **options: Any) -> np.ndarray: ...

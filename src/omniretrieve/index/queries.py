@@ -144,3 +144,34 @@ def encode_queries(
             raise InputError(f"query: {exc.message}", field="query") from exc
         vectors[others] = np.asarray(encoded.embeddings)
     return vectors
+
+
+def encode_query_outputs(
+    embedder: IndexEmbedder,
+    queries: Sequence[SearchQuery],
+    outputs: Sequence[str],
+    instruction: str | None = None,
+) -> list[dict[str, Any]]:
+    """Per query, each of the model's ``outputs`` from one pass: ``dense`` (its vector),
+    ``sparse`` (its :class:`~omniretrieve.multi_vector.SparseEmbedding`), ``multivector``
+    (its token vectors)."""
+    instructed = {} if instruction is None else {"instruction": instruction}
+    try:
+        result = embedder.encode(
+            [q.as_input() if q.image is not None else q.text for q in queries],
+            task="retrieval.query",
+            return_sparse="sparse" in outputs,
+            return_multivector="multivector" in outputs,
+            **instructed,
+        )
+    except InputError as exc:
+        raise InputError(f"query: {exc.message}", field="query") from exc
+    encoded: list[dict[str, Any]] = [{} for _ in queries]
+    for position, row in enumerate(encoded):
+        if "dense" in outputs:
+            row["dense"] = np.asarray(result.embeddings[position], dtype=np.float32)
+        if result.sparse is not None:
+            row["sparse"] = result.sparse[position]
+        if result.multivectors is not None:
+            row["multivector"] = np.asarray(result.multivectors[position], dtype=np.float32)
+    return encoded

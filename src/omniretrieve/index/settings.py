@@ -21,6 +21,7 @@ __all__ = [
     "CollectionSettings",
     "default_root",
     "field_name",
+    "list_name",
     "read_settings",
     "settings_json",
 ]
@@ -57,8 +58,10 @@ class CollectionSettings:
     drawn from its own documents (:mod:`omniretrieve.index.tuning`; z-score fusion with equal
     weights until it has); or one method with ``fusion_weights``."""
     fusion_weights: tuple[float, ...] | None = None
-    """BM25's weight first, then one per embedder; None: equal weights (or, with ``auto``,
-    the fitted ones). Given weights win over fitted ones."""
+    """BM25's weight first, then one per list of the embedders, in their order: each model's
+    dense, learned-sparse and multi-vector lists, those it has (one per embedder for
+    single-vector models); None: equal weights (or, with ``auto``, the fitted ones). Given
+    weights win over fitted ones."""
     hnsw_threshold: int = 50_000
     rerank_candidates: int = 100
     reranker: str = "omniretrieve-hybrid-reranker"
@@ -131,9 +134,13 @@ class CollectionSettings:
             )
         if self.fusion_weights is not None and any(w < 0 for w in self.fusion_weights):
             raise InputError("fusion_weights must not be negative", field="fusion_weights")
-        if self.fusion_weights is not None and len(self.fusion_weights) != 1 + len(self.embedders):
+        lists = len(self.embedders), len(FIELD_OUTPUTS) * len(self.embedders)
+        if self.fusion_weights is not None and not (
+            lists[0] <= len(self.fusion_weights) - 1 <= lists[1]
+        ):  # the exact count depends on the models' outputs: checked on searching
             raise InputError(
-                "fusion_weights needs one weight for BM25 and one per embedder",
+                "fusion_weights needs one weight for BM25 and one per list of the embedders "
+                "(dense, learned-sparse, multi-vector)",
                 field="fusion_weights",
             )
         return self
@@ -233,6 +240,22 @@ def changed_settings(settings: CollectionSettings, changes: dict[str, Any]) -> C
     return replace(settings, **changes).validate()
 
 
-def field_name(model_id: str) -> str:
-    """The vector field holding a model's passage vectors (a file and a Milvus name)."""
-    return "dense-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id)
+FIELD_OUTPUTS: tuple[str, ...] = ("dense", "sparse", "multivector")
+"""The fields a model can give a collection, in the order of its lists
+(:data:`omniretrieve.multi_vector.OUTPUTS`)."""
+
+
+def field_name(model_id: str, output: str = "dense") -> str:
+    """The field holding a model's ``output`` per passage (a file and a Milvus name):
+    ``dense-<model>`` (one vector per passage), ``sparse-<model>`` (learned token weights:
+    one ``(token id, weight)`` row per token, the passage's span repeated) or
+    ``multivector-<model>`` (one vector per token, the passage's span repeated)."""
+    if output not in FIELD_OUTPUTS:
+        raise ValueError(f"output is one of {', '.join(FIELD_OUTPUTS)}, not {output!r}")
+    return f"{output}-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id)
+
+
+def list_name(model_id: str, output: str = "dense") -> str:
+    """The name of a field's first-stage list and of its score on a hit:
+    ``dense:<model>``, ``sparse:<model>``, ``multivector:<model>``."""
+    return f"{output}:{model_id}"

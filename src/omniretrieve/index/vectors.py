@@ -24,8 +24,12 @@ from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors, row_version
 from omniretrieve.index.settings import VECTOR_STORE_NAMES, CollectionSettings, field_name
 from omniretrieve.index.store import StoredState
+from omniretrieve.index.token_search import TokenIndexes
+from omniretrieve.multi_vector import SparseEmbedding
 
 SYNC_BATCH = 256
+CANDIDATE_TOKENS = 64
+"""Milvus's nearest token rows per query vector whose documents a MaxSim search rescores."""
 
 
 class VectorStore(Protocol):
@@ -53,6 +57,26 @@ class VectorStore(Protocol):
         conditions: Mapping[str, Any] | None,
     ) -> list[dict[str, float]]:
         """Per query: document id -> aggregated passage score, the best ``k`` documents."""
+
+    def search_sparse(
+        self,
+        field: str,
+        queries: Sequence[SparseEmbedding],
+        k: int,
+        allowed: set[str] | None,
+    ) -> list[dict[str, float]]:
+        """Per query (learned token weights): document id -> lexical matching score."""
+
+    def search_multivector(
+        self,
+        field: str,
+        queries: Sequence[np.ndarray],
+        k: int,
+        allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None,
+        reduce: str,
+    ) -> list[dict[str, float]]:
+        """Per query (its token vectors): document id -> MaxSim, the best ``k``."""
 
     def close(self) -> None: ...
 
@@ -121,6 +145,7 @@ class FaissStore:
         self._state = state
         self._dimension = dimension
         self._indexes: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
+        self._tokens = TokenIndexes(state, lambda: self._settings.aggregate)
 
     def sync(self, state: StoredState) -> None:
         self.invalidate()
@@ -135,9 +160,30 @@ class FaissStore:
 
     def invalidate(self) -> None:
         self._indexes.clear()
+        self._tokens.invalidate()
 
     def close(self) -> None:
-        self._indexes.clear()
+        self.invalidate()
+
+    def search_sparse(
+        self,
+        field: str,
+        queries: Sequence[SparseEmbedding],
+        k: int,
+        allowed: set[str] | None,
+    ) -> list[dict[str, float]]:
+        return self._tokens.search_sparse(field, queries, k, allowed)
+
+    def search_multivector(
+        self,
+        field: str,
+        queries: Sequence[np.ndarray],
+        k: int,
+        allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None,
+        reduce: str,
+    ) -> list[dict[str, float]]:
+        return self._tokens.search_multivector(field, queries, k, allowed, reduce)
 
     def bm25(self) -> None:
         return None
@@ -221,6 +267,10 @@ class MilvusStore:
 
         self._settings = settings
         self._fields = [field_name(m) for m in settings.embedders]
+        self._pushed = [*self._fields, *(field_name(m, "multivector") for m in settings.embedders)]
+        """Fields with rows in Milvus: dense vectors, and token vectors (candidates for
+        MaxSim; learned-sparse fields are searched here, from the folder's rows)."""
+        self._tokens = TokenIndexes(state, lambda: self._settings.aggregate)
         uri = settings.milvus_uri or str(directory / "milvus.db")
         self._milvus: Any = MilvusVectors(uri, name)
         self._languages = languages or LanguageCache(lambda: state().documents)
@@ -258,7 +308,8 @@ class MilvusStore:
             return
 
         remote = MilvusVectors(settings.milvus_uri, name)
-        remote.drop([*(field_name(m) for m in settings.embedders), BM25_FIELD, DOCUMENTS_FIELD])
+        fields = [field_name(m, o) for m in settings.embedders for o in ("dense", "multivector")]
+        remote.drop([*fields, BM25_FIELD, DOCUMENTS_FIELD])
         remote.close()
 
     def upsert(
@@ -279,7 +330,7 @@ class MilvusStore:
             self._push_documents(state, doc_ids, new)
             return
 
-        self._push_vectors(state, doc_ids, new, fields or self._fields)
+        self._push_vectors(state, doc_ids, new, fields or self._pushed)
 
     def _push_vectors(
         self,
@@ -334,7 +385,7 @@ class MilvusStore:
         if self._bm25 is not None:
             self._bm25.sync(state)
 
-        for field in self._fields:
+        for field in self._pushed:
             local = {
                 doc_id: row_version(
                     state.documents[doc_id].content_hash, state.documents[doc_id].metadata
@@ -349,7 +400,7 @@ class MilvusStore:
 
     def delete(self, doc_ids: Sequence[str], state: StoredState | None = None) -> None:
         if doc_ids:
-            self._milvus.delete(list(doc_ids), self._fields)
+            self._milvus.delete(list(doc_ids), self._pushed)
             if self._bm25 is not None:
                 self._bm25.delete(doc_ids)
             if isinstance(state, HeldState):
@@ -357,7 +408,41 @@ class MilvusStore:
                 state.settle(doc_ids)
 
     def invalidate(self) -> None:
-        pass  # Milvus holds its own copy, updated by upsert and delete
+        """Milvus holds its own copy, updated by upsert and delete; the learned-sparse
+        indexes built here are dropped."""
+        self._tokens.invalidate()
+
+    def search_sparse(
+        self,
+        field: str,
+        queries: Sequence[SparseEmbedding],
+        k: int,
+        allowed: set[str] | None,
+    ) -> list[dict[str, float]]:
+        return self._tokens.search_sparse(field, queries, k, allowed)
+
+    def search_multivector(
+        self,
+        field: str,
+        queries: Sequence[np.ndarray],
+        k: int,
+        allowed: set[str] | None,
+        conditions: Mapping[str, Any] | None,
+        reduce: str,
+    ) -> list[dict[str, float]]:
+        """Candidates from Milvus (the documents of each query vector's nearest token rows),
+        rescored exactly by MaxSim from the stored rows."""
+        runs = []
+        for query in queries:
+            if not len(query):
+                runs.append({})
+                continue
+            found = self._milvus.search(field, query, CANDIDATE_TOKENS, conditions)
+            candidates = dict.fromkeys(doc_id for hits in found for doc_id, _ in hits)
+            if allowed is not None:
+                candidates = {d: None for d in candidates if d in allowed}
+            runs.append(self._tokens.rescore(field, query, candidates, k, reduce))
+        return runs
 
     def search(
         self,

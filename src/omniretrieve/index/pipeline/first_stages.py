@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 
 from omniretrieve.fusion import top
+from omniretrieve.index.field_outputs import model_outputs
 from omniretrieve.index.filters import passes
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.pipeline.state import QueryState, SearchPlan
-from omniretrieve.index.queries import SearchQuery, encode_queries
+from omniretrieve.index.queries import SearchQuery, encode_queries, encode_query_outputs
 from omniretrieve.index.search_source import SearchSource
-from omniretrieve.index.settings import field_name
+from omniretrieve.index.settings import field_name, list_name
 from omniretrieve.index.sparse_field import SparseField
 from omniretrieve.index.vectors import VectorStore
 from omniretrieve.runtime.progress import progress_bar
@@ -109,11 +110,70 @@ class FirstStages:
             seen = [
                 queries[i] if reads_images else SearchQuery(queries[i].readable_text) for i in read
             ]
+            outputs = model_outputs(self._source.embedder(model_id))
+            if outputs != ("dense",):
+                found = self._token_lists(model_id, outputs, seen, plan, cache)
+                for index, (vector, lists) in zip(read, found, strict=True):
+                    if vector is not None:
+                        query_vectors[index][model_id] = vector
+                    dense_runs[index].update(lists)
+                continue
             vectors, runs = self._cached_dense(model_id, seen, plan, cache, show_progress)
             for index, vector, run in zip(read, vectors, runs, strict=True):
                 query_vectors[index][model_id] = vector
                 dense_runs[index][f"dense:{model_id}"] = run
         return dense_runs, query_vectors
+
+    def _token_lists(
+        self,
+        model_id: str,
+        outputs: tuple[str, ...],
+        queries: Sequence[SearchQuery],
+        plan: SearchPlan,
+        cache: dict[tuple[Any, ...], Any],
+    ) -> list[tuple[np.ndarray | None, dict[str, dict[str, float]]]]:
+        """A model with learned-sparse or multi-vector outputs: per query, its dense vector
+        (None without one) and a list per field, from one encoding pass for all outputs."""
+        instruction = plan.instructions.get(model_id)
+        key = ("outputs", model_id, instruction)
+        unencoded = list({q.key: q for q in queries if (*key, q.key) not in cache}.values())
+        if unencoded:
+            for query, encoded in zip(
+                unencoded,
+                encode_query_outputs(
+                    self._source.embedder(model_id), unencoded, outputs, instruction
+                ),
+                strict=True,
+            ):
+                cache[(*key, query.key)] = encoded
+        encoded = [cache[(*key, q.key)] for q in queries]
+        reduce = self._source.embedder(model_id).model.multivector_reduce
+        found: list[dict[str, dict[str, float]]] = [{} for _ in queries]
+        for output in outputs:
+            run_key = ("list", list_name(model_id, output), instruction, plan.depth)
+            missing = [
+                i for i, q in enumerate(queries) if (*run_key, plan.filter_key, q.key) not in cache
+            ]
+            if missing:
+                field = field_name(model_id, output)
+                asked = [encoded[i][output] for i in missing]
+                if output == "dense":
+                    runs = self._vectors.search(
+                        field, np.stack(asked), plan.depth, plan.allowed, plan.filter
+                    )
+                elif output == "sparse":
+                    runs = self._vectors.search_sparse(field, asked, plan.depth, plan.allowed)
+                else:
+                    runs = self._vectors.search_multivector(
+                        field, asked, plan.depth, plan.allowed, plan.filter, reduce
+                    )
+                for i, run in zip(missing, runs, strict=True):
+                    cache[(*run_key, plan.filter_key, queries[i].key)] = run
+            for i, query in enumerate(queries):
+                found[i][list_name(model_id, output)] = cache[
+                    (*run_key, plan.filter_key, query.key)
+                ]
+        return [(e.get("dense"), lists) for e, lists in zip(encoded, found, strict=True)]
 
     def _cached_dense(
         self,
@@ -155,7 +215,7 @@ class FirstStages:
         """One query's lists (BM25's first) and the vector fields it uses."""
         mode = plan.mode
         text = query.readable_text
-        fields = tuple(m for m in plan.fields if f"dense:{m}" in dense)  # those that read it
+        fields = tuple(m for m in plan.fields if any(n.split(":", 1)[1] == m for n in dense))
         reads_text = query.reads_as_text
         language = (
             self._sparse.query_language(text)
@@ -168,9 +228,9 @@ class FirstStages:
             used = self._covering(fields, language)
             if not used and mode == "dense":
                 used = fields  # dense search must use some model: all of them
-            for model_id in fields:
-                if model_id not in used:
-                    lists.pop(f"dense:{model_id}", None)
+            for name in dense:
+                if name.split(":", 1)[1] not in used:
+                    lists.pop(name, None)
         if mode in ("sparse", "hybrid") and reads_text:
             key = ("sparse", text, language, plan.depth, plan.filter_key)
             sparse = None if self._cache is None else self._cache.get(key)

@@ -24,7 +24,7 @@ from omniretrieve.fusion import mix_scores, top
 from omniretrieve.fusion.methods import FUSION_METHODS
 from omniretrieve.index.candidate_rerank import rerank_candidates
 from omniretrieve.index.queries import SearchQuery
-from omniretrieve.index.settings import field_name
+from omniretrieve.index.settings import FIELD_OUTPUTS, field_name
 from omniretrieve.index.store import StoredDocument
 from omniretrieve.index.tuning.cancel import ShouldStop, checkpoint, never
 from omniretrieve.index.tuning.pseudo_lists import PseudoLists
@@ -80,8 +80,10 @@ class CollectionTuning:
 
     method: str
     embedders: tuple[str, ...]
+    """The lists fused after BM25's (``dense:<model>``, ``sparse:<model>``,
+    ``multivector:<model>``; fits made before those lists name each model, its dense list)."""
     weights: tuple[float, ...]
-    """BM25's first, then one per embedder."""
+    """BM25's first, then one per list of ``embedders``."""
     ndcg: float
     equal_ndcg: float
     """Pseudo-query NDCG@10 of the default (z-score fusion, equal weights)."""
@@ -98,6 +100,13 @@ class CollectionTuning:
     seed: int
     seconds: float
     fitted_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def lists(self) -> tuple[str, ...]:
+        """The lists of ``embedders`` by name (a model id alone: its dense list)."""
+        return tuple(
+            n if n.split(":", 1)[0] in FIELD_OUTPUTS else f"dense:{n}" for n in self.embedders
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
