@@ -8,6 +8,7 @@ collection has a multi-vector field only."""
 from __future__ import annotations
 
 from functools import cache
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +56,12 @@ def reference(path: Path, text: str) -> tuple[np.ndarray, dict[int, float], np.n
     return flag_reference(path, text)
 
 
-def assert_reference_scores(hits, checkpoint: Path, query: str, documents=DOCUMENTS) -> int:
-    """Every hit's three scores equal the reference's; returns how many sparse scores were
-    positive (a hit whose learned weights share no token with the query's has none)."""
-    model = str(checkpoint)
-    texts = {d["id"]: d["text"] for d in documents}
+def assert_reference_scores(hits, checkpoint: Path, query: str, model: str | None = None) -> int:
+    """Every hit's three scores (named by ``model``, the checkpoint's path by default) equal
+    the reference's; returns how many sparse scores were positive (a hit whose learned
+    weights share no token with the query's has none)."""
+    model = model or str(checkpoint)
+    texts = {d["id"]: d["text"] for d in DOCUMENTS}
     q_dense, q_weights, q_colbert = reference(checkpoint, query)
     lexical = 0
     for hit in hits:
@@ -170,3 +172,29 @@ def test_a_colbert_collection_has_a_multi_vector_field_only(tmp_path: Path) -> N
             assert query.multivectors is not None and document.multivectors is not None
             expected = maxsim(query.multivectors[0], document.multivectors[0], "sum")
             assert hit.scores[f"multivector:{model}"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_same_scores_over_http(tmp_path: Path, checkpoint: Path, server_pool) -> None:
+    """A collection made and searched over HTTP with the BGE-M3 checkpoint as its embedder:
+    every hit's three scores are the reference's."""
+    from fastapi.testclient import TestClient
+
+    from omniretrieve.server.app import create_app
+    from omniretrieve.server.config import ServerConfig
+
+    config = ServerConfig(models=(str(checkpoint), "all-MiniLM-L6-v2"), collections_root=tmp_path)
+    model = checkpoint.name  # the id a served directory goes by
+    with TestClient(create_app(config, pool=server_pool(config))) as client:
+        created = client.post("/v1/collections", json={"name": "m3", "embedders": [model]})
+        assert created.status_code == 201, created.text
+        upserted = client.put("/v1/collections/m3/documents", json={"documents": DOCUMENTS})
+        assert upserted.status_code == 200, upserted.text
+        for query in QUERIES:
+            found = client.post(
+                "/v1/collections/m3/search",
+                json={"query": query, "top_k": len(DOCUMENTS), "mode": "hybrid"},
+            )
+            assert found.status_code == 200, found.text
+            hits = [SimpleNamespace(**h) for h in found.json()["hits"]]
+            assert len(hits) == len(DOCUMENTS)
+            assert assert_reference_scores(hits, checkpoint, query, model) >= 2
