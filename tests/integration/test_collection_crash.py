@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from omniretrieve import Embedder
-from omniretrieve.index.collection import Collection
+from omniretrieve.index.collection import Collection, field_name
+from omniretrieve.index.field_outputs import sparse_rows
 from omniretrieve.index.documents import iter_jsonl_documents
 from tests.builders.crash import crash_embedder, run_and_kill
+from tests.builders.tiny_bge_m3 import build_tiny_bge_m3
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +68,59 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(
             if len(opened):
                 assert opened.search("cell biology", top_k=3, mode="hybrid")
     assert acknowledged == set(texts)  # the last run was not killed: everything made it
+
+
+@pytest.mark.slow
+def test_sigkill_with_multi_vector_and_learned_sparse_fields(
+    tmp_path: Path, datasets_dir: Path
+) -> None:
+    """A BGE-M3 collection (dense, learned-sparse and multi-vector fields) killed while
+    ingesting: every acknowledged document is there with all three fields, each equal to a
+    fresh encoding of its passages, and it searches."""
+    corpus = datasets_dir / "scifact" / "corpus.jsonl"
+    limit = 48
+    model_dir = str(build_tiny_bge_m3(tmp_path / "m3"))
+    embedder = crash_embedder(model_dir)
+    rng = random.Random(11)
+    acknowledged: set[str] = set()
+    for delay in [rng.uniform(0.5, 4.0) for _ in range(3)] + [None]:
+        acknowledged |= run_and_kill(tmp_path, model_dir, corpus, delay, limit)
+        with Collection.open("crash", root=tmp_path, embedders={model_dir: embedder}) as opened:
+            assert not acknowledged - set(opened.document_ids())
+            passages = opened.state().passages
+            for doc_id in rng.sample(sorted(acknowledged), min(3, len(acknowledged))):
+                document = opened.get(doc_id)
+                spans = opened.spans(doc_id)
+                assert document is not None and spans
+                fresh = embedder.encode(
+                    [document.text[a:b] for a, b in spans],
+                    task="retrieval.passage",
+                    return_sparse=True,
+                    return_multivector=True,
+                )
+                assert fresh.sparse is not None and fresh.multivectors is not None
+                tokens = np.concatenate([np.asarray(m) for m in fresh.multivectors])
+                weights = np.concatenate([sparse_rows(s) for s in fresh.sparse])
+                for output, expected in (
+                    ("dense", fresh.embeddings),
+                    ("multivector", tokens),
+                    ("sparse", weights),
+                ):
+                    stored = passages[field_name(model_dir, output)][doc_id][1]
+                    np.testing.assert_allclose(stored, expected, atol=1e-5)
+            if len(opened):
+                hits = opened.search("cell biology", top_k=3, mode="hybrid")
+                assert hits and f"multivector:{model_dir}" in hits[0].scores
+    assert acknowledged == {str(i) for i in _first_ids(corpus, limit)}
+
+
+def _first_ids(corpus: Path, limit: int) -> list[str]:
+    ids = []
+    for number, record in enumerate(iter_jsonl_documents(corpus)):
+        if number >= limit:
+            break
+        ids.append(str(record["_id"]))
+    return ids
 
 
 @pytest.mark.slow
