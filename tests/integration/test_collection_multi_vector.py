@@ -198,3 +198,28 @@ def test_the_same_scores_over_http(tmp_path: Path, checkpoint: Path, server_pool
             hits = [SimpleNamespace(**h) for h in found.json()["hits"]]
             assert len(hits) == len(DOCUMENTS)
             assert assert_reference_scores(hits, checkpoint, query, model) >= 2
+
+
+def test_the_self_tuned_fusion_weighs_every_list(
+    tmp_path: Path, checkpoint: Path, m3: Embedder, datasets_dir: Path
+) -> None:
+    """The fit on pseudo-queries judges BM25 and the model's three lists, each alone and
+    fused, and searches with ``fusion="auto"`` use one weight per list."""
+    from omniretrieve.index.documents import iter_jsonl_documents
+
+    model = str(checkpoint)
+    corpus = datasets_dir / "scifact" / "corpus.jsonl"
+    documents = []
+    for record in iter_jsonl_documents(corpus):
+        documents.append({"id": str(record["_id"]), "text": record["text"][:600]})
+        if len(documents) == 80:
+            break
+    settings = CollectionSettings(embedders=(model,))
+    with Collection.create("t", root=tmp_path, settings=settings, embedders={model: m3}) as made:
+        made.upsert(documents)
+        fit = made.tune(reranker="")
+        lists = (f"dense:{model}", f"sparse:{model}", f"multivector:{model}")
+        assert fit.embedders == lists and len(fit.weights) == 4
+        assert set(fit.alone) == {"bm25", *lists}
+        hits = made.search("cell biology", top_k=3)
+        assert hits and all(name in hits[0].scores for name in lists)

@@ -22,14 +22,13 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from omniretrieve.embedder import Embedder
 from omniretrieve.errors import InputError, OmniRetrieveError
 from omniretrieve.index.catalog import collection_names, drop_collection, missing_collection
 from omniretrieve.index.collection_documents import CollectionDocuments
 from omniretrieve.index.collection_search import CollectionSearching
 from omniretrieve.index.documents import check_name
+from omniretrieve.index.field_outputs import Fields
 from omniretrieve.index.held_ledger import check_held_files, open_ledger, settle_held_wal
 from omniretrieve.index.ingest import IMAGE_SPAN, DocumentIngest, IngestOptions, upsert_batches
 from omniretrieve.index.languages import DOCUMENT_LANGUAGE_CACHE, LanguageCache
@@ -298,12 +297,10 @@ class Collection(CollectionDocuments, CollectionSearching, CollectionTuningMetho
         detected from its opening)."""
         return self._languages.document(doc_id)
 
-    def passage_vectors(
-        self, model_id: str, documents: Sequence[StoredDocument]
-    ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]:
-        """Documents split and embedded as an upsert would (nothing is stored): per
-        document its passages' spans, and their vectors in document order."""
-        return self._ingest.passage_vectors(model_id, documents)
+    def passage_fields(self, model_id: str, documents: Sequence[StoredDocument]) -> Fields:
+        """Documents split and embedded as an upsert would (nothing is stored): per field
+        of the model, per document, its rows' spans and its rows."""
+        return self._ingest.passage_fields(model_id, documents)[0]
 
     def query_language(self, query: str) -> str:
         """The query's language, chosen among the languages of the collection's documents."""

@@ -22,6 +22,8 @@ import numpy as np
 from omniretrieve.index.settings import FIELD_OUTPUTS, field_name, list_name
 from omniretrieve.multi_vector import SparseEmbedding
 
+Fields = dict[str, dict[str, tuple[list[tuple[int, int]], np.ndarray]]]
+"""Field name -> document id -> (its rows' spans, its rows)."""
 MAX_TOKEN_ID = 2**24
 """Token ids a ``sparse-`` row holds exactly (float32's integers)."""
 
@@ -98,9 +100,9 @@ def field_entries(
     outputs: Sequence[str],
     spans_by_doc: dict[str, list[tuple[int, int]]],
     found: PassageOutputs,
-) -> dict[str, dict[str, tuple[list[tuple[int, int]], np.ndarray]]]:
+) -> Fields:
     """Per field of the model, per document: its rows' spans and its rows."""
-    fields: dict[str, dict[str, tuple[list[tuple[int, int]], np.ndarray]]] = {}
+    fields: Fields = {}
     position = 0
     for doc_id, spans in spans_by_doc.items():
         passages = range(position, position + len(spans))

@@ -19,7 +19,7 @@ from omniretrieve.checks import MAX_TEXT_CHARS
 from omniretrieve.errors import InputError, ShuttingDownError
 from omniretrieve.index.code_units import definition_starts, language_of
 from omniretrieve.index.documents import parse_document
-from omniretrieve.index.field_outputs import embed_passages, field_entries, model_outputs
+from omniretrieve.index.field_outputs import Fields, embed_passages, field_entries, model_outputs
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.model_protocols import IndexEmbedder
 from omniretrieve.index.passages import passage_spans
@@ -221,28 +221,14 @@ class DocumentIngest:
         to_embed = self._read_images(to_embed)
         vectors_by_doc: dict[str, dict[str, Any]] = {d.doc_id: {} for d in to_embed}
         for model_id in self._settings().embedders:
-            outputs = model_outputs(self._embedder(model_id))
-            if outputs != ("dense",):
-                fields, passages = self.passage_outputs(model_id, to_embed, outputs)
-                for name, per_doc in fields.items():
-                    for doc_id, (spans, rows) in per_doc.items():
-                        vectors_by_doc[doc_id][name] = {
-                            "spans": [list(s) for s in spans],
-                            "vectors": encode_vectors(rows),
-                        }
-                embedded += passages
-                continue
-            spans_by_doc, vectors = self.passage_vectors(model_id, to_embed)
-            row = 0
-            for document in to_embed:
-                spans = spans_by_doc[document.doc_id]
-                block = vectors[row : row + len(spans)]
-                row += len(spans)
-                vectors_by_doc[document.doc_id][field_name(model_id)] = {
-                    "spans": [list(s) for s in spans],
-                    "vectors": encode_vectors(block),
-                }
-            embedded += row
+            fields, passages = self.passage_fields(model_id, to_embed)
+            for name, per_doc in fields.items():
+                for doc_id, (spans, rows) in per_doc.items():
+                    vectors_by_doc[doc_id][name] = {
+                        "spans": [list(s) for s in spans],
+                        "vectors": encode_vectors(rows),
+                    }
+            embedded += passages
         entries = [
             {"document": document.to_json(), "vectors": vectors_by_doc[document.doc_id]}
             for document in to_embed
@@ -291,9 +277,25 @@ class DocumentIngest:
             self._ocr = OcrReader(self._settings().ocr_engine)
         return self._ocr
 
+    def passage_fields(
+        self, model_id: str, documents: Sequence[StoredDocument]
+    ) -> tuple[Fields, int]:
+        """Every field a model gives these documents (split and embedded as an upsert
+        would; nothing is stored): field name -> document id -> (its rows' spans, its rows);
+        and how many passages were embedded."""
+        outputs = model_outputs(self._embedder(model_id))
+        if outputs != ("dense",):
+            return self.passage_outputs(model_id, documents, outputs)
+        spans_by_doc, vectors = self.passage_vectors(model_id, documents)
+        per_doc, row = {}, 0
+        for doc_id, spans in spans_by_doc.items():
+            per_doc[doc_id] = (spans, vectors[row : row + len(spans)])
+            row += len(spans)
+        return {field_name(model_id): per_doc}, row
+
     def passage_outputs(
         self, model_id: str, documents: Sequence[StoredDocument], outputs: tuple[str, ...]
-    ) -> tuple[dict[str, dict[str, tuple[list[tuple[int, int]], np.ndarray]]], int]:
+    ) -> tuple[Fields, int]:
         """A model with learned-sparse or multi-vector outputs: every field it gives, per
         document (:mod:`~omniretrieve.index.field_outputs`), from one pass per chunk of
         passages; and how many passages were embedded."""

@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from omniretrieve.errors import InputError
-from omniretrieve.index.settings import field_name, settings_json
+from omniretrieve.index.field_outputs import model_outputs
+from omniretrieve.index.settings import FIELD_OUTPUTS, field_name, settings_json
 from omniretrieve.runtime.progress import progress_bar
 
 BATCH = 256
@@ -65,6 +66,12 @@ def reembed(
         raise InputError(f"the collection already embeds with {embedder!r}", field="embedder")
     started = time.perf_counter()
     model = collection.embedder(embedder)  # loads it: a wrong model fails before any write
+    if model_outputs(model) != ("dense",):
+        raise InputError(
+            f"{embedder!r} gives {', '.join(model_outputs(model))} fields; reembed moves a "
+            "collection to a single-vector model (index into a new collection for this one)",
+            field="embedder",
+        )
     state = collection.state()
     documents = list(state.documents.values())
     built: dict[str, tuple[list[tuple[int, int]], Any]] = {}
@@ -76,12 +83,7 @@ def reembed(
     ) as advance:
         for start in range(0, len(documents), BATCH):
             batch = documents[start : start + BATCH]
-            spans_by_doc, vectors = collection.passage_vectors(embedder, batch)
-            row = 0
-            for document in batch:
-                spans = spans_by_doc[document.doc_id]
-                built[document.doc_id] = (spans, vectors[row : row + len(spans)])
-                row += len(spans)
+            built.update(collection.passage_fields(embedder, batch)[field_name(embedder)])
             advance(sum(len(d.text) for d in batch))
     store = collection._store
     state.passages[field_name(embedder)] = built
@@ -93,7 +95,8 @@ def reembed(
     collection.settings = switched
     store.tuning_path.unlink(missing_ok=True)
     collection._tuning = None
-    del state.passages[field_name(old)]
+    for output in FIELD_OUTPUTS:  # the old model's fields, those it had
+        state.passages.pop(field_name(old, output), None)
     store.compact(state)  # 3: the old field goes
     collection.close()
     return ReembedReport(
@@ -127,6 +130,7 @@ def _replaced(embedders: tuple[str, ...], replacing: str | None) -> str:
 def drop_unnamed_fields(state: Any, embedders: tuple[str, ...]) -> None:
     """Forget vector fields the settings no longer name (a reembed that crashed after its
     switch): the next compaction leaves them out."""
-    named = {field_name(m) for m in embedders}
-    for stale in [f for f in state.passages if f.startswith("dense-") and f not in named]:
+    named = {field_name(m, o) for m in embedders for o in FIELD_OUTPUTS}
+    prefixes = tuple(f"{o}-" for o in FIELD_OUTPUTS)
+    for stale in [f for f in state.passages if f.startswith(prefixes) and f not in named]:
         del state.passages[stale]

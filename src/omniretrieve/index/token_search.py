@@ -58,7 +58,9 @@ class _Passages:
         return {self.doc_ids[i]: float(per_doc[i]) for i in order}
 
 
-class _SparseField:
+class SparseRows:
+    """Lexical matching over documents' learned-sparse rows (document id -> (spans, rows))."""
+
     def __init__(self, per_doc: Iterable[tuple[str, tuple[Sequence, np.ndarray]]]) -> None:
         from scipy.sparse import csr_matrix
 
@@ -94,7 +96,9 @@ class _SparseField:
         return self.passages.per_document(scores, k, how)
 
 
-class _MultiVectorField:
+class MultiVectorRows:
+    """MaxSim over documents' token vectors (document id -> (spans, rows))."""
+
     def __init__(
         self, per_doc: Iterable[tuple[str, tuple[Sequence, np.ndarray]]], reduce: str
     ) -> None:
@@ -126,8 +130,8 @@ class TokenIndexes:
     def __init__(self, state: Callable[[], StoredState], how: Callable[[], str]) -> None:
         self._state = state
         self._how = how
-        self._sparse: dict[str, _SparseField] = {}
-        self._multi: dict[tuple[str, str], _MultiVectorField] = {}
+        self._sparse: dict[str, SparseRows] = {}
+        self._multi: dict[tuple[str, str], MultiVectorRows] = {}
 
     def invalidate(self) -> None:
         self._sparse.clear()
@@ -142,7 +146,7 @@ class TokenIndexes:
     ) -> list[dict[str, float]]:
         """Per query: the best ``k`` documents by lexical matching (a positive score)."""
         if field not in self._sparse:
-            self._sparse[field] = _SparseField(self._state().passages.get(field, {}).items())
+            self._sparse[field] = SparseRows(self._state().passages.get(field, {}).items())
         index = self._sparse[field]
         return [index.search(q, k, allowed, self._how()) for q in queries]
 
@@ -158,7 +162,7 @@ class TokenIndexes:
         key = (field, reduce)
         if key not in self._multi:
             stored = self._state().passages.get(field, {}).items()
-            self._multi[key] = _MultiVectorField(stored, reduce)
+            self._multi[key] = MultiVectorRows(stored, reduce)
         index = self._multi[key]
         return [index.search(q, k, allowed, self._how()) for q in queries]
 

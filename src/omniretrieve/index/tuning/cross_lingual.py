@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from omniretrieve.index.field_outputs import model_outputs
 from omniretrieve.index.settings import field_name
 from omniretrieve.index.tuning.pseudo_queries import PseudoQuery
 
@@ -40,7 +41,12 @@ def cross_lingual_queries(
     languages = {d: source.document_language(d) for d in state.documents}
     counts = Counter(languages.values())
     present = {lang for lang, n in counts.items() if n >= MIN_LANGUAGE_SHARE * len(languages)}
-    multilingual = [m for m in fields if _multilingual(source.embedder(m).languages)]
+    multilingual = [
+        m
+        for m in fields
+        if _multilingual(source.embedder(m).languages)
+        and "dense" in model_outputs(source.embedder(m))  # first passages are dense vectors
+    ]
     if len(present) < 2 or not multilingual:
         return []
     ids = [d for d in state.documents if languages[d] in present]

@@ -166,7 +166,7 @@ def choose_fusion(
     candidates within one standard error of it (paired over the queries), the simplest
     wins: one signal alone, else the simplest method (z-score first) with the weights
     closest to equal."""
-    signals = 1 + len(lists.fields)
+    signals = 1 + len(lists.lists)
     grid = weight_grid(signals)
     weights = np.array(grid, dtype=np.float64)
     count = len(lists.queries)
@@ -213,7 +213,7 @@ def choose_fusion(
         return (single, methods.index(c.method) if used > 1 else 0, round(distance, 6), -c.ndcg)
 
     best = min(close, key=simplicity)
-    names = ["bm25", *[f"dense:{m}" for m in lists.fields]]
+    names = ["bm25", *lists.lists]
     alone = {name: single.ndcg for name, single in zip(names, singles, strict=True)}
     return best, candidates, alone, default.ndcg
 
@@ -338,7 +338,7 @@ def _first_passages(source: Any, lists: PseudoLists, vectors: dict[str, Any]) ->
 
     def lookup(model_id: str) -> Any:
         key = keys.get(model_id)
-        if key is None:
+        if key is None or key not in lists.masked_first_passage:  # no dense field
             return None
         stored = state.passages[field_name(key)]
         masked = lists.masked_first_passage[key]

@@ -18,10 +18,12 @@ from typing import Protocol
 
 import numpy as np
 
+from omniretrieve.index.field_outputs import Fields, model_outputs
 from omniretrieve.index.model_protocols import IndexEmbedder
-from omniretrieve.index.queries import SearchQuery, encode_queries
-from omniretrieve.index.settings import CollectionSettings, field_name
+from omniretrieve.index.queries import SearchQuery, encode_queries, encode_query_outputs
+from omniretrieve.index.settings import CollectionSettings, field_name, list_name
 from omniretrieve.index.store import StoredDocument, StoredState
+from omniretrieve.index.token_search import MultiVectorRows, SparseRows
 from omniretrieve.index.tuning.cancel import ShouldStop, checkpoint, never
 from omniretrieve.index.tuning.pseudo_queries import PseudoQuery
 from omniretrieve.runtime.progress import progress_bar
@@ -46,18 +48,20 @@ class TunedSource(Protocol):
 
     def query_language(self, query: str) -> str: ...
 
-    def passage_vectors(
-        self, model_id: str, documents: Sequence[StoredDocument]
-    ) -> tuple[dict[str, list[tuple[int, int]]], np.ndarray]: ...
+    def passage_fields(self, model_id: str, documents: Sequence[StoredDocument]) -> Fields: ...
 
 
 @dataclass
 class PseudoLists:
     fields: tuple[str, ...]
-    """The vector fields (model ids), in the order of each query's lists after BM25's."""
+    """The vector fields (model ids)."""
+    lists: tuple[str, ...]
+    """Each query's lists after BM25's, by name (``dense:<model>``, ``sparse:<model>``,
+    ``multivector:<model>``)."""
     queries: list[PseudoQuery]
     runs: list[list[dict[str, float]]]
-    """Per query: BM25's list, then one per field (document id -> score, best ``DEPTH``)."""
+    """Per query: BM25's list, then one per name of ``lists`` (document id -> score, best
+    ``DEPTH``)."""
     query_vectors: list[dict[str, np.ndarray]]
     """Per query: model id -> its vector."""
     masked_first_passage: dict[str, dict[str, np.ndarray]]
@@ -86,21 +90,41 @@ def pseudo_lists(
     dense_runs: list[list[dict[str, float]]] = []
     query_vectors: list[dict[str, np.ndarray]] = [{} for _ in queries]
     masked_first: dict[str, dict[str, np.ndarray]] = {}
+    names: list[str] = []
+    how = source.settings.aggregate
     for model_id in fields:
         checkpoint(should_stop)
         embedder = source.embedder(model_id)
-        vectors = encode_queries(embedder, [SearchQuery(t) for t in texts])
-        for row, vector in zip(query_vectors, vectors, strict=True):
-            row[model_id] = vector
-        spans, fresh = source.passage_vectors(model_id, list(masked.values()))
-        per_source, start = {}, 0
-        for doc_id in masked:
-            per_source[doc_id] = fresh[start : start + len(spans[doc_id])]
-            start += len(spans[doc_id])
-        masked_first[model_id] = {d: v[0] for d, v in per_source.items() if len(v)}
-        stored = state.passages.get(field_name(model_id), {})
-        passages = {d: per_source.get(d, stored.get(d, ((), None))[1]) for d in universe}
-        dense_runs.append(_dense_runs(passages, vectors, source.settings.aggregate))
+        outputs = model_outputs(embedder)
+        seen = [SearchQuery(t) for t in texts]
+        encoded = (
+            [{"dense": v} for v in encode_queries(embedder, seen)]
+            if outputs == ("dense",)
+            else encode_query_outputs(embedder, seen, outputs)
+        )
+        fresh = source.passage_fields(model_id, list(masked.values()))
+        for output in outputs:
+            field = field_name(model_id, output)
+            stored, masked_rows = state.passages.get(field, {}), fresh.get(field, {})
+            rows = {
+                d: masked_rows[d] if d in masked_rows else stored[d]
+                for d in universe
+                if d in masked_rows or d in stored
+            }
+            names.append(list_name(model_id, output))
+            asked = [e[output] for e in encoded]
+            if output == "dense":
+                for row, vector in zip(query_vectors, asked, strict=True):
+                    row[model_id] = vector
+                masked_first[model_id] = {d: v[0] for d, (_, v) in masked_rows.items() if len(v)}
+                passages = {d: v for d, (_, v) in rows.items()}
+                dense_runs.append(_dense_runs(passages, np.stack(asked), how))
+            elif output == "sparse":
+                sparse = SparseRows(rows.items())
+                dense_runs.append([sparse.search(q, DEPTH, None, how) for q in asked])
+            else:
+                multi = MultiVectorRows(rows.items(), embedder.model.multivector_reduce)
+                dense_runs.append([multi.search(q, DEPTH, None, how) for q in asked])
     runs = [
         [bm25_runs[i], *[field_runs[i] for field_runs in dense_runs]] for i in range(len(queries))
     ]
@@ -109,7 +133,14 @@ def pseudo_lists(
             for run in lists:
                 run.pop(query.doc_id, None)
     return PseudoLists(
-        fields, list(queries), runs, query_vectors, masked_first, masked, len(universe)
+        fields,
+        tuple(names),
+        list(queries),
+        runs,
+        query_vectors,
+        masked_first,
+        masked,
+        len(universe),
     )
 
 

@@ -115,7 +115,7 @@ def tune_for_rerankers(
         )
         fits[model_id] = CollectionTuning(
             method=best.method,
-            embedders=fields,
+            embedders=lists.lists,
             weights=best.weights,
             ndcg=best.ndcg,
             equal_ndcg=equal,
