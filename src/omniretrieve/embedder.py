@@ -281,6 +281,11 @@ class Embedder:
         return self.model.max_length
 
     @property
+    def outputs(self) -> frozenset[str]:
+        """What the model returns per input (:data:`~omniretrieve.multi_vector.OUTPUTS`)."""
+        return self.model.outputs
+
+    @property
     def modalities(self) -> frozenset[str]:
         return self.model.modalities
 

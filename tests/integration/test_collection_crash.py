@@ -15,8 +15,8 @@ import pytest
 
 from omniretrieve import Embedder
 from omniretrieve.index.collection import Collection, field_name
-from omniretrieve.index.field_outputs import sparse_rows
 from omniretrieve.index.documents import iter_jsonl_documents
+from omniretrieve.index.field_outputs import sparse_rows
 from tests.builders.crash import crash_embedder, run_and_kill
 from tests.builders.tiny_bge_m3 import build_tiny_bge_m3
 

@@ -8,8 +8,8 @@ collection has a multi-vector field only."""
 from __future__ import annotations
 
 from functools import cache
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest

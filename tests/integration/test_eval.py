@@ -408,7 +408,7 @@ def test_dataset_names_compare_all_per_metric_tables_and_speed(
     report = result.stdout
     assert "### ndcg@10" in report and "### recall@100" in report
     assert "| task | queries | bm25 | hybrid | hybrid+rerank |" in report
-    assert "| pipeline | queries | seconds | ms / query | queries / s |" in report
+    assert "| pipeline | queries | seconds | ms / query | queries / s | KB / document |" in report
     tested = [line.split(" | ")[2:4] for line in report.splitlines() if "| ndcg@10 |" in line]
     assert tested == [["bm25", "hybrid"], ["bm25", "hybrid+rerank"], ["hybrid", "hybrid+rerank"]]
     monkeypatch.chdir(tmp_path)

@@ -35,6 +35,7 @@ class CachingEmbedder:
         self._embedder: Embedder | None = None
         self._key: str | None = None
         self._languages: tuple[frozenset[str] | None] | None = None
+        self._outputs: frozenset[str] | None = None
 
     @property
     def wrapped(self) -> Embedder:
@@ -70,6 +71,17 @@ class CachingEmbedder:
     @property
     def fingerprint(self) -> str:
         return self.wrapped.fingerprint
+
+    @property
+    def outputs(self) -> frozenset[str]:
+        """What the model returns per input (dense, sparse, multivector), read from its
+        family without loading it."""
+        if self._embedder is not None:
+            return self._embedder.outputs
+        if self._outputs is None:
+            source = default_registry().resolve(self._model_id, allow_download=False)
+            self._outputs = frozenset(getattr(source.family.loader(), "outputs", {"dense"}))
+        return self._outputs
 
     def token_offsets(self, text: str) -> Iterator[tuple[int, int]]:
         return self.wrapped.token_offsets(text)

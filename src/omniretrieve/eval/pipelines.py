@@ -3,8 +3,12 @@
     pipeline   := (["ocr+"] first-stage ["+rerank" [":" reranker]] | "rerank" [":" reranker])
                   ["+mmr" [":" lambda]]
     first-stage:= "bm25" | "dense" [":" model] | "hybrid" [":" model ("," model)*]
+                  | ("sparse" | "multivector") ":" model ("," model)*
 
-``dense`` and ``hybrid`` without a model use the bundled default embedder. ``auto`` as the model
+``dense`` and ``hybrid`` without a model use the bundled default embedder. ``dense`` searches
+the models' dense vectors; ``sparse:<model>`` their learned token weights (BGE-M3's lexical
+matching) and ``multivector:<model>`` their per-token vectors (late interaction: BGE-M3,
+ColBERT, ColPali); ``hybrid`` fuses BM25 with every list each model gives. ``auto`` as the model
 means the three bundled embedders (MiniLM, English; USE, 16 languages; multilingual-e5-small,
 ~100 languages), each query routed to those trained on its language (hybrid: BM25 alone when
 none is; dense: all). ``hybrid`` fuses
@@ -29,7 +33,9 @@ from omniretrieve.models.registry import (
     MULTILINGUAL_EMBEDDER,
 )
 
-FIRST_STAGES = ("bm25", "dense", "hybrid")
+FIRST_STAGES = ("bm25", "dense", "hybrid", "sparse", "multivector")
+MODEL_OUTPUT_STAGES = ("sparse", "multivector")
+"""First stages that search one output of the models they name (dense search's mode)."""
 SUPPLIED_RUN = "run"
 """The mode of ``rerank[:model]``: its first stage is the run given with ``--rerank-run``."""
 AUTO_EMBEDDERS = (DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, E5_EMBEDDER)
@@ -50,6 +56,8 @@ class Pipeline:
     """``auto``: per query, the embedders trained on the query's language."""
     diversity: float | None = None
     """``+mmr``: MMR's lambda (None: no diversity stage)."""
+    outputs: tuple[str, ...] | None = None
+    """The models' lists searched (``dense``, ``sparse``, ``multivector``); None: all."""
 
 
 def parse_pipeline(spec: str) -> Pipeline:
@@ -112,7 +120,11 @@ def _parse_stages(spec: str, text: str | None = None) -> Pipeline:
             raise InputError(f"pipeline {spec!r}: bm25 takes no model", field="pipeline")
         mode = "sparse"
     else:
-        mode = kind
+        mode = "dense" if kind in MODEL_OUTPUT_STAGES else kind
+        if kind in MODEL_OUTPUT_STAGES and not colon:
+            raise InputError(
+                f"pipeline {spec!r}: {kind} names its model ({kind}:<model>)", field="pipeline"
+            )
         names = [m.strip() for m in models.split(",")] if colon else [DEFAULT_EMBEDDER]
         if not all(names):
             raise InputError(f"pipeline {spec!r}: an empty model name", field="pipeline")
@@ -121,4 +133,5 @@ def _parse_stages(spec: str, text: str | None = None) -> Pipeline:
                 raise InputError(f"pipeline {spec!r}: 'auto' stands alone", field="pipeline")
             return Pipeline(spec.strip(), mode, AUTO_EMBEDDERS, reranker, ocr, routing=True)
         embedders = tuple(names)
-    return Pipeline(spec.strip(), mode, embedders, reranker, ocr)
+    outputs = None if kind in ("bm25", "hybrid") else ("dense" if kind == "dense" else kind,)
+    return Pipeline(spec.strip(), mode, embedders, reranker, ocr, outputs=outputs)

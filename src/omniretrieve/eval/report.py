@@ -35,6 +35,7 @@ def to_json(report: EvalReport) -> dict[str, Any]:
                 "pipeline": r.pipeline,
                 "queries": r.queries,
                 "seconds": round(r.seconds, 3),
+                "memory_per_document": r.memory_per_document,
                 "skipped": r.skipped,
                 "metrics": r.metrics,
                 "per_query": {
@@ -250,20 +251,23 @@ def _speed_table(report: EvalReport, dataset: str, specs: list[str]) -> list[str
         ran = [r for r in ran if not r.skipped]
         count = sum(r.queries for r in ran)
         seconds = sum(r.seconds for r in ran)
+        memory = next((r.memory_per_document for r in ran if r.memory_per_document), None)
+        stored = "" if memory is None else f"{memory / 1024:,.1f}"
         if count and seconds > 0:
             rows.append(
                 f"| {spec} | {count} | {seconds:.2f} | {1000 * seconds / count:.1f} | "
-                f"{count / seconds:.1f} |"
+                f"{count / seconds:.1f} | {stored} |"
             )
     if not rows:
         return []
     return [
         "Speed on this machine (search and rerank; the collection's build is not counted, "
         "and a pipeline reuses the query vectors and first-stage lists of the pipelines run "
-        "before it, so its time is what it added):",
+        "before it, so its time is what it added; KB / document: the stored rows of the "
+        "fields it searches, float32):",
         "",
-        "| pipeline | queries | seconds | ms / query | queries / s |",
-        "|---|---|---|---|---|",
+        "| pipeline | queries | seconds | ms / query | queries / s | KB / document |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
     ]

@@ -23,6 +23,9 @@ class TaskResult:
     seconds: float = 0.0
     skipped: str | None = None
     """Why this pipeline could not run on this dataset (then there are no metrics)."""
+    memory_per_document: float | None = None
+    """Bytes a document's stored rows take in the fields the pipeline searches (None: BM25
+    alone, or a supplied run)."""
 
 
 @dataclass

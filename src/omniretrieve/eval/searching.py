@@ -39,6 +39,7 @@ from omniretrieve.eval.tuning import (
 )
 from omniretrieve.index.collection import Collection
 from omniretrieve.index.results import SearchHit
+from omniretrieve.index.settings import FIELD_OUTPUTS, field_name
 from omniretrieve.models.registry import default_registry
 
 ANSWER_CUTOFFS = (1, 5, 10, 20, 100)
@@ -275,6 +276,7 @@ def _run_task(
             instruction=run_options.instructions or None,
             snippets=False,  # ids and scores are what is scored
             diversity=pipeline.diversity,
+            outputs=pipeline.outputs,
         )
         found.update(zip(fold_queries, hits, strict=True))
     seconds = time.perf_counter() - started
@@ -291,4 +293,23 @@ def _run_task(
         scored.per_query,
         len(queries),
         seconds,
+        memory_per_document=memory_per_document(collection, pipeline),
     )
+
+
+def memory_per_document(collection: Collection, pipeline: Pipeline) -> float | None:
+    """The bytes a document's stored rows take, on average, in the fields the pipeline
+    searches (float32 rows: a dense vector per passage, a vector per token, a (token id,
+    weight) pair per learned weight); None for BM25 alone and supplied runs."""
+    if pipeline.mode in ("sparse", SUPPLIED_RUN) or not pipeline.embedders:
+        return None
+    state = collection.state()
+    documents = len(state.documents)
+    if not documents:
+        return None
+    total = 0
+    for model_id in pipeline.embedders:
+        for output in pipeline.outputs or FIELD_OUTPUTS:
+            per_doc = state.passages.get(field_name(model_id, output), {})
+            total += sum(rows.size * rows.itemsize for _, rows in per_doc.values())
+    return total / documents

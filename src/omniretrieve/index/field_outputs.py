@@ -30,7 +30,9 @@ MAX_TOKEN_ID = 2**24
 
 def model_outputs(embedder: Any) -> tuple[str, ...]:
     """The fields a collection keeps for this embedder's model, in list order."""
-    outputs = getattr(embedder.model, "outputs", frozenset({"dense"}))
+    outputs = getattr(embedder, "outputs", None)  # an eval embedder knows without loading
+    if outputs is None:
+        outputs = getattr(getattr(embedder, "model", None), "outputs", frozenset({"dense"}))
     return tuple(o for o in FIELD_OUTPUTS if o in outputs)
 
 

@@ -51,13 +51,21 @@ class FusionPolicy:
         tuned = self.tuned()
         return tuned.method if tuned is not None else "zscore"
 
-    def lists(self, models: Sequence[str]) -> tuple[str, ...]:
+    def lists(self, models: Sequence[str], outputs: Sequence[str] | None = None) -> tuple[str, ...]:
         """The first-stage lists of these vector fields' models, in fusion order: each
-        model's ``dense:``, ``sparse:`` and ``multivector:`` lists, those it has."""
+        model's ``dense:``, ``sparse:`` and ``multivector:`` lists, those it has (of
+        ``outputs``, when given)."""
         return tuple(
             name
             for model_id in models
-            for name in model_lists(model_id, model_outputs(self._source.embedder(model_id)))
+            for name in model_lists(
+                model_id,
+                [
+                    o
+                    for o in model_outputs(self._source.embedder(model_id))
+                    if outputs is None or o in outputs
+                ],
+            )
         )
 
     def weights(
@@ -65,13 +73,14 @@ class FusionPolicy:
         used: tuple[str, ...],
         override: Sequence[float] | None = None,
         fields: tuple[str, ...] | None = None,
+        outputs: Sequence[str] | None = None,
     ) -> list[float] | None:
-        """BM25's weight and those of the lists of the vector fields ``used``: from
-        ``override`` (one per list of ``fields``, the fields in play), the collection's
-        settings or its fit; None: equal weights."""
-        used_lists = self.lists(used)
+        """BM25's weight and those of the lists of the vector fields ``used`` (of
+        ``outputs``, when given): from ``override`` (one per list of ``fields``, the fields
+        in play), the collection's settings or its fit; None: equal weights."""
+        used_lists = self.lists(used, outputs)
         if override is not None:
-            named = used_lists if fields is None else self.lists(fields)
+            named = used_lists if fields is None else self.lists(fields, outputs)
             if len(override) != 1 + len(named) or any(w < 0 for w in override):
                 raise InputError(
                     "fusion_weights needs one non-negative weight for BM25 and one per list "

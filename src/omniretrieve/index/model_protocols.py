@@ -35,6 +35,10 @@ class IndexEmbedder(Protocol):
     def modalities(self) -> frozenset[str]: ...
 
     @property
+    def outputs(self) -> frozenset[str]:
+        """What the model returns per input: ``dense``, ``sparse``, ``multivector``."""
+
+    @property
     def languages(self) -> frozenset[str] | None: ...
 
     def encode(

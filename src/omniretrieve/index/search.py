@@ -77,9 +77,15 @@ class Searcher:
         snippets: bool = True,
         diversity: float | None = None,
         collapse_duplicates: bool = False,
+        outputs: Sequence[str] | None = None,
     ) -> list[list[SearchHit]]:
         """Search several queries with the same settings: their vectors are computed in one
         batch and the dense index is searched once for all of them.
+
+        Each vector field gives the lists its model has (``dense:<model>``,
+        ``sparse:<model>`` for learned token weights, ``multivector:<model>`` for late
+        interaction); ``outputs`` (some of ``dense``, ``sparse``, ``multivector``) keeps
+        those lists only.
 
         ``instruction`` goes to the embedders with the queries, and to a reranker that takes one
         (LLM yes/no rerankers; the others never see it): one for all, or per model
@@ -126,6 +132,7 @@ class Searcher:
             snippets=snippets,
             diversity=diversity,
             collapse_duplicates=collapse_duplicates,
+            outputs=outputs,
         )
         return self._run(plan, show_progress)
 

@@ -168,10 +168,14 @@ class PooledEmbedder:
     def dtype(self) -> str:
         return str(self._local.dtype)
 
-    def encode(
-        self, inputs: Any, *, task: str | None = None, instruction: str | None = None
-    ) -> EmbeddingResult:
-        return self._local.encode(inputs, task=task, instruction=instruction)
+    @property
+    def outputs(self) -> frozenset[str]:
+        return frozenset(self._local.model.outputs)
+
+    def encode(self, inputs: Any, **options: Any) -> EmbeddingResult:
+        """In this process (images, and models with learned-sparse or multi-vector
+        outputs: the workers return dense vectors)."""
+        return self._local.encode(inputs, **options)
 
     def token_offsets(self, text: str) -> Iterable[tuple[int, int]]:
         return self._local.token_offsets(text)

@@ -109,7 +109,8 @@ class LateInteractionEmbedder(PerTokenEmbedder):
         images = [i for i, item in enumerate(inputs) if isinstance(item, ImageInput)]
         found: dict[int, np.ndarray] = {}
         counts: dict[int, int] = {}
-        text_lengths = self.count_tokens([inputs[i].text for i in texts])  # type: ignore[union-attr]
+        # (a tokenizer given no text fails: a batch of images alone counts none)
+        text_lengths = self.count_tokens([inputs[i].text for i in texts]) if texts else []  # type: ignore[union-attr]
         for group, lengths in (
             (texts, text_lengths),
             (images, [IMAGE_TOKEN_ESTIMATE] * len(images)),

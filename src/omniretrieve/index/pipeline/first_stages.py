@@ -110,7 +110,13 @@ class FirstStages:
             seen = [
                 queries[i] if reads_images else SearchQuery(queries[i].readable_text) for i in read
             ]
-            outputs = model_outputs(self._source.embedder(model_id))
+            outputs = tuple(
+                o
+                for o in model_outputs(self._source.embedder(model_id))
+                if plan.outputs is None or o in plan.outputs
+            )
+            if not outputs:
+                continue
             if outputs != ("dense",):
                 found = self._token_lists(model_id, outputs, seen, plan, cache)
                 for index, (vector, lists) in zip(read, found, strict=True):
@@ -137,12 +143,12 @@ class FirstStages:
         instruction = plan.instructions.get(model_id)
         key = ("outputs", model_id, instruction)
         unencoded = list({q.key: q for q in queries if (*key, q.key) not in cache}.values())
-        if unencoded:
+        if unencoded:  # every output the model has: one encoding serves every search
+            embedder = self._source.embedder(model_id)
+            every = model_outputs(embedder)
             for query, encoded in zip(
                 unencoded,
-                encode_query_outputs(
-                    self._source.embedder(model_id), unencoded, outputs, instruction
-                ),
+                encode_query_outputs(embedder, unencoded, every, instruction),
                 strict=True,
             ):
                 cache[(*key, query.key)] = encoded

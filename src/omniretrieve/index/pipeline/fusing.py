@@ -16,7 +16,7 @@ def fuse(states: Sequence[QueryState], plan: SearchPlan, policy: FusionPolicy) -
     fields, kept as its ``fused`` list), cut to the candidates the rerank takes."""
     assert plan.mode is not None
     for state in states:
-        weights = policy.weights(state.used, plan.fusion_weights, plan.fields)
+        weights = policy.weights(state.used, plan.fusion_weights, plan.fields, plan.outputs)
         fused = policy.fuse(state.lists, weights, plan.mode, plan.fusion_method)
         if plan.mode == "hybrid" or len(state.lists) > 1:
             state.lists["fused"] = fused

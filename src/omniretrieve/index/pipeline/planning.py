@@ -15,6 +15,7 @@ from omniretrieve.index.fusion_policy import FusionPolicy
 from omniretrieve.index.pipeline.state import Diversity, RerankChoice, SearchPlan
 from omniretrieve.index.queries import check_readable, parse_queries
 from omniretrieve.index.search_source import SearchSource
+from omniretrieve.index.settings import FIELD_OUTPUTS
 
 MODES: tuple[str, ...] = ("dense", "sparse", "hybrid")
 FIRST_STAGE = 100
@@ -52,6 +53,7 @@ def plan_search(
     diversity: float | None = None,
     collapse_duplicates: bool = False,
     candidates: Sequence[Mapping[str, float]] | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> SearchPlan:
     """The plan of a search with these arguments (see :meth:`Searcher.search_many`);
     ``candidates``: the first stage is supplied (one list per query), nothing of the
@@ -84,7 +86,8 @@ def plan_search(
                 field="mode",
             )
         check_readable(parsed, mode, fields, lambda m: source.embedder(m).modalities)
-        fusion.weights(fields, fusion_weights, fields)  # checked before any work
+        outputs = _checked_outputs(fusion, fields, outputs, mode)
+        fusion.weights(fields, fusion_weights, fields, outputs)  # checked before any work
         method = fusion.method(fusion_method)
         if filter and not filters_itself:
             allowed = allowed_ids(source.state().documents, filter)
@@ -111,6 +114,7 @@ def plan_search(
         snippets=snippets,
         max_chars=max_chars,
         supplied=tuple(candidates) if candidates is not None else None,
+        outputs=None if outputs is None else tuple(outputs),
     )
 
 
@@ -152,3 +156,23 @@ def _vector_fields(source: SearchSource, embedders: Sequence[str] | None) -> tup
             field="embedders",
         )
     return tuple(embedders)
+
+
+def _checked_outputs(
+    fusion: FusionPolicy, fields: tuple[str, ...], outputs: Sequence[str] | None, mode: str
+) -> Sequence[str] | None:
+    """``outputs`` (which of the models' lists a search uses: dense, sparse, multivector;
+    None: all), checked: known names, and some list left for dense search."""
+    if outputs is None:
+        return None
+    if isinstance(outputs, str) or not all(o in FIELD_OUTPUTS for o in outputs) or not outputs:
+        raise InputError(
+            f"outputs names some of {', '.join(FIELD_OUTPUTS)}; got {outputs!r}", field="outputs"
+        )
+    if mode != "sparse" and fields and not fusion.lists(fields, outputs):
+        raise InputError(
+            f"the models of {', '.join(fields)} give no {' or '.join(outputs)} list "
+            f"(they give {', '.join(fusion.lists(fields))})",
+            field="outputs",
+        )
+    return outputs

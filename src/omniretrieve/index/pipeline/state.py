@@ -67,6 +67,9 @@ class SearchPlan:
     max_chars: int | None
     supplied: tuple[Mapping[str, float], ...] | None = None
     """Per query, a first stage computed elsewhere (document id -> score)."""
+    outputs: tuple[str, ...] | None = None
+    """Which of the models' lists the search uses (``dense``, ``sparse``, ``multivector``);
+    None: every list each model gives."""
 
 
 @dataclass
