@@ -30,7 +30,7 @@ MAX_TOKEN_ID = 2**24
 
 def model_outputs(embedder: Any) -> tuple[str, ...]:
     """The fields a collection keeps for this embedder's model, in list order."""
-    outputs = getattr(embedder, "outputs", None)  # an eval embedder knows without loading
+    outputs: Any = getattr(embedder, "outputs", None)  # eval's embedder knows without loading
     if outputs is None:
         outputs = getattr(getattr(embedder, "model", None), "outputs", frozenset({"dense"}))
     return tuple(o for o in FIELD_OUTPUTS if o in outputs)

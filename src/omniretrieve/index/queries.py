@@ -124,7 +124,7 @@ def encode_queries(
 ) -> np.ndarray:
     """Query vectors in the order given: texts through ``encode_texts`` (which eval caches on
     disk), images and composed queries through ``encode``."""
-    instructed = {} if instruction is None else {"instruction": instruction}
+    instructed: dict[str, Any] = {} if instruction is None else {"instruction": instruction}
     vectors = np.empty((len(queries), embedder.dimension), dtype=np.float32)
     texts = [i for i, q in enumerate(queries) if q.image is None]
     others = [i for i, q in enumerate(queries) if q.image is not None]
@@ -155,7 +155,7 @@ def encode_query_outputs(
     """Per query, each of the model's ``outputs`` from one pass: ``dense`` (its vector),
     ``sparse`` (its :class:`~omniretrieve.multi_vector.SparseEmbedding`), ``multivector``
     (its token vectors)."""
-    instructed = {} if instruction is None else {"instruction": instruction}
+    instructed: dict[str, Any] = {} if instruction is None else {"instruction": instruction}
     try:
         result = embedder.encode(
             [q.as_input() if q.image is not None else q.text for q in queries],

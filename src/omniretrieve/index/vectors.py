@@ -432,7 +432,7 @@ class MilvusStore:
     ) -> list[dict[str, float]]:
         """Candidates from Milvus (the documents of each query vector's nearest token rows),
         rescored exactly by MaxSim from the stored rows."""
-        runs = []
+        runs: list[dict[str, float]] = []
         for query in queries:
             if not len(query):
                 runs.append({})

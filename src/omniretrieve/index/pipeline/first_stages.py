@@ -146,12 +146,12 @@ class FirstStages:
         if unencoded:  # every output the model has: one encoding serves every search
             embedder = self._source.embedder(model_id)
             every = model_outputs(embedder)
-            for query, encoded in zip(
+            for query, outputs_of in zip(
                 unencoded,
                 encode_query_outputs(embedder, unencoded, every, instruction),
                 strict=True,
             ):
-                cache[(*key, query.key)] = encoded
+                cache[(*key, query.key)] = outputs_of
         encoded = [cache[(*key, q.key)] for q in queries]
         reduce = self._source.embedder(model_id).model.multivector_reduce
         found: list[dict[str, dict[str, float]]] = [{} for _ in queries]
