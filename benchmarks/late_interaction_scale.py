@@ -148,6 +148,7 @@ def milvus_lite(
 ) -> dict[str, object]:
     """The documents' token vectors as Milvus Lite rows (the collection's row format), then
     each query as a collection's multi-vector search runs it on Milvus."""
+    import shutil
     import tempfile
 
     from omniretrieve.index.milvus_store import MilvusVectors
@@ -178,6 +179,7 @@ def milvus_lite(
         latencies.append(time.perf_counter() - started)
         recalls.append(len(set(best.tolist()) & expected) / 10)
     milvus.close()
+    shutil.rmtree(folder, ignore_errors=True)
     latencies.sort()
     return {
         "codes": "milvus-lite rows + float32 rescoring",

@@ -223,3 +223,32 @@ def test_the_self_tuned_fusion_weighs_every_list(
         assert set(fit.alone) == {"bm25", *lists}
         hits = made.search("cell biology", top_k=3)
         assert hits and all(name in hits[0].scores for name in lists)
+
+
+def test_int8_collections_keep_int8_token_vectors(
+    tmp_path: Path, checkpoint: Path, m3: Embedder
+) -> None:
+    """``quantization="int8"``: the late-interaction index keeps int8 codes (a quarter of the
+    memory), and MaxSim from them stays near the exact one."""
+    from omniretrieve.index.token_search import TokenIndexes
+
+    model = str(checkpoint)
+    settings = CollectionSettings(embedders=(model,), quantization="int8")
+    with Collection.create("q", root=tmp_path, settings=settings, embedders={model: m3}) as made:
+        made.upsert(DOCUMENTS)
+        query = QUERIES[0]
+        q_colbert = reference(checkpoint, query)[2]
+        hits = made.search(query, top_k=len(DOCUMENTS), mode="dense", outputs=["multivector"])
+        assert len(hits) == len(DOCUMENTS)
+        texts = {d["id"]: d["text"] for d in DOCUMENTS}
+        for hit in hits:
+            exact = flag_colbert(q_colbert, reference(checkpoint, texts[hit.doc_id])[2])
+            assert set(hit.scores) == {f"multivector:{model}"}
+            assert hit.scores[f"multivector:{model}"] == pytest.approx(exact, abs=0.02)
+        field = field_name(model, "multivector")
+        sizes = {}
+        for codes in ("float32", "int8"):
+            tokens = TokenIndexes(made.state, lambda: "max", codes)  # type: ignore[arg-type]
+            tokens.search_multivector(field, [q_colbert], 3, None, "mean")
+            sizes[codes] = next(iter(tokens._multi.values())).index.memory_bytes
+        assert sizes["int8"] < sizes["float32"] / 2

@@ -61,6 +61,7 @@ class CollectionSearching:
         max_chars: int | None = None,
         diversity: float | None = None,
         collapse_duplicates: bool = False,
+        outputs: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """One query (a text, an image, or both: ``{"text": ..., "image": ...}``); see
         :meth:`search_many`."""
@@ -76,6 +77,7 @@ class CollectionSearching:
             max_chars=max_chars,
             diversity=diversity,
             collapse_duplicates=collapse_duplicates,
+            outputs=outputs,
         )[0]
 
     def search_report(

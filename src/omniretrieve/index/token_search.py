@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omniretrieve.index.field_outputs import passage_runs
-from omniretrieve.index.late_interaction import LateInteractionConfig, LateInteractionIndex
+from omniretrieve.index.late_interaction import Codes, LateInteractionConfig, LateInteractionIndex
 from omniretrieve.index.store import StoredState
 from omniretrieve.multi_vector import SparseEmbedding, maxsim
 
@@ -100,7 +100,10 @@ class MultiVectorRows:
     """MaxSim over documents' token vectors (document id -> (spans, rows))."""
 
     def __init__(
-        self, per_doc: Iterable[tuple[str, tuple[Sequence, np.ndarray]]], reduce: str
+        self,
+        per_doc: Iterable[tuple[str, tuple[Sequence, np.ndarray]]],
+        reduce: str,
+        codes: Codes = "float32",
     ) -> None:
         owners, doc_ids, blocks = [], [], []
         for position, (doc_id, (spans, rows)) in enumerate(per_doc):
@@ -109,7 +112,7 @@ class MultiVectorRows:
                 owners.append(position)
                 blocks.append(rows[first:end])
         self.passages = _Passages(np.asarray(owners, dtype=np.int64), doc_ids)
-        self.index = LateInteractionIndex(blocks, LateInteractionConfig(reduce=reduce))
+        self.index = LateInteractionIndex(blocks, LateInteractionConfig(codes, reduce=reduce))
 
     def search(
         self, query: np.ndarray, k: int, allowed: set[str] | None, how: str
@@ -127,9 +130,14 @@ class TokenIndexes:
     """A collection's learned-sparse and multi-vector indexes, one per field, built on first
     use from ``state()`` and dropped by :meth:`invalidate`."""
 
-    def __init__(self, state: Callable[[], StoredState], how: Callable[[], str]) -> None:
+    def __init__(
+        self, state: Callable[[], StoredState], how: Callable[[], str], codes: Codes = "float32"
+    ) -> None:
+        """``codes``: how the in-process late-interaction index keeps the token vectors it
+        rescores (the collection's ``quantization``: ``int8`` and ``binary`` keep int8)."""
         self._state = state
         self._how = how
+        self._codes = codes
         self._sparse: dict[str, SparseRows] = {}
         self._multi: dict[tuple[str, str], MultiVectorRows] = {}
 
@@ -162,7 +170,7 @@ class TokenIndexes:
         key = (field, reduce)
         if key not in self._multi:
             stored = self._state().passages.get(field, {}).items()
-            self._multi[key] = MultiVectorRows(stored, reduce)
+            self._multi[key] = MultiVectorRows(stored, reduce, self._codes)
         index = self._multi[key]
         return [index.search(q, k, allowed, self._how()) for q in queries]
 

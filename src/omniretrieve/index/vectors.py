@@ -145,7 +145,8 @@ class FaissStore:
         self._state = state
         self._dimension = dimension
         self._indexes: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
-        self._tokens = TokenIndexes(state, lambda: self._settings.aggregate)
+        codes = "float32" if settings.quantization == "float" else "int8"
+        self._tokens = TokenIndexes(state, lambda: self._settings.aggregate, codes)
 
     def sync(self, state: StoredState) -> None:
         self.invalidate()
