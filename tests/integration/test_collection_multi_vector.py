@@ -198,6 +198,16 @@ def test_the_same_scores_over_http(tmp_path: Path, checkpoint: Path, server_pool
             hits = [SimpleNamespace(**h) for h in found.json()["hits"]]
             assert len(hits) == len(DOCUMENTS)
             assert assert_reference_scores(hits, checkpoint, query, model) >= 2
+        late = client.post(
+            "/v1/collections/m3/search",
+            json={"query": QUERIES[0], "mode": "dense", "outputs": ["multivector"]},
+        )
+        assert late.status_code == 200, late.text
+        assert all(set(h["scores"]) == {f"multivector:{model}"} for h in late.json()["hits"])
+        wrong = client.post(
+            "/v1/collections/m3/search", json={"query": "x", "outputs": ["colbert"]}
+        )
+        assert wrong.status_code == 422 and wrong.json()["error"]["field"].startswith("outputs")
 
 
 def test_the_self_tuned_fusion_weighs_every_list(

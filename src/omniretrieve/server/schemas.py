@@ -304,6 +304,12 @@ class SearchRequest(BaseModel):
     collapse_duplicates: StrictBool = Field(
         False, description="Fold near-identical hits into the best of them (its `duplicates`)"
     )
+    outputs: list[Literal["dense", "sparse", "multivector"]] | None = Field(
+        None,
+        min_length=1,
+        description="Which of the models' lists dense and hybrid search use (BGE-M3: dense, "
+        "sparse, multivector; default: every list)",
+    )
 
     @field_validator("query", mode="before")
     @classmethod

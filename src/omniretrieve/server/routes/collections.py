@@ -184,6 +184,7 @@ async def search_collection(
             max_chars=body.max_chars,
             diversity=body.diversity,
             collapse_duplicates=body.collapse_duplicates,
+            outputs=body.outputs,
         )
 
     report = await locked(request, name, search)
