@@ -168,7 +168,8 @@ def test_index_tunes_and_the_cli_retunes_and_shows(tmp_path: Path, datasets_dir:
     runner = CliRunner()
     indexed = runner.invoke(app, ["index", "small", "--from", str(corpus), "--root", root])
     assert indexed.exit_code == 0, indexed.output
-    assert set(json.loads(indexed.stdout)["fusion"]["weights"]) == {"bm25", "all-MiniLM-L6-v2"}
+    weights = json.loads(indexed.stdout)["fusion"]["weights"]
+    assert set(weights) == {"bm25", "dense:all-MiniLM-L6-v2"}  # one per list, named as hits name it
     shown = runner.invoke(app, ["collections", "show", "small", "--root", root])
     first = json.loads(shown.stdout)["tuning"]
     assert first["documents"] == 150 and first["seed"] == 0

@@ -301,7 +301,7 @@ def _fusion(collection: Any) -> dict[str, Any]:
     return {
         "fusion": {
             "method": tuning.method,
-            "weights": dict(zip(("bm25", *tuning.embedders), tuning.weights, strict=True)),
+            "weights": dict(zip(("bm25", *tuning.lists), tuning.weights, strict=True)),
             "rerank_first_stage_share": None
             if tuning.rerank is None
             else tuning.rerank.first_stage_share,
