@@ -262,3 +262,29 @@ def test_int8_collections_keep_int8_token_vectors(
             tokens.search_multivector(field, [q_colbert], 3, None, "mean")
             sizes[codes] = next(iter(tokens._multi.values())).index.memory_bytes
         assert sizes["int8"] < sizes["float32"] / 2
+
+
+def test_the_command_line_journey(tmp_path: Path, checkpoint: Path) -> None:
+    """A JSONL file on disk, indexed with the BGE-M3 checkpoint by ``omniretrieve index``, then
+    searched by ``omniretrieve search``: each printed hit carries the reference's scores."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omniretrieve.cli import app
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCUMENTS))
+    root = str(tmp_path / "collections")
+    runner = CliRunner()
+    indexed = runner.invoke(
+        app, ["index", "m3", "--from", str(corpus), "-e", str(checkpoint), "--root", root]
+    )
+    assert indexed.exit_code == 0, indexed.output
+    found = runner.invoke(
+        app, ["search", "m3", QUERIES[1], "--root", root, "-k", "6", "--format", "jsonl"]
+    )
+    assert found.exit_code == 0, found.output
+    hits = [SimpleNamespace(**json.loads(line)) for line in found.stdout.splitlines() if line]
+    assert len(hits) == len(DOCUMENTS)
+    assert assert_reference_scores(hits, checkpoint, QUERIES[1]) >= 1
