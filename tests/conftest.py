@@ -20,6 +20,16 @@ CACHE_DIR = ROOT / ".cache"
 os.environ.setdefault("OMNIRETRIEVE_CPU_BF16", "0")
 
 
+@pytest.fixture(params=["faiss", "milvus"])
+def vector_store(request: pytest.FixtureRequest) -> str:
+    """Each collection test that takes it runs once per vector store (faiss, and Milvus Lite
+    where it is installed): the stores sit behind one interface and must behave the same."""
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus")
+        pytest.importorskip("milvus_lite")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     if not DATASETS.is_dir():

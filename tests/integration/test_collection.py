@@ -20,14 +20,6 @@ from omniretrieve.index.store import CollectionFormatError, CollectionLockedErro
 from tests.builders.collections import DOCS
 
 
-@pytest.fixture(params=["faiss", "milvus"])
-def vector_store(request: pytest.FixtureRequest) -> str:
-    if request.param == "milvus":
-        pytest.importorskip("pymilvus")
-        pytest.importorskip("milvus_lite")
-    return request.param
-
-
 @pytest.fixture()
 def tiny_collection(tmp_path: Path, tiny_bert_dir: Path, vector_store: str):
     model = str(tiny_bert_dir)

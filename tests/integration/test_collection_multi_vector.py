@@ -43,14 +43,6 @@ def m3(checkpoint: Path) -> Embedder:
     return Embedder(checkpoint, dtype="float32")
 
 
-@pytest.fixture(params=["faiss", "milvus"])
-def vector_store(request: pytest.FixtureRequest) -> str:
-    if request.param == "milvus":
-        pytest.importorskip("pymilvus")
-        pytest.importorskip("milvus_lite")
-    return request.param
-
-
 @cache
 def reference(path: Path, text: str) -> tuple[np.ndarray, dict[int, float], np.ndarray]:
     return flag_reference(path, text)

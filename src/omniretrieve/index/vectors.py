@@ -19,6 +19,7 @@ import numpy as np
 from omniretrieve.fusion import top
 from omniretrieve.index.dense import DenseConfig, DenseIndex
 from omniretrieve.index.languages import LanguageCache
+from omniretrieve.index.late_interaction import Codes
 from omniretrieve.index.milvus_documents import DOCUMENTS_FIELD, HeldState, MilvusDocumentRows
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors, row_version
@@ -125,46 +126,11 @@ def aggregate(passages: Sequence[tuple[str, float]], k: int, how: str) -> dict[s
     return dict(top(per_doc, k))
 
 
-class FaissStore:
-    """Exact or HNSW faiss indexes in this process, one per vector field, built lazily from
-    the state and dropped on every write."""
+class LocalTokenSearch:
+    """Learned-sparse and multi-vector search over the folder's rows, in this process
+    (:class:`~omniretrieve.index.token_search.TokenIndexes`); a store sets ``_tokens``."""
 
-    def __init__(
-        self,
-        settings: CollectionSettings,
-        state: Callable[[], StoredState],
-        dimension: Callable[[str], int],
-        *,
-        directory: Path,
-        name: str,
-        languages: LanguageCache | None = None,
-    ) -> None:
-        """``directory``, ``name`` and ``languages`` are unused: the indexes live in memory
-        only, and BM25 runs in the collection."""
-        self._settings = settings
-        self._state = state
-        self._dimension = dimension
-        self._indexes: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
-        codes = "float32" if settings.quantization == "float" else "int8"
-        self._tokens = TokenIndexes(state, lambda: self._settings.aggregate, codes)
-
-    def sync(self, state: StoredState) -> None:
-        self.invalidate()
-
-    def upsert(
-        self, state: StoredState, doc_ids: Sequence[str], new: Container[str] = frozenset()
-    ) -> None:
-        self.invalidate()
-
-    def delete(self, doc_ids: Sequence[str], state: StoredState | None = None) -> None:
-        self.invalidate()
-
-    def invalidate(self) -> None:
-        self._indexes.clear()
-        self._tokens.invalidate()
-
-    def close(self) -> None:
-        self.invalidate()
+    _tokens: TokenIndexes
 
     def search_sparse(
         self,
@@ -185,6 +151,48 @@ class FaissStore:
         reduce: str,
     ) -> list[dict[str, float]]:
         return self._tokens.search_multivector(field, queries, k, allowed, reduce)
+
+
+class FaissStore(LocalTokenSearch):
+    """Exact or HNSW faiss indexes in this process, one per vector field, built lazily from
+    the state and dropped on every write."""
+
+    def __init__(
+        self,
+        settings: CollectionSettings,
+        state: Callable[[], StoredState],
+        dimension: Callable[[str], int],
+        *,
+        directory: Path,
+        name: str,
+        languages: LanguageCache | None = None,
+    ) -> None:
+        """``directory``, ``name`` and ``languages`` are unused: the indexes live in memory
+        only, and BM25 runs in the collection."""
+        self._settings = settings
+        self._state = state
+        self._dimension = dimension
+        self._indexes: dict[str, tuple[DenseIndex, np.ndarray, list[str]]] = {}
+        codes: Codes = "float32" if settings.quantization == "float" else "int8"
+        self._tokens = TokenIndexes(state, lambda: self._settings.aggregate, codes)
+
+    def sync(self, state: StoredState) -> None:
+        self.invalidate()
+
+    def upsert(
+        self, state: StoredState, doc_ids: Sequence[str], new: Container[str] = frozenset()
+    ) -> None:
+        self.invalidate()
+
+    def delete(self, doc_ids: Sequence[str], state: StoredState | None = None) -> None:
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        self._indexes.clear()
+        self._tokens.invalidate()
+
+    def close(self) -> None:
+        self.invalidate()
 
     def bm25(self) -> None:
         return None
@@ -251,7 +259,7 @@ class FaissStore:
         return runs
 
 
-class MilvusStore:
+class MilvusStore(LocalTokenSearch):
     """Dense search in Milvus (Lite in the collection's folder, or a server/cluster): see
     :mod:`omniretrieve.index.milvus_store`. Filters become Milvus expressions."""
 
@@ -412,15 +420,6 @@ class MilvusStore:
         """Milvus holds its own copy, updated by upsert and delete; the learned-sparse
         indexes built here are dropped."""
         self._tokens.invalidate()
-
-    def search_sparse(
-        self,
-        field: str,
-        queries: Sequence[SparseEmbedding],
-        k: int,
-        allowed: set[str] | None,
-    ) -> list[dict[str, float]]:
-        return self._tokens.search_sparse(field, queries, k, allowed)
 
     def search_multivector(
         self,
