@@ -164,6 +164,10 @@ def test_a_colbert_collection_has_a_multi_vector_field_only(tmp_path: Path) -> N
             assert query.multivectors is not None and document.multivectors is not None
             expected = maxsim(query.multivectors[0], document.multivectors[0], "sum")
             assert hit.scores[f"multivector:{model}"] == pytest.approx(expected, abs=1e-5)
+        # the stages after the first read no dense vector of it: rerank, MMR, duplicates
+        reranked = c.search("the cat", top_k=3, rerank=True, diversity=0.5)
+        assert len(reranked) == 3 and all("rerank" in h.scores for h in reranked)
+        assert len(c.search("the cat", top_k=3, mode="hybrid", collapse_duplicates=True)) == 3
 
 
 def test_the_same_scores_over_http(tmp_path: Path, checkpoint: Path, server_pool) -> None:

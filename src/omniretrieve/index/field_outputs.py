@@ -120,18 +120,18 @@ def field_entries(
                 rows = [found.multivectors[i] for i in passages]
                 per_passage = [len(r) for r in rows]
             repeated = [span for span, n in zip(spans, per_passage, strict=True) for _ in range(n)]
-            width = 2 if output == "sparse" else _width(rows, output, found)
             matrix = (
                 np.vstack(rows).astype(np.float32)
-                if rows and any(len(np.atleast_2d(r)) for r in rows)
-                else np.zeros((0, width), np.float32)
+                if rows
+                else np.zeros((0, _width(output, found)), np.float32)
             )
             fields.setdefault(field_name(model_id, output), {})[doc_id] = (repeated, matrix)
     return fields
 
 
-def _width(rows: Sequence[np.ndarray], output: str, found: PassageOutputs) -> int:
-    for row in rows:
-        return int(np.atleast_2d(row).shape[-1])
+def _width(output: str, found: PassageOutputs) -> int:
+    """The width of an output's rows (for a document with no passage of it)."""
+    if output == "sparse":
+        return 2
     source = found.dense if output == "dense" else found.multivectors
     return int(np.atleast_2d(source[0]).shape[-1]) if source else 0

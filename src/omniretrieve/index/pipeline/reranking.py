@@ -15,6 +15,7 @@ from omniretrieve.index.candidate_rerank import (
     mixed_with_first_stage,
     rerank_candidates,
 )
+from omniretrieve.index.field_outputs import model_outputs
 from omniretrieve.index.milvus_documents import prefetch
 from omniretrieve.index.pipeline.state import QueryState, SearchPlan
 from omniretrieve.index.queries import SearchQuery, encode_queries
@@ -75,6 +76,8 @@ def _stored_first_passage(
     def lookup(model_id: str) -> tuple[np.ndarray, Any] | None:
         key = keys.get(model_id)
         if key is None or not query.has_text or query.image is not None:
+            return None
+        if "dense" not in model_outputs(source.embedder(key)):  # per-token vectors only
             return None
         if key not in query_vectors:  # (also when the search's own had an instruction)
             embedder = source.embedder(key)
