@@ -140,6 +140,19 @@ def main() -> None:
     )
 
 
+def wait_for_index(folder: Path) -> None:
+    """Wait until Milvus Lite has compacted and indexed the sealed rows: it does so in a
+    background worker after a flush, and searches before that scan unindexed segments.
+    (Lite's own drain point, through its private engine objects: a benchmark's measure of
+    the steady state, not product code.)"""
+    from milvus_lite.server_manager import server_manager_instance
+
+    for path, (_, db, _) in list(server_manager_instance._servers.items()):
+        if path.startswith(str(folder)):
+            for collection in list(db._collections.values()):
+                collection._wait_for_bg()
+
+
 def milvus_lite(
     documents: list[np.ndarray],
     queries: list[np.ndarray],
@@ -167,6 +180,8 @@ def milvus_lite(
             new={str(i) for i in batch},
         )
     milvus.seal()
+    inserted = time.perf_counter() - started
+    wait_for_index(folder)  # Lite indexes sealed rows in the background
     build = time.perf_counter() - started
     on_disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     latencies, recalls = [], []
@@ -185,6 +200,7 @@ def milvus_lite(
         "codes": "milvus-lite rows + float32 rescoring",
         "index": f"Milvus Lite AUTOINDEX, {CANDIDATE_TOKENS} rows per query vector",
         "build_s": round(build, 1),
+        "insert_s": round(inserted, 1),
         "bytes_per_document": round(on_disk / len(documents)),
         "rescoring_bytes_per_document": round(exact_index.memory_bytes / exact_index.size),
         "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
