@@ -57,7 +57,7 @@ def passage_runs(spans: Sequence[Any]) -> list[tuple[int, int]]:
         if row == len(spans) or tuple(spans[row]) != tuple(spans[start]):
             runs.append((start, row))
             start = row
-    return runs if spans else []
+    return runs
 
 
 @dataclass

@@ -22,6 +22,7 @@ import numpy as np
 
 from omniretrieve.index.field_outputs import passage_runs
 from omniretrieve.index.late_interaction import Codes, LateInteractionConfig, LateInteractionIndex
+from omniretrieve.index.passage_scores import aggregate, aggregate_rows
 from omniretrieve.index.store import StoredState
 from omniretrieve.multi_vector import SparseEmbedding, maxsim
 
@@ -43,19 +44,9 @@ class _Passages:
 
     def per_document(self, scores: np.ndarray, k: int, how: str) -> dict[str, float]:
         """Passage scores (``-inf``: not admitted) -> the best ``k`` documents."""
-        keep = np.isfinite(scores)
-        owners, kept = self.owners[keep], scores[keep].astype(np.float64)
-        if not owners.size:
-            return {}
-        if how == "max":
-            per_doc = np.full(len(self.doc_ids), -np.inf)
-            np.maximum.at(per_doc, owners, kept)
-        else:
-            per_doc = np.bincount(owners, weights=kept, minlength=len(self.doc_ids))
-            per_doc[np.setdiff1d(np.arange(len(self.doc_ids)), owners)] = -np.inf
-        present = np.flatnonzero(np.isfinite(per_doc))
-        order = present[np.lexsort((present, -per_doc[present]))][:k]
-        return {self.doc_ids[i]: float(per_doc[i]) for i in order}
+        kept = np.flatnonzero(np.isfinite(scores))
+        best_first = kept[np.argsort(-scores[kept], kind="stable")]
+        return aggregate_rows(self.owners[best_first], scores[best_first], self.doc_ids, k, how)
 
 
 class SparseRows:
@@ -179,13 +170,11 @@ class TokenIndexes:
     ) -> dict[str, float]:
         """The exact MaxSim of these documents (the best ``k``), read from the stored rows."""
         per_doc = self._state().passages.get(field, {})
-        how = self._how()
-        scores: dict[str, float] = {}
-        for doc_id in doc_ids:
-            if doc_id not in per_doc:
-                continue
-            spans, rows = per_doc[doc_id]
-            passages = [maxsim(query, rows[a:b], reduce) for a, b in passage_runs(spans)]
-            if passages:
-                scores[doc_id] = max(passages) if how == "max" else float(sum(passages))
-        return dict(sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k])
+        passages = [
+            (doc_id, maxsim(query, rows[a:b], reduce))
+            for doc_id in doc_ids
+            if doc_id in per_doc
+            for spans, rows in [per_doc[doc_id]]
+            for a, b in passage_runs(spans)
+        ]
+        return aggregate(passages, k, self._how())

@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from omniretrieve.fusion import top
 from omniretrieve.index.dense import DenseConfig, DenseIndex
 from omniretrieve.index.languages import LanguageCache
 from omniretrieve.index.late_interaction import Codes
 from omniretrieve.index.milvus_documents import DOCUMENTS_FIELD, HeldState, MilvusDocumentRows
 from omniretrieve.index.milvus_sparse import MilvusSparse
 from omniretrieve.index.milvus_store import BM25_FIELD, MilvusVectors, row_version
+from omniretrieve.index.passage_scores import aggregate, aggregate_rows
 from omniretrieve.index.settings import VECTOR_STORE_NAMES, CollectionSettings, field_name
 from omniretrieve.index.store import StoredState
 from omniretrieve.index.token_search import TokenIndexes
@@ -96,34 +96,6 @@ class VectorStore(Protocol):
         """The store's own BM25 (``sparse="milvus"``: a
         :class:`~omniretrieve.index.milvus_sparse.MilvusSparse`), or None: BM25 runs here."""
         ...
-
-
-def aggregate_rows(
-    owners: np.ndarray, scores: np.ndarray, doc_ids: list[str], k: int, how: str
-) -> dict[str, float]:
-    """Passage hits (their documents' positions, best first) -> the best ``k`` documents."""
-    if owners.size == 0:
-        return {}
-    if how == "max":  # hits come best first: a document's first is its max
-        positions, first = np.unique(owners, return_index=True)
-        per_doc: np.ndarray = scores[first].astype(np.float64)
-    else:
-        positions, inverse = np.unique(owners, return_inverse=True)
-        per_doc = np.bincount(inverse, weights=scores.astype(np.float64))
-    order = np.lexsort((positions, -per_doc))[:k]
-    chosen = positions[order].tolist()
-    return dict(zip([doc_ids[i] for i in chosen], per_doc[order].tolist(), strict=True))
-
-
-def aggregate(passages: Sequence[tuple[str, float]], k: int, how: str) -> dict[str, float]:
-    """Passage scores -> document scores (max or sum), best ``k`` documents."""
-    per_doc: dict[str, float] = {}
-    for doc_id, score in passages:
-        if how == "max":
-            per_doc[doc_id] = max(per_doc.get(doc_id, -np.inf), score)
-        else:
-            per_doc[doc_id] = per_doc.get(doc_id, 0.0) + score
-    return dict(top(per_doc, k))
 
 
 class LocalTokenSearch:

@@ -141,10 +141,10 @@ class FirstStages:
         """A model with learned-sparse or multi-vector outputs: per query, its dense vector
         (None without one) and a list per field, from one encoding pass for all outputs."""
         instruction = plan.instructions.get(model_id)
+        embedder = self._source.embedder(model_id)
         key = ("outputs", model_id, instruction)
         unencoded = list({q.key: q for q in queries if (*key, q.key) not in cache}.values())
         if unencoded:  # every output the model has: one encoding serves every search
-            embedder = self._source.embedder(model_id)
             every = model_outputs(embedder)
             for query, outputs_of in zip(
                 unencoded,
@@ -153,7 +153,7 @@ class FirstStages:
             ):
                 cache[(*key, query.key)] = outputs_of
         encoded = [cache[(*key, q.key)] for q in queries]
-        reduce = self._source.embedder(model_id).model.multivector_reduce
+        reduce = embedder.model.multivector_reduce
         found: list[dict[str, dict[str, float]]] = [{} for _ in queries]
         for output in outputs:
             run_key = ("list", list_name(model_id, output), instruction, plan.depth)
